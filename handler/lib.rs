@@ -1,0 +1,1 @@
+//! acr-purge library.
