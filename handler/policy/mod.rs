@@ -1,0 +1,110 @@
+//! What to delete: filters, ages and rules, validated before any request is made.
+//!
+//! A [`Policy`] is a list of [`Rule`]s plus `protect` patterns. Each rule decides exactly as
+//! one `acr purge` run with the same flags would; an item is deleted when at least one rule
+//! selects it and nothing protects it.
+
+mod ago;
+mod filter;
+
+pub use ago::{Ago, AgoError, MAX_AGO};
+pub use filter::{BACKTRACK_LIMIT, Filter, FilterError, MatchError, TagMatcher};
+
+/// One purge rule: the flags of one `acr purge` invocation.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// `--filter` values; empty only with `untagged_only` (then every repository is covered).
+    pub filters: Vec<Filter>,
+    /// `--ago`: only items last updated before now minus this are eligible.
+    pub ago: Ago,
+    /// `--keep`: the number of most recent eligible items to keep.
+    pub keep: usize,
+    /// `--untagged`: also delete manifests left without tags.
+    pub untagged: bool,
+    /// `--untagged-only`: only delete manifests without tags.
+    pub untagged_only: bool,
+    /// `--include-locked`: locked items become eligible and are unlocked before deletion.
+    pub include_locked: bool,
+}
+
+/// The whole purge policy.
+#[derive(Debug, Clone, Default)]
+pub struct Policy {
+    /// The rules; an item is deleted when at least one selects it.
+    pub rules: Vec<Rule>,
+    /// `repository:tag` patterns whose tags are never deleted.
+    pub protect: Vec<Filter>,
+}
+
+/// A rule whose flags contradict each other.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct RuleError(String);
+
+impl Rule {
+    /// Checks the flag combinations acr purge checks.
+    pub fn validate(&self) -> Result<(), RuleError> {
+        if self.untagged && self.untagged_only {
+            return Err(RuleError(
+                "--untagged and --untagged-only cannot be used together".to_string(),
+            ));
+        }
+        if self.filters.is_empty() && !self.untagged_only {
+            return Err(RuleError(
+                "--filter is required when not using --untagged-only".to_string(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether this rule deletes untagged manifests.
+    pub fn purges_manifests(&self) -> bool {
+        self.untagged || self.untagged_only
+    }
+
+    /// Whether this rule covers `repository`, and with which tag matcher. With
+    /// `--untagged-only` and no filter, every repository is covered (with no tag matcher).
+    pub fn coverage(&self, repository: &str) -> Result<Option<Coverage>, MatchError> {
+        if self.filters.is_empty() {
+            return Ok(Some(Coverage { tags: None }));
+        }
+        Ok(TagMatcher::for_repository(&self.filters, repository)?
+            .map(|tags| Coverage { tags: Some(tags) }))
+    }
+}
+
+/// How a rule covers one repository.
+#[derive(Debug, Clone)]
+pub struct Coverage {
+    /// The tag matcher, absent when the rule has no filter (`--untagged-only` alone).
+    pub tags: Option<TagMatcher>,
+}
+
+impl Policy {
+    /// Validates every rule.
+    pub fn validate(&self) -> Result<(), RuleError> {
+        if self.rules.is_empty() {
+            return Err(RuleError("the policy has no rule".to_string()));
+        }
+        for (index, rule) in self.rules.iter().enumerate() {
+            rule.validate().map_err(|e| {
+                if self.rules.len() == 1 {
+                    e
+                } else {
+                    RuleError(format!("rule {}: {}", index + 1, e.0))
+                }
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Whether `repository:tag` matches a `protect` pattern; returns the pattern.
+    pub fn protecting(&self, repository: &str, tag: &str) -> Result<Option<&Filter>, MatchError> {
+        for pattern in &self.protect {
+            if pattern.matches_repository(repository)? && pattern.matches_tag(tag)? {
+                return Ok(Some(pattern));
+            }
+        }
+        Ok(None)
+    }
+}
