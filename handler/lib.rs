@@ -5,3 +5,4 @@
 //! the tests.
 
 pub mod policy;
+pub mod registry;

@@ -1,0 +1,621 @@
+//! The ACR data-plane client: catalog, tag and manifest listings, manifest bodies, lock
+//! attributes and deletions, over HTTP with sign-in, retries and throttling.
+
+mod auth;
+mod endpoint;
+pub mod model;
+mod paging;
+mod transport;
+
+pub use auth::{ACR_SCOPE, Credentials, ZERO_GUID};
+pub use endpoint::{Endpoint, EndpointError};
+pub use transport::{RequestStats, RetryPolicy, StatsSnapshot};
+
+use auth::{Authenticator, Scope};
+use model::{
+    CatalogPage, ManifestAttributes, ManifestBody, ManifestPage, SingleManifest, SingleTag,
+    TagAttributes, TagPage,
+};
+use reqwest::{Method, Response, StatusCode};
+use std::time::Duration;
+use transport::{Transport, error_chain};
+
+/// Tags and manifests are listed in pages of this size (acr purge's hard-coded value).
+pub const LIST_PAGE_SIZE: usize = 100;
+
+/// A failed registry operation; every variant names the operation in `context`.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RegistryError {
+    /// 401/403 after a fresh token: the identity lacks a permission.
+    #[error("{context}: permission denied (HTTP {status})")]
+    Denied {
+        /// The operation.
+        context: String,
+        /// 401 or 403.
+        status: u16,
+    },
+    /// Still throttled (429) after waiting `waited`.
+    #[error("{context}: still throttled (HTTP 429) after waiting {waited:?}")]
+    Throttled {
+        /// The operation.
+        context: String,
+        /// Time spent waiting.
+        waited: Duration,
+    },
+    /// An unexpected HTTP status.
+    #[error("{context}: HTTP {status}: {body}")]
+    Status {
+        /// The operation.
+        context: String,
+        /// The status code.
+        status: u16,
+        /// The start of the response body.
+        body: String,
+    },
+    /// The registry could not be reached.
+    #[error("{context}: {message}")]
+    Transport {
+        /// The operation.
+        context: String,
+        /// The transport error chain.
+        message: String,
+    },
+    /// The answer did not have the expected shape.
+    #[error("{context}: {problem}")]
+    Protocol {
+        /// The operation.
+        context: String,
+        /// What was wrong.
+        problem: String,
+    },
+    /// Signing in failed.
+    #[error("authentication failed: {0}")]
+    Auth(String),
+}
+
+impl RegistryError {
+    /// Whether this is a permission problem, which stops the whole run.
+    pub fn is_denied(&self) -> bool {
+        matches!(self, RegistryError::Denied { .. } | RegistryError::Auth(_))
+    }
+}
+
+/// How a delete request ended when it did not fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum DeleteStatus {
+    /// 200/202: deleted.
+    Deleted,
+    /// 404: already gone (counted as deleted, as acr purge does).
+    NotFound,
+    /// 405: the registry refused (locked); skipped, not counted.
+    NotAllowed,
+}
+
+/// Connection options.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// Maximum requests in flight.
+    pub concurrency: usize,
+    /// Retry and throttling behaviour.
+    pub retry: RetryPolicy,
+    /// Repositories per token on ABAC registries (`ABAC_BATCH_SIZE`, default 10).
+    pub abac_batch_size: usize,
+    /// Extra trusted root certificates (PEM), besides the system roots and `SSL_CERT_FILE`.
+    pub extra_roots_pem: Vec<Vec<u8>>,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            concurrency: 8,
+            retry: RetryPolicy::default(),
+            abac_batch_size: 10,
+            extra_roots_pem: Vec::new(),
+        }
+    }
+}
+
+/// A signed-in client of one registry.
+pub struct RegistryClient {
+    endpoint: Endpoint,
+    transport: Transport,
+    auth: Authenticator,
+    abac_batch_size: usize,
+}
+
+impl RegistryClient {
+    /// Probes `/v2/` and signs in. `credentials` is `None` when no `-u/-p` was given: then
+    /// the registry's challenge decides (200: anonymous; Bearer: the Azure credential of the
+    /// environment; Basic: an error asking for `-u/-p`).
+    pub async fn connect(
+        endpoint: Endpoint,
+        credentials: Option<Credentials>,
+        options: ClientOptions,
+    ) -> Result<RegistryClient, RegistryError> {
+        let http = build_http(&options)?;
+        let transport = Transport::new(http, options.retry.clone(), options.concurrency);
+        let url = endpoint.url("/v2/");
+        let probe = transport
+            .execute(&format!("reaching registry {}", endpoint.host()), || {
+                transport.http.get(&url)
+            })
+            .await?;
+        let status = probe.status();
+        let challenge = probe
+            .headers()
+            .get(reqwest::header::WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok())
+            .map(auth::parse_challenge);
+        let service = challenge
+            .as_ref()
+            .and_then(|(_, params)| params.get("service").cloned());
+        let credentials = match (credentials, status) {
+            (Some(credentials), _) => credentials,
+            (None, s) if s.is_success() => Credentials::Anonymous,
+            (None, StatusCode::UNAUTHORIZED) => match challenge {
+                Some((scheme, _)) if scheme == "bearer" => Credentials::from_environment()?,
+                _ => {
+                    return Err(RegistryError::Auth(format!(
+                        "registry {} asks for a username and password (-u/-p)",
+                        endpoint.host()
+                    )));
+                }
+            },
+            (None, status) => {
+                return Err(RegistryError::Status {
+                    context: format!("probing {url}"),
+                    status: status.as_u16(),
+                    body: short_body(probe).await,
+                });
+            }
+        };
+        let auth = Authenticator::new(credentials, &endpoint, service);
+        Ok(RegistryClient {
+            endpoint,
+            transport,
+            auth,
+            abac_batch_size: options.abac_batch_size,
+        })
+    }
+
+    /// The registry endpoint.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// What the transport has done so far.
+    pub fn stats(&self) -> StatsSnapshot {
+        self.transport.stats.snapshot()
+    }
+
+    /// Whether the registry turned out to use ABAC repository permissions.
+    pub fn is_abac(&self) -> bool {
+        self.auth.is_abac()
+    }
+
+    /// Announces the repositories the run will touch, so that ABAC tokens cover them in
+    /// batches instead of one token per repository.
+    pub fn plan_token_batches(&self, repositories: &[String]) {
+        self.auth.set_batches(repositories, self.abac_batch_size);
+    }
+
+    /// All repository names, sorted, from `/v2/_catalog` in pages of `page_size`.
+    pub async fn catalog(&self, page_size: usize) -> Result<Vec<String>, RegistryError> {
+        let first = format!("/v2/_catalog?n={page_size}");
+        let pages = paging::Pager::new(first, page_size, "listing the repository catalog");
+        let mut names = pages
+            .collect(
+                self,
+                &Scope::Catalog,
+                |bytes| {
+                    let page: CatalogPage = serde_json::from_slice(bytes)?;
+                    Ok(page.repositories.unwrap_or_default())
+                },
+                |name| name.clone(),
+            )
+            .await?
+            .unwrap_or_default();
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+
+    /// Every tag of `repository`, newest `lastUpdateTime` first (server order). `None` when
+    /// the repository does not exist.
+    pub async fn list_tags(
+        &self,
+        repository: &str,
+    ) -> Result<Option<Vec<TagAttributes>>, RegistryError> {
+        let first = format!(
+            "/acr/v1/{}/_tags?n={LIST_PAGE_SIZE}&orderby=timedesc",
+            encode_repo(repository)
+        );
+        paging::Pager::new(
+            first,
+            LIST_PAGE_SIZE,
+            &format!("listing tags of {repository}"),
+        )
+        .collect(
+            self,
+            &Scope::Repository(repository.to_string()),
+            |bytes| {
+                let page: TagPage = serde_json::from_slice(bytes)?;
+                Ok(page.tags.unwrap_or_default())
+            },
+            |tag| tag.name.clone(),
+        )
+        .await
+    }
+
+    /// Every manifest of `repository`, in digest order. `None` when the repository does not
+    /// exist.
+    pub async fn list_manifests(
+        &self,
+        repository: &str,
+    ) -> Result<Option<Vec<ManifestAttributes>>, RegistryError> {
+        let first = format!(
+            "/acr/v1/{}/_manifests?n={LIST_PAGE_SIZE}",
+            encode_repo(repository)
+        );
+        paging::Pager::new(
+            first,
+            LIST_PAGE_SIZE,
+            &format!("listing manifests of {repository}"),
+        )
+        .collect(
+            self,
+            &Scope::Repository(repository.to_string()),
+            |bytes| {
+                let page: ManifestPage = serde_json::from_slice(bytes)?;
+                Ok(page.manifests.unwrap_or_default())
+            },
+            |m| m.digest.clone().unwrap_or_default(),
+        )
+        .await
+    }
+
+    /// The body of manifest `digest`, reduced to children and subject. `None` on 404.
+    pub async fn manifest_body(
+        &self,
+        repository: &str,
+        digest: &str,
+    ) -> Result<Option<ManifestBody>, RegistryError> {
+        let path = format!(
+            "/v2/{}/manifests/{}",
+            encode_repo(repository),
+            encode_segment(digest)
+        );
+        let context = format!("reading manifest {repository}@{digest}");
+        let response = self
+            .send(
+                Method::GET,
+                &path,
+                repository,
+                &context,
+                Some(model::MANIFEST_ACCEPT),
+                None,
+            )
+            .await?;
+        match response.status() {
+            StatusCode::NOT_FOUND => Ok(None),
+            s if s.is_success() => Ok(Some(decode(response, &context).await?)),
+            _ => Err(unexpected(response, &context).await),
+        }
+    }
+
+    /// The current attributes of one tag. `None` on 404.
+    pub async fn tag(
+        &self,
+        repository: &str,
+        tag: &str,
+    ) -> Result<Option<TagAttributes>, RegistryError> {
+        let path = format!(
+            "/acr/v1/{}/_tags/{}",
+            encode_repo(repository),
+            encode_segment(tag)
+        );
+        let context = format!("reading tag {repository}:{tag}");
+        let response = self
+            .send(Method::GET, &path, repository, &context, None, None)
+            .await?;
+        match response.status() {
+            StatusCode::NOT_FOUND => Ok(None),
+            s if s.is_success() => Ok(Some(decode::<SingleTag>(response, &context).await?.tag)),
+            _ => Err(unexpected(response, &context).await),
+        }
+    }
+
+    /// The current attributes of one manifest. `None` on 404.
+    pub async fn manifest(
+        &self,
+        repository: &str,
+        digest: &str,
+    ) -> Result<Option<ManifestAttributes>, RegistryError> {
+        let path = format!(
+            "/acr/v1/{}/_manifests/{}",
+            encode_repo(repository),
+            encode_segment(digest)
+        );
+        let context = format!("reading manifest attributes {repository}@{digest}");
+        let response = self
+            .send(Method::GET, &path, repository, &context, None, None)
+            .await?;
+        match response.status() {
+            StatusCode::NOT_FOUND => Ok(None),
+            s if s.is_success() => Ok(Some(
+                decode::<SingleManifest>(response, &context).await?.manifest,
+            )),
+            _ => Err(unexpected(response, &context).await),
+        }
+    }
+
+    /// Unlocks a tag (`deleteEnabled` and `writeEnabled` set to true).
+    pub async fn unlock_tag(&self, repository: &str, tag: &str) -> Result<(), RegistryError> {
+        let path = format!(
+            "/acr/v1/{}/_tags/{}",
+            encode_repo(repository),
+            encode_segment(tag)
+        );
+        self.unlock(
+            &path,
+            repository,
+            &format!("unlocking tag {repository}:{tag}"),
+        )
+        .await
+    }
+
+    /// Unlocks a manifest (`deleteEnabled` and `writeEnabled` set to true).
+    pub async fn unlock_manifest(
+        &self,
+        repository: &str,
+        digest: &str,
+    ) -> Result<(), RegistryError> {
+        let path = format!(
+            "/acr/v1/{}/_manifests/{}",
+            encode_repo(repository),
+            encode_segment(digest)
+        );
+        self.unlock(
+            &path,
+            repository,
+            &format!("unlocking manifest {repository}@{digest}"),
+        )
+        .await
+    }
+
+    /// Deletes (untags) one tag; the manifest stays.
+    pub async fn delete_tag(
+        &self,
+        repository: &str,
+        tag: &str,
+    ) -> Result<DeleteStatus, RegistryError> {
+        let path = format!(
+            "/acr/v1/{}/_tags/{}",
+            encode_repo(repository),
+            encode_segment(tag)
+        );
+        self.delete(
+            &path,
+            repository,
+            &format!("deleting tag {repository}:{tag}"),
+        )
+        .await
+    }
+
+    /// Deletes one manifest by digest, with all its tags (and, on ACR, its referrers).
+    pub async fn delete_manifest(
+        &self,
+        repository: &str,
+        digest: &str,
+    ) -> Result<DeleteStatus, RegistryError> {
+        let path = format!(
+            "/v2/{}/manifests/{}",
+            encode_repo(repository),
+            encode_segment(digest)
+        );
+        self.delete(
+            &path,
+            repository,
+            &format!("deleting manifest {repository}@{digest}"),
+        )
+        .await
+    }
+
+    async fn unlock(
+        &self,
+        path: &str,
+        repository: &str,
+        context: &str,
+    ) -> Result<(), RegistryError> {
+        let body = serde_json::json!({"deleteEnabled": true, "writeEnabled": true});
+        let response = self
+            .send(Method::PATCH, path, repository, context, None, Some(&body))
+            .await?;
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            Err(unexpected(response, context).await)
+        }
+    }
+
+    async fn delete(
+        &self,
+        path: &str,
+        repository: &str,
+        context: &str,
+    ) -> Result<DeleteStatus, RegistryError> {
+        let response = self
+            .send(Method::DELETE, path, repository, context, None, None)
+            .await?;
+        match response.status() {
+            s if s.is_success() => Ok(DeleteStatus::Deleted),
+            StatusCode::NOT_FOUND => Ok(DeleteStatus::NotFound),
+            StatusCode::METHOD_NOT_ALLOWED => Ok(DeleteStatus::NotAllowed),
+            _ => Err(unexpected(response, context).await),
+        }
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        repository: &str,
+        context: &str,
+        accept: Option<&str>,
+        json: Option<&serde_json::Value>,
+    ) -> Result<Response, RegistryError> {
+        self.send_scoped(
+            method,
+            path,
+            &Scope::Repository(repository.to_string()),
+            context,
+            accept,
+            json,
+        )
+        .await
+    }
+
+    /// Sends an authorised request; a 401 is answered once by fetching fresh tokens, a second
+    /// 401 (or a 403) is a permission error.
+    async fn send_scoped(
+        &self,
+        method: Method,
+        path: &str,
+        scope: &Scope,
+        context: &str,
+        accept: Option<&str>,
+        json: Option<&serde_json::Value>,
+    ) -> Result<Response, RegistryError> {
+        let url = self.endpoint.url(path);
+        let mut refreshed = false;
+        loop {
+            let header = self.auth.header(&self.transport, scope).await?;
+            let response = self
+                .transport
+                .execute(context, || {
+                    let mut request = self.transport.http.request(method.clone(), &url);
+                    if let Some(value) = &header {
+                        request = request.header(reqwest::header::AUTHORIZATION, value);
+                    }
+                    if let Some(accept) = accept {
+                        request = request.header(reqwest::header::ACCEPT, accept);
+                    }
+                    if let Some(json) = json {
+                        request = request.json(json);
+                    }
+                    request
+                })
+                .await?;
+            let status = response.status();
+            if status == StatusCode::UNAUTHORIZED && !refreshed && self.auth.can_refresh() {
+                refreshed = true;
+                self.auth.invalidate(scope).await;
+                continue;
+            }
+            if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+                return Err(RegistryError::Denied {
+                    context: context.to_string(),
+                    status: status.as_u16(),
+                });
+            }
+            return Ok(response);
+        }
+    }
+}
+
+fn build_http(options: &ClientOptions) -> Result<reqwest::Client, RegistryError> {
+    let fail = |problem: String| RegistryError::Auth(format!("TLS set-up: {problem}"));
+    let mut builder = reqwest::Client::builder()
+        .user_agent(concat!("acr-purge/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(Duration::from_secs(15))
+        .pool_max_idle_per_host(options.concurrency.max(1));
+    let mut pems = options.extra_roots_pem.clone();
+    if let Some(path) = std::env::var_os("SSL_CERT_FILE").filter(|p| !p.is_empty()) {
+        let pem = std::fs::read(&path).map_err(|e| {
+            fail(format!(
+                "reading SSL_CERT_FILE {}: {e}",
+                path.to_string_lossy()
+            ))
+        })?;
+        pems.push(pem);
+    }
+    for pem in pems {
+        for certificate in reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| fail(format!("parsing PEM certificates: {}", error_chain(&e))))?
+        {
+            builder = builder.add_root_certificate(certificate);
+        }
+    }
+    builder.build().map_err(|e| fail(error_chain(&e)))
+}
+
+async fn decode<T: serde::de::DeserializeOwned>(
+    response: Response,
+    context: &str,
+) -> Result<T, RegistryError> {
+    let bytes = response
+        .bytes()
+        .await
+        .map_err(|e| RegistryError::Transport {
+            context: context.to_string(),
+            message: error_chain(&e),
+        })?;
+    serde_json::from_slice(&bytes).map_err(|e| RegistryError::Protocol {
+        context: context.to_string(),
+        problem: format!("unexpected JSON: {e}"),
+    })
+}
+
+async fn unexpected(response: Response, context: &str) -> RegistryError {
+    let status = response.status().as_u16();
+    RegistryError::Status {
+        context: context.to_string(),
+        status,
+        body: short_body(response).await,
+    }
+}
+
+/// The start of a response body, for error messages.
+pub(crate) async fn short_body(response: Response) -> String {
+    let text = response.text().await.unwrap_or_default();
+    let text = text.trim();
+    match text.char_indices().nth(300) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_string(),
+    }
+}
+
+/// Percent-encodes a repository name for a path, keeping its `/` separators.
+fn encode_repo(repository: &str) -> String {
+    repository
+        .split('/')
+        .map(encode_segment)
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Percent-encodes one path segment (tags, digests); `:` is kept, as ACR expects it raw.
+fn encode_segment(segment: &str) -> String {
+    let mut out = String::with_capacity(segment.len());
+    for byte in segment.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~:".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_paths() {
+        assert_eq!(encode_repo("team/app"), "team/app");
+        assert_eq!(encode_segment("sha256:ab"), "sha256:ab");
+        assert_eq!(encode_segment("a b&c"), "a%20b%26c");
+    }
+}

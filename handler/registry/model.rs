@@ -1,0 +1,209 @@
+//! The ACR and OCI payloads the engine reads, leniently typed: unknown fields are ignored
+//! and every field the service may omit is optional.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// OCI image index media type.
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+/// Docker manifest list media type.
+pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+/// OCI image manifest media type.
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+/// OCI artifact manifest media type (OCI 1.1 release candidates).
+pub const OCI_ARTIFACT: &str = "application/vnd.oci.artifact.manifest.v1+json";
+/// Docker image manifest (schema 2) media type.
+pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+
+/// The `Accept` header sent when reading manifests.
+pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.oci.artifact.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json, */*";
+
+/// Whether a media type lists child manifests (OCI index or Docker manifest list).
+pub fn is_index(media_type: &str) -> bool {
+    media_type == OCI_INDEX || media_type == DOCKER_LIST
+}
+
+/// Whether a manifest of this media type may carry an OCI 1.1 `subject`.
+pub fn may_have_subject(media_type: &str) -> bool {
+    media_type == OCI_MANIFEST || media_type == OCI_INDEX || media_type == OCI_ARTIFACT
+}
+
+/// Parses an ACR timestamp (RFC 3339, up to 9 fractional digits).
+pub fn parse_time(text: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text.trim())
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// `changeableAttributes` of a tag or manifest.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChangeableAttributes {
+    /// False when the item cannot be deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delete_enabled: Option<bool>,
+    /// False when the item cannot be overwritten (also blocks deletion).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write_enabled: Option<bool>,
+    /// False when the item cannot be pulled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_enabled: Option<bool>,
+    /// False when the item is hidden from listings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub list_enabled: Option<bool>,
+}
+
+impl ChangeableAttributes {
+    /// Locked: deletion is refused (`deleteEnabled` or `writeEnabled` false). An absent
+    /// attribute counts as enabled, ACR's default.
+    pub fn is_locked(&self) -> bool {
+        self.delete_enabled == Some(false) || self.write_enabled == Some(false)
+    }
+}
+
+/// One tag from `GET /acr/v1/{repo}/_tags`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TagAttributes {
+    /// The tag name.
+    pub name: String,
+    /// The manifest digest it points to.
+    #[serde(default)]
+    pub digest: String,
+    /// When the tag was created.
+    #[serde(default)]
+    pub created_time: Option<String>,
+    /// When the tag was last pushed or moved; this is what `--ago` compares.
+    #[serde(default)]
+    pub last_update_time: Option<String>,
+    /// Lock attributes.
+    #[serde(default)]
+    pub changeable_attributes: ChangeableAttributes,
+}
+
+/// One manifest from `GET /acr/v1/{repo}/_manifests`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ManifestAttributes {
+    /// The manifest digest (`sha256:…`).
+    #[serde(default)]
+    pub digest: Option<String>,
+    /// Size in bytes of the image.
+    #[serde(default)]
+    pub image_size: Option<u64>,
+    /// When the manifest was pushed.
+    #[serde(default)]
+    pub created_time: Option<String>,
+    /// When the manifest was last updated; `--ago` for untagged manifests compares this.
+    #[serde(default)]
+    pub last_update_time: Option<String>,
+    /// CPU architecture, for platform manifests.
+    #[serde(default)]
+    pub architecture: Option<String>,
+    /// Operating system, for platform manifests.
+    #[serde(default)]
+    pub os: Option<String>,
+    /// The manifest media type; absent on some old manifests.
+    #[serde(default)]
+    pub media_type: Option<String>,
+    /// The config blob media type.
+    #[serde(default)]
+    pub config_media_type: Option<String>,
+    /// Tags on the manifest; absent or null when untagged.
+    #[serde(default)]
+    pub tags: Option<Vec<String>>,
+    /// Lock attributes.
+    #[serde(default)]
+    pub changeable_attributes: ChangeableAttributes,
+}
+
+impl ManifestAttributes {
+    /// The manifest's tags (empty when untagged).
+    pub fn tag_names(&self) -> &[String] {
+        self.tags.as_deref().unwrap_or(&[])
+    }
+}
+
+/// A descriptor inside a manifest body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Descriptor {
+    /// Media type of the referenced content.
+    #[serde(default)]
+    pub media_type: Option<String>,
+    /// Digest of the referenced content.
+    pub digest: String,
+    /// Artifact type, for referrers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_type: Option<String>,
+}
+
+/// The parts of a manifest body that decide deletions: children and subject.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ManifestBody {
+    /// The body's own media type field.
+    #[serde(default)]
+    pub media_type: Option<String>,
+    /// Child manifests, for an index or manifest list.
+    #[serde(default)]
+    pub manifests: Vec<Descriptor>,
+    /// The manifest this one refers to (signatures, SBOMs, attestations).
+    #[serde(default)]
+    pub subject: Option<Descriptor>,
+    /// The artifact type of a referrer.
+    #[serde(default)]
+    pub artifact_type: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct TagPage {
+    #[serde(default)]
+    pub tags: Option<Vec<TagAttributes>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ManifestPage {
+    #[serde(default)]
+    pub manifests: Option<Vec<ManifestAttributes>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct CatalogPage {
+    #[serde(default)]
+    pub repositories: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct SingleTag {
+    pub tag: TagAttributes,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct SingleManifest {
+    pub manifest: ManifestAttributes,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_acr_timestamps_leniently() {
+        assert!(parse_time("2018-09-06T06:17:20.9983915Z").is_some());
+        assert!(parse_time("2024-01-01T00:00:00+02:00").is_some());
+        assert!(parse_time("date").is_none());
+        assert!(parse_time("").is_none());
+    }
+
+    #[test]
+    fn untagged_manifests_have_no_tags() {
+        let m: ManifestAttributes =
+            serde_json::from_str(r#"{"digest":"sha256:a","tags":null}"#).unwrap();
+        assert!(m.tag_names().is_empty());
+        assert!(!m.changeable_attributes.is_locked());
+        let locked: ChangeableAttributes =
+            serde_json::from_str(r#"{"deleteEnabled":true,"writeEnabled":false}"#).unwrap();
+        assert!(locked.is_locked());
+    }
+}

@@ -1,0 +1,156 @@
+//! Listing everything behind a paged endpoint.
+//!
+//! The next page is the `Link: <…>; rel="next"` target when the server sends one; a full
+//! page without a Link continues with `last=<last item>` (what acr purge does for catalog
+//! and manifests); an empty or short page ends the listing. A page that brings nothing new
+//! is an error rather than an endless loop.
+
+use super::auth::Scope;
+use super::transport::error_chain;
+use super::{RegistryClient, RegistryError, unexpected};
+use reqwest::{Method, StatusCode};
+use std::collections::HashSet;
+
+pub(crate) struct Pager {
+    first: String,
+    page_size: usize,
+    context: String,
+}
+
+impl Pager {
+    pub fn new(first: String, page_size: usize, context: &str) -> Pager {
+        Pager {
+            first,
+            page_size,
+            context: context.to_string(),
+        }
+    }
+
+    /// All items of all pages, in server order; `None` when the first page is a 404.
+    pub async fn collect<T>(
+        &self,
+        client: &RegistryClient,
+        scope: &Scope,
+        parse: impl Fn(&[u8]) -> serde_json::Result<Vec<T>>,
+        key: impl Fn(&T) -> String,
+    ) -> Result<Option<Vec<T>>, RegistryError> {
+        let mut items = Vec::new();
+        let mut seen = HashSet::new();
+        let mut next = Some(self.first.clone());
+        while let Some(path) = next.take() {
+            let response = client
+                .send_scoped(Method::GET, &path, scope, &self.context, None, None)
+                .await?;
+            if response.status() == StatusCode::NOT_FOUND && items.is_empty() && path == self.first
+            {
+                return Ok(None);
+            }
+            if !response.status().is_success() {
+                return Err(unexpected(response, &self.context).await);
+            }
+            let link = response
+                .headers()
+                .get_all(reqwest::header::LINK)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .find_map(next_link);
+            let bytes = response
+                .bytes()
+                .await
+                .map_err(|e| RegistryError::Transport {
+                    context: self.context.clone(),
+                    message: error_chain(&e),
+                })?;
+            let page = parse(&bytes).map_err(|e| RegistryError::Protocol {
+                context: self.context.clone(),
+                problem: format!("unexpected JSON: {e}"),
+            })?;
+            if page.is_empty() {
+                break;
+            }
+            let count = page.len();
+            let mut last_key = String::new();
+            let mut fresh = 0;
+            for item in page {
+                last_key = key(&item);
+                if seen.insert(last_key.clone()) {
+                    fresh += 1;
+                    items.push(item);
+                }
+            }
+            if fresh == 0 {
+                return Err(RegistryError::Protocol {
+                    context: self.context.clone(),
+                    problem: format!("the page after {path} repeated earlier items"),
+                });
+            }
+            next = match link {
+                Some(target) => Some(client_path(client, &target, &self.context)?),
+                None if count >= self.page_size => Some(format!(
+                    "{}&last={}",
+                    self.first,
+                    url::form_urlencoded::byte_serialize(last_key.as_bytes()).collect::<String>()
+                )),
+                None => None,
+            };
+        }
+        Ok(Some(items))
+    }
+}
+
+/// The target of a `rel="next"` link in one `Link` header value.
+fn next_link(header: &str) -> Option<String> {
+    header.split(',').find_map(|part| {
+        let (target, params) = part.split_once(';')?;
+        let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
+        params
+            .split(';')
+            .any(|p| {
+                let p = p.trim().replace(' ', "");
+                p == "rel=\"next\"" || p == "rel=next"
+            })
+            .then(|| target.to_string())
+    })
+}
+
+/// A Link target as a path on this registry; links to another host are refused.
+fn client_path(
+    client: &RegistryClient,
+    target: &str,
+    context: &str,
+) -> Result<String, RegistryError> {
+    let base = client.endpoint().base();
+    let url = base.join(target).map_err(|e| RegistryError::Protocol {
+        context: context.to_string(),
+        problem: format!("bad Link target {target:?}: {e}"),
+    })?;
+    if url.origin() != base.origin() {
+        return Err(RegistryError::Protocol {
+            context: context.to_string(),
+            problem: format!("Link target {target:?} points to another host"),
+        });
+    }
+    Ok(match url.query() {
+        Some(query) => format!("{}?{query}", url.path()),
+        None => url.path().to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_link;
+
+    #[test]
+    fn finds_the_next_link() {
+        assert_eq!(
+            next_link(r#"</acr/v1/r/_tags?last=latest&n=3&orderby=timedesc>; rel="next""#)
+                .as_deref(),
+            Some("/acr/v1/r/_tags?last=latest&n=3&orderby=timedesc")
+        );
+        assert_eq!(
+            next_link(r#"</a?x=1>; rel="prev", </b?last=z>; rel="next""#).as_deref(),
+            Some("/b?last=z")
+        );
+        assert_eq!(next_link(r#"</a>; rel="prev""#), None);
+    }
+}
