@@ -4,5 +4,6 @@
 //! HTTP-server concerns, so the same code serves the Functions handler, `handler purge` and
 //! the tests.
 
+pub mod plan;
 pub mod policy;
 pub mod registry;

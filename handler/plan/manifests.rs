@@ -1,0 +1,348 @@
+//! Manifest decisions: acr purge's `purgeDanglingManifests`, made safe by walking the graph.
+//!
+//! A manifest is a candidate for a rule that deletes untagged manifests when every tag on it
+//! is deleted by this run, it is older than the rule's cut-off and unlocked (or
+//! `--include-locked`). Candidates are then kept when they have no media type, when their
+//! body cannot be read, or when they are referrers of a manifest that exists; everything
+//! reachable from a kept manifest through index children stays too (locked and `--keep`
+//! indexes included: acr purge deletes the children of both); `--keep` keeps the rule's most
+//! recent remaining candidates. The rest is deleted, parents before their children.
+
+use super::tags::priority;
+use super::{
+    Body, DeleteReason, KeepReason, ManifestDecision, Scope, TagDecision, Verdict, timestamp,
+};
+use crate::registry::model::{self, ManifestAttributes};
+use chrono::{DateTime, Utc};
+use std::collections::{HashMap, HashSet};
+
+/// A manifest that some rules may delete.
+#[derive(Debug, Clone)]
+pub(super) struct Candidate {
+    /// Indexes into the scope's rules.
+    rules: Vec<usize>,
+    time: DateTime<Utc>,
+    unlock: bool,
+}
+
+/// The deletion candidates, by digest.
+pub(super) fn candidates(
+    scope: &Scope,
+    manifests: &[ManifestAttributes],
+    deleted_tags: &HashSet<&str>,
+) -> HashMap<String, Candidate> {
+    let mut found = HashMap::new();
+    for manifest in manifests {
+        let Some(digest) = &manifest.digest else {
+            continue;
+        };
+        if has_remaining_tags(manifest, deleted_tags) {
+            continue;
+        }
+        let Ok(time) = timestamp(manifest.last_update_time.as_deref()) else {
+            continue;
+        };
+        let locked = manifest.changeable_attributes.is_locked();
+        let rules: Vec<usize> = scope
+            .rules
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.manifests && time < r.cutoff && (!locked || r.include_locked))
+            .map(|(i, _)| i)
+            .collect();
+        if !rules.is_empty() {
+            found.insert(
+                digest.clone(),
+                Candidate {
+                    rules,
+                    time,
+                    unlock: locked,
+                },
+            );
+        }
+    }
+    found
+}
+
+fn has_remaining_tags(manifest: &ManifestAttributes, deleted_tags: &HashSet<&str>) -> bool {
+    manifest
+        .tag_names()
+        .iter()
+        .any(|t| !deleted_tags.contains(t.as_str()))
+}
+
+/// Bodies needed: every index or manifest of unknown type (for children), and every
+/// candidate that may carry a `subject`.
+pub(super) fn bodies_needed(
+    manifests: &[ManifestAttributes],
+    candidates: &HashMap<String, Candidate>,
+) -> Vec<String> {
+    manifests
+        .iter()
+        .filter_map(|m| {
+            let digest = m.digest.as_ref()?;
+            let needed = match m.media_type.as_deref() {
+                None => true,
+                Some(t) if model::is_index(t) => true,
+                Some(t) => model::may_have_subject(t) && candidates.contains_key(digest),
+            };
+            needed.then(|| digest.clone())
+        })
+        .collect()
+}
+
+enum State {
+    Keep(KeepReason),
+    Candidate(Candidate),
+}
+
+/// Decides every listed manifest.
+pub(super) fn decide(
+    scope: &Scope,
+    manifests: &[ManifestAttributes],
+    tags: &[TagDecision],
+    mut candidates: HashMap<String, Candidate>,
+    bodies: &HashMap<String, Body>,
+) -> Vec<ManifestDecision> {
+    let deleted_tags: HashSet<&str> = tags
+        .iter()
+        .filter(|t| t.verdict.is_delete())
+        .map(|t| t.name.as_str())
+        .collect();
+    let present: HashSet<&str> = manifests
+        .iter()
+        .filter_map(|m| m.digest.as_deref())
+        .collect();
+    let mut states: HashMap<String, State> = HashMap::new();
+    for manifest in manifests {
+        let Some(digest) = &manifest.digest else {
+            continue;
+        };
+        let state = match candidates.remove(digest) {
+            Some(candidate) => screen(manifest, candidate, bodies, &present),
+            None => State::Keep(keep_reason(scope, manifest, &deleted_tags)),
+        };
+        states.insert(digest.clone(), state);
+    }
+    let kept: Vec<String> = kept_digests(&states);
+    protect_children(&mut states, bodies, kept);
+    let by_keep = apply_keep(scope, &mut states);
+    protect_children(&mut states, bodies, by_keep);
+
+    manifests
+        .iter()
+        .filter_map(|manifest| {
+            let digest = manifest.digest.clone()?;
+            let (verdict, unlock) = match states.remove(&digest)? {
+                State::Keep(reason) => (Verdict::keep(reason), false),
+                State::Candidate(c) => (
+                    Verdict::Delete {
+                        reason: DeleteReason::Untagged {
+                            rule: scope.rules[c.rules[0]].number,
+                        },
+                    },
+                    c.unlock,
+                ),
+            };
+            Some(ManifestDecision {
+                digest,
+                media_type: manifest.media_type.clone(),
+                tags: manifest.tag_names().to_vec(),
+                last_update_time: manifest.last_update_time.clone(),
+                locked: manifest.changeable_attributes.is_locked(),
+                unlock,
+                verdict,
+                after: Vec::new(),
+            })
+        })
+        .collect()
+}
+
+/// Keeps candidates that cannot be deleted safely: unknown type, unreadable body, or a
+/// referrer whose subject exists.
+fn screen(
+    manifest: &ManifestAttributes,
+    candidate: Candidate,
+    bodies: &HashMap<String, Body>,
+    present: &HashSet<&str>,
+) -> State {
+    let Some(media_type) = manifest.media_type.as_deref() else {
+        return State::Keep(KeepReason::NoMediaType);
+    };
+    if !model::may_have_subject(media_type) {
+        return State::Candidate(candidate);
+    }
+    let digest = manifest.digest.as_deref().unwrap_or_default();
+    match bodies.get(digest) {
+        Some(Body::Found(body)) => match &body.subject {
+            Some(subject) if present.contains(subject.digest.as_str()) => {
+                State::Keep(KeepReason::Referrer {
+                    subject: subject.digest.clone(),
+                })
+            }
+            _ => State::Candidate(candidate),
+        },
+        _ => State::Keep(KeepReason::BodyUnavailable),
+    }
+}
+
+/// Why a non-candidate manifest stays.
+fn keep_reason(
+    scope: &Scope,
+    manifest: &ManifestAttributes,
+    deleted_tags: &HashSet<&str>,
+) -> KeepReason {
+    let remaining: Vec<String> = manifest
+        .tag_names()
+        .iter()
+        .filter(|t| !deleted_tags.contains(t.as_str()))
+        .cloned()
+        .collect();
+    if !remaining.is_empty() {
+        return KeepReason::Tagged { tags: remaining };
+    }
+    let time = timestamp(manifest.last_update_time.as_deref());
+    let locked = manifest.changeable_attributes.is_locked();
+    let mut best = KeepReason::NotSelected;
+    for rule in scope.rules.iter().filter(|r| r.manifests) {
+        let reason = match &time {
+            Err(reason) => reason.clone(),
+            Ok(t) if *t >= rule.cutoff => KeepReason::TooYoung {
+                cutoff: rule.cutoff,
+            },
+            Ok(_) if locked && !rule.include_locked => KeepReason::Locked,
+            Ok(_) => continue,
+        };
+        if priority(&reason) > priority(&best) {
+            best = reason;
+        }
+    }
+    best
+}
+
+fn kept_digests(states: &HashMap<String, State>) -> Vec<String> {
+    let mut kept: Vec<String> = states
+        .iter()
+        .filter(|(_, s)| matches!(s, State::Keep(_)))
+        .map(|(d, _)| d.clone())
+        .collect();
+    kept.sort();
+    kept
+}
+
+/// Keeps every candidate reachable from `start` through index children.
+fn protect_children(
+    states: &mut HashMap<String, State>,
+    bodies: &HashMap<String, Body>,
+    mut work: Vec<String>,
+) {
+    while let Some(parent) = work.pop() {
+        let Some(Body::Found(body)) = bodies.get(&parent) else {
+            continue;
+        };
+        for child in &body.manifests {
+            if let Some(state @ State::Candidate(_)) = states.get_mut(&child.digest) {
+                *state = State::Keep(KeepReason::IndexChild {
+                    parent: parent.clone(),
+                });
+                work.push(child.digest.clone());
+            }
+        }
+    }
+}
+
+/// Applies each rule's `--keep` to its remaining candidates (newest first, digest as the
+/// tie-break). A candidate stays when every rule that selects it keeps it. Returns the
+/// digests newly kept.
+fn apply_keep(scope: &Scope, states: &mut HashMap<String, State>) -> Vec<String> {
+    let mut kept_by: HashMap<String, Vec<(usize, usize)>> = HashMap::new();
+    for (r, rule) in scope.rules.iter().enumerate().filter(|(_, r)| r.keep > 0) {
+        let mut mine: Vec<(&String, DateTime<Utc>)> = states
+            .iter()
+            .filter_map(|(d, s)| match s {
+                State::Candidate(c) if c.rules.contains(&r) => Some((d, c.time)),
+                _ => None,
+            })
+            .collect();
+        mine.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+        for (rank, (digest, _)) in mine.into_iter().take(rule.keep).enumerate() {
+            kept_by
+                .entry(digest.clone())
+                .or_default()
+                .push((r, rank + 1));
+        }
+    }
+    let mut newly_kept = Vec::new();
+    for (digest, keeps) in kept_by {
+        if let Some(state) = states.get_mut(&digest)
+            && let State::Candidate(c) = state
+            && c.rules.iter().all(|r| keeps.iter().any(|(k, _)| k == r))
+        {
+            let (r, rank) = keeps[0];
+            *state = State::Keep(KeepReason::KeptByKeep {
+                rule: scope.rules[r].number,
+                rank,
+            });
+            newly_kept.push(digest);
+        }
+    }
+    newly_kept.sort();
+    newly_kept
+}
+
+/// Marks referrers of removed manifests as removed with them (the registry deletes them).
+pub(super) fn cascade(decisions: &mut [ManifestDecision]) {
+    loop {
+        let removed: HashSet<String> = decisions
+            .iter()
+            .filter(|d| d.verdict.is_removed())
+            .map(|d| d.digest.clone())
+            .collect();
+        let mut changed = false;
+        for decision in decisions.iter_mut() {
+            if let Verdict::Keep {
+                reason: KeepReason::Referrer { subject },
+            } = &decision.verdict
+                && removed.contains(subject)
+            {
+                decision.verdict = Verdict::Cascade {
+                    via: subject.clone(),
+                };
+                changed = true;
+            }
+        }
+        if !changed {
+            return;
+        }
+    }
+}
+
+/// Records, for each deleted manifest, the deleted indexes that list it: they go first.
+pub(super) fn order(decisions: &mut [ManifestDecision], bodies: &HashMap<String, Body>) {
+    let deleted: HashSet<String> = decisions
+        .iter()
+        .filter(|d| d.verdict.is_delete())
+        .map(|d| d.digest.clone())
+        .collect();
+    let mut parents: HashMap<&str, Vec<String>> = HashMap::new();
+    for parent in &deleted {
+        if let Some(Body::Found(body)) = bodies.get(parent) {
+            for child in &body.manifests {
+                parents
+                    .entry(child.digest.as_str())
+                    .or_default()
+                    .push(parent.clone());
+            }
+        }
+    }
+    for decision in decisions.iter_mut().filter(|d| d.verdict.is_delete()) {
+        if let Some(list) = parents.get(decision.digest.as_str()) {
+            for parent in list {
+                if !decision.after.contains(parent) {
+                    decision.after.push(parent.clone());
+                }
+            }
+            decision.after.sort();
+        }
+    }
+}
