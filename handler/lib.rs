@@ -1,9 +1,23 @@
 //! acr-purge: keeps Azure Container Registries clean.
 //!
-//! The engine (policy → inventory → plan → execute → report) is free of Azure Functions and
+//! The engine is a pipeline with one module per stage, free of Azure Functions and
 //! HTTP-server concerns, so the same code serves the Functions handler, `handler purge` and
-//! the tests.
+//! the tests:
+//!
+//! - [`policy`]: filters, ages and rules, validated before any request;
+//! - [`registry`]: the ACR data-plane client (sign-in, paging, retries, throttling);
+//! - [`inventory`]: reading one repository completely before anything is deleted;
+//! - [`plan`]: the decision on every tag and manifest, with its reason;
+//! - [`execute`]: the deletions, verified and ordered;
+//! - [`report`]: outcomes, summary and acr purge's text lines;
+//! - [`engine`]: one whole run.
 
+pub mod cli;
+pub mod commands;
+pub mod engine;
+pub mod execute;
+pub mod inventory;
 pub mod plan;
 pub mod policy;
 pub mod registry;
+pub mod report;

@@ -202,6 +202,8 @@ pub struct RepositoryPlan {
     pub tags: Vec<TagDecision>,
     /// Every manifest considered (only when manifests were listed), by digest.
     pub manifests: Vec<ManifestDecision>,
+    /// Whether any rule deletes tags here.
+    pub purges_tags: bool,
     /// Whether any rule deletes untagged manifests here.
     pub purges_manifests: bool,
 }
@@ -358,6 +360,7 @@ impl Draft {
             repository,
             tags,
             manifests: decisions,
+            purges_tags: scope.needs_tags(),
             purges_manifests: scope.purges_manifests(),
         }
     }

@@ -43,7 +43,7 @@ impl Pager {
                 .await?;
             if response.status() == StatusCode::NOT_FOUND && items.is_empty() && path == self.first
             {
-                return Ok(None);
+                return not_found(response, &self.context).await;
             }
             if !response.status().is_success() {
                 return Err(unexpected(response, &self.context).await);
@@ -96,6 +96,29 @@ impl Pager {
         }
         Ok(Some(items))
     }
+}
+
+/// A 404 on a first page: `None` when the registry says the repository is unknown (a
+/// distribution error body), an error when the endpoint itself does not exist (a registry
+/// without ACR's `/acr/v1` API answers a plain-text 404).
+async fn not_found<T>(
+    response: reqwest::Response,
+    context: &str,
+) -> Result<Option<T>, RegistryError> {
+    let body = response.bytes().await.unwrap_or_default();
+    let is_registry_error = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .is_some_and(|v| v.get("errors").is_some_and(|e| e.is_array()));
+    if is_registry_error {
+        return Ok(None);
+    }
+    Err(RegistryError::Protocol {
+        context: context.to_string(),
+        problem: format!(
+            "HTTP 404 without a registry error body ({:?}): the registry does not serve this API (ACR's /acr/v1 API is required)",
+            String::from_utf8_lossy(&body[..body.len().min(100)])
+        ),
+    })
 }
 
 /// The target of a `rel="next"` link in one `Link` header value.

@@ -1,0 +1,194 @@
+//! The command line: `handler purge` (acr purge's flags, verbatim), `handler demo`,
+//! `handler emulator`.
+
+use crate::engine::RunOptions;
+use crate::policy::{Ago, Filter, Policy, Rule};
+use crate::registry::{Credentials, Endpoint};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// The largest `--concurrency` (ACR's recommended maximum of parallel deletes).
+pub const MAX_CONCURRENCY: i64 = 32;
+/// The `--concurrency` used when none (or a non-positive one) is given.
+pub const DEFAULT_CONCURRENCY: usize = 8;
+
+/// acr-purge: keeps Azure Container Registries clean.
+#[derive(Debug, Parser)]
+#[command(name = "handler", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Delete stale tags and manifests, like `acr purge` (same flags).
+    Purge(PurgeArgs),
+    /// Run a purge against a built-in sample registry (no Azure account needed).
+    Demo,
+    /// Serve the ACR emulator standalone.
+    Emulator(EmulatorArgs),
+}
+
+/// `handler emulator` flags.
+#[derive(Debug, Args)]
+pub struct EmulatorArgs {
+    /// Seed file (JSON); the demo's sample registry when absent.
+    #[arg(long)]
+    pub data: Option<std::path::PathBuf>,
+    /// Port on 127.0.0.1.
+    #[arg(long, default_value_t = 5000)]
+    pub port: u16,
+}
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// acr purge's lines.
+    Text,
+    /// The whole plan and report as JSON, with a reason for every decision.
+    Json,
+}
+
+/// `handler purge` flags: acr purge's, plus `--output`, `--protect` and `--verbose`.
+#[derive(Debug, Args)]
+pub struct PurgeArgs {
+    /// Registry: a name (gets .azurecr.io), host[:port] (https), or an http(s):// URL.
+    #[arg(short = 'r', long, env = "ACR_DEFAULT_REGISTRY")]
+    pub registry: String,
+    /// Username (with an empty value or the zero GUID, the password is a refresh token).
+    #[arg(short = 'u', long)]
+    pub username: Option<String>,
+    /// Password or ACR refresh token.
+    #[arg(short = 'p', long)]
+    pub password: Option<String>,
+    /// <repository-regex>:<tag-regex>; repeatable.
+    #[arg(short = 'f', long = "filter")]
+    pub filters: Vec<String>,
+    /// Only items last updated longer ago than this are deleted: 30d, 1d3h, 15m.
+    #[arg(long)]
+    pub ago: Option<String>,
+    /// Keep this many of the most recent items that would otherwise be deleted.
+    #[arg(long, default_value_t = 0)]
+    pub keep: usize,
+    /// Also delete manifests left without tags.
+    #[arg(long)]
+    pub untagged: bool,
+    /// Only delete manifests without tags.
+    #[arg(long)]
+    pub untagged_only: bool,
+    /// Show what would be deleted; delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Unlock and delete locked tags and manifests too.
+    #[arg(long)]
+    pub include_locked: bool,
+    /// Requests in flight at most (1-32).
+    #[arg(long, allow_negative_numbers = true)]
+    pub concurrency: Option<i64>,
+    /// Catalog page size.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub repository_page_size: u32,
+    /// Accepted for compatibility; regexes run under a backtrack budget instead.
+    #[arg(long, hide = true)]
+    pub filter_timeout_seconds: Option<i64>,
+    /// <repository-regex>:<tag-regex> whose tags are never deleted; repeatable.
+    #[arg(long = "protect")]
+    pub protect: Vec<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    /// Also print why each kept item is kept.
+    #[arg(long)]
+    pub verbose: bool,
+}
+
+/// A validated `handler purge` invocation.
+#[derive(Debug)]
+pub struct PurgeRequest {
+    /// Where.
+    pub endpoint: Endpoint,
+    /// `-u/-p`, when given.
+    pub credentials: Option<Credentials>,
+    /// What.
+    pub policy: Policy,
+    /// How.
+    pub options: RunOptions,
+    /// Notes for stderr (capped values).
+    pub warnings: Vec<String>,
+}
+
+impl PurgeArgs {
+    /// Validates everything that can be checked without a network request.
+    pub fn validate(&self) -> Result<PurgeRequest, String> {
+        let mut warnings = Vec::new();
+        let endpoint = Endpoint::parse(&self.registry).map_err(|e| e.to_string())?;
+        let credentials =
+            Credentials::from_flags(self.username.as_deref(), self.password.as_deref())?;
+        let filters = self
+            .filters
+            .iter()
+            .map(|f| Filter::parse(f).map_err(|e| e.to_string()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let protect = self
+            .protect
+            .iter()
+            .map(|f| Filter::parse(f).map_err(|e| format!("--protect: {e}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let ago = match (&self.ago, self.untagged_only) {
+            (Some(text), _) => Ago::parse(text).map_err(|e| e.to_string())?,
+            (None, true) => Ago::ZERO,
+            (None, false) => {
+                return Err("--ago is required when not using --untagged-only".to_string());
+            }
+        };
+        if ago.capped {
+            warnings.push(
+                "Warning: ago value exceeds maximum duration of 150 years, using 150 years"
+                    .to_string(),
+            );
+        }
+        let rule = Rule {
+            filters,
+            ago,
+            keep: self.keep,
+            untagged: self.untagged,
+            untagged_only: self.untagged_only,
+            include_locked: self.include_locked,
+        };
+        let policy = Policy {
+            rules: vec![rule],
+            protect,
+        };
+        policy.validate().map_err(|e| e.to_string())?;
+        let concurrency = match self.concurrency {
+            None => DEFAULT_CONCURRENCY,
+            Some(n) if n <= 0 => {
+                warnings.push(format!(
+                    "Specified concurrency value invalid. Set to default value: {DEFAULT_CONCURRENCY}"
+                ));
+                DEFAULT_CONCURRENCY
+            }
+            Some(n) if n > MAX_CONCURRENCY => {
+                warnings.push(format!(
+                    "Specified concurrency value too large. Set to maximum value: {MAX_CONCURRENCY}"
+                ));
+                MAX_CONCURRENCY as usize
+            }
+            Some(n) => n as usize,
+        };
+        Ok(PurgeRequest {
+            endpoint,
+            credentials,
+            policy,
+            options: RunOptions {
+                dry_run: self.dry_run,
+                concurrency,
+                repository_page_size: self.repository_page_size as usize,
+                only: None,
+            },
+            warnings,
+        })
+    }
+}

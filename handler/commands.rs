@@ -1,0 +1,100 @@
+//! The subcommands' bodies: thin glue between the command line and the engine.
+
+use crate::cli::{EmulatorArgs, OutputFormat, PurgeArgs};
+use crate::engine;
+use crate::registry::{ClientOptions, RegistryClient};
+use crate::report::{RunReport, explain};
+use std::io::Write;
+use std::process::ExitCode;
+
+/// Exit code for bad arguments (nothing was contacted).
+pub const EXIT_USAGE: u8 = 2;
+
+/// `handler purge`.
+pub async fn purge(args: PurgeArgs) -> ExitCode {
+    let request = match args.validate() {
+        Ok(request) => request,
+        Err(error) => {
+            eprintln!("Error: {error}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    for warning in &request.warnings {
+        eprintln!("{warning}");
+    }
+    let options = ClientOptions {
+        concurrency: request.options.concurrency,
+        ..ClientOptions::default()
+    };
+    let client = match RegistryClient::connect(request.endpoint, request.credentials, options).await
+    {
+        Ok(client) => client,
+        Err(error) => {
+            eprintln!("Error: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let json = args.output == OutputFormat::Json;
+    let mut print = |line: String| {
+        if !json {
+            println!("{line}");
+        }
+    };
+    let report = engine::run(&client, &request.policy, &request.options, &mut print).await;
+    if json {
+        match serde_json::to_string_pretty(&report) {
+            Ok(text) => println!("{text}"),
+            Err(error) => eprintln!("Error: cannot encode the report: {error}"),
+        }
+    } else if args.verbose {
+        print_kept(&report);
+    }
+    let _ = std::io::stdout().flush();
+    match &report.error {
+        None => ExitCode::SUCCESS,
+        Some(error) => {
+            eprintln!("Error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Prints why each kept item is kept.
+fn print_kept(report: &RunReport) {
+    for repo in &report.repositories {
+        for tag in &repo.tags {
+            if !tag.decision.verdict.is_removed() {
+                println!(
+                    "Kept {}/{}:{}: {}",
+                    report.registry,
+                    repo.repository,
+                    tag.decision.name,
+                    explain(&tag.decision.verdict)
+                );
+            }
+        }
+        for manifest in &repo.manifests {
+            if !manifest.decision.verdict.is_removed() {
+                println!(
+                    "Kept {}/{}@{}: {}",
+                    report.registry,
+                    repo.repository,
+                    manifest.decision.digest,
+                    explain(&manifest.decision.verdict)
+                );
+            }
+        }
+    }
+}
+
+/// `handler demo`.
+pub async fn demo() -> ExitCode {
+    eprintln!("Error: the demo needs the emulator (not built yet)");
+    ExitCode::FAILURE
+}
+
+/// `handler emulator`.
+pub async fn emulator(_args: EmulatorArgs) -> ExitCode {
+    eprintln!("Error: the emulator is not built yet");
+    ExitCode::FAILURE
+}

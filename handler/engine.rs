@@ -1,0 +1,243 @@
+//! One purge run: catalog → plan every repository → execute (unless dry run) → report.
+//!
+//! Every repository is planned before anything is deleted, so a bad filter or a missing
+//! permission found while planning deletes nothing at all. A repository whose listing fails
+//! for another reason is reported failed (nothing deleted in it) and the others go on.
+
+use crate::execute::{Lines, execute};
+use crate::inventory::plan_repository;
+use crate::plan::Scope;
+use crate::policy::Policy;
+use crate::registry::RegistryClient;
+use crate::report::{RepositoryReport, RepositoryStatus, RunReport, Summary};
+use chrono::Utc;
+use futures::StreamExt;
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Plan only; send no DELETE or PATCH.
+    pub dry_run: bool,
+    /// Requests in flight at most (`--concurrency`).
+    pub concurrency: usize,
+    /// Catalog page size (`--repository-page-size`).
+    pub repository_page_size: usize,
+    /// Only these repositories (the webhook narrows runs this way); `None` for all.
+    pub only: Option<Vec<String>>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            dry_run: false,
+            concurrency: 8,
+            repository_page_size: 100,
+            only: None,
+        }
+    }
+}
+
+/// The dry-run banner, as acr purge prints it.
+pub const DRY_RUN_BANNER: &str = "DRY RUN: The following output shows what WOULD be deleted if the purge command was executed. Nothing is deleted.";
+
+/// Runs `policy` against the registry behind `client`, sending acr purge's lines to `out`.
+pub async fn run(
+    client: &RegistryClient,
+    policy: &Policy,
+    options: &RunOptions,
+    out: Lines<'_>,
+) -> RunReport {
+    let started_at = Utc::now();
+    let mut report = RunReport {
+        registry: client.endpoint().host().to_string(),
+        dry_run: options.dry_run,
+        started_at,
+        finished_at: started_at,
+        repositories: Vec::new(),
+        summary: Summary::default(),
+        error: None,
+    };
+    if let Err(error) = plan_all(client, policy, options, &mut report).await {
+        report.error = Some(error);
+    } else if options.dry_run {
+        out(DRY_RUN_BANNER.to_string());
+        for repo in &report.repositories {
+            print_dry_run(client.endpoint().host(), repo, out);
+        }
+    } else {
+        report.error = execute_all(client, options, &mut report.repositories, out).await;
+    }
+    report.finished_at = Utc::now();
+    report.summarize(client.stats());
+    for line in report.summary_lines() {
+        out(line);
+    }
+    if let Some(error) = &report.error {
+        out(format!("Failed to complete purge: {error}"));
+    }
+    report
+}
+
+/// Lists the catalog and plans every covered repository into `report.repositories`.
+async fn plan_all(
+    client: &RegistryClient,
+    policy: &Policy,
+    options: &RunOptions,
+    report: &mut RunReport,
+) -> Result<(), String> {
+    let now = Utc::now();
+    let catalog = client
+        .catalog(options.repository_page_size)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut covered = Vec::new();
+    for name in catalog {
+        if options
+            .only
+            .as_ref()
+            .is_some_and(|only| !only.contains(&name))
+        {
+            continue;
+        }
+        if let Some(scope) = Scope::new(policy, &name, now).map_err(|e| e.to_string())? {
+            covered.push((name, scope));
+        }
+    }
+    let names: Vec<String> = covered.iter().map(|(n, _)| n.clone()).collect();
+    client.plan_token_batches(&names);
+    let concurrency = options.concurrency.max(1);
+    let mut planned = futures::stream::iter(covered)
+        .map(|(name, scope)| async move {
+            let result = plan_repository(client, &name, scope, concurrency).await;
+            (name, result)
+        })
+        .buffered(concurrency);
+    let mut fatal = None;
+    while let Some((name, result)) = planned.next().await {
+        let repo = match result {
+            Ok(Some(plan)) => RepositoryReport::planned(plan),
+            Ok(None) => RepositoryReport::empty(&name, RepositoryStatus::NotFound),
+            Err(error) => {
+                if error.is_fatal() && fatal.is_none() {
+                    fatal = Some(format!("planning {name}: {error}"));
+                }
+                RepositoryReport::empty(
+                    &name,
+                    RepositoryStatus::Failed {
+                        error: error.to_string(),
+                    },
+                )
+            }
+        };
+        report.repositories.push(repo);
+    }
+    if let Some(error) = fatal {
+        return Err(format!("{error}; nothing was deleted"));
+    }
+    let failed: Vec<&str> = report
+        .repositories
+        .iter()
+        .filter(|r| matches!(r.status, RepositoryStatus::Failed { .. }))
+        .map(|r| r.repository.as_str())
+        .collect();
+    if !failed.is_empty() && failed.len() == report.repositories.len() {
+        return Err(format!(
+            "every repository failed to list: {}",
+            failed.join(", ")
+        ));
+    }
+    Ok(())
+}
+
+/// Executes every planned repository in name order; returns the run's error, if any.
+async fn execute_all(
+    client: &RegistryClient,
+    options: &RunOptions,
+    repositories: &mut [RepositoryReport],
+    out: Lines<'_>,
+) -> Option<String> {
+    let mut completed = Vec::new();
+    let mut problems = Vec::new();
+    for index in 0..repositories.len() {
+        let repo = &mut repositories[index];
+        match &repo.status {
+            RepositoryStatus::NotFound => {
+                out(format!("{} repository not found", repo.repository));
+                continue;
+            }
+            RepositoryStatus::Failed { error } => {
+                problems.push(format!("{}: {error}", repo.repository));
+                continue;
+            }
+            _ => {}
+        }
+        if let Err(error) = execute(client, repo, options.concurrency, out).await {
+            let remaining: Vec<String> = repositories[index + 1..]
+                .iter_mut()
+                .map(|r| {
+                    r.status = RepositoryStatus::NotReached;
+                    r.repository.clone()
+                })
+                .collect();
+            return Some(format!(
+                "insufficient permissions to purge repository {:?}: {error}; completed: [{}]; remaining: [{}]",
+                repositories[index].repository,
+                completed.join(", "),
+                remaining.join(", ")
+            ));
+        }
+        let repo = &repositories[index];
+        let failed = repo
+            .tags
+            .iter()
+            .filter_map(|t| t.outcome.as_ref())
+            .chain(repo.manifests.iter().filter_map(|m| m.outcome.as_ref()))
+            .filter(|o| matches!(o, crate::report::Outcome::Failed { .. }))
+            .count();
+        if failed > 0 {
+            problems.push(format!("{}: {failed} deletion(s) failed", repo.repository));
+        }
+        completed.push(repo.repository.clone());
+    }
+    (!problems.is_empty()).then(|| format!("partial purge: {}", problems.join("; ")))
+}
+
+fn print_dry_run(host: &str, repo: &RepositoryReport, out: Lines<'_>) {
+    let name = &repo.repository;
+    match &repo.status {
+        RepositoryStatus::NotFound => {
+            out(format!("{name} repository not found"));
+            return;
+        }
+        RepositoryStatus::Failed { error } => {
+            out(format!("Failed to plan repository {name}: {error}"));
+            return;
+        }
+        _ => {}
+    }
+    let tags: Vec<_> = repo
+        .tags
+        .iter()
+        .filter(|t| t.decision.verdict.is_delete())
+        .collect();
+    if !tags.is_empty() {
+        out(format!("Would delete tags for repository: {name}"));
+        for tag in tags {
+            out(format!("Would delete: {host}/{name}:{}", tag.decision.name));
+        }
+    }
+    let manifests: Vec<_> = repo
+        .manifests
+        .iter()
+        .filter(|m| m.decision.verdict.is_delete())
+        .collect();
+    if !manifests.is_empty() {
+        out(format!("Would delete manifests for repository: {name}"));
+        for manifest in manifests {
+            out(format!(
+                "Would delete: {host}/{name}@{}",
+                manifest.decision.digest
+            ));
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! Reading one repository: its tags, its manifests and the manifest bodies the plan needs,
+//! all before anything is deleted, so listings are never paged with a cursor this run has
+//! deleted and the plan sees the whole graph.
+
+use crate::plan::{Body, Draft, RepositoryPlan, Scope, cosign_subject};
+use crate::policy::MatchError;
+use crate::registry::{RegistryClient, RegistryError};
+use futures::{StreamExt, TryStreamExt};
+use std::collections::HashMap;
+
+/// Why a repository could not be planned.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PlanError {
+    /// A registry request failed.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// A filter could not be evaluated (backtrack budget exhausted).
+    #[error(transparent)]
+    Match(#[from] MatchError),
+}
+
+impl PlanError {
+    /// Whether the error must stop the whole run (permissions, bad filters) rather than
+    /// just this repository.
+    pub fn is_fatal(&self) -> bool {
+        match self {
+            PlanError::Registry(e) => e.is_denied(),
+            PlanError::Match(_) => true,
+        }
+    }
+}
+
+/// Lists `repository` and plans it. `Ok(None)` when the repository does not exist.
+pub async fn plan_repository(
+    client: &RegistryClient,
+    repository: &str,
+    scope: Scope,
+    concurrency: usize,
+) -> Result<Option<RepositoryPlan>, PlanError> {
+    let tags = if scope.needs_tags() {
+        match client.list_tags(repository).await? {
+            Some(tags) => tags,
+            None => return Ok(None),
+        }
+    } else {
+        Vec::new()
+    };
+    let has_cosign_tags = tags.iter().any(|t| cosign_subject(&t.name).is_some());
+    let manifests = if scope.purges_manifests() || has_cosign_tags {
+        match client.list_manifests(repository).await? {
+            Some(manifests) => Some(manifests),
+            None => return Ok(None),
+        }
+    } else {
+        None
+    };
+    let draft = Draft::new(repository, scope, tags, manifests)?;
+    let bodies: HashMap<String, Body> = futures::stream::iter(draft.bodies_needed())
+        .map(|digest| async move {
+            let body = client.manifest_body(repository, &digest).await?;
+            Ok::<_, RegistryError>((digest, body.map_or(Body::Missing, Body::Found)))
+        })
+        .buffer_unordered(concurrency.max(1))
+        .try_collect()
+        .await?;
+    Ok(Some(draft.finish(&bodies)))
+}

@@ -1,0 +1,336 @@
+//! What a run did: the per-item decisions and outcomes, the summary, and acr purge's text
+//! lines.
+
+use crate::plan::{KeepReason, ManifestDecision, RepositoryPlan, TagDecision, Verdict};
+use crate::registry::StatsSnapshot;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// How one deletion attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(
+    tag = "status",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
+pub enum Outcome {
+    /// Deleted (HTTP 200/202).
+    Deleted,
+    /// Already gone (HTTP 404); counted as deleted, as acr purge does.
+    AlreadyGone,
+    /// The registry refused (HTTP 405, locked); not counted.
+    NotAllowed,
+    /// Not attempted because something changed or an earlier step failed.
+    Skipped {
+        /// Why.
+        why: String,
+    },
+    /// The request failed.
+    Failed {
+        /// The error.
+        error: String,
+    },
+}
+
+impl Outcome {
+    /// Whether the item is gone (deleted now or already).
+    pub fn is_gone(&self) -> bool {
+        matches!(self, Outcome::Deleted | Outcome::AlreadyGone)
+    }
+}
+
+/// A tag decision and, in a real run, its outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TagReport {
+    /// The decision.
+    #[serde(flatten)]
+    pub decision: TagDecision,
+    /// What happened (real runs, deleted items only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Outcome>,
+}
+
+/// A manifest decision and, in a real run, its outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ManifestReport {
+    /// The decision.
+    #[serde(flatten)]
+    pub decision: ManifestDecision,
+    /// What happened (real runs, deleted items only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Outcome>,
+}
+
+/// How a repository's processing ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(
+    tag = "status",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
+pub enum RepositoryStatus {
+    /// Planned (and executed, in a real run).
+    Done,
+    /// The repository does not exist.
+    NotFound,
+    /// Listing or planning failed; nothing was deleted in it.
+    Failed {
+        /// The error.
+        error: String,
+    },
+    /// Not processed because the run stopped first.
+    NotReached,
+}
+
+/// One repository in the report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RepositoryReport {
+    /// Repository name.
+    pub repository: String,
+    /// How it ended.
+    #[serde(flatten)]
+    pub status: RepositoryStatus,
+    /// Every tag considered.
+    pub tags: Vec<TagReport>,
+    /// Every manifest considered.
+    pub manifests: Vec<ManifestReport>,
+}
+
+impl RepositoryReport {
+    /// A report of a plan with no outcomes yet.
+    pub fn planned(plan: RepositoryPlan) -> RepositoryReport {
+        RepositoryReport {
+            repository: plan.repository,
+            status: RepositoryStatus::Done,
+            tags: plan
+                .tags
+                .into_iter()
+                .map(|decision| TagReport {
+                    decision,
+                    outcome: None,
+                })
+                .collect(),
+            manifests: plan
+                .manifests
+                .into_iter()
+                .map(|decision| ManifestReport {
+                    decision,
+                    outcome: None,
+                })
+                .collect(),
+        }
+    }
+
+    /// A repository with no items and the given status.
+    pub fn empty(repository: &str, status: RepositoryStatus) -> RepositoryReport {
+        RepositoryReport {
+            repository: repository.to_string(),
+            status,
+            tags: Vec::new(),
+            manifests: Vec::new(),
+        }
+    }
+}
+
+/// Counts over the whole run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    /// Tags deleted (real run: 200/202/404) or to be deleted (dry run).
+    pub tags_deleted: u64,
+    /// Manifests deleted (real run: 200/202/404) or to be deleted (dry run).
+    pub manifests_deleted: u64,
+    /// Kept items by reason (`tooYoung`, `indexChild`, …).
+    pub kept: BTreeMap<String, u64>,
+    /// Items kept for a safety reason (locks, index children, referrers, signatures,
+    /// protect patterns, unreadable timestamps or bodies).
+    pub protected: u64,
+    /// Deletions that failed.
+    pub failed: u64,
+    /// Deletions skipped at execution time (changed since listed, 405, failed dependency).
+    pub skipped: u64,
+    /// Repositories planned.
+    pub repositories: u64,
+    /// Repositories that failed.
+    pub repositories_failed: u64,
+    /// Request counters (throttling, retries).
+    pub requests: StatsSnapshot,
+}
+
+/// The whole run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunReport {
+    /// The registry's login server.
+    pub registry: String,
+    /// Whether nothing was meant to be deleted.
+    pub dry_run: bool,
+    /// When the run started.
+    pub started_at: DateTime<Utc>,
+    /// When it ended.
+    pub finished_at: DateTime<Utc>,
+    /// Per repository, sorted by name.
+    pub repositories: Vec<RepositoryReport>,
+    /// Counts.
+    pub summary: Summary,
+    /// Why the run failed or is partial, if it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl RunReport {
+    /// Whether the run did everything it planned.
+    pub fn succeeded(&self) -> bool {
+        self.error.is_none()
+    }
+
+    /// Fills in the summary from the repositories.
+    pub fn summarize(&mut self, requests: StatsSnapshot) {
+        let mut summary = Summary {
+            requests,
+            ..Summary::default()
+        };
+        for repo in &self.repositories {
+            match repo.status {
+                RepositoryStatus::Done => summary.repositories += 1,
+                RepositoryStatus::Failed { .. } => summary.repositories_failed += 1,
+                _ => {}
+            }
+            for tag in &repo.tags {
+                count(
+                    &mut summary,
+                    self.dry_run,
+                    &tag.decision.verdict,
+                    &tag.outcome,
+                );
+                if removed(self.dry_run, &tag.decision.verdict, &tag.outcome) {
+                    summary.tags_deleted += 1;
+                }
+            }
+            for manifest in &repo.manifests {
+                let (verdict, outcome) = (&manifest.decision.verdict, &manifest.outcome);
+                count(&mut summary, self.dry_run, verdict, outcome);
+                if removed(self.dry_run, verdict, outcome) {
+                    summary.manifests_deleted += 1;
+                }
+            }
+        }
+        self.summary = summary;
+    }
+
+    /// acr purge's closing lines.
+    pub fn summary_lines(&self) -> Vec<String> {
+        let s = &self.summary;
+        let mut lines = vec![String::new()];
+        if self.dry_run {
+            lines.push(format!("Number of tags to be deleted: {}", s.tags_deleted));
+            lines.push(format!(
+                "Number of manifests to be deleted: {}",
+                s.manifests_deleted
+            ));
+        } else {
+            lines.push(format!("Number of deleted tags: {}", s.tags_deleted));
+            lines.push(format!(
+                "Number of deleted manifests: {}",
+                s.manifests_deleted
+            ));
+        }
+        lines
+    }
+}
+
+/// Whether a deletion counts: planned (dry run) or done (real run, 404 included).
+fn removed(dry_run: bool, verdict: &Verdict, outcome: &Option<Outcome>) -> bool {
+    if dry_run {
+        verdict.is_delete()
+    } else {
+        outcome.as_ref().is_some_and(Outcome::is_gone)
+    }
+}
+
+fn count(summary: &mut Summary, dry_run: bool, verdict: &Verdict, outcome: &Option<Outcome>) {
+    match verdict {
+        Verdict::Keep { reason } => {
+            *summary.kept.entry(reason_name(reason)).or_default() += 1;
+            if is_protection(reason) {
+                summary.protected += 1;
+            }
+        }
+        Verdict::Delete { .. } if !dry_run => match outcome {
+            Some(Outcome::Failed { .. }) => summary.failed += 1,
+            Some(Outcome::Skipped { .. } | Outcome::NotAllowed) | None => summary.skipped += 1,
+            _ => {}
+        },
+        _ => {}
+    }
+}
+
+/// The camelCase name of a keep reason, as in the JSON report.
+pub fn reason_name(reason: &KeepReason) -> String {
+    serde_json::to_value(reason)
+        .ok()
+        .and_then(|v| v.get("reason").and_then(|r| r.as_str()).map(str::to_string))
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+/// Whether a keep reason is a safety protection rather than the policy's own choice.
+pub fn is_protection(reason: &KeepReason) -> bool {
+    !matches!(
+        reason,
+        KeepReason::NotSelected
+            | KeepReason::NoFilterMatch
+            | KeepReason::TooYoung { .. }
+            | KeepReason::KeptByKeep { .. }
+            | KeepReason::Tagged { .. }
+    )
+}
+
+/// A one-line human explanation of a decision, for `--verbose` and the demo.
+pub fn explain(verdict: &Verdict) -> String {
+    use crate::plan::DeleteReason;
+    match verdict {
+        Verdict::Delete { reason } => match reason {
+            DeleteReason::Matched { rule, filter } => {
+                format!("matches filter {filter:?} of rule {rule} and is older than its cut-off")
+            }
+            DeleteReason::Untagged { rule } => {
+                format!(
+                    "untagged, older than the cut-off of rule {rule}, referenced by nothing kept"
+                )
+            }
+            DeleteReason::SignatureOfDeleted { subject } => {
+                format!("cosign signature of {subject}, which is deleted")
+            }
+        },
+        Verdict::Cascade { via } => format!("removed by the registry together with {via}"),
+        Verdict::Keep { reason } => match reason {
+            KeepReason::NotSelected => "no rule selects it".to_string(),
+            KeepReason::NoFilterMatch => "matches no filter".to_string(),
+            KeepReason::TooYoung { cutoff } => format!(
+                "newer than the cut-off {}",
+                cutoff.format("%Y-%m-%dT%H:%M:%SZ")
+            ),
+            KeepReason::TimestampMissing => "no lastUpdateTime: age unknown".to_string(),
+            KeepReason::TimestampUnreadable { value } => {
+                format!("unreadable lastUpdateTime {value:?}: age unknown")
+            }
+            KeepReason::Locked => "locked (deleteEnabled/writeEnabled false)".to_string(),
+            KeepReason::KeptByKeep { rule, rank } => {
+                format!("kept by --keep of rule {rule} (most recent #{rank})")
+            }
+            KeepReason::Protected { pattern } => format!("protected by {pattern:?}"),
+            KeepReason::SignatureOfKept { subject } => {
+                format!("cosign signature of {subject}, which is kept")
+            }
+            KeepReason::Tagged { tags } => format!("still tagged {}", tags.join(", ")),
+            KeepReason::IndexChild { parent } => format!("child of kept index {parent}"),
+            KeepReason::Referrer { subject } => format!("referrer of {subject}, which exists"),
+            KeepReason::NoMediaType => "no media type reported".to_string(),
+            KeepReason::BodyUnavailable => "manifest body unavailable".to_string(),
+        },
+    }
+}
