@@ -63,5 +63,13 @@ pub async fn plan_repository(
         .buffer_unordered(concurrency.max(1))
         .try_collect()
         .await?;
-    Ok(Some(draft.finish(&bodies)))
+    let referrers: HashMap<String, Vec<String>> = futures::stream::iter(draft.referrers_needed())
+        .map(|digest| async move {
+            let list = client.referrers(repository, &digest).await?;
+            Ok::<_, RegistryError>((digest, list))
+        })
+        .buffer_unordered(concurrency.max(1))
+        .try_collect()
+        .await?;
+    Ok(Some(draft.finish(&bodies, &referrers)))
 }

@@ -326,9 +326,15 @@ pub fn explain(verdict: &Verdict) -> String {
             KeepReason::SignatureOfKept { subject } => {
                 format!("cosign signature of {subject}, which is kept")
             }
+            KeepReason::SignatureManifestKept { manifest } => {
+                format!("cosign signature whose manifest {manifest} stays")
+            }
             KeepReason::Tagged { tags } => format!("still tagged {}", tags.join(", ")),
             KeepReason::IndexChild { parent } => format!("child of kept index {parent}"),
             KeepReason::Referrer { subject } => format!("referrer of {subject}, which exists"),
+            KeepReason::KeptReferrer { referrer } => {
+                format!("its referrer {referrer} stays (deleting it would delete the referrer)")
+            }
             KeepReason::NoMediaType => "no media type reported".to_string(),
             KeepReason::BodyUnavailable => "manifest body unavailable".to_string(),
         },

@@ -3,7 +3,7 @@
 //! matches it (acr purge would delete a live image's signature); when this run deletes the
 //! manifest, the signature's manifest goes with it, after it.
 
-use super::{DeleteReason, KeepReason, ManifestDecision, TagDecision, Verdict};
+use super::{Body, DeleteReason, KeepReason, ManifestDecision, TagDecision, Verdict};
 use std::collections::HashMap;
 
 /// The manifest a cosign-style tag belongs to (`sha256-<hex>.sig` → `sha256:<hex>`).
@@ -21,56 +21,108 @@ pub fn cosign_subject(tag: &str) -> Option<String> {
 }
 
 /// Settles the cosign tags left pending by the tag step (their subject exists): with the
-/// subject deleted, the signature manifest is deleted after it (when nothing else keeps it);
-/// otherwise the tag is kept.
+/// subject removed, the signature manifest is deleted after it (when nothing else keeps it);
+/// otherwise the tag is kept. Repeated until nothing changes, since a signature can itself
+/// be signed.
 pub(super) fn settle(
     tags: &mut [TagDecision],
     pending: &[usize],
     manifests: &mut [ManifestDecision],
+    bodies: &HashMap<String, Body>,
+    referrers: &HashMap<String, Vec<String>>,
 ) {
     let index: HashMap<String, usize> = manifests
         .iter()
         .enumerate()
         .map(|(i, m)| (m.digest.clone(), i))
         .collect();
+    let removed = |manifests: &[ManifestDecision], digest: &str| {
+        index
+            .get(digest)
+            .is_some_and(|&i| manifests[i].verdict.is_removed())
+    };
+    loop {
+        let mut changed = false;
+        for &t in pending {
+            if matches!(tags[t].verdict, Verdict::Cascade { .. }) {
+                continue;
+            }
+            let Some(subject) = cosign_subject(&tags[t].name) else {
+                continue;
+            };
+            if !removed(manifests, &subject) {
+                continue;
+            }
+            let signature = tags[t].digest.clone();
+            let Some(&m) = index.get(&signature) else {
+                continue;
+            };
+            let refers_to_kept = match bodies.get(&signature) {
+                Some(Body::Found(body)) => body.subject.as_ref().is_some_and(|s| {
+                    index.contains_key(&s.digest) && !removed(manifests, &s.digest)
+                }),
+                _ => false,
+            };
+            let child_of_kept = manifests.iter().any(|parent| {
+                !parent.verdict.is_removed()
+                    && matches!(bodies.get(&parent.digest), Some(Body::Found(body))
+                        if body.manifests.iter().any(|c| c.digest == signature))
+            });
+            let has_kept_referrer = referrers.get(&signature).is_some_and(|list| {
+                list.iter().any(|r| {
+                    index.get(r).is_some_and(|&i| match &manifests[i].verdict {
+                        Verdict::Keep { reason } => super::manifests::must_survive(reason),
+                        _ => false,
+                    })
+                })
+            });
+            if refers_to_kept
+                || child_of_kept
+                || has_kept_referrer
+                || !can_follow_subject(&manifests[m])
+            {
+                continue;
+            }
+            let decision = &mut manifests[m];
+            if !decision.verdict.is_delete() {
+                decision.verdict = Verdict::Delete {
+                    reason: DeleteReason::SignatureOfDeleted {
+                        subject: subject.clone(),
+                    },
+                };
+            }
+            if !decision.after.contains(&subject) {
+                decision.after.push(subject);
+            }
+            tags[t].verdict = Verdict::Cascade { via: signature };
+            changed = true;
+        }
+        if !changed {
+            break;
+        }
+    }
     for &t in pending {
+        if matches!(tags[t].verdict, Verdict::Cascade { .. }) {
+            continue;
+        }
         let Some(subject) = cosign_subject(&tags[t].name) else {
             continue;
         };
-        let subject_removed = index
-            .get(&subject)
-            .is_some_and(|&s| manifests[s].verdict.is_removed());
-        if !subject_removed {
-            tags[t].verdict = Verdict::keep(KeepReason::SignatureOfKept { subject });
-            continue;
-        }
-        let signature = tags[t].digest.clone();
-        match index.get(&signature) {
-            Some(&m) if can_follow_subject(&manifests[m]) => {
-                let decision = &mut manifests[m];
-                if !decision.verdict.is_delete() {
-                    decision.verdict = Verdict::Delete {
-                        reason: DeleteReason::SignatureOfDeleted {
-                            subject: subject.clone(),
-                        },
-                    };
-                }
-                if !decision.after.contains(&subject) {
-                    decision.after.push(subject);
-                }
-                tags[t].verdict = Verdict::Cascade { via: signature };
+        tags[t].verdict = Verdict::keep(if removed(manifests, &subject) {
+            KeepReason::SignatureManifestKept {
+                manifest: tags[t].digest.clone(),
             }
-            _ => {
-                tags[t].verdict = Verdict::keep(KeepReason::SignatureOfKept { subject });
-            }
-        }
+        } else {
+            KeepReason::SignatureOfKept { subject }
+        });
     }
 }
 
 /// A signature manifest may follow its subject when it is kept only because of its cosign
-/// tags (not locked, not a child or referrer of something kept, no other tag).
+/// tags (known media type, not locked, not a child or referrer of something kept, no other
+/// tag).
 fn can_follow_subject(signature: &ManifestDecision) -> bool {
-    if signature.locked && !signature.unlock {
+    if signature.media_type.is_none() || (signature.locked && !signature.unlock) {
         return false;
     }
     match &signature.verdict {

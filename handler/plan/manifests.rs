@@ -103,6 +103,7 @@ pub(super) fn decide(
     tags: &[TagDecision],
     mut candidates: HashMap<String, Candidate>,
     bodies: &HashMap<String, Body>,
+    referrers: &HashMap<String, Vec<String>>,
 ) -> Vec<ManifestDecision> {
     let deleted_tags: HashSet<&str> = tags
         .iter()
@@ -126,8 +127,10 @@ pub(super) fn decide(
     }
     let kept: Vec<String> = kept_digests(&states);
     protect_children(&mut states, bodies, kept);
+    keep_subjects_of_kept_referrers(&mut states, bodies, referrers);
     let by_keep = apply_keep(scope, &mut states);
     protect_children(&mut states, bodies, by_keep);
+    keep_subjects_of_kept_referrers(&mut states, bodies, referrers);
 
     manifests
         .iter()
@@ -230,7 +233,9 @@ fn kept_digests(states: &HashMap<String, State>) -> Vec<String> {
     kept
 }
 
-/// Keeps every candidate reachable from `start` through index children.
+/// Keeps every candidate reachable from `start` through index children. A child kept only
+/// for a weak reason (a referrer, its age) is marked as an index child, so that deleting its
+/// subject cannot take it away.
 fn protect_children(
     states: &mut HashMap<String, State>,
     bodies: &HashMap<String, Body>,
@@ -241,7 +246,14 @@ fn protect_children(
             continue;
         };
         for child in &body.manifests {
-            if let Some(state @ State::Candidate(_)) = states.get_mut(&child.digest) {
+            let Some(state) = states.get_mut(&child.digest) else {
+                continue;
+            };
+            let weak = match state {
+                State::Candidate(_) => true,
+                State::Keep(reason) => !must_survive(reason),
+            };
+            if weak {
                 *state = State::Keep(KeepReason::IndexChild {
                     parent: parent.clone(),
                 });
@@ -249,6 +261,54 @@ fn protect_children(
             }
         }
     }
+}
+
+/// Deleting a manifest makes the registry delete its referrers too, so a candidate with a
+/// referrer that must stay (tagged, locked, an index child, kept by `--keep`…) stays as well,
+/// and so do its children. Repeated until nothing changes.
+fn keep_subjects_of_kept_referrers(
+    states: &mut HashMap<String, State>,
+    bodies: &HashMap<String, Body>,
+    referrers: &HashMap<String, Vec<String>>,
+) {
+    loop {
+        let blocked: Vec<(String, String)> = states
+            .iter()
+            .filter(|(_, s)| matches!(s, State::Candidate(_)))
+            .filter_map(|(subject, _)| {
+                let referrer = referrers.get(subject)?.iter().find(
+                    |r| matches!(states.get(*r), Some(State::Keep(reason)) if must_survive(reason)),
+                )?;
+                Some((subject.clone(), referrer.clone()))
+            })
+            .collect();
+        if blocked.is_empty() {
+            return;
+        }
+        let mut kept = Vec::new();
+        for (subject, referrer) in blocked {
+            states.insert(
+                subject.clone(),
+                State::Keep(KeepReason::KeptReferrer { referrer }),
+            );
+            kept.push(subject);
+        }
+        kept.sort();
+        protect_children(states, bodies, kept);
+    }
+}
+
+/// Whether a kept referrer must survive its subject's deletion: anything but a referrer
+/// kept only for being one, or for its age.
+pub(super) fn must_survive(reason: &KeepReason) -> bool {
+    !matches!(
+        reason,
+        KeepReason::Referrer { .. }
+            | KeepReason::TooYoung { .. }
+            | KeepReason::TimestampMissing
+            | KeepReason::TimestampUnreadable { .. }
+            | KeepReason::NotSelected
+    )
 }
 
 /// Applies each rule's `--keep` to its remaining candidates (newest first, digest as the

@@ -128,6 +128,12 @@ pub enum KeepReason {
         /// The signed manifest.
         subject: String,
     },
+    /// A cosign-style signature tag whose own manifest stays (locked, referenced, or
+    /// tagged otherwise) although the signed manifest is deleted.
+    SignatureManifestKept {
+        /// The signature's manifest.
+        manifest: String,
+    },
     /// The manifest still has tags after this run.
     Tagged {
         /// The tags it keeps.
@@ -142,6 +148,11 @@ pub enum KeepReason {
     Referrer {
         /// The manifest it refers to.
         subject: String,
+    },
+    /// A referrer of this manifest must stay, and deleting a manifest deletes its referrers.
+    KeptReferrer {
+        /// The referrer that stays.
+        referrer: String,
     },
     /// The listing reports no media type, so its kind is unknown (as acr purge).
     NoMediaType,
@@ -339,11 +350,39 @@ impl Draft {
 
     /// Digests whose bodies [`Draft::finish`] needs.
     pub fn bodies_needed(&self) -> Vec<String> {
-        manifests::bodies_needed(&self.manifests, &self.candidates)
+        let mut needed = manifests::bodies_needed(&self.manifests, &self.candidates);
+        // Signature manifests may follow their subject: check that they refer to nothing else.
+        for &t in &self.cosign_pending {
+            let digest = &self.tags[t].digest;
+            if !needed.contains(digest) {
+                needed.push(digest.clone());
+            }
+        }
+        needed
     }
 
-    /// Walks the manifest graph and completes the plan.
-    pub fn finish(self, bodies: &HashMap<String, Body>) -> RepositoryPlan {
+    /// Digests whose referrers [`Draft::finish`] needs (deletion candidates and signature
+    /// manifests that may follow their subject): the registry deletes a manifest's
+    /// referrers with it.
+    pub fn referrers_needed(&self) -> Vec<String> {
+        let mut needed: Vec<String> = self.candidates.keys().cloned().collect();
+        needed.sort();
+        for &t in &self.cosign_pending {
+            let digest = &self.tags[t].digest;
+            if !needed.contains(digest) {
+                needed.push(digest.clone());
+            }
+        }
+        needed
+    }
+
+    /// Walks the manifest graph and completes the plan. `referrers` maps each digest of
+    /// [`Draft::referrers_needed`] to the digests of its referrers.
+    pub fn finish(
+        self,
+        bodies: &HashMap<String, Body>,
+        referrers: &HashMap<String, Vec<String>>,
+    ) -> RepositoryPlan {
         let Draft {
             repository,
             scope,
@@ -352,9 +391,24 @@ impl Draft {
             candidates,
             cosign_pending,
         } = self;
-        let mut decisions = manifests::decide(&scope, &manifests, &tags, candidates, bodies);
-        cosign::settle(&mut tags, &cosign_pending, &mut decisions);
-        manifests::cascade(&mut decisions);
+        let mut decisions =
+            manifests::decide(&scope, &manifests, &tags, candidates, bodies, referrers);
+        // Referrers go with their subjects and signatures with theirs; each can enable the
+        // other, so settle both until nothing more is removed.
+        loop {
+            let removed = decisions.iter().filter(|d| d.verdict.is_removed()).count();
+            manifests::cascade(&mut decisions);
+            cosign::settle(
+                &mut tags,
+                &cosign_pending,
+                &mut decisions,
+                bodies,
+                referrers,
+            );
+            if decisions.iter().filter(|d| d.verdict.is_removed()).count() == removed {
+                break;
+            }
+        }
         manifests::order(&mut decisions, bodies);
         RepositoryPlan {
             repository,

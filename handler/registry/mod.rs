@@ -304,6 +304,43 @@ impl RegistryClient {
         }
     }
 
+    /// The digests of the manifests whose `subject` is `digest` (OCI referrers API). The
+    /// registry deletes these together with `digest`.
+    pub async fn referrers(
+        &self,
+        repository: &str,
+        digest: &str,
+    ) -> Result<Vec<String>, RegistryError> {
+        let path = format!(
+            "/v2/{}/referrers/{}",
+            encode_repo(repository),
+            encode_segment(digest)
+        );
+        let context = format!("listing referrers of {repository}@{digest}");
+        let response = self
+            .send(
+                Method::GET,
+                &path,
+                repository,
+                &context,
+                Some(model::OCI_INDEX),
+                None,
+            )
+            .await?;
+        match response.status() {
+            StatusCode::NOT_FOUND => paging::not_found::<()>(response, &context)
+                .await
+                .map(|_| Vec::new()),
+            s if s.is_success() => Ok(decode::<ManifestBody>(response, &context)
+                .await?
+                .manifests
+                .into_iter()
+                .map(|d| d.digest)
+                .collect()),
+            _ => Err(unexpected(response, &context).await),
+        }
+    }
+
     /// The current attributes of one tag. `None` on 404.
     pub async fn tag(
         &self,

@@ -101,7 +101,7 @@ impl Pager {
 /// A 404 on a first page: `None` when the registry says the repository is unknown (a
 /// distribution error body), an error when the endpoint itself does not exist (a registry
 /// without ACR's `/acr/v1` API answers a plain-text 404).
-async fn not_found<T>(
+pub(crate) async fn not_found<T>(
     response: reqwest::Response,
     context: &str,
 ) -> Result<Option<T>, RegistryError> {
