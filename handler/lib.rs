@@ -1,1 +1,3 @@
 //! acr-purge library.
+
+pub mod emulator;
