@@ -235,12 +235,11 @@ impl<'a> Resolver<'a> {
 
     fn first_pending_ref(&self, i: usize) -> String {
         let m = &self.seed.manifests[i];
-        let refs = m
+        let mut refs = m
             .subject
             .iter()
             .chain(m.children.iter().map(|c| &c.manifest));
-        refs.filter(|r| matches!(self.lookup(i, r), Ok(Lookup::Pending)))
-            .next()
+        refs.find(|r| matches!(self.lookup(i, r), Ok(Lookup::Pending)))
             .cloned()
             .unwrap_or_default()
     }
