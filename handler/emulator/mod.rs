@@ -343,3 +343,43 @@ pub async fn run_standalone(data_path: &Path, port: u16) -> anyhow::Result<()> {
     running.shutdown().await;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The example of the module docs, kept in sync here.
+    const DOC_EXAMPLE: &str = r#"{
+      "auth": { "mode": "token", "abac": true, "accessTokenTtlSeconds": 4500,
+                "refreshTokenTtlSeconds": 10800, "denyRepositories": ["secret"] },
+      "repositories": [
+        { "name": "team/app", "manifests": [
+          { "alias": "amd64", "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "age": "40d", "os": "linux", "architecture": "amd64" },
+          { "alias": "multi", "mediaType": "application/vnd.oci.image.index.v1+json",
+            "age": "40d", "children": ["amd64"],
+            "tags": ["v1", { "name": "latest", "age": "15m", "deleteEnabled": false }] },
+          { "alias": "sbom", "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "artifactType": "application/spdx+json", "subject": "multi" },
+          { "alias": "odd", "mediaType": null, "lastUpdateTime": "date", "createdTime": null }
+        ] }
+      ]
+    }"#;
+
+    #[test]
+    fn doc_example_loads() {
+        let seed = Seed::from_json(DOC_EXAMPLE).unwrap();
+        assert!(
+            matches!(&seed.auth, AuthMode::Token(t) if t.abac && t.deny_repositories == ["secret"])
+        );
+        let snap = Emulator::new(seed.clone()).unwrap().snapshot();
+        let multi = snap.manifest_by_alias("team/app", "multi").unwrap();
+        assert_eq!(multi.tags, vec!["latest", "v1"]);
+        assert_eq!(multi.children, vec![seed.digest("team/app", "amd64")]);
+        let latest = &snap.repositories["team/app"].tags["latest"];
+        assert!(!latest.attributes.delete_enabled);
+        let odd = snap.manifest_by_alias("team/app", "odd").unwrap();
+        assert_eq!(odd.last_update_time.as_deref(), Some("date"));
+        assert_eq!(odd.created_time, None);
+    }
+}
