@@ -11,9 +11,13 @@
 //! - [`execute`]: the deletions, verified and ordered;
 //! - [`report`]: outcomes, summary and acr purge's text lines;
 //! - [`engine`]: one whole run.
+//!
+//! [`emulator`] is a stateful ACR emulator (tests and `handler demo`); [`cli`] and
+//! [`commands`] are the command line.
 
 pub mod cli;
 pub mod commands;
+pub mod emulator;
 pub mod engine;
 pub mod execute;
 pub mod inventory;
