@@ -89,12 +89,22 @@ fn print_kept(report: &RunReport) {
 
 /// `handler demo`.
 pub async fn demo() -> ExitCode {
-    eprintln!("Error: the demo needs the emulator (not built yet)");
-    ExitCode::FAILURE
+    match crate::demo::run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("Error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// `handler emulator`.
-pub async fn emulator(_args: EmulatorArgs) -> ExitCode {
-    eprintln!("Error: the emulator is not built yet");
-    ExitCode::FAILURE
+pub async fn emulator(args: EmulatorArgs) -> ExitCode {
+    match crate::emulator::run_standalone(args.data.as_deref(), args.port).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("Error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -17,6 +17,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod demo;
 pub mod emulator;
 pub mod engine;
 pub mod execute;

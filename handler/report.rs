@@ -144,11 +144,11 @@ pub struct Summary {
     pub tags_deleted: u64,
     /// Manifests deleted (real run: 200/202/404) or to be deleted (dry run).
     pub manifests_deleted: u64,
-    /// Kept items by reason (`tooYoung`, `indexChild`, …).
+    /// Items the policy keeps, by reason (`tooYoung`, `keptByKeep`, `tagged`, …).
     pub kept: BTreeMap<String, u64>,
-    /// Items kept for a safety reason (locks, index children, referrers, signatures,
-    /// protect patterns, unreadable timestamps or bodies).
-    pub protected: u64,
+    /// Items kept for safety, by reason (`locked`, `indexChild`, `referrer`,
+    /// `signatureOfKept`, `protected`, `timestampUnreadable`, …).
+    pub protected: BTreeMap<String, u64>,
     /// Deletions that failed.
     pub failed: u64,
     /// Deletions skipped at execution time (changed since listed, 405, failed dependency).
@@ -255,10 +255,12 @@ fn removed(dry_run: bool, verdict: &Verdict, outcome: &Option<Outcome>) -> bool 
 fn count(summary: &mut Summary, dry_run: bool, verdict: &Verdict, outcome: &Option<Outcome>) {
     match verdict {
         Verdict::Keep { reason } => {
-            *summary.kept.entry(reason_name(reason)).or_default() += 1;
-            if is_protection(reason) {
-                summary.protected += 1;
-            }
+            let counts = if is_protection(reason) {
+                &mut summary.protected
+            } else {
+                &mut summary.kept
+            };
+            *counts.entry(reason_name(reason)).or_default() += 1;
         }
         Verdict::Delete { .. } if !dry_run => match outcome {
             Some(Outcome::Failed { .. }) => summary.failed += 1,

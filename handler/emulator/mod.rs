@@ -327,12 +327,18 @@ impl Drop for RunningEmulator {
     }
 }
 
-/// Loads a JSON seed file, serves it on `127.0.0.1:port`, prints the URL and runs until Ctrl-C.
-pub async fn run_standalone(data_path: &Path, port: u16) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(data_path)
-        .with_context(|| format!("cannot read seed file {}", data_path.display()))?;
-    let emulator = Emulator::from_json(&text)
-        .with_context(|| format!("invalid seed file {}", data_path.display()))?;
+/// Loads a JSON seed file (the sample registry when `None`), serves it on `127.0.0.1:port`,
+/// prints the URL and runs until Ctrl-C.
+pub async fn run_standalone(data_path: Option<&Path>, port: u16) -> anyhow::Result<()> {
+    let emulator = match data_path {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read seed file {}", path.display()))?;
+            Emulator::from_json(&text)
+                .with_context(|| format!("invalid seed file {}", path.display()))?
+        }
+        None => Emulator::new(sample_registry())?,
+    };
     let running = emulator
         .start_on(SocketAddr::from(([127, 0, 0, 1], port)))
         .await?;

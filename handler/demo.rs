@@ -1,0 +1,196 @@
+//! `handler demo`: a whole purge against the in-process emulator's sample registry, with
+//! the plan and the reason behind every decision. No Azure account, no network.
+
+use crate::cli::PurgeArgs;
+use crate::emulator::{Emulator, sample_registry};
+use crate::engine;
+use crate::registry::{ClientOptions, RegistryClient};
+use crate::report::{RepositoryReport, RunReport, explain};
+use anyhow::Context;
+use clap::Parser;
+
+/// The demo's policy, as `handler purge` arguments (the registry is added at run time).
+pub const DEMO_ARGS: &[&str] = &[
+    "--filter",
+    ".*:.*",
+    "--ago",
+    "30d",
+    "--untagged",
+    "--protect",
+    ".*:^(latest|stable)$",
+];
+
+#[derive(Parser)]
+struct DemoPurge {
+    #[command(flatten)]
+    args: PurgeArgs,
+}
+
+/// Runs the demo, printing to stdout.
+pub async fn run() -> anyhow::Result<()> {
+    let emulator = Emulator::new(sample_registry()).context("loading the sample registry")?;
+    let running = emulator.start().await.context("starting the emulator")?;
+    let mut argv = vec!["purge", "--registry", running.url.as_str()];
+    argv.extend_from_slice(DEMO_ARGS);
+    let args = DemoPurge::try_parse_from(&argv)
+        .context("the demo's own arguments")?
+        .args;
+    println!("acr-purge demo: a sample registry emulated in-process at {}", running.url);
+    println!("(ACR's API, no Azure account, no network). The policy:\n");
+    println!("  handler purge -r {} {}\n", running.url, shell_words(DEMO_ARGS));
+
+    let mut request = args.validate().map_err(anyhow::Error::msg)?;
+    let client = RegistryClient::connect(
+        request.endpoint.clone(),
+        request.credentials.take(),
+        ClientOptions::default(),
+    )
+    .await?;
+
+    println!("== 1. Dry run: every tag and manifest, with the reason for its fate ==\n");
+    request.options.dry_run = true;
+    let plan = engine::run(&client, &request.policy, &request.options, &mut |_| {}).await;
+    print_plan(&plan);
+
+    println!("\n== 2. The purge (acr purge's output) ==\n");
+    request.options.dry_run = false;
+    let done = engine::run(&client, &request.policy, &request.options, &mut |line| {
+        println!("{line}")
+    })
+    .await;
+
+    println!("\n== 3. What the registry holds now ==\n");
+    let snapshot = emulator.snapshot();
+    for name in snapshot.repository_names() {
+        let tags = snapshot.tag_names(&name);
+        println!(
+            "  {name}: {} manifests; tags {}",
+            snapshot.digests(&name).len(),
+            tags.join(", ")
+        );
+    }
+    println!("\nKept by the policy, by reason:");
+    for (reason, count) in &done.summary.kept {
+        println!("  {reason}: {count}");
+    }
+    println!("Protected for safety, by reason:");
+    for (reason, count) in &done.summary.protected {
+        println!("  {reason}: {count}");
+    }
+    if let Some(error) = &done.error {
+        anyhow::bail!("the demo purge failed: {error}");
+    }
+    println!(
+        "\nSame plan as the dry run: {}",
+        if same_deletions(&plan, &done) { "yes" } else { "NO" }
+    );
+    Ok(())
+}
+
+fn print_plan(report: &RunReport) {
+    for repo in &report.repositories {
+        println!("{}", repo.repository);
+        print_repository(repo);
+    }
+    let s = &report.summary;
+    println!(
+        "\nPlanned: {} tags and {} manifests to delete; {} items protected for safety.",
+        s.tags_deleted,
+        s.manifests_deleted,
+        s.protected.values().sum::<u64>()
+    );
+}
+
+fn print_repository(repo: &RepositoryReport) {
+    for tag in &repo.tags {
+        let verdict = &tag.decision.verdict;
+        println!(
+            "  {:<7} tag       {:<24} {}",
+            word(verdict),
+            short(&tag.decision.name),
+            explain(verdict)
+        );
+    }
+    for manifest in &repo.manifests {
+        let verdict = &manifest.decision.verdict;
+        let tags = if manifest.decision.tags.is_empty() {
+            "(untagged)".to_string()
+        } else {
+            manifest.decision.tags.join(",")
+        };
+        println!(
+            "  {:<7} manifest  {:<24} {} {}",
+            word(verdict),
+            short(&manifest.decision.digest),
+            short(&tags),
+            explain(verdict)
+        );
+    }
+}
+
+fn word(verdict: &crate::plan::Verdict) -> &'static str {
+    match verdict {
+        crate::plan::Verdict::Delete { .. } => "DELETE",
+        crate::plan::Verdict::Cascade { .. } => "GOES",
+        crate::plan::Verdict::Keep { reason } => {
+            if crate::report::is_protection(reason) {
+                "PROTECT"
+            } else {
+                "keep"
+            }
+        }
+    }
+}
+
+/// Shortens long names (digests, cosign tags) for display.
+fn short(text: &str) -> String {
+    const WIDTH: usize = 24;
+    if text.chars().count() <= WIDTH {
+        return text.to_string();
+    }
+    let head: String = text.chars().take(WIDTH - 1).collect();
+    format!("{head}…")
+}
+
+fn same_deletions(plan: &RunReport, done: &RunReport) -> bool {
+    let deleted = |r: &RunReport, dry: bool| {
+        let mut items: Vec<String> = r
+            .repositories
+            .iter()
+            .flat_map(|repo| {
+                let tags = repo.tags.iter().filter(move |t| {
+                    if dry {
+                        t.decision.verdict.is_delete()
+                    } else {
+                        t.outcome.as_ref().is_some_and(|o| o.is_gone())
+                    }
+                });
+                let manifests = repo.manifests.iter().filter(move |m| {
+                    if dry {
+                        m.decision.verdict.is_delete()
+                    } else {
+                        m.outcome.as_ref().is_some_and(|o| o.is_gone())
+                    }
+                });
+                tags.map(move |t| format!("{}:{}", repo.repository, t.decision.name))
+                    .chain(manifests.map(move |m| format!("{}@{}", repo.repository, m.decision.digest)))
+            })
+            .collect();
+        items.sort();
+        items
+    };
+    deleted(plan, true) == deleted(done, false)
+}
+
+fn shell_words(args: &[&str]) -> String {
+    args.iter()
+        .map(|a| {
+            if a.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c)) {
+                a.to_string()
+            } else {
+                format!("'{a}'")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
