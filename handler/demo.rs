@@ -35,9 +35,16 @@ pub async fn run() -> anyhow::Result<()> {
     let args = DemoPurge::try_parse_from(&argv)
         .context("the demo's own arguments")?
         .args;
-    println!("acr-purge demo: a sample registry emulated in-process at {}", running.url);
+    println!(
+        "acr-purge demo: a sample registry emulated in-process at {}",
+        running.url
+    );
     println!("(ACR's API, no Azure account, no network). The policy:\n");
-    println!("  handler purge -r {} {}\n", running.url, shell_words(DEMO_ARGS));
+    println!(
+        "  handler purge -r {} {}\n",
+        running.url,
+        shell_words(DEMO_ARGS)
+    );
 
     let mut request = args.validate().map_err(anyhow::Error::msg)?;
     let client = RegistryClient::connect(
@@ -82,7 +89,11 @@ pub async fn run() -> anyhow::Result<()> {
     }
     println!(
         "\nSame plan as the dry run: {}",
-        if same_deletions(&plan, &done) { "yes" } else { "NO" }
+        if same_deletions(&plan, &done) {
+            "yes"
+        } else {
+            "NO"
+        }
     );
     Ok(())
 }
@@ -173,7 +184,10 @@ fn same_deletions(plan: &RunReport, done: &RunReport) -> bool {
                     }
                 });
                 tags.map(move |t| format!("{}:{}", repo.repository, t.decision.name))
-                    .chain(manifests.map(move |m| format!("{}@{}", repo.repository, m.decision.digest)))
+                    .chain(
+                        manifests
+                            .map(move |m| format!("{}@{}", repo.repository, m.decision.digest)),
+                    )
             })
             .collect();
         items.sort();
@@ -185,7 +199,9 @@ fn same_deletions(plan: &RunReport, done: &RunReport) -> bool {
 fn shell_words(args: &[&str]) -> String {
     args.iter()
         .map(|a| {
-            if a.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c)) {
+            if a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
+            {
                 a.to_string()
             } else {
                 format!("'{a}'")

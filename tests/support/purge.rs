@@ -1,0 +1,127 @@
+//! Running the `handler` binary against an in-process ACR emulator, as a user would.
+
+use acr_purge::emulator::{
+    Emulator, ManifestSeed, RecordedRequest, RunningEmulator, Seed, TagSeed,
+};
+use std::collections::BTreeSet;
+
+/// What one `handler` invocation produced.
+#[derive(Debug)]
+pub struct Run {
+    /// Exit code.
+    pub code: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl Run {
+    /// The standard output parsed as the JSON report.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
+    }
+
+    /// Lines of standard output that start with `prefix`, with the prefix removed.
+    pub fn lines(&self, prefix: &str) -> BTreeSet<String> {
+        self.stdout
+            .lines()
+            .filter_map(|l| l.strip_prefix(prefix))
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+/// A started emulator.
+pub struct Registry {
+    /// The running server.
+    pub running: RunningEmulator,
+    /// The seed it was started from.
+    pub seed: Seed,
+}
+
+impl Registry {
+    /// Starts an emulator with `seed`.
+    pub async fn start(seed: Seed) -> Registry {
+        let emulator = Emulator::new(seed.clone()).expect("seed loads");
+        let running = emulator.start().await.expect("emulator starts");
+        Registry { running, seed }
+    }
+
+    /// The emulator.
+    pub fn emulator(&self) -> &Emulator {
+        self.running.emulator()
+    }
+
+    /// Runs `handler purge -r <emulator> ARGS`.
+    pub async fn purge(&self, args: &[&str]) -> Run {
+        let mut all = vec!["purge", "-r", self.running.url.as_str()];
+        all.extend_from_slice(args);
+        handler(&all).await
+    }
+
+    /// `host/` as printed in output lines.
+    pub fn prefix(&self, repo: &str) -> String {
+        format!("{}/{repo}", self.running.host())
+    }
+
+    /// Tags of `repo` now.
+    pub fn tags(&self, repo: &str) -> BTreeSet<String> {
+        self.emulator()
+            .snapshot()
+            .tag_names(repo)
+            .into_iter()
+            .collect()
+    }
+
+    /// Whether the manifest with `alias` still exists in `repo`.
+    pub fn has(&self, repo: &str, alias: &str) -> bool {
+        let digest = self.seed.digest(repo, alias);
+        self.emulator().snapshot().has_manifest(repo, &digest)
+    }
+
+    /// The digest of `alias`.
+    pub fn digest(&self, repo: &str, alias: &str) -> String {
+        self.seed.digest(repo, alias)
+    }
+
+    /// Requests received that mutate state (DELETE, PATCH, PUT, POST outside /oauth2).
+    pub fn mutations(&self) -> Vec<RecordedRequest> {
+        self.emulator()
+            .requests()
+            .into_iter()
+            .filter(|r| r.method != "GET" && r.method != "HEAD" && !r.path.starts_with("/oauth2/"))
+            .collect()
+    }
+}
+
+/// Runs the `handler` binary with `args`.
+pub async fn handler(args: &[&str]) -> Run {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_handler"))
+        .args(args)
+        .env_remove("ACR_DEFAULT_REGISTRY")
+        .env_remove("IDENTITY_ENDPOINT")
+        .env_remove("AZURE_FEDERATED_TOKEN_FILE")
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("handler runs");
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// A manifest with one tag, both `age` old.
+pub fn tagged(alias: &str, tag: &str, age: &str) -> ManifestSeed {
+    ManifestSeed::image(alias)
+        .age(age)
+        .tag(TagSeed::new(tag).age(age))
+}
+
+/// A set of strings.
+pub fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
