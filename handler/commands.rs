@@ -24,6 +24,7 @@ pub async fn purge(args: PurgeArgs) -> ExitCode {
     }
     let options = ClientOptions {
         concurrency: request.options.concurrency,
+        abac_batch_size: abac_batch_size(),
         ..ClientOptions::default()
     };
     let client = match RegistryClient::connect(request.endpoint, request.credentials, options).await
@@ -57,6 +58,15 @@ pub async fn purge(args: PurgeArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `ABAC_BATCH_SIZE`: repositories per token on ABAC registries (acr purge's variable).
+pub fn abac_batch_size() -> usize {
+    std::env::var("ABAC_BATCH_SIZE")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(ClientOptions::default().abac_batch_size)
 }
 
 /// Prints why each kept item is kept.

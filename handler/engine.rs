@@ -134,16 +134,18 @@ async fn plan_all(
     if let Some(error) = fatal {
         return Err(format!("{error}; nothing was deleted"));
     }
-    let failed: Vec<&str> = report
+    let failures: Vec<String> = report
         .repositories
         .iter()
-        .filter(|r| matches!(r.status, RepositoryStatus::Failed { .. }))
-        .map(|r| r.repository.as_str())
+        .filter_map(|r| match &r.status {
+            RepositoryStatus::Failed { error } => Some(format!("{}: {error}", r.repository)),
+            _ => None,
+        })
         .collect();
-    if !failed.is_empty() && failed.len() == report.repositories.len() {
+    if !failures.is_empty() && failures.len() == report.repositories.len() {
         return Err(format!(
             "every repository failed to list: {}",
-            failed.join(", ")
+            failures.join("; ")
         ));
     }
     Ok(())

@@ -298,7 +298,7 @@ impl RegistryClient {
             )
             .await?;
         match response.status() {
-            StatusCode::NOT_FOUND => Ok(None),
+            StatusCode::NOT_FOUND => paging::not_found(response, &context).await,
             s if s.is_success() => Ok(Some(decode(response, &context).await?)),
             _ => Err(unexpected(response, &context).await),
         }
@@ -357,7 +357,7 @@ impl RegistryClient {
             .send(Method::GET, &path, repository, &context, None, None)
             .await?;
         match response.status() {
-            StatusCode::NOT_FOUND => Ok(None),
+            StatusCode::NOT_FOUND => paging::not_found(response, &context).await,
             s if s.is_success() => Ok(Some(decode::<SingleTag>(response, &context).await?.tag)),
             _ => Err(unexpected(response, &context).await),
         }
@@ -379,7 +379,7 @@ impl RegistryClient {
             .send(Method::GET, &path, repository, &context, None, None)
             .await?;
         match response.status() {
-            StatusCode::NOT_FOUND => Ok(None),
+            StatusCode::NOT_FOUND => paging::not_found(response, &context).await,
             s if s.is_success() => Ok(Some(
                 decode::<SingleManifest>(response, &context).await?.manifest,
             )),

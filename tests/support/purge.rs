@@ -56,9 +56,23 @@ impl Registry {
 
     /// Runs `handler purge -r <emulator> ARGS`.
     pub async fn purge(&self, args: &[&str]) -> Run {
+        self.purge_with_env(args, &[]).await
+    }
+
+    /// Runs `handler purge -r <emulator> ARGS` with extra environment variables.
+    pub async fn purge_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
         let mut all = vec!["purge", "-r", self.running.url.as_str()];
         all.extend_from_slice(args);
-        handler(&all).await
+        handler_with_env(&all, env).await
+    }
+
+    /// Recorded requests whose path is `path`.
+    pub fn count(&self, path: &str) -> usize {
+        self.emulator()
+            .requests()
+            .iter()
+            .filter(|r| r.path == path)
+            .count()
     }
 
     /// `host/` as printed in output lines.
@@ -98,11 +112,26 @@ impl Registry {
 
 /// Runs the `handler` binary with `args`.
 pub async fn handler(args: &[&str]) -> Run {
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_handler"))
+    handler_with_env(args, &[]).await
+}
+
+/// Runs the `handler` binary with `args` and extra environment variables (the Azure
+/// identity variables of the calling environment are removed first).
+pub async fn handler_with_env(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_handler"));
+    for name in [
+        "ACR_DEFAULT_REGISTRY",
+        "IDENTITY_ENDPOINT",
+        "IDENTITY_HEADER",
+        "AZURE_CLIENT_ID",
+        "AZURE_FEDERATED_TOKEN_FILE",
+        "ABAC_BATCH_SIZE",
+    ] {
+        command.env_remove(name);
+    }
+    let output = command
         .args(args)
-        .env_remove("ACR_DEFAULT_REGISTRY")
-        .env_remove("IDENTITY_ENDPOINT")
-        .env_remove("AZURE_FEDERATED_TOKEN_FILE")
+        .envs(env.iter().copied())
         .kill_on_drop(true)
         .output()
         .await
