@@ -1,0 +1,7 @@
+//! Shared test support: real servers the tests run against, and clients to fill them.
+//!
+//! Declare with `mod support;` in a test file. Not every test file uses every helper.
+#![allow(dead_code)]
+
+pub mod oci_push;
+pub mod registry_server;
