@@ -1,5 +1,9 @@
-//! Shared test support.
+//! Shared test support: real servers the tests run against, and clients to fill them.
+//!
+//! Declare with `mod support;` in a test file. Not every test file uses every helper.
 #![allow(dead_code)]
 
 pub mod identity;
+pub mod oci_push;
 pub mod purge;
+pub mod registry_server;
