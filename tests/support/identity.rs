@@ -13,18 +13,21 @@ pub const IDENTITY_HEADER: &str = "local-identity-header";
 /// The Entra access token it issues.
 pub const ENTRA_TOKEN: &str = "entra-access-token-for-tests";
 
+/// The query parameters of every token request received.
+type Log = Arc<Mutex<Vec<HashMap<String, String>>>>;
+
 /// A running identity endpoint.
 pub struct IdentityEndpoint {
     /// `http://127.0.0.1:PORT/msi/token`.
     pub url: String,
-    requests: Arc<Mutex<Vec<HashMap<String, String>>>>,
+    requests: Log,
     _server: tokio::task::JoinHandle<()>,
 }
 
 impl IdentityEndpoint {
     /// Starts the endpoint on a free loopback port.
     pub async fn start() -> IdentityEndpoint {
-        let requests: Arc<Mutex<Vec<HashMap<String, String>>>> = Arc::default();
+        let requests: Log = Arc::default();
         let app = Router::new()
             .route("/msi/token", get(token))
             .with_state(requests.clone());
@@ -57,7 +60,7 @@ impl IdentityEndpoint {
 }
 
 async fn token(
-    State(requests): State<Arc<Mutex<Vec<HashMap<String, String>>>>>,
+    State(requests): State<Log>,
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<serde_json::Value>, StatusCode> {
