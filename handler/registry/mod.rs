@@ -281,27 +281,10 @@ impl RegistryClient {
         repository: &str,
         digest: &str,
     ) -> Result<Option<ManifestBody>, RegistryError> {
-        let path = format!(
-            "/v2/{}/manifests/{}",
-            encode_repo(repository),
-            encode_segment(digest)
-        );
         let context = format!("reading manifest {repository}@{digest}");
-        let response = self
-            .send(
-                Method::GET,
-                &path,
-                repository,
-                &context,
-                Some(model::MANIFEST_ACCEPT),
-                None,
-            )
-            .await?;
-        match response.status() {
-            StatusCode::NOT_FOUND => paging::not_found(response, &context).await,
-            s if s.is_success() => Ok(Some(decode(response, &context).await?)),
-            _ => Err(unexpected(response, &context).await),
-        }
+        let path = manifest_path(repository, digest);
+        self.get_json(&path, repository, &context, Some(model::MANIFEST_ACCEPT))
+            .await
     }
 
     /// The digests of the manifests whose `subject` is `digest` (OCI referrers API). The
@@ -311,34 +294,18 @@ impl RegistryClient {
         repository: &str,
         digest: &str,
     ) -> Result<Vec<String>, RegistryError> {
+        let context = format!("listing referrers of {repository}@{digest}");
         let path = format!(
             "/v2/{}/referrers/{}",
             encode_repo(repository),
             encode_segment(digest)
         );
-        let context = format!("listing referrers of {repository}@{digest}");
-        let response = self
-            .send(
-                Method::GET,
-                &path,
-                repository,
-                &context,
-                Some(model::OCI_INDEX),
-                None,
-            )
+        let index: Option<ManifestBody> = self
+            .get_json(&path, repository, &context, Some(model::OCI_INDEX))
             .await?;
-        match response.status() {
-            StatusCode::NOT_FOUND => paging::not_found::<()>(response, &context)
-                .await
-                .map(|_| Vec::new()),
-            s if s.is_success() => Ok(decode::<ManifestBody>(response, &context)
-                .await?
-                .manifests
-                .into_iter()
-                .map(|d| d.digest)
-                .collect()),
-            _ => Err(unexpected(response, &context).await),
-        }
+        Ok(index
+            .map(|i| i.manifests.into_iter().map(|d| d.digest).collect())
+            .unwrap_or_default())
     }
 
     /// The current attributes of one tag. `None` on 404.
@@ -347,20 +314,11 @@ impl RegistryClient {
         repository: &str,
         tag: &str,
     ) -> Result<Option<TagAttributes>, RegistryError> {
-        let path = format!(
-            "/acr/v1/{}/_tags/{}",
-            encode_repo(repository),
-            encode_segment(tag)
-        );
         let context = format!("reading tag {repository}:{tag}");
-        let response = self
-            .send(Method::GET, &path, repository, &context, None, None)
+        let single: Option<SingleTag> = self
+            .get_json(&tag_path(repository, tag), repository, &context, None)
             .await?;
-        match response.status() {
-            StatusCode::NOT_FOUND => paging::not_found(response, &context).await,
-            s if s.is_success() => Ok(Some(decode::<SingleTag>(response, &context).await?.tag)),
-            _ => Err(unexpected(response, &context).await),
-        }
+        Ok(single.map(|s| s.tag))
     }
 
     /// The current attributes of one manifest. `None` on 404.
@@ -369,37 +327,18 @@ impl RegistryClient {
         repository: &str,
         digest: &str,
     ) -> Result<Option<ManifestAttributes>, RegistryError> {
-        let path = format!(
-            "/acr/v1/{}/_manifests/{}",
-            encode_repo(repository),
-            encode_segment(digest)
-        );
         let context = format!("reading manifest attributes {repository}@{digest}");
-        let response = self
-            .send(Method::GET, &path, repository, &context, None, None)
-            .await?;
-        match response.status() {
-            StatusCode::NOT_FOUND => paging::not_found(response, &context).await,
-            s if s.is_success() => Ok(Some(
-                decode::<SingleManifest>(response, &context).await?.manifest,
-            )),
-            _ => Err(unexpected(response, &context).await),
-        }
+        let path = manifest_attributes_path(repository, digest);
+        let single: Option<SingleManifest> =
+            self.get_json(&path, repository, &context, None).await?;
+        Ok(single.map(|s| s.manifest))
     }
 
     /// Unlocks a tag (`deleteEnabled` and `writeEnabled` set to true).
     pub async fn unlock_tag(&self, repository: &str, tag: &str) -> Result<(), RegistryError> {
-        let path = format!(
-            "/acr/v1/{}/_tags/{}",
-            encode_repo(repository),
-            encode_segment(tag)
-        );
-        self.unlock(
-            &path,
-            repository,
-            &format!("unlocking tag {repository}:{tag}"),
-        )
-        .await
+        let context = format!("unlocking tag {repository}:{tag}");
+        self.unlock(&tag_path(repository, tag), repository, &context)
+            .await
     }
 
     /// Unlocks a manifest (`deleteEnabled` and `writeEnabled` set to true).
@@ -408,17 +347,9 @@ impl RegistryClient {
         repository: &str,
         digest: &str,
     ) -> Result<(), RegistryError> {
-        let path = format!(
-            "/acr/v1/{}/_manifests/{}",
-            encode_repo(repository),
-            encode_segment(digest)
-        );
-        self.unlock(
-            &path,
-            repository,
-            &format!("unlocking manifest {repository}@{digest}"),
-        )
-        .await
+        let context = format!("unlocking manifest {repository}@{digest}");
+        let path = manifest_attributes_path(repository, digest);
+        self.unlock(&path, repository, &context).await
     }
 
     /// Deletes (untags) one tag; the manifest stays.
@@ -427,17 +358,9 @@ impl RegistryClient {
         repository: &str,
         tag: &str,
     ) -> Result<DeleteStatus, RegistryError> {
-        let path = format!(
-            "/acr/v1/{}/_tags/{}",
-            encode_repo(repository),
-            encode_segment(tag)
-        );
-        self.delete(
-            &path,
-            repository,
-            &format!("deleting tag {repository}:{tag}"),
-        )
-        .await
+        let context = format!("deleting tag {repository}:{tag}");
+        self.delete(&tag_path(repository, tag), repository, &context)
+            .await
     }
 
     /// Deletes one manifest by digest, with all its tags (and, on ACR, its referrers).
@@ -446,17 +369,27 @@ impl RegistryClient {
         repository: &str,
         digest: &str,
     ) -> Result<DeleteStatus, RegistryError> {
-        let path = format!(
-            "/v2/{}/manifests/{}",
-            encode_repo(repository),
-            encode_segment(digest)
-        );
-        self.delete(
-            &path,
-            repository,
-            &format!("deleting manifest {repository}@{digest}"),
-        )
-        .await
+        let context = format!("deleting manifest {repository}@{digest}");
+        self.delete(&manifest_path(repository, digest), repository, &context)
+            .await
+    }
+
+    /// GETs a JSON document; `None` on a registry 404.
+    async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        repository: &str,
+        context: &str,
+        accept: Option<&str>,
+    ) -> Result<Option<T>, RegistryError> {
+        let response = self
+            .send(Method::GET, path, repository, context, accept, None)
+            .await?;
+        match response.status() {
+            StatusCode::NOT_FOUND => paging::not_found(response, context).await,
+            s if s.is_success() => Ok(Some(decode(response, context).await?)),
+            _ => Err(unexpected(response, context).await),
+        }
     }
 
     async fn unlock(
@@ -621,6 +554,33 @@ pub(crate) async fn short_body(response: Response) -> String {
         Some((at, _)) => format!("{}…", &text[..at]),
         None => text.to_string(),
     }
+}
+
+/// `/v2/{repo}/manifests/{digest}`.
+fn manifest_path(repository: &str, digest: &str) -> String {
+    format!(
+        "/v2/{}/manifests/{}",
+        encode_repo(repository),
+        encode_segment(digest)
+    )
+}
+
+/// `/acr/v1/{repo}/_manifests/{digest}`.
+fn manifest_attributes_path(repository: &str, digest: &str) -> String {
+    format!(
+        "/acr/v1/{}/_manifests/{}",
+        encode_repo(repository),
+        encode_segment(digest)
+    )
+}
+
+/// `/acr/v1/{repo}/_tags/{tag}`.
+fn tag_path(repository: &str, tag: &str) -> String {
+    format!(
+        "/acr/v1/{}/_tags/{}",
+        encode_repo(repository),
+        encode_segment(tag)
+    )
 }
 
 /// Percent-encodes a repository name for a path, keeping its `/` separators.
