@@ -20,6 +20,7 @@ pub mod commands;
 pub mod demo;
 pub mod emulator;
 pub mod engine;
+pub mod functions;
 pub mod execute;
 pub mod inventory;
 pub mod plan;

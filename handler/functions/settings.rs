@@ -1,0 +1,151 @@
+//! The app settings (environment variables) of the Function App: the single list that the
+//! handler reads, `local.settings.json.example` documents and `infra/` deploys.
+
+/// Who reads a setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reader {
+    /// The handler reads it.
+    Handler,
+    /// The Functions host reads it (the handler never does).
+    Host,
+}
+
+/// One app setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Setting {
+    /// The name (environment variable).
+    pub name: &'static str,
+    /// Who reads it.
+    pub reader: Reader,
+    /// Whether `infra/` sets it on every deployment.
+    pub deployed: bool,
+    /// What it means.
+    pub meaning: &'static str,
+}
+
+const fn handler(name: &'static str, deployed: bool, meaning: &'static str) -> Setting {
+    Setting {
+        name,
+        reader: Reader::Handler,
+        deployed,
+        meaning,
+    }
+}
+
+const fn host(name: &'static str, meaning: &'static str) -> Setting {
+    Setting {
+        name,
+        reader: Reader::Host,
+        deployed: true,
+        meaning,
+    }
+}
+
+/// `PURGE_REGISTRY`.
+pub const PURGE_REGISTRY: &str = "PURGE_REGISTRY";
+/// `PURGE_POLICY`.
+pub const PURGE_POLICY: &str = "PURGE_POLICY";
+/// `PURGE_POLICY_FILE`.
+pub const PURGE_POLICY_FILE: &str = "PURGE_POLICY_FILE";
+/// `PURGE_SCHEDULE`.
+pub const PURGE_SCHEDULE: &str = "PURGE_SCHEDULE";
+/// `PURGE_DRY_RUN`.
+pub const PURGE_DRY_RUN: &str = "PURGE_DRY_RUN";
+/// `PURGE_HTTP_DEADLINE_SECONDS`.
+pub const PURGE_HTTP_DEADLINE_SECONDS: &str = "PURGE_HTTP_DEADLINE_SECONDS";
+/// `AZURE_CLIENT_ID`.
+pub const AZURE_CLIENT_ID: &str = "AZURE_CLIENT_ID";
+/// `KEY_VAULT_URL`.
+pub const KEY_VAULT_URL: &str = "KEY_VAULT_URL";
+/// `WEBHOOK_SECRET_NAME`.
+pub const WEBHOOK_SECRET_NAME: &str = "WEBHOOK_SECRET_NAME";
+/// `WEBHOOK_SECRET`.
+pub const WEBHOOK_SECRET: &str = "WEBHOOK_SECRET";
+/// `APPLICATIONINSIGHTS_CONNECTION_STRING`.
+pub const APPLICATIONINSIGHTS_CONNECTION_STRING: &str = "APPLICATIONINSIGHTS_CONNECTION_STRING";
+/// `APPLICATIONINSIGHTS_AUTHENTICATION_STRING`.
+pub const APPLICATIONINSIGHTS_AUTHENTICATION_STRING: &str =
+    "APPLICATIONINSIGHTS_AUTHENTICATION_STRING";
+/// `OTEL_EXPORTER_OTLP_ENDPOINT`.
+pub const OTEL_EXPORTER_OTLP_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+/// `FUNCTIONS_CUSTOMHANDLER_PORT`.
+pub const FUNCTIONS_CUSTOMHANDLER_PORT: &str = "FUNCTIONS_CUSTOMHANDLER_PORT";
+
+/// Every app setting, with its reader and meaning.
+pub const APP_SETTINGS: &[Setting] = &[
+    handler(
+        PURGE_REGISTRY,
+        true,
+        "Registry to purge: login server (myreg.azurecr.io), name, or explicit URL.",
+    ),
+    handler(
+        PURGE_POLICY,
+        true,
+        "The purge policy as JSON (schema: policy.schema.json). Takes precedence over PURGE_POLICY_FILE.",
+    ),
+    handler(
+        PURGE_POLICY_FILE,
+        false,
+        "Path of a policy JSON file, relative to the app root, used when PURGE_POLICY is empty.",
+    ),
+    handler(
+        PURGE_SCHEDULE,
+        true,
+        "NCRONTAB schedule (UTC) of PurgeTimer, six fields, e.g. `0 0 3 * * *`.",
+    ),
+    handler(
+        PURGE_DRY_RUN,
+        true,
+        "`true` forces every run to be a dry run, whatever the policy or webhook asks (safe roll-out).",
+    ),
+    handler(
+        PURGE_HTTP_DEADLINE_SECONDS,
+        false,
+        "How long the webhook waits for a run before answering 202 with a run id (default 200).",
+    ),
+    handler(
+        AZURE_CLIENT_ID,
+        true,
+        "Client id of the user-assigned managed identity used for the registry, Key Vault and telemetry.",
+    ),
+    handler(
+        KEY_VAULT_URL,
+        true,
+        "Key Vault holding the webhook secret, e.g. https://myvault.vault.azure.net/.",
+    ),
+    handler(WEBHOOK_SECRET_NAME, true, "Name of the webhook secret in that Key Vault."),
+    handler(
+        WEBHOOK_SECRET,
+        false,
+        "The webhook secret itself (e.g. a Key Vault reference); used when KEY_VAULT_URL is not set.",
+    ),
+    handler(
+        APPLICATIONINSIGHTS_CONNECTION_STRING,
+        true,
+        "Application Insights connection string: traces, metrics and logs go there.",
+    ),
+    handler(
+        APPLICATIONINSIGHTS_AUTHENTICATION_STRING,
+        true,
+        "`ClientId=<identity client id>;Authorization=AAD`: send telemetry with an Entra token (local auth off).",
+    ),
+    handler(
+        OTEL_EXPORTER_OTLP_ENDPOINT,
+        false,
+        "An OTLP/HTTP collector to send traces to as well (standard OTEL_* variables apply).",
+    ),
+    host(
+        "AzureWebJobsStorage__accountName",
+        "Host storage account, reached with the managed identity (no keys).",
+    ),
+    host("AzureWebJobsStorage__credential", "`managedidentity`."),
+    host(
+        "AzureWebJobsStorage__clientId",
+        "Client id of the identity the host uses for its storage.",
+    ),
+];
+
+/// The settings `infra/` must deploy, by name.
+pub fn deployed() -> impl Iterator<Item = &'static str> {
+    APP_SETTINGS.iter().filter(|s| s.deployed).map(|s| s.name)
+}
