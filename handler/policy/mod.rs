@@ -5,9 +5,11 @@
 //! selects it and nothing protects it.
 
 mod ago;
+mod document;
 mod filter;
 
 pub use ago::{Ago, AgoError, MAX_AGO};
+pub use document::{PolicyDocument, PolicyError};
 pub use filter::{BACKTRACK_LIMIT, Filter, FilterError, MatchError, TagMatcher};
 
 /// One purge rule: the flags of one `acr purge` invocation.

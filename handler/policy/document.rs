@@ -1,0 +1,264 @@
+//! The policy as a JSON document (`PURGE_POLICY`, `PURGE_POLICY_FILE`), described by
+//! `policy.schema.json` at the repository root:
+//!
+//! ```json
+//! {"rules": [{"filter": ["app:.*"], "ago": "30d", "keep": 5, "untagged": true}],
+//!  "protect": ["app:^(latest|prod)$"], "dryRun": false, "concurrency": 8}
+//! ```
+//!
+//! Each rule's fields mirror `acr purge`'s flags and are validated exactly as the command
+//! line validates them; unknown fields are errors, and every error names where it is.
+
+use super::{Ago, Filter, Policy, Rule};
+use serde::Deserialize;
+
+/// The largest `concurrency` accepted.
+pub const MAX_CONCURRENCY: usize = 32;
+/// The `concurrency` used when the document gives none.
+pub const DEFAULT_CONCURRENCY: usize = 8;
+
+/// A validated policy document.
+#[derive(Debug, Clone)]
+pub struct PolicyDocument {
+    /// The rules and protect patterns.
+    pub policy: Policy,
+    /// Whether every run of this policy is a dry run.
+    pub dry_run: bool,
+    /// Requests in flight at most.
+    pub concurrency: usize,
+}
+
+/// What is wrong with a policy document, and where.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid policy: {0}")]
+pub struct PolicyError(String);
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawPolicy {
+    rules: Vec<RawRule>,
+    #[serde(default)]
+    protect: Vec<String>,
+    #[serde(default)]
+    dry_run: bool,
+    #[serde(default)]
+    concurrency: Option<usize>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawRule {
+    #[serde(default)]
+    filter: OneOrMany,
+    #[serde(default)]
+    ago: Option<String>,
+    #[serde(default)]
+    keep: usize,
+    #[serde(default)]
+    untagged: bool,
+    #[serde(default)]
+    untagged_only: bool,
+    #[serde(default)]
+    include_locked: bool,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(untagged)]
+enum OneOrMany {
+    #[default]
+    None,
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn into_vec(self) -> Vec<String> {
+        match self {
+            OneOrMany::None => Vec::new(),
+            OneOrMany::One(one) => vec![one],
+            OneOrMany::Many(many) => many,
+        }
+    }
+}
+
+impl PolicyDocument {
+    /// Parses and validates a policy document.
+    pub fn parse(text: &str) -> Result<PolicyDocument, PolicyError> {
+        let mut reader = serde_json::Deserializer::from_str(text);
+        let raw: RawPolicy = serde_path_to_error::deserialize(&mut reader).map_err(|e| {
+            let path = e.path().to_string();
+            let place = if path == "." { String::new() } else { format!("{path}: ") };
+            PolicyError(format!(
+                "{place}{} (see policy.schema.json for the expected shape)",
+                e.inner()
+            ))
+        })?;
+        if raw.rules.is_empty() {
+            return Err(PolicyError("rules: at least one rule is needed".to_string()));
+        }
+        let mut rules = Vec::with_capacity(raw.rules.len());
+        for (i, rule) in raw.rules.into_iter().enumerate() {
+            rules.push(rule_from(i, rule)?);
+        }
+        let protect = raw
+            .protect
+            .iter()
+            .enumerate()
+            .map(|(i, p)| Filter::parse(p).map_err(|e| PolicyError(format!("protect[{i}]: {e}"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        let concurrency = match raw.concurrency {
+            None => DEFAULT_CONCURRENCY,
+            Some(n) if (1..=MAX_CONCURRENCY).contains(&n) => n,
+            Some(n) => {
+                return Err(PolicyError(format!(
+                    "concurrency: {n} is outside 1..={MAX_CONCURRENCY}"
+                )));
+            }
+        };
+        Ok(PolicyDocument {
+            policy: Policy { rules, protect },
+            dry_run: raw.dry_run,
+            concurrency,
+        })
+    }
+}
+
+fn rule_from(index: usize, raw: RawRule) -> Result<Rule, PolicyError> {
+    let at = |field: &str, problem: String| PolicyError(format!("rules[{index}].{field}: {problem}"));
+    let filters = raw
+        .filter
+        .into_vec()
+        .iter()
+        .enumerate()
+        .map(|(j, f)| Filter::parse(f).map_err(|e| at(&format!("filter[{j}]"), e.to_string())))
+        .collect::<Result<Vec<_>, _>>()?;
+    let ago = match (raw.ago, raw.untagged_only) {
+        (Some(text), _) => Ago::parse(&text).map_err(|e| at("ago", e.to_string()))?,
+        (None, true) => Ago::ZERO,
+        (None, false) => {
+            return Err(at("ago", "required unless untaggedOnly is true".to_string()));
+        }
+    };
+    if ago.capped {
+        return Err(at("ago", "longer than 150 years".to_string()));
+    }
+    let rule = Rule {
+        filters,
+        ago,
+        keep: raw.keep,
+        untagged: raw.untagged,
+        untagged_only: raw.untagged_only,
+        include_locked: raw.include_locked,
+    };
+    rule.validate()
+        .map_err(|e| PolicyError(format!("rules[{index}]: {e}")))?;
+    Ok(rule)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_documented_example() {
+        let doc = PolicyDocument::parse(
+            r#"{"rules":[{"filter":["app:.*"],"ago":"30d","keep":5,"untagged":true,"untaggedOnly":false,"includeLocked":false}],"protect":["app:^(latest|prod)$"],"dryRun":false,"concurrency":8}"#,
+        )
+        .unwrap();
+        assert_eq!(doc.policy.rules.len(), 1);
+        assert_eq!(doc.policy.rules[0].keep, 5);
+        assert!(doc.policy.rules[0].untagged);
+        assert_eq!(doc.policy.protect.len(), 1);
+        assert_eq!(doc.concurrency, 8);
+        assert!(!doc.dry_run);
+    }
+
+    #[test]
+    fn accepts_a_single_filter_and_untagged_only_without_ago() {
+        let doc = PolicyDocument::parse(
+            r#"{"rules":[{"filter":"app:.*","ago":"1d"},{"untaggedOnly":true}]}"#,
+        )
+        .unwrap();
+        assert_eq!(doc.policy.rules[0].filters.len(), 1);
+        assert!(doc.policy.rules[1].filters.is_empty());
+        assert_eq!(doc.concurrency, DEFAULT_CONCURRENCY);
+    }
+
+    #[test]
+    fn errors_say_where() {
+        for (text, place) in [
+            ("{", "EOF"),
+            (r#"{"rules":[]}"#, "rules:"),
+            (r#"{"rules":[{"filter":["app:["],"ago":"1d"}]}"#, "rules[0].filter[0]"),
+            (r#"{"rules":[{"filter":"a:b","ago":"3h2d"}]}"#, "rules[0].ago"),
+            (r#"{"rules":[{"filter":"a:b"}]}"#, "rules[0].ago: required"),
+            (r#"{"rules":[{"ago":"1d"}]}"#, "rules[0]: --filter is required"),
+            (r#"{"rules":[{"filter":"a:b","ago":"1d","untagged":true,"untaggedOnly":true}]}"#, "rules[0]: --untagged and --untagged-only"),
+            (r#"{"rules":[{"filter":"a:b","ago":"1d","agoo":"1d"}]}"#, "unknown field `agoo`"),
+            (r#"{"rules":[{"filter":"a:b","ago":"1d"}],"protect":["x"]}"#, "protect[0]"),
+            (r#"{"rules":[{"filter":"a:b","ago":"1d"}],"concurrency":0}"#, "concurrency"),
+            (r#"{"rules":[{"filter":"a:b","ago":"1d","keep":-1}]}"#, "rules[0].keep: invalid value"),
+        ] {
+            let err = PolicyDocument::parse(text).expect_err(text).to_string();
+            assert!(err.contains(place), "{text}: {err}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod schema_tests {
+    use super::PolicyDocument;
+    use std::collections::BTreeSet;
+
+    const SCHEMA: &str = include_str!("../../policy.schema.json");
+
+    fn keys(value: &serde_json::Value) -> BTreeSet<String> {
+        value
+            .as_object()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The published schema and the parser accept the same fields.
+    #[test]
+    fn schema_and_parser_agree_on_fields() {
+        let schema: serde_json::Value = serde_json::from_str(SCHEMA).unwrap();
+        let top = keys(&schema["properties"]);
+        let rule = keys(&schema["$defs"]["rule"]["properties"]);
+        assert_eq!(
+            top,
+            ["concurrency", "dryRun", "protect", "rules"]
+                .map(String::from)
+                .into()
+        );
+        assert_eq!(
+            rule,
+            ["ago", "filter", "includeLocked", "keep", "untagged", "untaggedOnly"]
+                .map(String::from)
+                .into()
+        );
+        let full = r#"{"rules":[{"filter":["a:.*"],"ago":"1d","keep":1,"untagged":true,"untaggedOnly":false,"includeLocked":true}],"protect":["a:x"],"dryRun":true,"concurrency":4}"#;
+        PolicyDocument::parse(full).unwrap();
+        assert!(PolicyDocument::parse(r#"{"rules":[{"filter":"a:b","ago":"1d"}],"extra":1}"#).is_err());
+        assert_eq!(schema["additionalProperties"], false);
+        assert_eq!(schema["$defs"]["rule"]["additionalProperties"], false);
+    }
+
+    /// The schema's `ago` pattern accepts what the parser accepts, and rejects `3h2d`.
+    #[test]
+    fn schema_ago_pattern_matches_the_grammar() {
+        let schema: serde_json::Value = serde_json::from_str(SCHEMA).unwrap();
+        let pattern = schema["$defs"]["rule"]["properties"]["ago"]["pattern"]
+            .as_str()
+            .unwrap();
+        let re = fancy_regex::Regex::new(pattern).unwrap();
+        for good in ["30d", "1d3h6m", "15m", "0d", "1.5h", "2h45m30.5s"] {
+            assert!(re.is_match(good).unwrap(), "{good}");
+            crate::policy::Ago::parse(good).unwrap();
+        }
+        for bad in ["3h2d", "d5h", "15", "-1d", "1w"] {
+            assert!(!re.is_match(bad).unwrap(), "{bad}");
+            assert!(crate::policy::Ago::parse(bad).is_err(), "{bad}");
+        }
+    }
+}
