@@ -23,6 +23,9 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Serve the Azure Functions custom handler (the default without a subcommand) on
+    /// 127.0.0.1:$FUNCTIONS_CUSTOMHANDLER_PORT (8080 when unset).
+    Serve,
     /// Delete stale tags and manifests, like `acr purge` (same flags).
     Purge(PurgeArgs),
     /// Run a purge against a built-in sample registry (no Azure account needed).
@@ -186,7 +189,7 @@ impl PurgeArgs {
                 dry_run: self.dry_run,
                 concurrency,
                 repository_page_size: self.repository_page_size as usize,
-                only: None,
+                ..RunOptions::default()
             },
             warnings,
         })

@@ -97,6 +97,29 @@ fn print_kept(report: &RunReport) {
     }
 }
 
+/// `handler` / `handler serve`: the Functions custom handler.
+pub async fn serve() -> ExitCode {
+    let port = match std::env::var("FUNCTIONS_CUSTOMHANDLER_PORT")
+        .or_else(|_| std::env::var("FUNCTIONS_HTTPWORKER_PORT"))
+    {
+        Err(_) => 8080,
+        Ok(text) => match text.trim().parse::<u16>() {
+            Ok(port) => port,
+            Err(_) => {
+                eprintln!("Error: FUNCTIONS_CUSTOMHANDLER_PORT {text:?} is not a port number");
+                return ExitCode::from(EXIT_USAGE);
+            }
+        },
+    };
+    match crate::functions::serve(port).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("Error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// `handler demo`.
 pub async fn demo() -> ExitCode {
     match crate::demo::run().await {

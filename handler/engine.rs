@@ -12,6 +12,24 @@ use crate::registry::RegistryClient;
 use crate::report::{RepositoryReport, RepositoryStatus, RunReport, Summary};
 use chrono::Utc;
 use futures::StreamExt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Asks a run to stop before its next repository (on shutdown). Cloning shares the flag.
+#[derive(Debug, Clone, Default)]
+pub struct StopSignal(Arc<AtomicBool>);
+
+impl StopSignal {
+    /// Asks every run holding this signal to stop.
+    pub fn stop(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether a stop was asked.
+    pub fn is_stopped(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
 
 /// How to run.
 #[derive(Debug, Clone)]
@@ -24,6 +42,8 @@ pub struct RunOptions {
     pub repository_page_size: usize,
     /// Only these repositories (the webhook narrows runs this way); `None` for all.
     pub only: Option<Vec<String>>,
+    /// Stops the run cleanly between repositories.
+    pub stop: StopSignal,
 }
 
 impl Default for RunOptions {
@@ -33,6 +53,7 @@ impl Default for RunOptions {
             concurrency: 8,
             repository_page_size: 100,
             only: None,
+            stop: StopSignal::default(),
         }
     }
 }
@@ -161,6 +182,14 @@ async fn execute_all(
     let mut completed = Vec::new();
     let mut problems = Vec::new();
     for index in 0..repositories.len() {
+        if options.stop.is_stopped() {
+            let remaining = mark_not_reached(&mut repositories[index..]);
+            return Some(format!(
+                "stopped before completion (shutting down); completed: [{}]; not reached: [{}]",
+                completed.join(", "),
+                remaining.join(", ")
+            ));
+        }
         let repo = &mut repositories[index];
         match &repo.status {
             RepositoryStatus::NotFound => {
@@ -174,13 +203,7 @@ async fn execute_all(
             _ => {}
         }
         if let Err(error) = execute(client, repo, options.concurrency, out).await {
-            let remaining: Vec<String> = repositories[index + 1..]
-                .iter_mut()
-                .map(|r| {
-                    r.status = RepositoryStatus::NotReached;
-                    r.repository.clone()
-                })
-                .collect();
+            let remaining = mark_not_reached(&mut repositories[index + 1..]);
             return Some(format!(
                 "insufficient permissions to purge repository {:?}: {error}; completed: [{}]; remaining: [{}]",
                 repositories[index].repository,
@@ -202,6 +225,17 @@ async fn execute_all(
         completed.push(repo.repository.clone());
     }
     (!problems.is_empty()).then(|| format!("partial purge: {}", problems.join("; ")))
+}
+
+/// Marks repositories as not reached; returns their names.
+fn mark_not_reached(repositories: &mut [RepositoryReport]) -> Vec<String> {
+    repositories
+        .iter_mut()
+        .map(|r| {
+            r.status = RepositoryStatus::NotReached;
+            r.repository.clone()
+        })
+        .collect()
 }
 
 fn print_dry_run(host: &str, repo: &RepositoryReport, out: Lines<'_>) {

@@ -22,10 +22,7 @@ fn main() -> ExitCode {
             Some(Command::Purge(args)) => acr_purge::commands::purge(args).await,
             Some(Command::Demo) => acr_purge::commands::demo().await,
             Some(Command::Emulator(args)) => acr_purge::commands::emulator(args).await,
-            None => {
-                eprintln!("Error: no command given; see `handler --help`");
-                ExitCode::from(2)
-            }
+            Some(Command::Serve) | None => acr_purge::commands::serve().await,
         }
     })
 }

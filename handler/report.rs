@@ -183,6 +183,21 @@ pub struct RunReport {
 }
 
 impl RunReport {
+    /// A run that failed before it could list anything (bad configuration, unreachable
+    /// registry, failed sign-in).
+    pub fn failed(registry: &str, dry_run: bool, error: String) -> RunReport {
+        let now = chrono::Utc::now();
+        RunReport {
+            registry: registry.to_string(),
+            dry_run,
+            started_at: now,
+            finished_at: now,
+            repositories: Vec::new(),
+            summary: Summary::default(),
+            error: Some(error),
+        }
+    }
+
     /// Whether the run did everything it planned.
     pub fn succeeded(&self) -> bool {
         self.error.is_none()

@@ -1,4 +1,13 @@
 //! The Azure Functions custom handler: the HTTP server the Functions host starts and calls
 //! (`PurgeTimer`, `PurgeHttp`), its configuration and the webhook.
 
+pub mod config;
+pub mod protocol;
+pub mod runner;
+pub mod runs;
+pub mod secret;
+pub mod server;
 pub mod settings;
+pub mod webhook;
+
+pub use server::serve;

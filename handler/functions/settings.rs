@@ -113,7 +113,11 @@ pub const APP_SETTINGS: &[Setting] = &[
         true,
         "Key Vault holding the webhook secret, e.g. https://myvault.vault.azure.net/.",
     ),
-    handler(WEBHOOK_SECRET_NAME, true, "Name of the webhook secret in that Key Vault."),
+    handler(
+        WEBHOOK_SECRET_NAME,
+        true,
+        "Name of the webhook secret in that Key Vault.",
+    ),
     handler(
         WEBHOOK_SECRET,
         false,

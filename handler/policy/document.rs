@@ -87,14 +87,20 @@ impl PolicyDocument {
         let mut reader = serde_json::Deserializer::from_str(text);
         let raw: RawPolicy = serde_path_to_error::deserialize(&mut reader).map_err(|e| {
             let path = e.path().to_string();
-            let place = if path == "." { String::new() } else { format!("{path}: ") };
+            let place = if path == "." {
+                String::new()
+            } else {
+                format!("{path}: ")
+            };
             PolicyError(format!(
                 "{place}{} (see policy.schema.json for the expected shape)",
                 e.inner()
             ))
         })?;
         if raw.rules.is_empty() {
-            return Err(PolicyError("rules: at least one rule is needed".to_string()));
+            return Err(PolicyError(
+                "rules: at least one rule is needed".to_string(),
+            ));
         }
         let mut rules = Vec::with_capacity(raw.rules.len());
         for (i, rule) in raw.rules.into_iter().enumerate() {
@@ -124,7 +130,8 @@ impl PolicyDocument {
 }
 
 fn rule_from(index: usize, raw: RawRule) -> Result<Rule, PolicyError> {
-    let at = |field: &str, problem: String| PolicyError(format!("rules[{index}].{field}: {problem}"));
+    let at =
+        |field: &str, problem: String| PolicyError(format!("rules[{index}].{field}: {problem}"));
     let filters = raw
         .filter
         .into_vec()
@@ -136,7 +143,10 @@ fn rule_from(index: usize, raw: RawRule) -> Result<Rule, PolicyError> {
         (Some(text), _) => Ago::parse(&text).map_err(|e| at("ago", e.to_string()))?,
         (None, true) => Ago::ZERO,
         (None, false) => {
-            return Err(at("ago", "required unless untaggedOnly is true".to_string()));
+            return Err(at(
+                "ago",
+                "required unless untaggedOnly is true".to_string(),
+            ));
         }
     };
     if ago.capped {
@@ -189,15 +199,39 @@ mod tests {
         for (text, place) in [
             ("{", "EOF"),
             (r#"{"rules":[]}"#, "rules:"),
-            (r#"{"rules":[{"filter":["app:["],"ago":"1d"}]}"#, "rules[0].filter[0]"),
-            (r#"{"rules":[{"filter":"a:b","ago":"3h2d"}]}"#, "rules[0].ago"),
+            (
+                r#"{"rules":[{"filter":["app:["],"ago":"1d"}]}"#,
+                "rules[0].filter[0]",
+            ),
+            (
+                r#"{"rules":[{"filter":"a:b","ago":"3h2d"}]}"#,
+                "rules[0].ago",
+            ),
             (r#"{"rules":[{"filter":"a:b"}]}"#, "rules[0].ago: required"),
-            (r#"{"rules":[{"ago":"1d"}]}"#, "rules[0]: --filter is required"),
-            (r#"{"rules":[{"filter":"a:b","ago":"1d","untagged":true,"untaggedOnly":true}]}"#, "rules[0]: --untagged and --untagged-only"),
-            (r#"{"rules":[{"filter":"a:b","ago":"1d","agoo":"1d"}]}"#, "unknown field `agoo`"),
-            (r#"{"rules":[{"filter":"a:b","ago":"1d"}],"protect":["x"]}"#, "protect[0]"),
-            (r#"{"rules":[{"filter":"a:b","ago":"1d"}],"concurrency":0}"#, "concurrency"),
-            (r#"{"rules":[{"filter":"a:b","ago":"1d","keep":-1}]}"#, "rules[0].keep: invalid value"),
+            (
+                r#"{"rules":[{"ago":"1d"}]}"#,
+                "rules[0]: --filter is required",
+            ),
+            (
+                r#"{"rules":[{"filter":"a:b","ago":"1d","untagged":true,"untaggedOnly":true}]}"#,
+                "rules[0]: --untagged and --untagged-only",
+            ),
+            (
+                r#"{"rules":[{"filter":"a:b","ago":"1d","agoo":"1d"}]}"#,
+                "unknown field `agoo`",
+            ),
+            (
+                r#"{"rules":[{"filter":"a:b","ago":"1d"}],"protect":["x"]}"#,
+                "protect[0]",
+            ),
+            (
+                r#"{"rules":[{"filter":"a:b","ago":"1d"}],"concurrency":0}"#,
+                "concurrency",
+            ),
+            (
+                r#"{"rules":[{"filter":"a:b","ago":"1d","keep":-1}]}"#,
+                "rules[0].keep: invalid value",
+            ),
         ] {
             let err = PolicyDocument::parse(text).expect_err(text).to_string();
             assert!(err.contains(place), "{text}: {err}");
@@ -233,13 +267,22 @@ mod schema_tests {
         );
         assert_eq!(
             rule,
-            ["ago", "filter", "includeLocked", "keep", "untagged", "untaggedOnly"]
-                .map(String::from)
-                .into()
+            [
+                "ago",
+                "filter",
+                "includeLocked",
+                "keep",
+                "untagged",
+                "untaggedOnly"
+            ]
+            .map(String::from)
+            .into()
         );
         let full = r#"{"rules":[{"filter":["a:.*"],"ago":"1d","keep":1,"untagged":true,"untaggedOnly":false,"includeLocked":true}],"protect":["a:x"],"dryRun":true,"concurrency":4}"#;
         PolicyDocument::parse(full).unwrap();
-        assert!(PolicyDocument::parse(r#"{"rules":[{"filter":"a:b","ago":"1d"}],"extra":1}"#).is_err());
+        assert!(
+            PolicyDocument::parse(r#"{"rules":[{"filter":"a:b","ago":"1d"}],"extra":1}"#).is_err()
+        );
         assert_eq!(schema["additionalProperties"], false);
         assert_eq!(schema["$defs"]["rule"]["additionalProperties"], false);
     }

@@ -7,7 +7,7 @@ pub mod model;
 mod paging;
 mod transport;
 
-pub use auth::{ACR_SCOPE, Credentials, ZERO_GUID};
+pub use auth::{ACR_SCOPE, Credentials, ZERO_GUID, azure_credential};
 pub use endpoint::{Endpoint, EndpointError};
 pub use transport::{RequestStats, RetryPolicy, StatsSnapshot};
 
@@ -495,12 +495,22 @@ impl RegistryClient {
 }
 
 fn build_http(options: &ClientOptions) -> Result<reqwest::Client, RegistryError> {
+    http_client_builder(&options.extra_roots_pem)?
+        .pool_max_idle_per_host(options.concurrency.max(1))
+        .build()
+        .map_err(|e| RegistryError::Auth(format!("TLS set-up: {}", error_chain(&e))))
+}
+
+/// An HTTP client builder that trusts the system roots, `SSL_CERT_FILE` and `extra_roots_pem`;
+/// shared by every outbound client (registry, Key Vault, telemetry).
+pub fn http_client_builder(
+    extra_roots_pem: &[Vec<u8>],
+) -> Result<reqwest::ClientBuilder, RegistryError> {
     let fail = |problem: String| RegistryError::Auth(format!("TLS set-up: {problem}"));
     let mut builder = reqwest::Client::builder()
         .user_agent(concat!("acr-purge/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(Duration::from_secs(15))
-        .pool_max_idle_per_host(options.concurrency.max(1));
-    let mut pems = options.extra_roots_pem.clone();
+        .connect_timeout(Duration::from_secs(15));
+    let mut pems = extra_roots_pem.to_vec();
     if let Some(path) = std::env::var_os("SSL_CERT_FILE").filter(|p| !p.is_empty()) {
         let pem = std::fs::read(&path).map_err(|e| {
             fail(format!(
@@ -517,7 +527,7 @@ fn build_http(options: &ClientOptions) -> Result<reqwest::Client, RegistryError>
             builder = builder.add_root_certificate(certificate);
         }
     }
-    builder.build().map_err(|e| fail(error_chain(&e)))
+    Ok(builder)
 }
 
 async fn decode<T: serde::de::DeserializeOwned>(

@@ -1,0 +1,276 @@
+//! The Function App's configuration, read from app settings (environment variables) at
+//! start-up without any network call. Invalid configuration never purges anything: every
+//! invocation then fails with a message naming the setting and what is wrong.
+
+use super::settings::*;
+use crate::policy::PolicyDocument;
+use crate::registry::Endpoint;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The default of `PURGE_HTTP_DEADLINE_SECONDS`.
+pub const DEFAULT_HTTP_DEADLINE: Duration = Duration::from_secs(200);
+/// The largest `PURGE_HTTP_DEADLINE_SECONDS`: Azure's front end cuts HTTP at 230 s.
+pub const MAX_HTTP_DEADLINE: Duration = Duration::from_secs(225);
+
+/// A setting that is missing or wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("app setting {setting}: {problem}")]
+pub struct ConfigError {
+    /// The setting's name.
+    pub setting: &'static str,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+fn error(setting: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError {
+        setting,
+        problem: problem.into(),
+    }
+}
+
+/// Where the webhook secret comes from.
+#[derive(Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    /// A Key Vault secret, read with the managed identity.
+    KeyVault {
+        /// The vault URL.
+        vault_url: String,
+        /// The secret's name.
+        name: String,
+    },
+    /// The value itself (`WEBHOOK_SECRET`, e.g. filled by a Key Vault reference).
+    Plain(String),
+}
+
+impl std::fmt::Debug for SecretSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SecretSource::KeyVault { vault_url, name } => {
+                write!(f, "KeyVault({vault_url}, {name})")
+            }
+            SecretSource::Plain(_) => f.write_str("Plain(<redacted>)"),
+        }
+    }
+}
+
+/// Everything the triggers need to run a purge.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `PURGE_REGISTRY`.
+    pub registry: Endpoint,
+    /// `PURGE_POLICY` or `PURGE_POLICY_FILE`.
+    pub policy: PolicyDocument,
+    /// `PURGE_DRY_RUN`: every run is a dry run.
+    pub force_dry_run: bool,
+    /// `PURGE_HTTP_DEADLINE_SECONDS`.
+    pub http_deadline: Duration,
+    /// The webhook secret's source, or why it is not configured.
+    pub webhook_secret: Result<SecretSource, ConfigError>,
+}
+
+impl Config {
+    /// Reads the configuration from the environment; relative paths are resolved against
+    /// `FUNCTIONS_APP_ROOT_PATH` (set by the host), else the working directory.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        let root = std::env::var_os("FUNCTIONS_APP_ROOT_PATH")
+            .map(PathBuf::from)
+            .or_else(|| std::env::current_dir().ok())
+            .unwrap_or_default();
+        Config::from_lookup(|name| std::env::var(name).ok(), &root)
+    }
+
+    /// Reads the configuration through `lookup` (for tests).
+    pub fn from_lookup(
+        lookup: impl Fn(&str) -> Option<String>,
+        app_root: &Path,
+    ) -> Result<Config, ConfigError> {
+        let get = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let registry = get(PURGE_REGISTRY)
+            .ok_or_else(|| error(PURGE_REGISTRY, "not set; give the registry's login server"))?;
+        let registry =
+            Endpoint::parse(&registry).map_err(|e| error(PURGE_REGISTRY, e.to_string()))?;
+        let policy = match (get(PURGE_POLICY), get(PURGE_POLICY_FILE)) {
+            (Some(text), _) => {
+                PolicyDocument::parse(&text).map_err(|e| error(PURGE_POLICY, e.to_string()))?
+            }
+            (None, Some(file)) => {
+                let path = app_root.join(&file);
+                let text = std::fs::read_to_string(&path).map_err(|e| {
+                    error(
+                        PURGE_POLICY_FILE,
+                        format!("cannot read {}: {e}", path.display()),
+                    )
+                })?;
+                PolicyDocument::parse(&text)
+                    .map_err(|e| error(PURGE_POLICY_FILE, format!("{}: {e}", path.display())))?
+            }
+            (None, None) => {
+                return Err(error(
+                    PURGE_POLICY,
+                    "neither PURGE_POLICY nor PURGE_POLICY_FILE is set",
+                ));
+            }
+        };
+        let force_dry_run = match get(PURGE_DRY_RUN).as_deref().map(str::to_ascii_lowercase) {
+            None => false,
+            Some(v) if v == "true" || v == "1" => true,
+            Some(v) if v == "false" || v == "0" => false,
+            Some(v) => {
+                return Err(error(
+                    PURGE_DRY_RUN,
+                    format!("{v:?} is neither true nor false"),
+                ));
+            }
+        };
+        let http_deadline = match get(PURGE_HTTP_DEADLINE_SECONDS) {
+            None => DEFAULT_HTTP_DEADLINE,
+            Some(v) => match v.parse::<u64>() {
+                Ok(secs) if (1..=MAX_HTTP_DEADLINE.as_secs()).contains(&secs) => {
+                    Duration::from_secs(secs)
+                }
+                _ => {
+                    return Err(error(
+                        PURGE_HTTP_DEADLINE_SECONDS,
+                        format!(
+                            "{v:?} is not a number of seconds from 1 to {}",
+                            MAX_HTTP_DEADLINE.as_secs()
+                        ),
+                    ));
+                }
+            },
+        };
+        let webhook_secret = match (
+            get(KEY_VAULT_URL),
+            get(WEBHOOK_SECRET_NAME),
+            get(WEBHOOK_SECRET),
+        ) {
+            (Some(url), Some(name), _) => match url::Url::parse(&url) {
+                Ok(parsed) if parsed.scheme() == "https" => Ok(SecretSource::KeyVault {
+                    vault_url: url,
+                    name,
+                }),
+                _ => Err(error(KEY_VAULT_URL, format!("{url:?} is not an https URL"))),
+            },
+            (Some(_), None, _) => Err(error(
+                WEBHOOK_SECRET_NAME,
+                "not set, but KEY_VAULT_URL is: name the secret to read",
+            )),
+            (None, _, Some(secret)) => Ok(SecretSource::Plain(secret)),
+            (None, _, None) => Err(error(
+                KEY_VAULT_URL,
+                "the webhook has no secret: set KEY_VAULT_URL and WEBHOOK_SECRET_NAME, or WEBHOOK_SECRET",
+            )),
+        };
+        Ok(Config {
+            registry,
+            policy,
+            force_dry_run,
+            http_deadline,
+            webhook_secret,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    const POLICY: &str = r#"{"rules":[{"filter":"app:.*","ago":"30d"}]}"#;
+
+    fn load(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|name| map.get(name).cloned(), Path::new("/nonexistent"))
+    }
+
+    #[test]
+    fn reads_a_complete_configuration() {
+        let config = load(&[
+            (PURGE_REGISTRY, "myreg.azurecr.io"),
+            (PURGE_POLICY, POLICY),
+            (PURGE_DRY_RUN, "true"),
+            (KEY_VAULT_URL, "https://v.vault.azure.net/"),
+            (WEBHOOK_SECRET_NAME, "hook"),
+        ])
+        .unwrap();
+        assert_eq!(config.registry.host(), "myreg.azurecr.io");
+        assert!(config.force_dry_run);
+        assert_eq!(config.http_deadline, DEFAULT_HTTP_DEADLINE);
+        assert!(matches!(
+            config.webhook_secret,
+            Ok(SecretSource::KeyVault { .. })
+        ));
+    }
+
+    #[test]
+    fn names_the_setting_that_is_wrong() {
+        let base = [(PURGE_REGISTRY, "r.azurecr.io"), (PURGE_POLICY, POLICY)];
+        let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
+            (vec![(PURGE_POLICY, POLICY)], PURGE_REGISTRY),
+            (vec![(PURGE_REGISTRY, "r")], PURGE_POLICY),
+            (
+                vec![(PURGE_REGISTRY, "r"), (PURGE_POLICY, "{")],
+                PURGE_POLICY,
+            ),
+            (
+                vec![(PURGE_REGISTRY, "r"), (PURGE_POLICY_FILE, "missing.json")],
+                PURGE_POLICY_FILE,
+            ),
+            (
+                vec![base[0], base[1], (PURGE_DRY_RUN, "yes")],
+                PURGE_DRY_RUN,
+            ),
+            (
+                vec![base[0], base[1], (PURGE_HTTP_DEADLINE_SECONDS, "600")],
+                PURGE_HTTP_DEADLINE_SECONDS,
+            ),
+            (
+                vec![(PURGE_REGISTRY, "ftp://x"), (PURGE_POLICY, POLICY)],
+                PURGE_REGISTRY,
+            ),
+        ];
+        for (pairs, setting) in cases {
+            let err = load(&pairs).expect_err(setting);
+            assert_eq!(err.setting, setting, "{err}");
+            assert!(
+                err.to_string()
+                    .starts_with(&format!("app setting {setting}:"))
+            );
+        }
+    }
+
+    #[test]
+    fn webhook_secret_problems_do_not_block_the_timer() {
+        let config = load(&[(PURGE_REGISTRY, "r"), (PURGE_POLICY, POLICY)]).unwrap();
+        assert_eq!(config.webhook_secret.unwrap_err().setting, KEY_VAULT_URL);
+        let config = load(&[
+            (PURGE_REGISTRY, "r"),
+            (PURGE_POLICY, POLICY),
+            (KEY_VAULT_URL, "https://v.vault.azure.net/"),
+        ])
+        .unwrap();
+        assert_eq!(
+            config.webhook_secret.unwrap_err().setting,
+            WEBHOOK_SECRET_NAME
+        );
+        let config = load(&[
+            (PURGE_REGISTRY, "r"),
+            (PURGE_POLICY, POLICY),
+            (WEBHOOK_SECRET, "s"),
+        ])
+        .unwrap();
+        assert_eq!(
+            config.webhook_secret.unwrap(),
+            SecretSource::Plain("s".into())
+        );
+    }
+}

@@ -1,0 +1,73 @@
+//! One purge for a trigger: the configured policy, optionally narrowed to some
+//! repositories, through the same engine as `handler purge`.
+
+use super::config::Config;
+use crate::commands::abac_batch_size;
+use crate::engine::{self, RunOptions, StopSignal};
+use crate::plan::Scope;
+use crate::registry::{ClientOptions, RegistryClient};
+use crate::report::RunReport;
+
+/// A finished run: its report and acr purge's lines.
+#[derive(Debug)]
+pub struct Finished {
+    /// The report.
+    pub report: RunReport,
+    /// The text lines, in order.
+    pub lines: Vec<String>,
+}
+
+/// Checks that every named repository is covered by some rule: a webhook may narrow the
+/// policy, never widen it. Returns the first repository no rule covers.
+pub fn uncovered(config: &Config, repositories: &[String]) -> Result<Option<String>, String> {
+    let now = chrono::Utc::now();
+    for repository in repositories {
+        match Scope::new(&config.policy.policy, repository, now) {
+            Ok(Some(_)) => {}
+            Ok(None) => return Ok(Some(repository.clone())),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Ok(None)
+}
+
+/// Runs the configured policy (narrowed to `only` when given).
+pub async fn run(
+    config: &Config,
+    only: Option<Vec<String>>,
+    dry_run: bool,
+    stop: StopSignal,
+) -> Finished {
+    let concurrency = config.policy.concurrency;
+    let client_options = ClientOptions {
+        concurrency,
+        abac_batch_size: abac_batch_size(),
+        ..ClientOptions::default()
+    };
+    let client = match RegistryClient::connect(config.registry.clone(), None, client_options).await
+    {
+        Ok(client) => client,
+        Err(error) => {
+            let line = format!("Failed to complete purge: {error}");
+            tracing::error!("{line}");
+            return Finished {
+                report: RunReport::failed(config.registry.host(), dry_run, error.to_string()),
+                lines: vec![line],
+            };
+        }
+    };
+    let options = RunOptions {
+        dry_run,
+        concurrency,
+        only,
+        stop,
+        ..RunOptions::default()
+    };
+    let mut lines = Vec::new();
+    let report = engine::run(&client, &config.policy.policy, &options, &mut |line| {
+        tracing::info!("{line}");
+        lines.push(line);
+    })
+    .await;
+    Finished { report, lines }
+}

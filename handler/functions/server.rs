@@ -1,0 +1,349 @@
+//! The HTTP server the Functions host talks to: readiness on `GET /`, the timer at
+//! `POST /PurgeTimer`, the forwarded webhook at `/api/purge` and run status at
+//! `/api/purge/{runId}`. Handlers are thin; the work is in the sibling modules.
+
+use super::config::{Config, ConfigError};
+use super::protocol::{InvocationResult, TimerInvocation};
+use super::runner::{self, Finished};
+use super::runs::Runs;
+use super::secret::WebhookSecret;
+use super::webhook::{self, MAX_BODY, Request};
+use crate::engine::StopSignal;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use axum::{Json, Router};
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Mutex;
+
+/// How long shutdown waits for a run in flight to stop.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(60);
+
+/// Shared state of the handlers.
+#[derive(Clone)]
+pub struct AppState {
+    config: Arc<Result<Config, ConfigError>>,
+    secret: Option<Arc<WebhookSecret>>,
+    runs: Arc<Runs>,
+    run_lock: Arc<Mutex<()>>,
+    stop: StopSignal,
+}
+
+impl AppState {
+    /// State for `config` (an invalid configuration is kept to fail every invocation).
+    pub fn new(config: Result<Config, ConfigError>) -> AppState {
+        let secret = config
+            .as_ref()
+            .ok()
+            .and_then(|c| c.webhook_secret.clone().ok())
+            .map(|source| Arc::new(WebhookSecret::new(source)));
+        AppState {
+            config: Arc::new(config),
+            secret,
+            runs: Arc::default(),
+            run_lock: Arc::default(),
+            stop: StopSignal::default(),
+        }
+    }
+}
+
+/// The routes.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(ready))
+        .route("/PurgeTimer", post(timer))
+        .route("/api/purge", any(webhook))
+        .route("/api/purge/{run_id}", any(status))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+/// Serves on `127.0.0.1:port` until SIGTERM or Ctrl-C, then stops the run in flight cleanly.
+pub async fn serve(port: u16) -> anyhow::Result<()> {
+    let config = Config::from_env();
+    if let Err(error) = &config {
+        tracing::error!("invalid configuration, every invocation will fail: {error}");
+    }
+    let state = AppState::new(config);
+    let stop = state.stop.clone();
+    let run_lock = state.run_lock.clone();
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    tracing::info!("acr-purge handler listening on 127.0.0.1:{port}");
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown_signal(stop))
+        .await?;
+    // Wait for a background run (one answered 202) to reach its next stopping point.
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, run_lock.lock()).await;
+    Ok(())
+}
+
+async fn shutdown_signal(stop: StopSignal) {
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down: the run in flight stops before its next repository");
+    stop.stop();
+}
+
+async fn ready() -> &'static str {
+    "acr-purge handler ready"
+}
+
+async fn not_found() -> Response {
+    error(StatusCode::NOT_FOUND, "no such function or route")
+}
+
+/// `POST /PurgeTimer`: runs the whole policy.
+async fn timer(State(state): State<AppState>, body: Bytes) -> Response {
+    let invocation: Result<TimerInvocation, _> = serde_json::from_slice(&body);
+    let config = match state.config.as_ref() {
+        Ok(config) => config,
+        Err(e) => return invocation_failure(e.to_string()),
+    };
+    let mut notes = Vec::new();
+    match invocation {
+        Ok(invocation) => {
+            let timer = invocation.data.timer.unwrap_or_default();
+            if timer.is_past_due {
+                notes.push("PurgeTimer is past due: running the missed occurrence now".to_string());
+            }
+            if let Some(next) = timer.schedule_status.and_then(|s| s.next) {
+                notes.push(format!("PurgeTimer occurrence {next}"));
+            }
+        }
+        Err(e) => return invocation_failure(format!("unreadable timer invocation: {e}")),
+    }
+    for note in &notes {
+        tracing::info!("{note}");
+    }
+    let dry_run = config.force_dry_run || config.policy.dry_run;
+    let finished = {
+        let _guard = state.run_lock.lock().await;
+        runner::run(config, None, dry_run, state.stop.clone()).await
+    };
+    let Finished { report, lines } = finished;
+    let status = if report.succeeded() {
+        StatusCode::OK
+    } else {
+        StatusCode::INTERNAL_SERVER_ERROR
+    };
+    notes.extend(lines);
+    (status, Json(InvocationResult::new(notes, Some(report)))).into_response()
+}
+
+fn invocation_failure(message: String) -> Response {
+    tracing::error!("{message}");
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        Json(InvocationResult::<()>::new(vec![message], None)),
+    )
+        .into_response()
+}
+
+/// `POST /api/purge`: the release webhook (forwarded raw by the host).
+async fn webhook(
+    State(state): State<AppState>,
+    method: Method,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    if method != Method::POST {
+        return method_not_allowed("POST");
+    }
+    let body = match read_body(&headers, body).await {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    let config = match authenticate(&state, &headers, &body).await {
+        Ok(config) => config,
+        Err(response) => return response,
+    };
+    let request = match webhook::parse(&headers, &body) {
+        Ok(request) => request,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
+    };
+    let Request::Run {
+        repositories,
+        dry_run,
+        source,
+    } = request
+    else {
+        return (StatusCode::OK, Json(json!({"pong": true}))).into_response();
+    };
+    if let Some(names) = &repositories {
+        match runner::uncovered(config, names) {
+            Ok(None) => {}
+            Ok(Some(name)) => {
+                return error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    &format!(
+                        "no rule of the policy covers repository {name:?}; a webhook can only narrow the policy"
+                    ),
+                );
+            }
+            Err(e) => return error(StatusCode::UNPROCESSABLE_ENTITY, &e),
+        }
+    }
+    let dry_run = dry_run || config.force_dry_run || config.policy.dry_run;
+    tracing::info!(source, ?repositories, dry_run, "webhook accepted");
+    start_run(state.clone(), repositories, dry_run).await
+}
+
+/// Starts a run in the background and answers with its report if it finishes within the
+/// deadline, else `202` with the run id.
+async fn start_run(state: AppState, repositories: Option<Vec<String>>, dry_run: bool) -> Response {
+    let Ok(config) = state.config.as_ref() else {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, "invalid configuration");
+    };
+    let deadline = config.http_deadline;
+    let id = state.runs.start();
+    let (done, finished) = tokio::sync::oneshot::channel();
+    let task_state = state.clone();
+    let task_id = id.clone();
+    tokio::spawn(async move {
+        let Ok(config) = task_state.config.as_ref() else {
+            return;
+        };
+        let _guard = task_state.run_lock.lock().await;
+        let result = runner::run(config, repositories, dry_run, task_state.stop.clone()).await;
+        task_state.runs.finish(&task_id, result.report.clone());
+        let _ = done.send(result.report);
+    });
+    match tokio::time::timeout(deadline, finished).await {
+        Ok(Ok(report)) => {
+            let status = if report.succeeded() {
+                StatusCode::OK
+            } else {
+                StatusCode::INTERNAL_SERVER_ERROR
+            };
+            (status, Json(report)).into_response()
+        }
+        _ => (
+            StatusCode::ACCEPTED,
+            Json(json!({
+                "runId": id,
+                "status": "running",
+                "statusUrl": format!("/api/purge/{id}"),
+            })),
+        )
+            .into_response(),
+    }
+}
+
+/// `GET /api/purge/{runId}`: a background run's state (same authentication, empty body).
+async fn status(
+    State(state): State<AppState>,
+    method: Method,
+    headers: HeaderMap,
+    Path(run_id): Path<String>,
+) -> Response {
+    if method != Method::GET {
+        return method_not_allowed("GET");
+    }
+    if let Err(response) = authenticate(&state, &headers, b"").await {
+        return response;
+    }
+    match state.runs.get(&run_id) {
+        Some(run) => (StatusCode::OK, Json(run)).into_response(),
+        None => error(StatusCode::NOT_FOUND, "no such run on this instance"),
+    }
+}
+
+/// Reads at most [`MAX_BODY`] bytes.
+async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, Response> {
+    let too_large = || {
+        error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "the body is larger than 1 MiB",
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY) {
+        return Err(too_large());
+    }
+    axum::body::to_bytes(body, MAX_BODY)
+        .await
+        .map_err(|_| too_large())
+}
+
+/// Checks the caller's proof against the (possibly rotated) secret.
+async fn authenticate<'a>(
+    state: &'a AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<&'a Config, Response> {
+    let config = match state.config.as_ref() {
+        Ok(config) => config,
+        Err(e) => return Err(error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string())),
+    };
+    let Some(proof) = webhook::proof(headers) else {
+        return Err(error(
+            StatusCode::UNAUTHORIZED,
+            "missing X-Hub-Signature-256 or Authorization: Bearer",
+        ));
+    };
+    let secret = match (&config.webhook_secret, &state.secret) {
+        (Ok(_), Some(secret)) => secret,
+        (Err(e), _) => return Err(error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string())),
+        (Ok(_), None) => {
+            return Err(error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "no webhook secret",
+            ));
+        }
+    };
+    let current = secret
+        .current()
+        .await
+        .map_err(|e| error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()))?;
+    if webhook::verify(proof, &current, body) {
+        return Ok(config);
+    }
+    // The secret may have been rotated: read it again (rate-limited) and retry once.
+    match secret.reread().await {
+        Ok(Some(fresh)) if webhook::verify(proof, &fresh, body) => Ok(config),
+        Err(e) => Err(error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string())),
+        _ => Err(error(
+            StatusCode::UNAUTHORIZED,
+            "the signature or token does not match the webhook secret",
+        )),
+    }
+}
+
+fn method_not_allowed(allow: &'static str) -> Response {
+    let mut response = error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        &format!("use {allow} on this route"),
+    );
+    if let Ok(value) = allow.parse() {
+        response.headers_mut().insert(header::ALLOW, value);
+    }
+    response
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    (
+        status,
+        Json(json!({"error": message, "status": status.as_u16()})),
+    )
+        .into_response()
+}
