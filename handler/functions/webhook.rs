@@ -168,7 +168,7 @@ fn run(repositories: Option<Vec<String>>, dry_run: bool, source: &'static str) -
 }
 
 fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     (0..text.len())
