@@ -3,7 +3,10 @@
 //! Declare with `mod support;` in a test file. Not every test file uses every helper.
 #![allow(dead_code)]
 
+pub mod host;
 pub mod identity;
+pub mod keyvault;
 pub mod oci_push;
 pub mod purge;
 pub mod registry_server;
+pub mod tls;

@@ -1,0 +1,405 @@
+//! The `handler` binary as the Azure Functions host runs it: readiness, the timer payloads,
+//! the forwarded webhook with each body kind and each rejection, the 202 path, Key Vault
+//! through the managed identity, and shutdown — against the ACR emulator.
+
+mod support;
+
+use acr_purge::emulator::{AuthMode, Fault, ManifestSeed, RepoSeed, Seed, TokenAuth};
+use acr_purge::functions::webhook::sign;
+use support::host::Handler;
+use support::identity::{ENTRA_TOKEN, IdentityEndpoint};
+use support::keyvault::KeyVault;
+use support::purge::{Registry, set, tagged};
+
+const POLICY: &str = r#"{"rules":[{"filter":["app:^v","tools/.*:.*"],"ago":"7d","untagged":true}],"protect":["app:^v0$"]}"#;
+const SECRET: &str = "s3cret-webhook";
+
+fn seed() -> Seed {
+    Seed::new()
+        .repo(
+            RepoSeed::new("app")
+                .manifest(tagged("old1", "v1", "30d"))
+                .manifest(tagged("old2", "v2", "20d"))
+                .manifest(tagged("new", "v3", "1d"))
+                .manifest(tagged("zero", "v0", "90d"))
+                .manifest(tagged("latest", "latest", "60d"))
+                .manifest(ManifestSeed::image("dangling").age("60d")),
+        )
+        .repo(RepoSeed::new("tools/ci").manifest(tagged("t", "build-1", "30d")))
+        .repo(RepoSeed::new("other").manifest(tagged("o", "v1", "30d")))
+}
+
+async fn setup(extra: &[(&str, &str)]) -> (Registry, Handler) {
+    let registry = Registry::start(seed()).await;
+    let mut settings = vec![
+        ("PURGE_REGISTRY", registry.running.url.as_str()),
+        ("PURGE_POLICY", POLICY),
+        ("WEBHOOK_SECRET", SECRET),
+    ];
+    settings.extend_from_slice(extra);
+    let handler = Handler::start(&settings).await;
+    (registry, handler)
+}
+
+async fn signed(handler: &Handler, body: &str, extra: &[(&str, &str)]) -> support::host::Answer {
+    let signature = sign(SECRET, body.as_bytes());
+    let mut headers = vec![
+        ("X-Hub-Signature-256", signature.as_str()),
+        ("Content-Type", "application/json"),
+    ];
+    headers.extend_from_slice(extra);
+    handler
+        .request("POST", "/api/purge", &headers, body.as_bytes().to_vec())
+        .await
+}
+
+#[tokio::test]
+async fn timer_runs_the_policy_with_and_without_schedule_status() {
+    let (registry, handler) = setup(&[]).await;
+    assert!(handler.ready_after < std::time::Duration::from_secs(5));
+    let answer = handler.timer(false, false).await;
+    assert_eq!(answer.status, 200, "{:#}", answer.json);
+    assert_eq!(answer.json["Outputs"], serde_json::json!({}));
+    let logs: Vec<String> = serde_json::from_value(answer.json["Logs"].clone()).unwrap();
+    let host = registry.running.host();
+    assert!(logs.contains(&format!("Deleted {host}/app:v1")), "{logs:?}");
+    assert!(
+        logs.contains(&"Number of deleted tags: 3".to_string()),
+        "{logs:?}"
+    );
+    let report = &answer.json["ReturnValue"];
+    assert_eq!(report["summary"]["tagsDeleted"], 3);
+    assert_eq!(report["dryRun"], false);
+    assert_eq!(registry.tags("app"), set(&["latest", "v0", "v3"]));
+    assert!(registry.tags("tools/ci").is_empty());
+    assert_eq!(registry.tags("other"), set(&["v1"]));
+    assert!(!registry.has("app", "dangling") && !registry.has("app", "old1"));
+
+    let answer = handler.timer(true, true).await;
+    assert_eq!(answer.status, 200, "{:#}", answer.json);
+    let logs = answer.json["Logs"].to_string();
+    assert!(logs.contains("past due"), "{logs}");
+    assert!(logs.contains("2026-11-21T03:00:00+00:00"), "{logs}");
+    assert_eq!(answer.json["ReturnValue"]["summary"]["tagsDeleted"], 0);
+}
+
+#[tokio::test]
+async fn purge_dry_run_setting_forces_dry_runs() {
+    let (registry, handler) = setup(&[("PURGE_DRY_RUN", "true")]).await;
+    let answer = handler.timer(true, false).await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.json["ReturnValue"]["dryRun"], true);
+    assert_eq!(answer.json["ReturnValue"]["summary"]["tagsDeleted"], 3);
+    let answer = signed(&handler, r#"{"repositories":["app"],"dryRun":false}"#, &[]).await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(
+        answer.json["dryRun"], true,
+        "a webhook cannot turn a forced dry run off"
+    );
+    assert!(registry.mutations().is_empty());
+    assert_eq!(registry.tags("app").len(), 5);
+}
+
+#[tokio::test]
+async fn invalid_configuration_fails_every_invocation_and_touches_nothing() {
+    let registry = Registry::start(seed()).await;
+    let handler = Handler::start(&[
+        ("PURGE_REGISTRY", registry.running.url.as_str()),
+        (
+            "PURGE_POLICY",
+            r#"{"rules":[{"filter":"app:[","ago":"7d"}]}"#,
+        ),
+        ("WEBHOOK_SECRET", SECRET),
+    ])
+    .await;
+    let answer = handler.timer(false, false).await;
+    assert_eq!(answer.status, 500);
+    let logs = answer.json["Logs"].to_string();
+    assert!(logs.contains("app setting PURGE_POLICY"), "{logs}");
+    assert!(logs.contains("rules[0].filter[0]"), "{logs}");
+    let answer = signed(&handler, "{}", &[]).await;
+    assert_eq!(answer.status, 500);
+    assert!(
+        answer.json["error"]
+            .as_str()
+            .unwrap()
+            .contains("PURGE_POLICY")
+    );
+    assert!(registry.emulator().requests().is_empty());
+}
+
+#[tokio::test]
+async fn unreachable_registry_is_a_failed_invocation() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let url = format!("http://{closed}");
+    let handler =
+        Handler::start(&[("PURGE_REGISTRY", url.as_str()), ("PURGE_POLICY", POLICY)]).await;
+    let answer = handler.timer(false, false).await;
+    assert_eq!(answer.status, 500);
+    let error = answer.json["ReturnValue"]["error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(error.contains("reaching registry"), "{error}");
+}
+
+#[tokio::test]
+async fn webhook_bodies_narrow_the_policy() {
+    let (registry, handler) = setup(&[]).await;
+    // Generic body, GitHub-style signature.
+    let answer = signed(&handler, r#"{"repositories":["tools/ci"]}"#, &[]).await;
+    assert_eq!(answer.status, 200, "{:#}", answer.json);
+    assert_eq!(answer.json["summary"]["tagsDeleted"], 1);
+    assert!(registry.tags("tools/ci").is_empty());
+    assert_eq!(registry.tags("app").len(), 5, "app was not named");
+
+    // An ACR push event, with the static bearer header ACR webhooks send.
+    let acr = r#"{"id":"cb8c3971","timestamp":"2026-11-21T02:00:00Z","action":"push","target":{"mediaType":"application/vnd.docker.distribution.manifest.v2+json","size":708,"digest":"sha256:fea8","length":708,"repository":"app","tag":"v3"},"request":{"id":"3cbb6949","host":"myregistry.azurecr.io","method":"PUT","useragent":"docker/20"}}"#;
+    let bearer = format!("Bearer {SECRET}");
+    let answer = handler
+        .request(
+            "POST",
+            "/api/purge",
+            &[("Authorization", bearer.as_str())],
+            acr.as_bytes().to_vec(),
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{:#}", answer.json);
+    assert_eq!(registry.tags("app"), set(&["latest", "v0", "v3"]));
+    assert_eq!(registry.tags("other"), set(&["v1"]));
+}
+
+#[tokio::test]
+async fn github_release_and_ping_events() {
+    let (registry, handler) = setup(&[]).await;
+    let ping = r#"{"zen":"Design for failure.","hook_id":1}"#;
+    let answer = signed(&handler, ping, &[("X-GitHub-Event", "ping")]).await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.json["pong"], true);
+    assert!(registry.emulator().requests().is_empty());
+
+    let release = r#"{"action":"published","release":{"tag_name":"v4","name":"v4"},"repository":{"id":1,"name":"app","full_name":"org/app"},"sender":{"login":"dev"}}"#;
+    let answer = signed(&handler, release, &[("X-GitHub-Event", "release")]).await;
+    assert_eq!(answer.status, 200, "{:#}", answer.json);
+    assert_eq!(answer.json["summary"]["tagsDeleted"], 2);
+    assert_eq!(registry.tags("tools/ci"), set(&["build-1"]));
+}
+
+#[tokio::test]
+async fn webhook_rejections_touch_nothing() {
+    let (registry, handler) = setup(&[]).await;
+    let body = r#"{"repositories":["app"]}"#;
+    let wrong = sign("not-the-secret", body.as_bytes());
+    let big = vec![b' '; 1024 * 1024 + 10];
+    let big_signature = sign(SECRET, &big);
+    let cases: Vec<(&str, &str, Vec<(&str, String)>, Vec<u8>, u16)> = vec![
+        ("POST", "/api/purge", vec![], body.into(), 401),
+        (
+            "POST",
+            "/api/purge",
+            vec![("X-Hub-Signature-256", wrong)],
+            body.into(),
+            401,
+        ),
+        (
+            "POST",
+            "/api/purge",
+            vec![("X-Hub-Signature-256", "sha256=00".into())],
+            body.into(),
+            401,
+        ),
+        (
+            "POST",
+            "/api/purge",
+            vec![("Authorization", "Bearer nope".into())],
+            body.into(),
+            401,
+        ),
+        (
+            "POST",
+            "/api/purge",
+            vec![("X-Hub-Signature-256", big_signature)],
+            big,
+            413,
+        ),
+        (
+            "POST",
+            "/api/purge",
+            vec![("X-Hub-Signature-256", sign(SECRET, b"{not json"))],
+            b"{not json".to_vec(),
+            400,
+        ),
+        (
+            "POST",
+            "/api/purge",
+            vec![("X-Hub-Signature-256", sign(SECRET, br#"{"hello":1}"#))],
+            br#"{"hello":1}"#.to_vec(),
+            400,
+        ),
+        (
+            "POST",
+            "/api/purge",
+            vec![(
+                "X-Hub-Signature-256",
+                sign(SECRET, br#"{"repositories":["other"]}"#),
+            )],
+            br#"{"repositories":["other"]}"#.to_vec(),
+            422,
+        ),
+        ("GET", "/api/purge", vec![], vec![], 405),
+        (
+            "PUT",
+            "/api/purge",
+            vec![("X-Hub-Signature-256", sign(SECRET, body.as_bytes()))],
+            body.into(),
+            405,
+        ),
+        ("DELETE", "/api/purge/abc", vec![], vec![], 405),
+    ];
+    for (method, path, headers, body, expected) in cases {
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let answer = handler.request(method, path, &headers, body).await;
+        assert_eq!(
+            answer.status, expected,
+            "{method} {path} {headers:?}: {:#}",
+            answer.json
+        );
+        assert_eq!(answer.json["status"], expected, "JSON error body");
+        assert!(answer.json["error"].is_string());
+    }
+    assert!(
+        registry.emulator().requests().is_empty(),
+        "{:?}",
+        registry.emulator().requests()
+    );
+    assert_eq!(registry.tags("app").len(), 5);
+}
+
+#[tokio::test]
+async fn long_runs_answer_202_and_report_their_status() {
+    let (registry, handler) = setup(&[("PURGE_HTTP_DEADLINE_SECONDS", "1")]).await;
+    registry
+        .emulator()
+        .set_latency(std::time::Duration::from_millis(150));
+    let answer = signed(&handler, r#"{"repositories":["app"]}"#, &[]).await;
+    assert_eq!(answer.status, 202, "{:#}", answer.json);
+    let url = answer.json["statusUrl"].as_str().unwrap().to_string();
+    assert_eq!(answer.json["status"], "running");
+    let bearer = format!("Bearer {SECRET}");
+    let unauthenticated = handler.request("GET", &url, &[], vec![]).await;
+    assert_eq!(unauthenticated.status, 401);
+    let report = loop {
+        let status = handler
+            .request("GET", &url, &[("Authorization", bearer.as_str())], vec![])
+            .await;
+        assert_eq!(status.status, 200, "{:#}", status.json);
+        if status.json["status"] == "finished" {
+            break status.json["report"].clone();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert_eq!(report["summary"]["tagsDeleted"], 2);
+    assert_eq!(registry.tags("app"), set(&["latest", "v0", "v3"]));
+    let missing = handler
+        .request(
+            "GET",
+            "/api/purge/nope",
+            &[("Authorization", bearer.as_str())],
+            vec![],
+        )
+        .await;
+    assert_eq!(missing.status, 404);
+}
+
+#[tokio::test]
+async fn managed_identity_key_vault_and_rotation() {
+    let identity = IdentityEndpoint::start().await;
+    let vault = KeyVault::start("webhook-secret", "first-secret").await;
+    let seed = seed().with_auth(AuthMode::Token(TokenAuth {
+        required_access_token: Some(ENTRA_TOKEN.to_string()),
+        ..TokenAuth::default()
+    }));
+    let registry = Registry::start(seed).await;
+    let vault_url = vault.url();
+    let cert = vault.cert_path();
+    let handler = Handler::start(&[
+        ("PURGE_REGISTRY", registry.running.url.as_str()),
+        ("PURGE_POLICY", POLICY),
+        ("KEY_VAULT_URL", vault_url.as_str()),
+        ("WEBHOOK_SECRET_NAME", "webhook-secret"),
+        ("IDENTITY_ENDPOINT", identity.url.as_str()),
+        ("IDENTITY_HEADER", support::identity::IDENTITY_HEADER),
+        ("AZURE_CLIENT_ID", "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"),
+        ("SSL_CERT_FILE", cert.as_str()),
+    ])
+    .await;
+    let body = r#"{"repositories":["tools/ci"],"dryRun":true}"#;
+    let send = |secret: &'static str| {
+        let signature = sign(secret, body.as_bytes());
+        let handler = &handler;
+        async move {
+            handler
+                .request(
+                    "POST",
+                    "/api/purge",
+                    &[("X-Hub-Signature-256", signature.as_str())],
+                    body.as_bytes().to_vec(),
+                )
+                .await
+        }
+    };
+    let answer = send("first-secret").await;
+    assert_eq!(answer.status, 200, "{:#}", answer.json);
+    assert_eq!(answer.json["summary"]["tagsDeleted"], 1);
+    assert_eq!(vault.reads(), 1);
+    // The identity endpoint was asked for Key Vault and ACR tokens, for the user-assigned id.
+    let resources: Vec<String> = identity
+        .requests()
+        .iter()
+        .map(|q| q["resource"].clone())
+        .collect();
+    assert!(
+        resources.contains(&"https://vault.azure.net".to_string()),
+        "{resources:?}"
+    );
+    assert!(
+        resources.contains(&"https://containerregistry.azure.net".to_string()),
+        "{resources:?}"
+    );
+    assert!(
+        identity
+            .requests()
+            .iter()
+            .all(|q| q["client_id"] == "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee")
+    );
+
+    // Rotation: the old secret stops working and the new one works without a restart.
+    vault.set("webhook-secret", "second-secret");
+    tokio::time::sleep(
+        acr_purge::functions::secret::REREAD_INTERVAL + std::time::Duration::from_millis(300),
+    )
+    .await;
+    let answer = send("second-secret").await;
+    assert_eq!(answer.status, 200, "{:#}", answer.json);
+    assert_eq!(vault.reads(), 2);
+    let answer = send("first-secret").await;
+    assert_eq!(answer.status, 401);
+    assert_eq!(vault.reads(), 2, "re-reads are rate-limited");
+    assert!(registry.mutations().is_empty(), "dry runs only");
+}
+
+#[tokio::test]
+async fn a_failing_run_is_a_failed_invocation_and_sigterm_stops_cleanly() {
+    let (registry, handler) = setup(&[]).await;
+    registry
+        .emulator()
+        .inject(Fault::status(500).path_prefix("/acr/v1/app/_tags"));
+    let answer = handler.timer(false, false).await;
+    assert_eq!(answer.status, 500, "{:#}", answer.json);
+    assert!(answer.json["ReturnValue"]["error"].is_string());
+    assert_eq!(registry.tags("app").len(), 5);
+    assert_eq!(handler.terminate().await, Some(0));
+}

@@ -1,0 +1,146 @@
+//! Playing the Azure Functions host: start the `handler` binary as the host does (its port
+//! in `FUNCTIONS_CUSTOMHANDLER_PORT`, the app settings in the environment), wait for
+//! readiness by polling `GET /` every 25 ms, then send the host's requests.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+/// A running handler process.
+pub struct Handler {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    child: tokio::process::Child,
+    http: reqwest::Client,
+    /// How long readiness took.
+    pub ready_after: Duration,
+}
+
+/// An answer: status and JSON body.
+#[derive(Debug)]
+pub struct Answer {
+    /// HTTP status.
+    pub status: u16,
+    /// The body as JSON (`Null` when not JSON).
+    pub json: serde_json::Value,
+}
+
+impl Handler {
+    /// Starts `handler` with these app settings and waits until it answers.
+    pub async fn start(settings: &[(&str, &str)]) -> Handler {
+        let port = free_port();
+        let root = std::env::temp_dir();
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_handler"));
+        for name in [
+            "IDENTITY_ENDPOINT",
+            "IDENTITY_HEADER",
+            "AZURE_CLIENT_ID",
+            "SSL_CERT_FILE",
+        ] {
+            command.env_remove(name);
+        }
+        command
+            .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
+            .env("FUNCTIONS_CUSTOMHANDLER_WORKER_ID", "test-worker")
+            .env("FUNCTIONS_APP_ROOT_PATH", root)
+            .envs(settings.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        let child = command.spawn().expect("handler starts");
+        let http = reqwest::Client::new();
+        let url = format!("http://127.0.0.1:{port}");
+        let started = Instant::now();
+        loop {
+            if http.get(format!("{url}/")).send().await.is_ok() {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "handler not ready after 20 s"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        Handler {
+            url,
+            child,
+            http,
+            ready_after: started.elapsed(),
+        }
+    }
+
+    /// `POST /PurgeTimer` with the host's timer payload.
+    pub async fn timer(&self, schedule_status: bool, past_due: bool) -> Answer {
+        let status = if schedule_status {
+            serde_json::json!({"Last": "2026-11-20T03:00:00+00:00", "Next": "2026-11-21T03:00:00+00:00", "LastUpdated": "2026-11-20T03:00:00+00:00"})
+        } else {
+            serde_json::Value::Null
+        };
+        let body = serde_json::json!({
+            "Data": {"timer": {"Schedule": {"AdjustForDST": true}, "ScheduleStatus": status, "IsPastDue": past_due}},
+            "Metadata": {"sys": {"MethodName": "PurgeTimer", "UtcNow": "2026-11-21T03:00:00Z", "RandGuid": "0f8fad5b-d9cb-469f-a165-70867728950e"}}
+        });
+        let response = self
+            .http
+            .post(format!("{}/PurgeTimer", self.url))
+            .header(
+                "X-Azure-Functions-InvocationId",
+                "5b0f1c1e-0000-4000-8000-000000000001",
+            )
+            .header("User-Agent", "Azure-Functions-Host/4.1040.0")
+            .json(&body)
+            .send()
+            .await
+            .expect("timer request");
+        answer(response).await
+    }
+
+    /// A forwarded request to `/api/purge` (or another path), raw body and headers.
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Answer {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.url))
+            .body(body);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        answer(request.send().await.expect("request")).await
+    }
+
+    /// Sends SIGTERM and waits for the process to exit; returns its exit code.
+    pub async fn terminate(mut self) -> Option<i32> {
+        if let Some(pid) = self.child.id() {
+            let _ = tokio::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status()
+                .await;
+        }
+        tokio::time::timeout(Duration::from_secs(90), self.child.wait())
+            .await
+            .ok()?
+            .ok()?
+            .code()
+    }
+}
+
+async fn answer(response: reqwest::Response) -> Answer {
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap_or_default();
+    Answer {
+        status,
+        json: serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
