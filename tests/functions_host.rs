@@ -188,6 +188,10 @@ async fn github_release_and_ping_events() {
     assert_eq!(registry.tags("tools/ci"), set(&["build-1"]));
 }
 
+/// A request and the status it must get: method, path, headers, body, status.
+type Case<'a> = (&'a str, &'a str, Headers<'a>, Vec<u8>, u16);
+type Headers<'a> = Vec<(&'a str, String)>;
+
 #[tokio::test]
 async fn webhook_rejections_touch_nothing() {
     let (registry, handler) = setup(&[]).await;
@@ -195,7 +199,7 @@ async fn webhook_rejections_touch_nothing() {
     let wrong = sign("not-the-secret", body.as_bytes());
     let big = vec![b' '; 1024 * 1024 + 10];
     let big_signature = sign(SECRET, &big);
-    let cases: Vec<(&str, &str, Vec<(&str, String)>, Vec<u8>, u16)> = vec![
+    let cases: Vec<Case> = vec![
         ("POST", "/api/purge", vec![], body.into(), 401),
         (
             "POST",
