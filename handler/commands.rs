@@ -4,8 +4,10 @@ use crate::cli::{EmulatorArgs, OutputFormat, PurgeArgs};
 use crate::engine;
 use crate::registry::{ClientOptions, RegistryClient};
 use crate::report::{RunReport, explain};
+use crate::telemetry::{RunContext, Trigger, finish_run, run_span};
 use std::io::Write;
 use std::process::ExitCode;
+use tracing::Instrument;
 
 /// Exit code for bad arguments (nothing was contacted).
 pub const EXIT_USAGE: u8 = 2;
@@ -41,7 +43,20 @@ pub async fn purge(args: PurgeArgs) -> ExitCode {
             println!("{line}");
         }
     };
-    let report = engine::run(&client, &request.policy, &request.options, &mut print).await;
+    let context = RunContext {
+        trigger: Trigger::Other,
+        invocation_id: None,
+        function_name: None,
+        registry: client.endpoint().host().to_string(),
+        dry_run: request.options.dry_run,
+        parent: None,
+    };
+    let span = run_span(&context);
+    let report = engine::run(&client, &request.policy, &request.options, &mut print)
+        .instrument(span.clone())
+        .await;
+    finish_run(&span, &context, &report);
+    drop(span);
     if json {
         match serde_json::to_string_pretty(&report) {
             Ok(text) => println!("{text}"),

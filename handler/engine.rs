@@ -4,6 +4,7 @@
 //! permission found while planning deletes nothing at all. A repository whose listing fails
 //! for another reason is reported failed (nothing deleted in it) and the others go on.
 
+use crate::events::{DeletionEvents, MAX_DELETION_EVENTS};
 use crate::execute::{Lines, execute};
 use crate::inventory::plan_repository;
 use crate::plan::Scope;
@@ -14,6 +15,7 @@ use chrono::Utc;
 use futures::StreamExt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use tracing::Instrument;
 
 /// Asks a run to stop before its next repository (on shutdown). Cloning shares the flag.
 #[derive(Debug, Clone, Default)]
@@ -78,16 +80,20 @@ pub async fn run(
         summary: Summary::default(),
         error: None,
     };
+    let mut events = DeletionEvents::new(MAX_DELETION_EVENTS);
     if let Err(error) = plan_all(client, policy, options, &mut report).await {
         report.error = Some(error);
     } else if options.dry_run {
         out(DRY_RUN_BANNER.to_string());
         for repo in &report.repositories {
             print_dry_run(client.endpoint().host(), repo, out);
+            events.repository(repo, true);
         }
     } else {
-        report.error = execute_all(client, options, &mut report.repositories, out).await;
+        report.error =
+            execute_all(client, options, &mut report.repositories, &mut events, out).await;
     }
+    events.finish();
     report.finished_at = Utc::now();
     report.summarize(client.stats());
     for line in report.summary_lines() {
@@ -129,7 +135,10 @@ async fn plan_all(
     let concurrency = options.concurrency.max(1);
     let mut planned = futures::stream::iter(covered)
         .map(|(name, scope)| async move {
-            let result = plan_repository(client, &name, scope, concurrency).await;
+            let span = tracing::info_span!("plan repository", purge.repository = name.as_str());
+            let result = plan_repository(client, &name, scope, concurrency)
+                .instrument(span)
+                .await;
             (name, result)
         })
         .buffered(concurrency);
@@ -177,6 +186,7 @@ async fn execute_all(
     client: &RegistryClient,
     options: &RunOptions,
     repositories: &mut [RepositoryReport],
+    events: &mut DeletionEvents,
     out: Lines<'_>,
 ) -> Option<String> {
     let mut completed = Vec::new();
@@ -202,7 +212,15 @@ async fn execute_all(
             }
             _ => {}
         }
-        if let Err(error) = execute(client, repo, options.concurrency, out).await {
+        let span = tracing::info_span!(
+            "purge repository",
+            purge.repository = repo.repository.as_str()
+        );
+        let result = execute(client, repo, options.concurrency, out)
+            .instrument(span.clone())
+            .await;
+        span.in_scope(|| events.repository(repo, false));
+        if let Err(error) = result {
             let remaining = mark_not_reached(&mut repositories[index + 1..]);
             return Some(format!(
                 "insufficient permissions to purge repository {:?}: {error}; completed: [{}]; remaining: [{}]",

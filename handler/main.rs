@@ -16,22 +16,19 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    init_logging();
     runtime.block_on(async {
-        match cli.command {
+        let logs = match cli.command {
+            Some(Command::Serve) | None => acr_purge::telemetry::Logs::Json,
+            _ => acr_purge::telemetry::Logs::Text,
+        };
+        acr_purge::telemetry::init(logs);
+        let code = match cli.command {
             Some(Command::Purge(args)) => acr_purge::commands::purge(args).await,
             Some(Command::Demo) => acr_purge::commands::demo().await,
             Some(Command::Emulator(args)) => acr_purge::commands::emulator(args).await,
             Some(Command::Serve) | None => acr_purge::commands::serve().await,
-        }
+        };
+        acr_purge::telemetry::shutdown().await;
+        code
     })
-}
-
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
 }

@@ -7,6 +7,8 @@ use crate::engine::{self, RunOptions, StopSignal};
 use crate::plan::Scope;
 use crate::registry::{ClientOptions, RegistryClient};
 use crate::report::RunReport;
+use crate::telemetry::{RunContext, finish_run, run_span};
+use tracing::Instrument;
 
 /// A finished run: its report and acr purge's lines.
 #[derive(Debug)]
@@ -31,8 +33,22 @@ pub fn uncovered(config: &Config, repositories: &[String]) -> Result<Option<Stri
     Ok(None)
 }
 
-/// Runs the configured policy (narrowed to `only` when given).
+/// Runs the configured policy (narrowed to `only` when given) under the run's root span.
 pub async fn run(
+    config: &Config,
+    only: Option<Vec<String>>,
+    stop: StopSignal,
+    context: RunContext,
+) -> Finished {
+    let span = run_span(&context);
+    let finished = run_in_span(config, only, context.dry_run, stop)
+        .instrument(span.clone())
+        .await;
+    finish_run(&span, &context, &finished.report);
+    finished
+}
+
+async fn run_in_span(
     config: &Config,
     only: Option<Vec<String>>,
     dry_run: bool,

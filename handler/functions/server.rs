@@ -9,6 +9,7 @@ use super::runs::Runs;
 use super::secret::WebhookSecret;
 use super::webhook::{self, MAX_BODY, Request};
 use crate::engine::StopSignal;
+use crate::telemetry::{self, RunContext, Trigger};
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
@@ -110,7 +111,7 @@ async fn not_found() -> Response {
 }
 
 /// `POST /PurgeTimer`: runs the whole policy.
-async fn timer(State(state): State<AppState>, body: Bytes) -> Response {
+async fn timer(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let invocation: Result<TimerInvocation, _> = serde_json::from_slice(&body);
     let config = match state.config.as_ref() {
         Ok(config) => config,
@@ -132,11 +133,19 @@ async fn timer(State(state): State<AppState>, body: Bytes) -> Response {
     for note in &notes {
         tracing::info!("{note}");
     }
-    let dry_run = config.force_dry_run || config.policy.dry_run;
+    let context = RunContext {
+        trigger: Trigger::Timer,
+        invocation_id: invocation_id(&headers),
+        function_name: Some("PurgeTimer".to_string()),
+        registry: config.registry.host().to_string(),
+        dry_run: config.force_dry_run || config.policy.dry_run,
+        parent: None,
+    };
     let finished = {
         let _guard = state.run_lock.lock().await;
-        runner::run(config, None, dry_run, state.stop.clone()).await
+        runner::run(config, None, state.stop.clone(), context).await
     };
+    telemetry::flush().await;
     let Finished { report, lines } = finished;
     let status = if report.succeeded() {
         StatusCode::OK
@@ -202,12 +211,33 @@ async fn webhook(
     }
     let dry_run = dry_run || config.force_dry_run || config.policy.dry_run;
     tracing::info!(source, ?repositories, dry_run, "webhook accepted");
-    start_run(state.clone(), repositories, dry_run).await
+    let context = RunContext {
+        trigger: Trigger::Http,
+        invocation_id: invocation_id(&headers),
+        function_name: Some("PurgeHttp".to_string()),
+        registry: config.registry.host().to_string(),
+        dry_run,
+        parent: Some(opentelemetry::global::get_text_map_propagator(|p| {
+            p.extract(&opentelemetry_http::HeaderExtractor(&headers))
+        })),
+    };
+    start_run(state.clone(), repositories, context).await
+}
+
+fn invocation_id(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("x-azure-functions-invocationid")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
 }
 
 /// Starts a run in the background and answers with its report if it finishes within the
 /// deadline, else `202` with the run id.
-async fn start_run(state: AppState, repositories: Option<Vec<String>>, dry_run: bool) -> Response {
+async fn start_run(
+    state: AppState,
+    repositories: Option<Vec<String>>,
+    context: RunContext,
+) -> Response {
     let Ok(config) = state.config.as_ref() else {
         return error(StatusCode::INTERNAL_SERVER_ERROR, "invalid configuration");
     };
@@ -221,8 +251,9 @@ async fn start_run(state: AppState, repositories: Option<Vec<String>>, dry_run: 
             return;
         };
         let _guard = task_state.run_lock.lock().await;
-        let result = runner::run(config, repositories, dry_run, task_state.stop.clone()).await;
+        let result = runner::run(config, repositories, task_state.stop.clone(), context).await;
         task_state.runs.finish(&task_id, result.report.clone());
+        telemetry::flush().await;
         let _ = done.send(result.report);
     });
     match tokio::time::timeout(deadline, finished).await {

@@ -12,7 +12,7 @@
 //! failing. ABAC registries (refresh token with an `aad_identity` claim) ignore
 //! `repository:*:*`, so per-repository scopes are requested in batches.
 
-use super::transport::{Transport, error_chain};
+use super::transport::{Route, Transport, error_chain};
 use super::{Endpoint, RegistryError};
 use azure_core::credentials::TokenCredential;
 use base64::Engine;
@@ -303,9 +303,15 @@ impl Bearer {
             ("access_token", entra),
         ];
         let response = transport
-            .execute("exchanging the Entra token at /oauth2/exchange", || {
-                transport.http.post(&url).form(&form)
-            })
+            .execute(
+                Route {
+                    method: "POST",
+                    template: "/oauth2/exchange",
+                    host: self.endpoint.host(),
+                },
+                "exchanging the Entra token at /oauth2/exchange",
+                || transport.http.post(&url).form(&form),
+            )
             .await?;
         let token = token_field(response, "refresh_token", "/oauth2/exchange").await?;
         Ok(Jwt::decode(&token))
@@ -325,9 +331,15 @@ impl Bearer {
             ("refresh_token", refresh),
         ];
         let response = transport
-            .execute("requesting an access token at /oauth2/token", || {
-                transport.http.post(&url).form(&form)
-            })
+            .execute(
+                Route {
+                    method: "POST",
+                    template: "/oauth2/token",
+                    host: self.endpoint.host(),
+                },
+                "requesting an access token at /oauth2/token",
+                || transport.http.post(&url).form(&form),
+            )
             .await?;
         let token = token_field(response, "access_token", "/oauth2/token").await?;
         Ok(Jwt::decode(&token))

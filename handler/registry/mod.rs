@@ -137,9 +137,15 @@ impl RegistryClient {
         let transport = Transport::new(http, options.retry.clone(), options.concurrency);
         let url = endpoint.url("/v2/");
         let probe = transport
-            .execute(&format!("reaching registry {}", endpoint.host()), || {
-                transport.http.get(&url)
-            })
+            .execute(
+                transport::Route {
+                    method: "GET",
+                    template: "/v2/",
+                    host: endpoint.host(),
+                },
+                &format!("reaching registry {}", endpoint.host()),
+                || transport.http.get(&url),
+            )
             .await?;
         let status = probe.status();
         let challenge = probe
@@ -458,24 +464,33 @@ impl RegistryClient {
         json: Option<&serde_json::Value>,
     ) -> Result<Response, RegistryError> {
         let url = self.endpoint.url(path);
+        let template = route_template(path, scope);
         let mut refreshed = false;
         loop {
             let header = self.auth.header(&self.transport, scope).await?;
             let response = self
                 .transport
-                .execute(context, || {
-                    let mut request = self.transport.http.request(method.clone(), &url);
-                    if let Some(value) = &header {
-                        request = request.header(reqwest::header::AUTHORIZATION, value);
-                    }
-                    if let Some(accept) = accept {
-                        request = request.header(reqwest::header::ACCEPT, accept);
-                    }
-                    if let Some(json) = json {
-                        request = request.json(json);
-                    }
-                    request
-                })
+                .execute(
+                    transport::Route {
+                        method: method.as_str(),
+                        template: &template,
+                        host: self.endpoint.host(),
+                    },
+                    context,
+                    || {
+                        let mut request = self.transport.http.request(method.clone(), &url);
+                        if let Some(value) = &header {
+                            request = request.header(reqwest::header::AUTHORIZATION, value);
+                        }
+                        if let Some(accept) = accept {
+                            request = request.header(reqwest::header::ACCEPT, accept);
+                        }
+                        if let Some(json) = json {
+                            request = request.json(json);
+                        }
+                        request
+                    },
+                )
                 .await?;
             let status = response.status();
             if status == StatusCode::UNAUTHORIZED && !refreshed && self.auth.can_refresh() {
@@ -566,6 +581,33 @@ pub(crate) async fn short_body(response: Response) -> String {
     }
 }
 
+/// The path as a low-cardinality template for telemetry: the repository and the item are
+/// replaced by placeholders and the query is dropped.
+fn route_template(path: &str, scope: &Scope) -> String {
+    let path = path.split('?').next().unwrap_or(path);
+    let mut route = match scope {
+        Scope::Repository(repository) => path.replacen(
+            &format!("/{}/", encode_repo(repository)),
+            "/{repository}/",
+            1,
+        ),
+        Scope::Catalog => path.to_string(),
+    };
+    for (marker, placeholder) in [
+        ("/manifests/", "{reference}"),
+        ("/_tags/", "{tag}"),
+        ("/_manifests/", "{digest}"),
+        ("/referrers/", "{digest}"),
+    ] {
+        if let Some(at) = route.find(marker) {
+            route.truncate(at + marker.len());
+            route.push_str(placeholder);
+            break;
+        }
+    }
+    route
+}
+
 /// `/v2/{repo}/manifests/{digest}`.
 fn manifest_path(repository: &str, digest: &str) -> String {
     format!(
@@ -618,6 +660,27 @@ fn encode_segment(segment: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn route_templates_hide_names() {
+        let repo = Scope::Repository("team/app".to_string());
+        assert_eq!(
+            route_template("/acr/v1/team/app/_tags?n=100&orderby=timedesc", &repo),
+            "/acr/v1/{repository}/_tags"
+        );
+        assert_eq!(
+            route_template("/v2/team/app/manifests/sha256:abc", &repo),
+            "/v2/{repository}/manifests/{reference}"
+        );
+        assert_eq!(
+            route_template("/acr/v1/team/app/_tags/v1", &repo),
+            "/acr/v1/{repository}/_tags/{tag}"
+        );
+        assert_eq!(
+            route_template("/v2/_catalog?n=100", &Scope::Catalog),
+            "/v2/_catalog"
+        );
+    }
 
     #[test]
     fn encodes_paths() {

@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 /// How requests are retried.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +41,14 @@ impl Default for RetryPolicy {
             request_timeout: Duration::from_secs(60),
         }
     }
+}
+
+/// What a request is, for its client span: method, path template and host.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Route<'a> {
+    pub method: &'a str,
+    pub template: &'a str,
+    pub host: &'a str,
 }
 
 /// Counters of what the transport did, for reports and telemetry.
@@ -96,8 +105,43 @@ impl Transport {
 
     /// Sends the request built by `build` until it gets an answer that is neither a 429
     /// nor a retryable failure, or the retry budget is spent. `context` names the operation
-    /// in errors.
+    /// in errors; `route` is the low-cardinality path template of the client span
+    /// (`GET /acr/v1/{repository}/_tags`), which records the final status and the retries.
     pub async fn execute(
+        &self,
+        route: Route<'_>,
+        context: &str,
+        build: impl Fn() -> RequestBuilder,
+    ) -> Result<Response, RegistryError> {
+        let span = tracing::info_span!(
+            "registry request",
+            otel.name = format!("{} {}", route.method, route.template),
+            otel.kind = "client",
+            otel.status_code = tracing::field::Empty,
+            http.request.method = route.method,
+            url.template = route.template,
+            server.address = route.host,
+            http.response.status_code = tracing::field::Empty,
+            purge.retries = tracing::field::Empty,
+            purge.throttled = tracing::field::Empty,
+        );
+        let result = self.attempts(context, build).instrument(span.clone()).await;
+        match &result {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                span.record("http.response.status_code", status);
+                if status >= 500 {
+                    span.record("otel.status_code", "error");
+                }
+            }
+            Err(_) => {
+                span.record("otel.status_code", "error");
+            }
+        }
+        result
+    }
+
+    async fn attempts(
         &self,
         context: &str,
         build: impl Fn() -> RequestBuilder,
@@ -151,6 +195,9 @@ impl Transport {
             if failures > 0 {
                 self.stats.retries.fetch_add(1, Ordering::Relaxed);
             }
+            let current = tracing::Span::current();
+            current.record("purge.retries", failures + throttles);
+            current.record("purge.throttled", throttles);
             tokio::time::sleep(delay).await;
         }
     }

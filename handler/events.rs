@@ -1,0 +1,130 @@
+//! The audit trail: one structured event per deletion (planned, in a dry run), with the
+//! repository, digest, tags, rule, reason and outcome — at most a cap per run, so a run
+//! that deletes 100,000 items does not flood the exporters; beyond the cap one summary
+//! event counts the rest. They are `tracing` events on target `acr_purge::deletion`, so they
+//! reach the JSON logs and, as span events, the traces.
+
+use crate::plan::{DeleteReason, Verdict};
+use crate::report::{Outcome, RepositoryReport};
+
+/// Deletion events per run, at most.
+pub const MAX_DELETION_EVENTS: usize = 1000;
+
+/// Counts the events of one run.
+#[derive(Debug)]
+pub struct DeletionEvents {
+    cap: usize,
+    emitted: usize,
+    suppressed: usize,
+}
+
+impl DeletionEvents {
+    /// A budget of `cap` events.
+    pub fn new(cap: usize) -> DeletionEvents {
+        DeletionEvents {
+            cap,
+            emitted: 0,
+            suppressed: 0,
+        }
+    }
+
+    /// Emits the events of one repository (its attempted deletions, or planned ones in a
+    /// dry run).
+    pub fn repository(&mut self, repo: &RepositoryReport, dry_run: bool) {
+        for tag in &repo.tags {
+            self.item(
+                &repo.repository,
+                "tag",
+                &tag.decision.digest,
+                std::slice::from_ref(&tag.decision.name),
+                &tag.decision.verdict,
+                tag.outcome.as_ref(),
+                dry_run,
+            );
+        }
+        for manifest in &repo.manifests {
+            self.item(
+                &repo.repository,
+                "manifest",
+                &manifest.decision.digest,
+                &manifest.decision.tags,
+                &manifest.decision.verdict,
+                manifest.outcome.as_ref(),
+                dry_run,
+            );
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn item(
+        &mut self,
+        repository: &str,
+        kind: &str,
+        digest: &str,
+        tags: &[String],
+        verdict: &Verdict,
+        outcome: Option<&Outcome>,
+        dry_run: bool,
+    ) {
+        let Verdict::Delete { reason } = verdict else {
+            return;
+        };
+        let outcome = match (outcome, dry_run) {
+            (_, true) => "planned",
+            (None, false) => return,
+            (Some(o), false) => outcome_name(o),
+        };
+        if self.emitted >= self.cap {
+            self.suppressed += 1;
+            return;
+        }
+        self.emitted += 1;
+        let (rule, reason_name) = match reason {
+            DeleteReason::Matched { rule, .. } => (*rule, "matched"),
+            DeleteReason::Untagged { rule } => (*rule, "untagged"),
+            DeleteReason::SignatureOfDeleted { .. } => (0, "signatureOfDeleted"),
+        };
+        tracing::event!(
+            target: "acr_purge::deletion",
+            tracing::Level::INFO,
+            purge.repository = repository,
+            purge.kind = kind,
+            purge.digest = digest,
+            purge.tags = tags.join(",").as_str(),
+            purge.rule = rule,
+            purge.reason = reason_name,
+            purge.outcome = outcome,
+            "deletion"
+        );
+    }
+
+    /// Emits the summary of the events left out, if any.
+    pub fn finish(&self) {
+        if self.suppressed > 0 {
+            tracing::event!(
+                target: "acr_purge::deletion",
+                tracing::Level::INFO,
+                purge.suppressed = self.suppressed as u64,
+                purge.cap = self.cap as u64,
+                "{} more deletions not itemised (cap {} per run; the report lists them all)",
+                self.suppressed,
+                self.cap
+            );
+        }
+    }
+
+    /// How many events were left out.
+    pub fn suppressed(&self) -> usize {
+        self.suppressed
+    }
+}
+
+fn outcome_name(outcome: &Outcome) -> &'static str {
+    match outcome {
+        Outcome::Deleted => "deleted",
+        Outcome::AlreadyGone => "alreadyGone",
+        Outcome::NotAllowed => "notAllowed",
+        Outcome::Skipped { .. } => "skipped",
+        Outcome::Failed { .. } => "failed",
+    }
+}

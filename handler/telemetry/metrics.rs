@@ -1,0 +1,83 @@
+//! Run metrics: `purge.deleted` (by `kind`), `purge.protected` (by `reason`),
+//! `purge.throttled`, `purge.failures` and the `purge.run.duration` histogram (seconds),
+//! each with `faas.trigger` and `purge.dry_run`.
+
+use super::run::RunContext;
+use crate::report::RunReport;
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::{Counter, Histogram};
+use std::sync::OnceLock;
+
+struct Instruments {
+    deleted: Counter<u64>,
+    protected: Counter<u64>,
+    throttled: Counter<u64>,
+    failures: Counter<u64>,
+    duration: Histogram<f64>,
+}
+
+fn instruments() -> &'static Instruments {
+    static INSTRUMENTS: OnceLock<Instruments> = OnceLock::new();
+    INSTRUMENTS.get_or_init(|| {
+        let meter = opentelemetry::global::meter("acr-purge");
+        Instruments {
+            deleted: meter
+                .u64_counter("purge.deleted")
+                .with_description("Tags and manifests deleted")
+                .build(),
+            protected: meter
+                .u64_counter("purge.protected")
+                .with_description("Items kept for safety, by reason")
+                .build(),
+            throttled: meter
+                .u64_counter("purge.throttled")
+                .with_description("Registry answers 429 Too Many Requests")
+                .build(),
+            failures: meter
+                .u64_counter("purge.failures")
+                .with_description("Failed deletions and failed runs")
+                .build(),
+            duration: meter
+                .f64_histogram("purge.run.duration")
+                .with_unit("s")
+                .with_description("Duration of purge runs")
+                .build(),
+        }
+    })
+}
+
+/// Records one finished run.
+pub fn record(report: &RunReport, seconds: f64, context: &RunContext) {
+    let m = instruments();
+    let common = [
+        KeyValue::new("faas.trigger", context.trigger.as_str()),
+        KeyValue::new("purge.dry_run", report.dry_run),
+    ];
+    let with = |key: &'static str, value: String| {
+        let mut attributes = common.to_vec();
+        attributes.push(KeyValue::new(key, value));
+        attributes
+    };
+    let s = &report.summary;
+    m.deleted.add(s.tags_deleted, &with("kind", "tag".into()));
+    m.deleted
+        .add(s.manifests_deleted, &with("kind", "manifest".into()));
+    for (reason, count) in &s.protected {
+        m.protected.add(*count, &with("reason", reason.clone()));
+    }
+    m.throttled.add(s.requests.throttled, &common);
+    let run_failed = u64::from(report.error.is_some() && s.failed == 0);
+    m.failures.add(s.failed + run_failed, &common);
+    m.duration.record(
+        seconds,
+        &with(
+            "outcome",
+            if report.succeeded() {
+                "success"
+            } else {
+                "failure"
+            }
+            .into(),
+        ),
+    );
+}

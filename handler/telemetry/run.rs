@@ -1,0 +1,107 @@
+//! The root span of a run (`purge`) and what is recorded on it when the run ends.
+
+use super::metrics;
+use crate::report::RunReport;
+use opentelemetry::trace::TraceContextExt;
+use tracing::field::Empty;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+/// What started the run (`faas.trigger`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// `PurgeTimer`.
+    Timer,
+    /// `PurgeHttp`.
+    Http,
+    /// The command line.
+    Other,
+}
+
+impl Trigger {
+    /// The `faas.trigger` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Timer => "timer",
+            Trigger::Http => "http",
+            Trigger::Other => "other",
+        }
+    }
+}
+
+/// Who runs the purge, for the root span.
+#[derive(Debug, Clone)]
+pub struct RunContext {
+    /// What started it.
+    pub trigger: Trigger,
+    /// `X-Azure-Functions-InvocationId`.
+    pub invocation_id: Option<String>,
+    /// The function (`PurgeTimer`, `PurgeHttp`).
+    pub function_name: Option<String>,
+    /// The registry's login server.
+    pub registry: String,
+    /// Whether it is a dry run.
+    pub dry_run: bool,
+    /// An incoming W3C trace context (`traceparent`), to continue the caller's trace.
+    pub parent: Option<opentelemetry::Context>,
+}
+
+/// The root span of a run: `purge`, kind Server for triggered runs (App Insights shows it
+/// as a request), with the run's attributes; outcome attributes are filled by [`finish_run`].
+pub fn run_span(context: &RunContext) -> tracing::Span {
+    let kind = match context.trigger {
+        Trigger::Other => "internal",
+        _ => "server",
+    };
+    let span = tracing::info_span!(
+        "purge",
+        otel.name = "purge",
+        otel.kind = kind,
+        otel.status_code = Empty,
+        otel.status_description = Empty,
+        faas.trigger = context.trigger.as_str(),
+        faas.invocation_id = context.invocation_id.as_deref().unwrap_or_default(),
+        faas.name = context.function_name.as_deref().unwrap_or("handler purge"),
+        cloud.provider = "azure",
+        purge.registry = context.registry.as_str(),
+        purge.dry_run = context.dry_run,
+        purge.tags_deleted = Empty,
+        purge.manifests_deleted = Empty,
+        purge.protected = Empty,
+        purge.failed = Empty,
+        purge.throttled = Empty,
+        trace_id = Empty,
+    );
+    if let Some(parent) = &context.parent {
+        let _ = span.set_parent(parent.clone());
+    }
+    let trace_id = span.context().span().span_context().trace_id();
+    if trace_id != opentelemetry::trace::TraceId::INVALID {
+        span.record("trace_id", trace_id.to_string());
+    }
+    span
+}
+
+/// Records the outcome on the run's span and in the metrics.
+pub fn finish_run(span: &tracing::Span, context: &RunContext, report: &RunReport) {
+    let s = &report.summary;
+    let protected: u64 = s.protected.values().sum();
+    span.record("purge.tags_deleted", s.tags_deleted);
+    span.record("purge.manifests_deleted", s.manifests_deleted);
+    span.record("purge.protected", protected);
+    span.record("purge.failed", s.failed);
+    span.record("purge.throttled", s.requests.throttled);
+    match &report.error {
+        None => {
+            span.record("otel.status_code", "ok");
+        }
+        Some(error) => {
+            span.record("otel.status_code", "error");
+            span.record("otel.status_description", error.as_str());
+        }
+    }
+    let seconds = (report.finished_at - report.started_at)
+        .to_std()
+        .unwrap_or_default()
+        .as_secs_f64();
+    metrics::record(report, seconds, context);
+}
