@@ -103,7 +103,11 @@ fn build_providers(config: &ExportConfig) -> (Providers, Vec<String>) {
         ])
         .build();
     let mut problems = Vec::new();
-    let mut tracer = SdkTracerProvider::builder().with_resource(resource.clone());
+    // Room for every itemised deletion event of a run on one span (the default is 128).
+    let max_events = crate::events::MAX_DELETION_EVENTS as u32 + 16;
+    let mut tracer = SdkTracerProvider::builder()
+        .with_resource(resource.clone())
+        .with_max_events_per_span(max_events);
     let mut meter = SdkMeterProvider::builder().with_resource(resource);
     let mut has_metrics = false;
     if let Some(connection) = &config.app_insights {

@@ -10,6 +10,7 @@ pub struct Handler {
     /// `http://127.0.0.1:PORT`.
     pub url: String,
     child: tokio::process::Child,
+    stdout: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     http: reqwest::Client,
     /// How long readiness took.
     pub ready_after: Duration,
@@ -43,10 +44,23 @@ impl Handler {
             .env("FUNCTIONS_CUSTOMHANDLER_WORKER_ID", "test-worker")
             .env("FUNCTIONS_APP_ROOT_PATH", root)
             .envs(settings.iter().copied())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true);
-        let child = command.spawn().expect("handler starts");
+        let mut child = command.spawn().expect("handler starts");
+        let stdout: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+        if let Some(pipe) = child.stdout.take() {
+            let lines = stdout.clone();
+            tokio::spawn(async move {
+                use tokio::io::AsyncBufReadExt;
+                let mut reader = tokio::io::BufReader::new(pipe).lines();
+                while let Ok(Some(line)) = reader.next_line().await {
+                    if let Ok(mut all) = lines.lock() {
+                        all.push(line);
+                    }
+                }
+            });
+        }
         let http = reqwest::Client::new();
         let url = format!("http://127.0.0.1:{port}");
         let started = Instant::now();
@@ -63,9 +77,15 @@ impl Handler {
         Handler {
             url,
             child,
+            stdout,
             http,
             ready_after: started.elapsed(),
         }
+    }
+
+    /// The lines the handler wrote on standard output so far (its JSON logs).
+    pub fn stdout(&self) -> Vec<String> {
+        self.stdout.lock().map(|l| l.clone()).unwrap_or_default()
     }
 
     /// `POST /PurgeTimer` with the host's timer payload.
