@@ -27,33 +27,21 @@ pub async fn execute(
 ) -> Result<(), RegistryError> {
     let host = client.endpoint().host().to_string();
     let repo = report.repository.clone();
-    let has_tag_work = report.tags.iter().any(|t| t.decision.verdict.is_delete());
-    if has_tag_work {
-        out(format!("Deleting tags for repository: {repo}"));
-    }
-    let mut fatal = None;
     let jobs: Vec<usize> = (0..report.tags.len())
         .filter(|&i| report.tags[i].decision.verdict.is_delete())
         .collect();
-    let mut results = futures::stream::iter(jobs)
-        .map(|i| {
-            let tag = &report.tags[i];
-            let repo = repo.as_str();
-            async move { (i, delete_tag(client, repo, tag).await) }
-        })
-        .buffer_unordered(concurrency.max(1));
-    let mut done = Vec::new();
-    while let Some((i, (outcome, lines, error))) = results.next().await {
-        let name = &report.tags[i].decision.name;
-        for line in lines {
-            out(line.replace("{ref}", &format!("{host}/{repo}:{name}")));
-        }
-        if error.as_ref().is_some_and(RegistryError::is_denied) {
-            fatal = error;
-        }
-        done.push((i, outcome));
+    if !jobs.is_empty() {
+        out(format!("Deleting tags for repository: {repo}"));
     }
-    drop(results);
+    let tags = &report.tags;
+    let (done, fatal) = attempt_all(
+        jobs,
+        concurrency,
+        |i| delete_tag(client, &repo, &tags[i]),
+        |i| format!("{host}/{repo}:{}", tags[i].decision.name),
+        out,
+    )
+    .await;
     for (i, outcome) in done {
         report.tags[i].outcome = Some(outcome);
     }
@@ -61,24 +49,28 @@ pub async fn execute(
         return Err(error);
     }
 
-    let deletions: Vec<usize> = (0..report.manifests.len())
+    let mut pending: Vec<usize> = (0..report.manifests.len())
         .filter(|&i| report.manifests[i].decision.verdict.is_delete())
         .collect();
-    if deletions.is_empty() {
+    if pending.is_empty() {
         return Ok(());
     }
     out(format!("Deleting manifests for repository: {repo}"));
     let untag_failures = untag_failures(&report.tags);
     let mut finished: HashMap<String, bool> = HashMap::new();
-    let mut pending: Vec<usize> = deletions;
     while !pending.is_empty() {
+        let waiting: HashSet<&str> = pending
+            .iter()
+            .map(|&i| report.manifests[i].decision.digest.as_str())
+            .collect();
         let (ready, later): (Vec<usize>, Vec<usize>) = pending.iter().partition(|&&i| {
             report.manifests[i]
                 .decision
                 .after
                 .iter()
-                .all(|d| finished.contains_key(d) || !is_pending(report, &pending, d))
+                .all(|d| finished.contains_key(d) || !waiting.contains(d.as_str()))
         });
+        drop(waiting);
         if ready.is_empty() {
             for i in later {
                 report.manifests[i].outcome = Some(Outcome::Skipped {
@@ -109,26 +101,15 @@ pub async fn execute(
                 None => runnable.push(i),
             }
         }
-        let mut results = futures::stream::iter(runnable)
-            .map(|i| {
-                let manifest = &report.manifests[i];
-                let tags = &report.tags;
-                let repo = repo.as_str();
-                async move { (i, delete_manifest(client, repo, manifest, tags).await) }
-            })
-            .buffer_unordered(concurrency.max(1));
-        let mut done = Vec::new();
-        while let Some((i, (outcome, lines, error))) = results.next().await {
-            let digest = &report.manifests[i].decision.digest;
-            for line in lines {
-                out(line.replace("{ref}", &format!("{host}/{repo}@{digest}")));
-            }
-            if error.as_ref().is_some_and(RegistryError::is_denied) {
-                fatal = error;
-            }
-            done.push((i, outcome));
-        }
-        drop(results);
+        let (manifests, tags) = (&report.manifests, &report.tags);
+        let (done, fatal) = attempt_all(
+            runnable,
+            concurrency,
+            |i| delete_manifest(client, &repo, &manifests[i], tags),
+            |i| format!("{host}/{repo}@{}", manifests[i].decision.digest),
+            out,
+        )
+        .await;
         for (i, outcome) in done {
             finished.insert(
                 report.manifests[i].decision.digest.clone(),
@@ -144,10 +125,39 @@ pub async fn execute(
     Ok(())
 }
 
-fn is_pending(report: &RepositoryReport, pending: &[usize], digest: &str) -> bool {
-    pending
-        .iter()
-        .any(|&i| report.manifests[i].decision.digest == digest)
+/// Runs `attempt` for every job, `concurrency` at a time, printing each attempt's lines
+/// with `{ref}` replaced by `reference(job)`. Returns the outcomes and the permission error
+/// that must stop the run, if any.
+async fn attempt_all<F, Fut>(
+    jobs: Vec<usize>,
+    concurrency: usize,
+    attempt: F,
+    reference: impl Fn(usize) -> String,
+    out: Lines<'_>,
+) -> (Vec<(usize, Outcome)>, Option<RegistryError>)
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = Attempt>,
+{
+    let mut results = futures::stream::iter(jobs)
+        .map(|i| {
+            let future = attempt(i);
+            async move { (i, future.await) }
+        })
+        .buffer_unordered(concurrency.max(1));
+    let mut done = Vec::new();
+    let mut fatal = None;
+    while let Some((i, (outcome, lines, error))) = results.next().await {
+        let name = reference(i);
+        for line in lines {
+            out(line.replace("{ref}", &name));
+        }
+        if error.as_ref().is_some_and(RegistryError::is_denied) {
+            fatal = error;
+        }
+        done.push((i, outcome));
+    }
+    (done, fatal)
 }
 
 /// Digest → a tag on it whose planned deletion did not happen.
