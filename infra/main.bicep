@@ -29,7 +29,7 @@ param registryRoleMode string = 'classic'
 // Purge behaviour (app settings)
 // ---------------------------------------------------------------------------------------------
 
-@description('The purge policy as JSON (policy.schema.json). The default only removes untagged manifests older than 30 days.')
+@description('The purge policy as JSON (policy.schema.json). The default only removes untagged manifests older than 30 days. Empty: the handler falls back to PURGE_POLICY_FILE.')
 param purgePolicy string = '{"rules":[{"untagged_only":true,"ago":"30d"}]}'
 
 @description('NCRONTAB schedule of PurgeTimer, six fields, UTC (Flex has no time zone setting).')
@@ -179,8 +179,9 @@ module functionApp 'modules/functionapp.bicep' = {
     maximumInstanceCount: maximumInstanceCount
     instanceMemoryMB: instanceMemoryMB
     registryLoginServer: registryRoles.outputs.loginServer
-    // Parsed and re-serialized: a policy that is not JSON fails the deployment, not the first run.
-    purgePolicy: string(json(purgePolicy))
+    // Parsed and re-serialized: a policy that is not JSON fails the deployment, not the first
+    // run. Empty stays empty (the handler then reads PURGE_POLICY_FILE).
+    purgePolicy: empty(purgePolicy) ? '' : string(json(purgePolicy))
     purgeSchedule: purgeSchedule
     purgeDryRun: purgeDryRun
     keyVaultUri: keyVault.outputs.uri
