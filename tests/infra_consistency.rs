@@ -307,3 +307,118 @@ fn webhook_route_matches_the_documented_url() {
         "main.bicep outputs the webhook URL .../api/purge"
     );
 }
+
+/// The telemetry contract (infra/README.md, "Telemetry contract"): dimensions of the `purge`
+/// request, and the metrics with their dimensions.
+const REQUEST_DIMENSIONS: &[&str] = &[
+    "faas.trigger",
+    "purge.registry",
+    "purge.dry_run",
+    "purge.tags_deleted",
+    "purge.manifests_deleted",
+    "purge.protected",
+    "purge.failed",
+    "purge.throttled",
+];
+const METRICS: &[&str] = &[
+    "purge.deleted",
+    "purge.protected",
+    "purge.throttled",
+    "purge.failures",
+    "purge.run.duration",
+];
+const METRIC_DIMENSIONS: &[&str] = &["kind", "reason"];
+
+/// Every quoted value that follows `prefix` (`'x'` or `"x"`) in `text`.
+fn quoted_after<'a>(text: &'a str, prefix: &str) -> Vec<&'a str> {
+    let mut found = Vec::new();
+    for (at, _) in text.match_indices(prefix) {
+        let rest = &text[at + prefix.len()..];
+        let Some(quote) = rest.chars().next().filter(|c| *c == '\'' || *c == '"') else {
+            continue;
+        };
+        let rest = &rest[1..];
+        let end = rest.find(quote).expect("closing quote");
+        found.push(&rest[..end]);
+    }
+    found
+}
+
+/// Every "query" string in a workbook (items, parameters).
+fn workbook_queries(value: &serde_json::Value, out: &mut Vec<String>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, value) in map {
+                match value {
+                    serde_json::Value::String(q) if key == "query" => out.push(q.clone()),
+                    _ => workbook_queries(value, out),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| workbook_queries(v, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn workbook_and_alert_follow_the_telemetry_contract() {
+    let workbook_text = read(&root().join("infra/workbook.json"));
+    assert!(
+        workbook_text.contains("__APPINSIGHTS_ID__"),
+        "workbook.json keeps the placeholder modules/workbook.bicep replaces"
+    );
+    let mut queries = Vec::new();
+    workbook_queries(&json(&root().join("infra/workbook.json")), &mut queries);
+    assert!(queries.len() > 5, "workbook queries: {}", queries.len());
+    let alert = read(&root().join("infra/modules/alert.bicep"));
+    queries.extend(
+        quoted_after(&alert, "query: ")
+            .iter()
+            .map(|q| q.to_string()),
+    );
+
+    let mut dimensions_used = BTreeSet::new();
+    let mut metrics_used = BTreeSet::new();
+    for query in &queries {
+        for name in quoted_after(query, "customDimensions[") {
+            let known = REQUEST_DIMENSIONS.contains(&name) || METRIC_DIMENSIONS.contains(&name);
+            assert!(known, "dimension {name:?} is not in the contract: {query}");
+            dimensions_used.insert(name.to_string());
+        }
+        for name in quoted_after(query, "name == ") {
+            if query.trim_start().starts_with("customMetrics") || METRICS.contains(&name) {
+                assert!(
+                    METRICS.contains(&name),
+                    "metric {name:?} is not in the contract"
+                );
+                metrics_used.insert(name.to_string());
+            } else {
+                assert_eq!(name, "purge", "runs are the requests named purge: {query}");
+            }
+        }
+    }
+    for name in REQUEST_DIMENSIONS.iter().chain(METRIC_DIMENSIONS) {
+        assert!(
+            dimensions_used.contains(*name),
+            "no query reads dimension {name}"
+        );
+    }
+    for name in METRICS {
+        assert!(metrics_used.contains(*name), "no query reads metric {name}");
+    }
+
+    let readme = read(&root().join("infra/README.md"));
+    let contract = &readme[readme
+        .find("## Telemetry contract")
+        .expect("contract section")..];
+    for name in REQUEST_DIMENSIONS
+        .iter()
+        .chain(METRICS)
+        .chain(METRIC_DIMENSIONS)
+    {
+        assert!(
+            contract.contains(*name),
+            "README contract does not name {name}"
+        );
+    }
+}
