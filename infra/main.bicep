@@ -69,10 +69,13 @@ param location string = resourceGroup().location
 @maxLength(12)
 param namePrefix string = 'acr-purge'
 
-@description('Most instances per scale group. One purge runs in one instance; a few allow for webhook bursts.')
+// One instance per scale group (the timer has its own group, the HTTP functions share one): a
+// purge runs in one process anyway, runs started by webhooks do not overlap across instances,
+// and GET /api/purge/{runId} reaches the instance that holds the run.
+@description('Most instances per scale group (1-1000). 1 keeps webhook runs in one process.')
 @minValue(1)
 @maxValue(1000)
-param maximumInstanceCount int = 4
+param maximumInstanceCount int = 1
 
 @description('Memory per instance, in MB (512, 2048 or 4096).')
 @allowed([
