@@ -1,0 +1,69 @@
+// Log Analytics workspace and a workspace-based Application Insights component that accepts
+// only Entra-authenticated telemetry (local, instrumentation-key auth is disabled). The app
+// identity gets Monitoring Metrics Publisher, the role ingestion with Entra tokens requires.
+
+@description('Name of the Log Analytics workspace.')
+param workspaceName string
+
+@description('Name of the Application Insights component.')
+param appInsightsName string
+
+@description('Azure region.')
+param location string
+
+@description('Tags for the resources.')
+param tags object = {}
+
+@description('Days the workspace keeps data.')
+@minValue(30)
+@maxValue(730)
+param retentionInDays int = 30
+
+@description('Principal id of the app identity that sends telemetry.')
+param principalId string
+
+var monitoringMetricsPublisher = '3913510d-42f4-4e42-8a64-420c390055eb'
+
+resource workspace 'Microsoft.OperationalInsights/workspaces@2025-02-01' = {
+  name: workspaceName
+  location: location
+  tags: tags
+  properties: {
+    sku: {
+      name: 'PerGB2018'
+    }
+    retentionInDays: retentionInDays
+    features: {
+      disableLocalAuth: true
+    }
+  }
+}
+
+resource appInsights 'Microsoft.Insights/components@2020-02-02' = {
+  name: appInsightsName
+  location: location
+  tags: tags
+  kind: 'web'
+  properties: {
+    Application_Type: 'web'
+    WorkspaceResourceId: workspace.id
+    IngestionMode: 'LogAnalytics'
+    // Telemetry must carry an Entra token (APPLICATIONINSIGHTS_AUTHENTICATION_STRING).
+    DisableLocalAuth: true
+  }
+}
+
+resource publisher 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(appInsights.id, principalId, monitoringMetricsPublisher)
+  scope: appInsights
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', monitoringMetricsPublisher)
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+output appInsightsId string = appInsights.id
+output appInsightsName string = appInsights.name
+// Not a secret: with local auth disabled the instrumentation key alone cannot send telemetry.
+output connectionString string = appInsights.properties.ConnectionString

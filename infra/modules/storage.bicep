@@ -1,0 +1,96 @@
+// The host's storage account (AzureWebJobsStorage: timer schedule status, host locks, keys)
+// and the blob container Flex Consumption deploys the app package from. Keys are disabled:
+// the identity reaches it with Entra tokens only.
+
+@description('Storage account name: 3-24 lowercase letters and digits, globally unique.')
+@minLength(3)
+@maxLength(24)
+param name string
+
+@description('Azure region.')
+param location string
+
+@description('Tags for the resources.')
+param tags object = {}
+
+@description('Blob container that holds the deployment package.')
+param deploymentContainerName string
+
+@description('Principal id of the app identity, granted the data roles the Functions host needs.')
+param principalId string
+
+// Storage Blob Data Owner (blobs: timer status, locks, the deployment package), Storage Queue
+// Data Contributor and Storage Table Data Contributor (host internals).
+var roleIds = [
+  'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
+  '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
+  '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
+]
+
+resource storage 'Microsoft.Storage/storageAccounts@2024-01-01' = {
+  // checkov:skip=CKV_AZURE_35: The Functions host and One deploy reach this account over its public endpoint; a Flex app without VNet integration has no fixed outbound address to allow. Access needs an Entra token (shared keys are off).
+  // checkov:skip=CKV_AZURE_59: Same reason as CKV_AZURE_35: public network access is what a non-VNet Flex app uses; keys are disabled and every access is authorized by RBAC.
+  // checkov:skip=CKV_AZURE_206: Host state and the deployment package are reproducible (redeploy), so locally redundant storage is enough; geo-replication would only add cost.
+  name: name
+  location: location
+  tags: tags
+  kind: 'StorageV2'
+  sku: {
+    name: 'Standard_LRS'
+  }
+  properties: {
+    accessTier: 'Hot'
+    allowBlobPublicAccess: false
+    allowCrossTenantReplication: false
+    allowSharedKeyAccess: false
+    defaultToOAuthAuthentication: true
+    isLocalUserEnabled: false
+    isSftpEnabled: false
+    minimumTlsVersion: 'TLS1_2'
+    supportsHttpsTrafficOnly: true
+    publicNetworkAccess: 'Enabled'
+    networkAcls: {
+      defaultAction: 'Allow'
+      bypass: 'AzureServices'
+    }
+  }
+}
+
+resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2024-01-01' = {
+  parent: storage
+  name: 'default'
+  properties: {
+    deleteRetentionPolicy: {
+      enabled: true
+      days: 7
+    }
+    containerDeleteRetentionPolicy: {
+      enabled: true
+      days: 7
+    }
+  }
+}
+
+resource deploymentContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2024-01-01' = {
+  parent: blobService
+  name: deploymentContainerName
+  properties: {
+    publicAccess: 'None'
+  }
+}
+
+resource roleAssignments 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
+  for roleId in roleIds: {
+    name: guid(storage.id, principalId, roleId)
+    scope: storage
+    properties: {
+      roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleId)
+      principalId: principalId
+      // Set, so that a freshly created identity is not looked up in Entra (replication delay).
+      principalType: 'ServicePrincipal'
+    }
+  }
+]
+
+output name string = storage.name
+output deploymentContainerUrl string = '${storage.properties.primaryEndpoints.blob}${deploymentContainer.name}'
