@@ -30,7 +30,7 @@ param registryRoleMode string = 'classic'
 // ---------------------------------------------------------------------------------------------
 
 @description('The purge policy as JSON (policy.schema.json). The default only removes untagged manifests older than 30 days. Empty: the handler falls back to PURGE_POLICY_FILE.')
-param purgePolicy string = '{"rules":[{"untagged_only":true,"ago":"30d"}]}'
+param purgePolicy string = '{"rules":[{"untaggedOnly":true,"ago":"30d"}]}'
 
 @description('NCRONTAB schedule of PurgeTimer, six fields, UTC (Flex has no time zone setting).')
 param purgeSchedule string = '0 0 3 * * *'

@@ -422,3 +422,23 @@ fn workbook_and_alert_follow_the_telemetry_contract() {
         );
     }
 }
+
+/// The policy the infra deploys by default parses as a valid policy document.
+#[test]
+fn the_default_policy_is_valid() {
+    let main = read(&root().join("infra/main.bicep"));
+    let line = main
+        .lines()
+        .find(|l| l.trim_start().starts_with("param purgePolicy string = '"))
+        .expect("param purgePolicy with a default");
+    let value = line
+        .split_once("= '")
+        .and_then(|(_, rest)| rest.strip_suffix('\''))
+        .expect("a quoted default");
+    acr_purge::policy::PolicyDocument::parse(value).expect("default policy");
+    let parameters = json(&root().join("infra/main.parameters.json"));
+    let value = parameters["parameters"]["purgePolicy"]["value"]
+        .as_str()
+        .expect("purgePolicy parameter");
+    acr_purge::policy::PolicyDocument::parse(value).expect("parameters policy");
+}

@@ -8,6 +8,9 @@ use crate::registry::Endpoint;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// The policy file read when neither `PURGE_POLICY` nor `PURGE_POLICY_FILE` is set (a
+/// `policy.json` shipped in the deployment package).
+pub const DEFAULT_POLICY_FILE: &str = "policy.json";
 /// The default of `PURGE_HTTP_DEADLINE_SECONDS`.
 pub const DEFAULT_HTTP_DEADLINE: Duration = Duration::from_secs(200);
 /// The largest `PURGE_HTTP_DEADLINE_SECONDS`: Azure's front end cuts HTTP at 230 s.
@@ -111,10 +114,18 @@ impl Config {
                     .map_err(|e| error(PURGE_POLICY_FILE, format!("{}: {e}", path.display())))?
             }
             (None, None) => {
-                return Err(error(
-                    PURGE_POLICY,
-                    "neither PURGE_POLICY nor PURGE_POLICY_FILE is set",
-                ));
+                let path = app_root.join(DEFAULT_POLICY_FILE);
+                let Ok(text) = std::fs::read_to_string(&path) else {
+                    return Err(error(
+                        PURGE_POLICY,
+                        format!(
+                            "neither PURGE_POLICY nor PURGE_POLICY_FILE is set, and there is no {}",
+                            path.display()
+                        ),
+                    ));
+                };
+                PolicyDocument::parse(&text)
+                    .map_err(|e| error(PURGE_POLICY_FILE, format!("{}: {e}", path.display())))?
             }
         };
         let force_dry_run = match get(PURGE_DRY_RUN).as_deref().map(str::to_ascii_lowercase) {
@@ -246,6 +257,21 @@ mod tests {
                     .starts_with(&format!("app setting {setting}:"))
             );
         }
+    }
+
+    #[test]
+    fn falls_back_to_a_packaged_policy_json() {
+        let dir = tempfile::tempdir().unwrap();
+        let lookup = |name: &str| (name == PURGE_REGISTRY).then(|| "r".to_string());
+        let err = Config::from_lookup(lookup, dir.path()).unwrap_err();
+        assert_eq!(err.setting, PURGE_POLICY);
+        assert!(err.problem.contains("policy.json"), "{err}");
+        std::fs::write(dir.path().join("policy.json"), POLICY).unwrap();
+        let config = Config::from_lookup(lookup, dir.path()).unwrap();
+        assert_eq!(config.policy.policy.rules.len(), 1);
+        std::fs::write(dir.path().join("policy.json"), "{").unwrap();
+        let err = Config::from_lookup(lookup, dir.path()).unwrap_err();
+        assert_eq!(err.setting, PURGE_POLICY_FILE);
     }
 
     #[test]

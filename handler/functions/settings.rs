@@ -86,7 +86,7 @@ pub const APP_SETTINGS: &[Setting] = &[
     handler(
         PURGE_POLICY_FILE,
         false,
-        "Path of a policy JSON file, relative to the app root, used when PURGE_POLICY is empty.",
+        "Path of a policy JSON file, relative to the app root, used when PURGE_POLICY is empty (default: policy.json in the package).",
     ),
     handler(
         PURGE_SCHEDULE,

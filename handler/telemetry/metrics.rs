@@ -1,4 +1,4 @@
-//! Run metrics: `purge.deleted` (by `kind`), `purge.protected` (by `reason`),
+//! Run metrics: `purge.deleted` (by `kind`; real runs only), `purge.protected` (by `reason`),
 //! `purge.throttled`, `purge.failures` and the `purge.run.duration` histogram (seconds),
 //! each with `faas.trigger` and `purge.dry_run`.
 
@@ -59,9 +59,12 @@ pub fn record(report: &RunReport, seconds: f64, context: &RunContext) {
         attributes
     };
     let s = &report.summary;
-    m.deleted.add(s.tags_deleted, &with("kind", "tag".into()));
-    m.deleted
-        .add(s.manifests_deleted, &with("kind", "manifest".into()));
+    // A dry run deletes nothing: its planned deletions are on the span and in the events.
+    if !report.dry_run {
+        m.deleted.add(s.tags_deleted, &with("kind", "tag".into()));
+        m.deleted
+            .add(s.manifests_deleted, &with("kind", "manifest".into()));
+    }
     for (reason, count) in &s.protected {
         m.protected.add(*count, &with("reason", reason.clone()));
     }
