@@ -396,3 +396,39 @@ async fn entra_authenticated_ingestion_uses_the_managed_identity() {
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+#[tokio::test]
+async fn both_exporters_at_once() {
+    let ingestion = Ingestion::start().await;
+    let receiver = Receiver::start().await;
+    let registry = Registry::start(seed()).await;
+    let connection = ingestion.connection_string();
+    let cert = ingestion.cert_path();
+    let run = handler_with_env(
+        &[
+            "purge",
+            "-r",
+            registry.running.url.as_str(),
+            "-f",
+            "app:^v",
+            "--ago",
+            "7d",
+        ],
+        &[
+            ("APPLICATIONINSIGHTS_CONNECTION_STRING", connection.as_str()),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.url.as_str()),
+            ("SSL_CERT_FILE", cert.as_str()),
+        ],
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(receiver.spans().iter().any(|s| s.name == "purge"));
+    assert!(
+        ingestion
+            .envelopes()
+            .iter()
+            .any(|e| e["data"]["baseData"]["name"] == "purge"),
+        "{:#?}",
+        ingestion.envelopes()
+    );
+}
