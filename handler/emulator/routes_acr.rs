@@ -112,7 +112,9 @@ fn action_for(method: &Method) -> Action {
 
 fn dispatch(ctx: &Ctx<'_>, method: &Method, route: AcrRoute) -> ApiResult {
     match (method.clone(), route) {
-        (Method::GET, AcrRoute::Catalog) => catalog(ctx),
+        (Method::GET, AcrRoute::Catalog) => {
+            super::routes_v2::catalog(ctx.shared, &ctx.query, "/acr/v1/_catalog")
+        }
         (Method::GET, AcrRoute::Repo(repo)) => repo_attributes(ctx, &repo),
         (Method::DELETE, AcrRoute::Repo(repo)) => delete_repo(ctx, &repo),
         (Method::GET, AcrRoute::Tags(repo)) => list_tags(ctx, &repo),
@@ -188,23 +190,6 @@ fn with_repo_mut<T>(
         .get_mut(name)
         .ok_or_else(|| ApiError::name_unknown(name))?;
     f(repo)
-}
-
-fn catalog(ctx: &Ctx<'_>) -> ApiResult {
-    let n = ctx.query.page_size()?;
-    let (names, more) = ctx
-        .shared
-        .registry_read()
-        .catalog_page(n, ctx.query.get("last"));
-    let last = names.last().cloned().unwrap_or_default();
-    let response = json_response(StatusCode::OK, &json!({ "repositories": names }));
-    let n_text = n.to_string();
-    Ok(with_next_link(
-        response,
-        more,
-        "/acr/v1/_catalog",
-        &[("last", &last), ("n", &n_text)],
-    ))
 }
 
 fn repo_attributes(ctx: &Ctx<'_>, name: &str) -> ApiResult {

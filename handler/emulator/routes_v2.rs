@@ -85,7 +85,7 @@ pub(crate) async fn handle(
 
 fn dispatch(shared: &Shared, method: &Method, route: V2Route, query: &Query) -> ApiResult {
     match (method.clone(), route) {
-        (Method::GET, V2Route::Catalog) => catalog(shared, query),
+        (Method::GET, V2Route::Catalog) => catalog(shared, query, "/v2/_catalog"),
         (Method::GET, V2Route::Manifest(repo, reference)) => {
             get_manifest(shared, &repo, &reference, false)
         }
@@ -101,7 +101,8 @@ fn dispatch(shared: &Shared, method: &Method, route: V2Route, query: &Query) -> 
     }
 }
 
-fn catalog(shared: &Shared, query: &Query) -> ApiResult {
+/// One catalog page (served at `/v2/_catalog` and `/acr/v1/_catalog`, given as `path`).
+pub(super) fn catalog(shared: &Shared, query: &Query, path: &str) -> ApiResult {
     let n = query.page_size()?;
     let (names, more) = shared.registry_read().catalog_page(n, query.get("last"));
     let last = names.last().cloned().unwrap_or_default();
@@ -110,7 +111,7 @@ fn catalog(shared: &Shared, query: &Query) -> ApiResult {
     Ok(with_next_link(
         response,
         more,
-        "/v2/_catalog",
+        path,
         &[("last", &last), ("n", &n_text)],
     ))
 }
