@@ -199,3 +199,32 @@ async fn basic_credentials_and_refresh_tokens_from_flags() {
         "only the test's own exchange"
     );
 }
+
+#[tokio::test]
+async fn a_permission_error_while_deleting_stops_the_run_and_lists_what_is_left() {
+    let registry = Registry::start(repos(Seed::new(), 5)).await;
+    registry.emulator().inject(
+        acr_purge::emulator::Fault::status(403)
+            .method("DELETE")
+            .path_prefix("/acr/v1/r3/"),
+    );
+    let run = registry.purge(&["-f", ".*:.*", "--ago", "1d"]).await;
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr
+            .contains("insufficient permissions to purge repository \"r3\""),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("completed: [r1, r2]"), "{}", run.stderr);
+    assert!(run.stderr.contains("remaining: [r4, r5]"), "{}", run.stderr);
+    assert!(registry.tags("r1").is_empty() && registry.tags("r2").is_empty());
+    for repo in ["r3", "r4", "r5"] {
+        assert_eq!(registry.tags(repo).len(), 1, "{repo}");
+    }
+    assert!(
+        run.stdout.contains("Number of deleted tags: 2"),
+        "{}",
+        run.stdout
+    );
+}
