@@ -125,6 +125,14 @@ async fn timer_run_spans_reach_otlp_before_the_answer() {
             .starts_with("sha256:")
     );
     assert_eq!(attribute(first, "purge.rule").as_deref(), Some("1"));
+    // acr purge's text lines are logs, not span events.
+    assert!(
+        !spans
+            .iter()
+            .flat_map(|s| s.events.iter())
+            .any(|e| e.name.starts_with("Deleted ")),
+        "text lines must not crowd the spans' events"
+    );
 
     // Metrics were flushed too.
     let metrics = receiver.metric_names();

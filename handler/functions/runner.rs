@@ -81,7 +81,7 @@ async fn run_in_span(
     };
     let mut lines = Vec::new();
     let report = engine::run(&client, &config.policy.policy, &options, &mut |line| {
-        tracing::info!("{line}");
+        tracing::info!(target: crate::telemetry::OUTPUT_TARGET, "{line}");
         lines.push(line);
     })
     .await;

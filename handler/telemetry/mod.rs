@@ -25,6 +25,10 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
+/// The log target of acr purge's text lines: they go to the logs, not to the traces (where
+/// they would crowd out the capped deletion events on the repository spans).
+pub const OUTPUT_TARGET: &str = "acr_purge::output";
+
 /// How long a flush may take before the answer goes out anyway.
 pub const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -79,9 +83,12 @@ pub fn init(logs: Logs) {
             .with_filter(filter)
             .boxed(),
     };
+    let otel_filter = tracing_subscriber::filter::Targets::new()
+        .with_default(tracing_subscriber::filter::LevelFilter::INFO)
+        .with_target(OUTPUT_TARGET, tracing_subscriber::filter::LevelFilter::OFF);
     let otel = tracing_opentelemetry::layer()
         .with_tracer(tracer)
-        .with_filter(tracing_subscriber::filter::LevelFilter::INFO);
+        .with_filter(otel_filter);
     let _ = tracing_subscriber::registry()
         .with(fmt)
         .with(otel)
