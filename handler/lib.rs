@@ -15,6 +15,8 @@
 //! [`emulator`] is a stateful ACR emulator (tests and `handler demo`); [`cli`] and
 //! [`commands`] are the command line.
 
+#![warn(missing_docs)]
+
 pub mod cli;
 pub mod commands;
 pub mod demo;
