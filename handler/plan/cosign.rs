@@ -36,6 +36,18 @@ pub(super) fn settle(
         .enumerate()
         .map(|(i, m)| (m.digest.clone(), i))
         .collect();
+    // Which indexes list each digest as a child (bodies do not change while settling).
+    let mut parents: HashMap<&str, Vec<&str>> = HashMap::new();
+    for (digest, body) in bodies {
+        if let Body::Found(body) = body {
+            for child in &body.manifests {
+                parents
+                    .entry(child.digest.as_str())
+                    .or_default()
+                    .push(digest.as_str());
+            }
+        }
+    }
     let removed = |manifests: &[ManifestDecision], digest: &str| {
         index
             .get(digest)
@@ -63,10 +75,9 @@ pub(super) fn settle(
                 }),
                 _ => false,
             };
-            let child_of_kept = manifests.iter().any(|parent| {
-                !parent.verdict.is_removed()
-                    && matches!(bodies.get(&parent.digest), Some(Body::Found(body))
-                        if body.manifests.iter().any(|c| c.digest == signature))
+            let child_of_kept = parents.get(signature.as_str()).is_some_and(|list| {
+                list.iter()
+                    .any(|p| index.contains_key(*p) && !removed(manifests, p))
             });
             let has_kept_referrer = referrers.get(&signature).is_some_and(|list| {
                 list.iter().any(|r| {
