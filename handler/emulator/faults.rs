@@ -30,8 +30,8 @@ pub enum FaultAction {
     Respond {
         /// HTTP status code.
         status: u16,
-        /// `Retry-After` header value in seconds.
-        retry_after: Option<u64>,
+        /// `Retry-After` header value, sent as given (seconds, a date, or nonsense).
+        retry_after: Option<String>,
     },
     /// Delay the request, then handle it normally.
     Delay(Duration),
@@ -111,10 +111,15 @@ impl Fault {
         self
     }
 
-    /// Add `Retry-After` to a status fault.
-    pub fn retry_after(mut self, seconds: u64) -> Fault {
+    /// Add `Retry-After: <seconds>` to a status fault.
+    pub fn retry_after(self, seconds: u64) -> Fault {
+        self.retry_after_value(&seconds.to_string())
+    }
+
+    /// Add a `Retry-After` header with this exact value (`1e30`, an HTTP date, …).
+    pub fn retry_after_value(mut self, value: &str) -> Fault {
         if let FaultAction::Respond { retry_after, .. } = &mut self.action {
-            *retry_after = Some(seconds);
+            *retry_after = Some(value.to_string());
         }
         self
     }
@@ -157,7 +162,7 @@ pub struct RecordedRequest {
 #[derive(Debug, Default)]
 pub(crate) struct Verdict {
     pub delay: Duration,
-    pub respond: Option<(u16, Option<u64>)>,
+    pub respond: Option<(u16, Option<String>)>,
 }
 
 /// Applies the rules in order: delays add up, the first matching status answers.
@@ -167,8 +172,8 @@ pub(crate) fn evaluate(rules: &mut [Fault], method: &str, path: &str, query: &st
         if !rule.matches(method, path, query) {
             continue;
         }
-        match rule.action {
-            FaultAction::Delay(d) => verdict.delay += d,
+        match &rule.action {
+            FaultAction::Delay(d) => verdict.delay += *d,
             FaultAction::Respond {
                 status,
                 retry_after,
@@ -176,7 +181,7 @@ pub(crate) fn evaluate(rules: &mut [Fault], method: &str, path: &str, query: &st
                 if verdict.respond.is_some() {
                     continue;
                 }
-                verdict.respond = Some((status, retry_after));
+                verdict.respond = Some((*status, retry_after.clone()));
             }
         }
         rule.consume();
@@ -184,11 +189,11 @@ pub(crate) fn evaluate(rules: &mut [Fault], method: &str, path: &str, query: &st
     verdict
 }
 
-fn fault_response(status: u16, retry_after: Option<u64>) -> Response {
+fn fault_response(status: u16, retry_after: Option<String>) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut error = ApiError::for_status(status);
-    if let Some(secs) = retry_after {
-        error = error.with_header(header::RETRY_AFTER, secs.to_string());
+    if let Some(value) = retry_after {
+        error = error.with_header(header::RETRY_AFTER, value);
     }
     error.into_response()
 }
@@ -237,8 +242,8 @@ mod tests {
         ];
         let hit =
             |rules: &mut Vec<Fault>| evaluate(rules, "GET", "/acr/v1/r/_tags", "n=3&last=latest");
-        assert_eq!(hit(&mut rules).respond, Some((429, Some(3))));
-        assert_eq!(hit(&mut rules).respond, Some((429, Some(3))));
+        assert_eq!(hit(&mut rules).respond, Some((429, Some("3".to_string()))));
+        assert_eq!(hit(&mut rules).respond, Some((429, Some("3".to_string()))));
         let third = hit(&mut rules);
         assert_eq!(third.respond, None);
         assert_eq!(third.delay, Duration::from_millis(5));
