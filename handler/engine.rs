@@ -89,6 +89,12 @@ pub async fn run(
             print_dry_run(client.endpoint().host(), repo, out);
             events.repository(repo, true);
         }
+        // A preview that could not see every repository is incomplete, as a real run
+        // would be: it fails the same way (exit 1, HTTP 500).
+        let failures = listing_failures(&report.repositories);
+        if !failures.is_empty() {
+            report.error = Some(format!("partial dry run: {}", failures.join("; ")));
+        }
     } else {
         report.error =
             execute_all(client, options, &mut report.repositories, &mut events, out).await;
@@ -164,14 +170,7 @@ async fn plan_all(
     if let Some(error) = fatal {
         return Err(format!("{error}; nothing was deleted"));
     }
-    let failures: Vec<String> = report
-        .repositories
-        .iter()
-        .filter_map(|r| match &r.status {
-            RepositoryStatus::Failed { error } => Some(format!("{}: {error}", r.repository)),
-            _ => None,
-        })
-        .collect();
+    let failures = listing_failures(&report.repositories);
     if !failures.is_empty() && failures.len() == report.repositories.len() {
         return Err(format!(
             "every repository failed to list: {}",
@@ -179,6 +178,17 @@ async fn plan_all(
         ));
     }
     Ok(())
+}
+
+/// `repository: error` for every repository whose listing or planning failed.
+fn listing_failures(repositories: &[RepositoryReport]) -> Vec<String> {
+    repositories
+        .iter()
+        .filter_map(|r| match &r.status {
+            RepositoryStatus::Failed { error } => Some(format!("{}: {error}", r.repository)),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Executes every planned repository in name order; returns the run's error, if any.
@@ -222,8 +232,13 @@ async fn execute_all(
         span.in_scope(|| events.repository(repo, false));
         if let Err(error) = result {
             let remaining = mark_not_reached(&mut repositories[index + 1..]);
+            let why = if error.is_denied() {
+                "insufficient permissions to purge repository"
+            } else {
+                "stopped while purging repository"
+            };
             return Some(format!(
-                "insufficient permissions to purge repository {:?}: {error}; completed: [{}]; remaining: [{}]",
+                "{why} {:?}: {error}; completed: [{}]; remaining: [{}]",
                 repositories[index].repository,
                 completed.join(", "),
                 remaining.join(", ")

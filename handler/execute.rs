@@ -5,8 +5,9 @@
 //! Every deletion is checked against the registry just before it is sent: a tag that moved
 //! to another digest or was re-pushed, or a manifest that gained a tag since it was listed,
 //! is skipped, not deleted. A tag deletion that did not succeed keeps its manifest; a
-//! parent whose deletion did not succeed keeps its children. A permission error stops the
-//! run; any other failure fails just that item.
+//! parent whose deletion did not succeed keeps its children. A permission error, or a
+//! registry that stopped answering (the transport's circuit breaker), stops the run; any
+//! other failure fails just that item.
 
 use crate::plan::Verdict;
 use crate::registry::{DeleteStatus, RegistryClient, RegistryError};
@@ -18,7 +19,8 @@ use std::collections::{HashMap, HashSet};
 pub type Lines<'a> = &'a mut (dyn FnMut(String) + Send);
 
 /// Executes the deletions of `report` (a planned repository) and records their outcomes.
-/// Returns the permission error that must stop the run, if one occurred.
+/// Returns the error that must stop the run (see [`RegistryError::stops_run`]), if one
+/// occurred.
 pub async fn execute(
     client: &RegistryClient,
     report: &mut RepositoryReport,
@@ -152,7 +154,7 @@ where
         for line in lines {
             out(line.replace("{ref}", &name));
         }
-        if error.as_ref().is_some_and(RegistryError::is_denied) {
+        if fatal.is_none() && error.as_ref().is_some_and(RegistryError::stops_run) {
             fatal = error;
         }
         done.push((i, outcome));

@@ -20,11 +20,11 @@ pub enum PlanError {
 }
 
 impl PlanError {
-    /// Whether the error must stop the whole run (permissions, bad filters) rather than
-    /// just this repository.
+    /// Whether the error must stop the whole run (permissions, a registry that stopped
+    /// answering, bad filters) rather than just this repository.
     pub fn is_fatal(&self) -> bool {
         match self {
-            PlanError::Registry(e) => e.is_denied(),
+            PlanError::Registry(e) => e.stops_run(),
             PlanError::Match(_) => true,
         }
     }

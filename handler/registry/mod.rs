@@ -71,12 +71,28 @@ pub enum RegistryError {
     /// Signing in failed.
     #[error("authentication failed: {0}")]
     Auth(String),
+    /// The circuit breaker is open: the registry stopped answering.
+    #[error(
+        "{context}: the registry stopped answering ({failures} requests in a row failed after all their retries)"
+    )]
+    Unavailable {
+        /// The operation that was not sent.
+        context: String,
+        /// Requests in a row that failed.
+        failures: u32,
+    },
 }
 
 impl RegistryError {
     /// Whether this is a permission problem, which stops the whole run.
     pub fn is_denied(&self) -> bool {
         matches!(self, RegistryError::Denied { .. } | RegistryError::Auth(_))
+    }
+
+    /// Whether this error stops the whole run: a permission problem, or a registry that
+    /// stopped answering (the circuit breaker is open).
+    pub fn stops_run(&self) -> bool {
+        self.is_denied() || matches!(self, RegistryError::Unavailable { .. })
     }
 }
 

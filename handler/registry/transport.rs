@@ -5,12 +5,23 @@
 //! [`RetryPolicy::max_throttled_wait`] allows; it never aborts the run by itself. Transport
 //! errors, 408 and 5xx answers are retried [`RetryPolicy::attempts`] times, then returned so
 //! that the caller can fail just that one item.
+//!
+//! A `Retry-After` is the registry's input, so it is read defensively: a value that is not a
+//! finite, non-negative number of seconds or an HTTP date is ignored (the backoff applies),
+//! and every wait is clamped to the policy's limits ([`RetryPolicy::max_retry_after`] for
+//! 429, [`RetryPolicy::max_delay`] for 5xx), so no header can panic a run or park it for
+//! hours.
+//!
+//! A circuit breaker ends runs against a registry that has gone away: after
+//! [`RetryPolicy::breaker_failures`] requests in a row that exhausted their retries with
+//! transport errors or 5xx answers (and no good answer in between), every further request
+//! fails at once with [`RegistryError::Unavailable`], which stops the run.
 
 use super::RegistryError;
 use rand::Rng;
 use reqwest::{RequestBuilder, Response, StatusCode};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
@@ -27,6 +38,11 @@ pub struct RetryPolicy {
     pub max_delay: Duration,
     /// The longest a single request may keep being throttled (429) before it fails.
     pub max_throttled_wait: Duration,
+    /// The longest single wait a 429's `Retry-After` can ask for.
+    pub max_retry_after: Duration,
+    /// Requests in a row that failed after all their retries before the circuit breaker
+    /// opens and the run stops.
+    pub breaker_failures: u32,
     /// Timeout of one HTTP exchange.
     pub request_timeout: Duration,
 }
@@ -38,8 +54,39 @@ impl Default for RetryPolicy {
             base_delay: Duration::from_millis(500),
             max_delay: Duration::from_secs(30),
             max_throttled_wait: Duration::from_secs(15 * 60),
+            max_retry_after: Duration::from_secs(120),
+            breaker_failures: 8,
             request_timeout: Duration::from_secs(60),
         }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait before retrying a 429: the registry's `Retry-After` (at most
+    /// [`RetryPolicy::max_retry_after`]) or the backoff, never past the throttling budget.
+    fn throttle_wait(&self, retry_after: Option<Duration>, throttles: u32) -> Duration {
+        retry_after
+            .map(|wait| wait.min(self.max_retry_after))
+            .unwrap_or_else(|| self.backoff(throttles))
+            .min(self.max_throttled_wait)
+    }
+
+    /// The wait before retrying a 408 or 5xx: the registry's `Retry-After` or the backoff,
+    /// at most [`RetryPolicy::max_delay`].
+    fn failure_wait(&self, retry_after: Option<Duration>, failures: u32) -> Duration {
+        retry_after
+            .unwrap_or_else(|| self.backoff(failures))
+            .min(self.max_delay)
+    }
+
+    /// Exponential backoff with full jitter in the upper half: `base·2^(n-1)`, capped.
+    fn backoff(&self, attempt: u32) -> Duration {
+        let exp = self
+            .base_delay
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
+            .min(self.max_delay);
+        let half = exp / 2;
+        half + Duration::from_millis(rand::rng().random_range(0..=half.as_millis() as u64))
     }
 }
 
@@ -90,6 +137,8 @@ pub(crate) struct Transport {
     pub stats: Arc<RequestStats>,
     permits: Arc<Semaphore>,
     resume_at: Arc<std::sync::Mutex<Option<Instant>>>,
+    /// Requests in a row that failed after all their retries (the circuit breaker's count).
+    failures_in_a_row: Arc<AtomicU32>,
 }
 
 impl Transport {
@@ -100,6 +149,7 @@ impl Transport {
             stats: Arc::default(),
             permits: Arc::new(Semaphore::new(concurrency.max(1))),
             resume_at: Arc::default(),
+            failures_in_a_row: Arc::default(),
         }
     }
 
@@ -150,6 +200,7 @@ impl Transport {
         let mut throttled_for = Duration::ZERO;
         let mut throttles = 0u32;
         loop {
+            self.check_breaker(context)?;
             self.wait_for_gate().await;
             let sent = {
                 let _permit = self.permits.acquire().await;
@@ -160,9 +211,7 @@ impl Transport {
                 Ok(response) if response.status() == StatusCode::TOO_MANY_REQUESTS => {
                     self.stats.throttled.fetch_add(1, Ordering::Relaxed);
                     throttles += 1;
-                    let delay = retry_after(&response)
-                        .unwrap_or_else(|| self.backoff(throttles))
-                        .min(self.retry.max_throttled_wait);
+                    let delay = self.retry.throttle_wait(retry_after(&response), throttles);
                     if throttled_for + delay > self.retry.max_throttled_wait {
                         return Err(RegistryError::Throttled {
                             context: context.to_string(),
@@ -176,20 +225,25 @@ impl Transport {
                 Ok(response) if is_retryable(response.status()) => {
                     failures += 1;
                     if failures >= self.retry.attempts {
+                        self.failures_in_a_row.fetch_add(1, Ordering::SeqCst);
                         return Ok(response);
                     }
-                    retry_after(&response).unwrap_or_else(|| self.backoff(failures))
+                    self.retry.failure_wait(retry_after(&response), failures)
                 }
-                Ok(response) => return Ok(response),
+                Ok(response) => {
+                    self.failures_in_a_row.store(0, Ordering::SeqCst);
+                    return Ok(response);
+                }
                 Err(error) => {
                     failures += 1;
                     if failures >= self.retry.attempts {
+                        self.failures_in_a_row.fetch_add(1, Ordering::SeqCst);
                         return Err(RegistryError::Transport {
                             context: context.to_string(),
                             message: error_chain(&error),
                         });
                     }
-                    self.backoff(failures)
+                    self.retry.backoff(failures)
                 }
             };
             if failures > 0 {
@@ -202,15 +256,16 @@ impl Transport {
         }
     }
 
-    /// Exponential backoff with full jitter in the upper half: `base·2^(n-1)`, capped.
-    fn backoff(&self, attempt: u32) -> Duration {
-        let exp = self
-            .retry
-            .base_delay
-            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
-            .min(self.retry.max_delay);
-        let half = exp / 2;
-        half + Duration::from_millis(rand::rng().random_range(0..=half.as_millis() as u64))
+    /// Fails fast once [`RetryPolicy::breaker_failures`] requests in a row have failed.
+    fn check_breaker(&self, context: &str) -> Result<(), RegistryError> {
+        let failures = self.failures_in_a_row.load(Ordering::SeqCst);
+        if failures >= self.retry.breaker_failures.max(1) {
+            return Err(RegistryError::Unavailable {
+                context: context.to_string(),
+                failures,
+            });
+        }
+        Ok(())
     }
 
     fn close_gate(&self, delay: Duration) {
@@ -241,12 +296,22 @@ fn retry_after(response: &Response) -> Option<Duration> {
         .get(reqwest::header::RETRY_AFTER)?
         .to_str()
         .ok()?;
-    if let Ok(seconds) = value.trim().parse::<f64>() {
-        return (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds));
+    parse_retry_after(value, chrono::Utc::now())
+}
+
+/// A `Retry-After` value (seconds, or an HTTP date relative to `now`) as a wait; `None`
+/// for anything else, including negative, non-finite and out-of-range numbers. Callers clamp.
+fn parse_retry_after(value: &str, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<f64>() {
+        return Duration::try_from_secs_f64(seconds).ok();
     }
-    let at = chrono::DateTime::parse_from_rfc2822(value.trim()).ok()?;
-    let wait = at.with_timezone(&chrono::Utc) - chrono::Utc::now();
-    Some(wait.to_std().unwrap_or(Duration::ZERO))
+    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    Some(
+        (at.with_timezone(&chrono::Utc) - now)
+            .to_std()
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 /// An error with its sources, on one line.
@@ -259,4 +324,47 @@ pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_wait_is_clamped_to_the_policy() {
+        let policy = RetryPolicy::default();
+        let day = Some(Duration::from_secs(86_400));
+        assert_eq!(policy.throttle_wait(day, 1), policy.max_retry_after);
+        assert_eq!(policy.failure_wait(day, 1), policy.max_delay);
+        let short = Some(Duration::from_secs(3));
+        assert_eq!(policy.throttle_wait(short, 1), Duration::from_secs(3));
+        assert_eq!(policy.failure_wait(short, 1), Duration::from_secs(3));
+        for attempt in [1, 5, 40, u32::MAX] {
+            assert!(policy.failure_wait(None, attempt) <= policy.max_delay);
+            assert!(policy.throttle_wait(None, attempt) <= policy.max_delay);
+        }
+        let tight = RetryPolicy {
+            max_throttled_wait: Duration::from_secs(1),
+            ..RetryPolicy::default()
+        };
+        assert_eq!(tight.throttle_wait(day, 1), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn retry_after_never_panics_and_rejects_nonsense() {
+        let now = chrono::Utc::now();
+        assert_eq!(parse_retry_after("2", now), Some(Duration::from_secs(2)));
+        assert_eq!(
+            parse_retry_after(" 0.5 ", now),
+            Some(Duration::from_millis(500))
+        );
+        for bad in ["1e30", "-1", "NaN", "inf", "-inf", "1e309", "soon", ""] {
+            assert_eq!(parse_retry_after(bad, now), None, "{bad}");
+        }
+        let date = (now + chrono::Duration::seconds(30)).to_rfc2822();
+        let wait = parse_retry_after(&date, now).unwrap();
+        assert!(wait <= Duration::from_secs(30) && wait >= Duration::from_secs(29));
+        let past = (now - chrono::Duration::seconds(30)).to_rfc2822();
+        assert_eq!(parse_retry_after(&past, now), Some(Duration::ZERO));
+    }
 }
