@@ -23,7 +23,7 @@ impl Endpoint {
     /// `https://host[:port]`, and an explicit `http://` or `https://` URL is used as given.
     pub fn parse(input: &str) -> Result<Endpoint, EndpointError> {
         let fail = |problem: &str| EndpointError {
-            input: input.to_string(),
+            input: redact_userinfo(input),
             problem: problem.to_string(),
         };
         let text = input.trim();
@@ -78,6 +78,20 @@ impl Endpoint {
     }
 }
 
+/// `input` with any `user:password@` before the host replaced by `***@`, so that an error
+/// about a registry value never repeats a credential (errors reach logs and callers).
+fn redact_userinfo(input: &str) -> String {
+    let (scheme, rest) = match input.find("://") {
+        Some(at) => input.split_at(at + 3),
+        None => ("", input),
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}***@{}", &rest[at + 1..]),
+        None => input.to_string(),
+    }
+}
+
 impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.host)
@@ -101,6 +115,26 @@ mod tests {
         let e = Endpoint::parse("http://127.0.0.1:8080/").unwrap();
         assert_eq!(e.url("/v2/"), "http://127.0.0.1:8080/v2/");
         assert_eq!(e.host(), "127.0.0.1:8080");
+    }
+
+    #[test]
+    fn errors_never_repeat_credentials() {
+        for input in [
+            "http://user:hunter2@host",
+            "https://user:hunter2@host:5000/",
+            "user:hunter2@host",
+            "ftp://user:hunter2@host/x",
+            "https://user:hunter2@host/path?q=1",
+            "https://us@er:hunter2@host",
+        ] {
+            let error = Endpoint::parse(input).unwrap_err().to_string();
+            assert!(!error.contains("hunter2"), "{input}: {error}");
+            assert!(error.contains("***@host"), "{input}: {error}");
+        }
+        let error = Endpoint::parse("https://host/path")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("https://host/path"), "{error}");
     }
 
     #[test]
