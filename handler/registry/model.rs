@@ -28,11 +28,56 @@ pub fn may_have_subject(media_type: &str) -> bool {
     media_type == OCI_MANIFEST || media_type == OCI_INDEX || media_type == OCI_ARTIFACT
 }
 
-/// Parses an ACR timestamp (RFC 3339, up to 9 fractional digits).
+/// Parses an ACR timestamp exactly as ACR writes it: RFC 3339 with an uppercase `T`, seconds
+/// 00–59, 0 to 9 fractional digits and `Z` or `±HH:MM`
+/// (`2018-09-06T06:17:20.9983915Z`). Anything else (surrounding spaces, a space or
+/// lowercase `t` for `T`, lowercase `z`, a leap second) is `None`: an age that cannot be
+/// read for certain keeps its item, as acr purge (which cannot read it either) would.
 pub fn parse_time(text: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(text.trim())
+    if !is_acr_timestamp(text.as_bytes()) {
+        return None;
+    }
+    DateTime::parse_from_rfc3339(text)
         .ok()
         .map(|t| t.with_timezone(&Utc))
+}
+
+/// The strict shape check behind [`parse_time`]; chrono then checks the calendar.
+fn is_acr_timestamp(text: &[u8]) -> bool {
+    let digits = |range: std::ops::Range<usize>| {
+        text.get(range)
+            .is_some_and(|d| d.iter().all(u8::is_ascii_digit))
+    };
+    let shape = digits(0..4)
+        && text.get(4) == Some(&b'-')
+        && digits(5..7)
+        && text.get(7) == Some(&b'-')
+        && digits(8..10)
+        && text.get(10) == Some(&b'T')
+        && digits(11..13)
+        && text.get(13) == Some(&b':')
+        && digits(14..16)
+        && text.get(16) == Some(&b':')
+        && digits(17..19)
+        && text.get(17).is_some_and(|tens| *tens <= b'5');
+    if !shape {
+        return false;
+    }
+    let mut rest = &text[19..];
+    if let Some(fraction) = rest.strip_prefix(b".") {
+        let count = fraction.iter().take_while(|b| b.is_ascii_digit()).count();
+        if !(1..=9).contains(&count) {
+            return false;
+        }
+        rest = &fraction[count..];
+    }
+    match rest {
+        b"Z" => true,
+        [sign, h1, h2, b':', m1, m2] => {
+            matches!(sign, b'+' | b'-') && [h1, h2, m1, m2].iter().all(|d| d.is_ascii_digit())
+        }
+        _ => false,
+    }
 }
 
 /// `changeableAttributes` of a tag or manifest.
@@ -192,8 +237,27 @@ mod tests {
     fn parses_acr_timestamps_leniently() {
         assert!(parse_time("2018-09-06T06:17:20.9983915Z").is_some());
         assert!(parse_time("2024-01-01T00:00:00+02:00").is_some());
+        assert!(parse_time("2024-01-01T00:00:00-05:30").is_some());
+        assert!(parse_time("2024-01-01T00:00:00.123456789Z").is_some());
         assert!(parse_time("date").is_none());
         assert!(parse_time("").is_none());
+        // Read as strictly as ACR writes: what acr purge cannot read is not a date here.
+        for lenient in [
+            " 2024-01-01T00:00:00Z",
+            "2024-01-01T00:00:00Z ",
+            "2024-01-01 00:00:00Z",
+            "2024-01-01t00:00:00Z",
+            "2024-01-01T00:00:00z",
+            "2016-12-31T23:59:60Z",
+            "2024-01-01T00:00:00.Z",
+            "2024-01-01T00:00:00.1234567890Z",
+            "2024-01-01T00:00:00",
+            "2024-01-01T00:00:00+0200",
+            "2024-02-30T00:00:00Z",
+            "2024-01-01T24:00:00Z",
+        ] {
+            assert!(parse_time(lenient).is_none(), "{lenient:?}");
+        }
     }
 
     #[test]
