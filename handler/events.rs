@@ -83,6 +83,7 @@ impl DeletionEvents {
             DeleteReason::Matched { rule, .. } => (*rule, "matched"),
             DeleteReason::Untagged { rule } => (*rule, "untagged"),
             DeleteReason::SignatureOfDeleted { .. } => (0, "signatureOfDeleted"),
+            DeleteReason::OrphanReferrer { rule, .. } => (*rule, "orphanReferrer"),
         };
         tracing::event!(
             target: "acr_purge::deletion",

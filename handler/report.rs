@@ -320,8 +320,11 @@ pub fn explain(verdict: &Verdict) -> String {
                 )
             }
             DeleteReason::SignatureOfDeleted { subject } => {
-                format!("cosign signature of {subject}, which is deleted")
+                format!("cosign signature of {subject}, which is deleted (swept with it)")
             }
+            DeleteReason::OrphanReferrer { rule, subject } => format!(
+                "untagged referrer of {subject}, which is not in the repository; older than the cut-off of rule {rule}"
+            ),
         },
         Verdict::Cascade { via } => format!("removed by the registry together with {via}"),
         Verdict::Keep { reason } => match reason {
@@ -345,6 +348,9 @@ pub fn explain(verdict: &Verdict) -> String {
             }
             KeepReason::SignatureManifestKept { manifest } => {
                 format!("cosign signature whose manifest {manifest} stays")
+            }
+            KeepReason::SignatureLocked { tag } => {
+                format!("its cosign signature tag {tag} is locked")
             }
             KeepReason::Tagged { tags } => format!("still tagged {}", tags.join(", ")),
             KeepReason::IndexChild { parent } => format!("child of kept index {parent}"),

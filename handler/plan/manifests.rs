@@ -23,6 +23,9 @@ pub(super) struct Candidate {
     rules: Vec<usize>,
     time: DateTime<Utc>,
     unlock: bool,
+    /// The absent subject, when the candidate is an orphan referrer (its body names a
+    /// subject that is not in the repository). Orphans never take a `--keep` slot.
+    orphan_of: Option<String>,
 }
 
 /// The deletion candidates, by digest.
@@ -57,6 +60,7 @@ pub(super) fn candidates(
                     rules,
                     time,
                     unlock: locked,
+                    orphan_of: None,
                 },
             );
         }
@@ -96,7 +100,9 @@ enum State {
     Candidate(Candidate),
 }
 
-/// Decides every listed manifest.
+/// Decides every listed manifest. `locked_signatures` maps a manifest to a locked cosign
+/// signature tag of it: such a manifest stays (the tag may not go, and its signature must
+/// keep something to sign).
 pub(super) fn decide(
     scope: &Scope,
     manifests: &[ManifestAttributes],
@@ -104,6 +110,7 @@ pub(super) fn decide(
     mut candidates: HashMap<String, Candidate>,
     bodies: &HashMap<String, Body>,
     referrers: &HashMap<String, Vec<String>>,
+    locked_signatures: &HashMap<String, String>,
 ) -> Vec<ManifestDecision> {
     let deleted_tags: HashSet<&str> = tags
         .iter()
@@ -119,9 +126,10 @@ pub(super) fn decide(
         let Some(digest) = &manifest.digest else {
             continue;
         };
-        let state = match candidates.remove(digest) {
-            Some(candidate) => screen(manifest, candidate, bodies, &present),
-            None => State::Keep(keep_reason(scope, manifest, &deleted_tags)),
+        let state = match (candidates.remove(digest), locked_signatures.get(digest)) {
+            (Some(_), Some(tag)) => State::Keep(KeepReason::SignatureLocked { tag: tag.clone() }),
+            (Some(candidate), None) => screen(manifest, candidate, bodies, &present),
+            (None, _) => State::Keep(keep_reason(scope, manifest, &deleted_tags)),
         };
         states.insert(digest.clone(), state);
     }
@@ -138,14 +146,14 @@ pub(super) fn decide(
             let digest = manifest.digest.clone()?;
             let (verdict, unlock) = match states.remove(&digest)? {
                 State::Keep(reason) => (Verdict::keep(reason), false),
-                State::Candidate(c) => (
-                    Verdict::Delete {
-                        reason: DeleteReason::Untagged {
-                            rule: scope.rules[c.rules[0]].number,
-                        },
-                    },
-                    c.unlock,
-                ),
+                State::Candidate(c) => {
+                    let rule = scope.rules[c.rules[0]].number;
+                    let reason = match c.orphan_of {
+                        Some(subject) => DeleteReason::OrphanReferrer { rule, subject },
+                        None => DeleteReason::Untagged { rule },
+                    };
+                    (Verdict::Delete { reason }, c.unlock)
+                }
             };
             Some(ManifestDecision {
                 digest,
@@ -162,7 +170,9 @@ pub(super) fn decide(
 }
 
 /// Keeps candidates that cannot be deleted safely: unknown type, unreadable body, or a
-/// referrer whose subject exists.
+/// referrer whose subject exists. A referrer whose subject is absent from the repository
+/// (an orphan: its subject was deleted without it, or it was pushed before its subject)
+/// stays a candidate and is swept as untagged by the rule, but takes no `--keep` slot.
 fn screen(
     manifest: &ManifestAttributes,
     candidate: Candidate,
@@ -183,7 +193,11 @@ fn screen(
                     subject: subject.digest.clone(),
                 })
             }
-            _ => State::Candidate(candidate),
+            Some(subject) => State::Candidate(Candidate {
+                orphan_of: Some(subject.digest.clone()),
+                ..candidate
+            }),
+            None => State::Candidate(candidate),
         },
         _ => State::Keep(KeepReason::BodyUnavailable),
     }
@@ -312,15 +326,18 @@ pub(super) fn must_survive(reason: &KeepReason) -> bool {
 }
 
 /// Applies each rule's `--keep` to its remaining candidates (newest first, digest as the
-/// tie-break). A candidate stays when every rule that selects it keeps it. Returns the
-/// digests newly kept.
+/// tie-break). Referrers never count: acr purge never considers them, so an orphan
+/// signature must not push a real image out of its slot. A candidate stays when every rule
+/// that selects it keeps it. Returns the digests newly kept.
 fn apply_keep(scope: &Scope, states: &mut HashMap<String, State>) -> Vec<String> {
     let mut kept_by: HashMap<String, Vec<(usize, usize)>> = HashMap::new();
     for (r, rule) in scope.rules.iter().enumerate().filter(|(_, r)| r.keep > 0) {
         let mut mine: Vec<(&String, DateTime<Utc>)> = states
             .iter()
             .filter_map(|(d, s)| match s {
-                State::Candidate(c) if c.rules.contains(&r) => Some((d, c.time)),
+                State::Candidate(c) if c.rules.contains(&r) && c.orphan_of.is_none() => {
+                    Some((d, c.time))
+                }
                 _ => None,
             })
             .collect();

@@ -78,9 +78,20 @@ pub enum DeleteReason {
         /// The rule (1-based).
         rule: usize,
     },
-    /// A cosign-style signature (`sha256-<hex>.sig` tag) of a manifest this run deletes.
+    /// A cosign-style signature (`sha256-<hex>.sig` tag) of a manifest this run deletes:
+    /// swept with it even when no filter matches the signature or it is younger than the
+    /// cut-off.
     SignatureOfDeleted {
         /// The signed manifest.
+        subject: String,
+    },
+    /// An untagged referrer (signature, SBOM, attestation) whose subject is not in the
+    /// repository, older than the rule's cut-off: swept as untagged (acr purge never
+    /// deletes referrers); it never takes a `--keep` slot.
+    OrphanReferrer {
+        /// The rule (1-based).
+        rule: usize,
+        /// The absent subject.
         subject: String,
     },
 }
@@ -133,6 +144,12 @@ pub enum KeepReason {
     SignatureManifestKept {
         /// The signature's manifest.
         manifest: String,
+    },
+    /// A cosign-style signature tag of this manifest is locked: the tag is never deleted
+    /// (not even with its manifest), so the manifest it signs stays too.
+    SignatureLocked {
+        /// The locked signature tag.
+        tag: String,
     },
     /// The manifest still has tags after this run.
     Tagged {
@@ -391,8 +408,16 @@ impl Draft {
             candidates,
             cosign_pending,
         } = self;
-        let mut decisions =
-            manifests::decide(&scope, &manifests, &tags, candidates, bodies, referrers);
+        let locked_signatures = locked_signatures(&tags, &cosign_pending);
+        let mut decisions = manifests::decide(
+            &scope,
+            &manifests,
+            &tags,
+            candidates,
+            bodies,
+            referrers,
+            &locked_signatures,
+        );
         // Referrers go with their subjects and signatures with theirs; each can enable the
         // other, so settle both until nothing more is removed.
         loop {
@@ -418,6 +443,18 @@ impl Draft {
             purges_manifests: scope.purges_manifests(),
         }
     }
+}
+
+/// Signed manifest → a locked cosign signature tag of it (first one, in server order).
+fn locked_signatures(tags: &[TagDecision], pending: &[usize]) -> HashMap<String, String> {
+    let mut found = HashMap::new();
+    for &t in pending {
+        let tag = &tags[t];
+        if let Some(subject) = cosign_subject(&tag.name).filter(|_| tag.locked) {
+            found.entry(subject).or_insert_with(|| tag.name.clone());
+        }
+    }
+    found
 }
 
 /// Parses a timestamp into a keep reason when it is missing or unreadable.
