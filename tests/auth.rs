@@ -116,9 +116,12 @@ async fn abac_permission_error_stops_the_run_before_any_deletion() {
 #[tokio::test]
 async fn expired_access_and_refresh_tokens_are_renewed_mid_run() {
     let identity = IdentityEndpoint::start().await;
+    // Token times are whole seconds: a 1 s token fetched late in a second may expire before
+    // a 250 ms request arrives, twice in a row on a loaded machine. 2 s is short enough to
+    // expire many times during the run, and always outlives one request.
     let short = TokenAuth {
-        access_token_ttl_seconds: 1,
-        refresh_token_ttl_seconds: 2,
+        access_token_ttl_seconds: 2,
+        refresh_token_ttl_seconds: 3,
         ..TokenAuth::default()
     };
     let registry = Registry::start(repos(Seed::new().with_auth(token_auth(short)), 3)).await;

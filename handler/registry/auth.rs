@@ -410,13 +410,14 @@ impl Jwt {
     }
 
     /// True within the renewal margin before expiry: five minutes, or a fifth of the
-    /// token's lifetime when that is shorter.
+    /// token's lifetime when that is shorter, and never under one second, since `exp` is in
+    /// whole seconds and a token read late in a second may have almost none of its last one.
     fn expires_soon(&self) -> bool {
         let Some(exp) = self.expires_at else {
             return false;
         };
         let lifetime = self.issued_at.map_or(i64::MAX, |iat| exp - iat);
-        let margin = 300.min(lifetime / 5).max(0);
+        let margin = 300.min(lifetime / 5).max(1);
         chrono::Utc::now().timestamp() + margin >= exp
     }
 }
