@@ -444,3 +444,273 @@ async fn protect_patterns_keep_tags_without_using_keep_slots() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(registry.tags("r"), set(&["prod", "v3"]));
 }
+
+#[tokio::test]
+async fn a_nonsense_retry_after_neither_panics_nor_parks_the_run() {
+    let mut repo = RepoSeed::new("r");
+    for i in 0..4 {
+        repo.push(tagged(&format!("m{i}"), &format!("t{i}"), "2d"));
+    }
+    let registry = Registry::start(Seed::new().repo(repo)).await;
+    // Values a registry (or something in front of it) may send: each is ignored, and the
+    // backoff applies instead.
+    for value in ["1e30", "-1", "NaN", "soon"] {
+        registry.emulator().inject(
+            Fault::status(429)
+                .retry_after_value(value)
+                .method("DELETE")
+                .times(1),
+        );
+    }
+    registry
+        .emulator()
+        .inject(Fault::status(503).retry_after_value("1e30").times(1));
+    let run = registry
+        .purge(&["--filter", "r:.*", "--ago", "1d", "--output", "json"])
+        .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(registry.tags("r").is_empty());
+    let report = run.json();
+    assert_eq!(report["summary"]["tagsDeleted"], 4);
+    assert_eq!(report["summary"]["requests"]["throttled"], 4);
+}
+
+#[tokio::test]
+async fn a_registry_that_goes_away_stops_the_run_instead_of_failing_every_item() {
+    let mut a = RepoSeed::new("a");
+    for i in 0..60 {
+        a.push(ManifestSeed::image(&format!("m{i}")).age("2d"));
+    }
+    let b = RepoSeed::new("b").manifest(ManifestSeed::image("kept").age("2d"));
+    let Registry { running, seed } = Registry::start(Seed::new().repo(a).repo(b)).await;
+    // Deletes are slow, so the registry can disappear while the run is deleting.
+    running
+        .emulator()
+        .inject(Fault::delay(std::time::Duration::from_millis(300)).method("DELETE"));
+    let url = running.url.clone();
+    let run = tokio::spawn(async move {
+        handler(&["purge", "-r", &url, "--untagged-only", "--output", "json"]).await
+    });
+    let emulator = running.emulator().clone();
+    while !emulator.requests().iter().any(|r| r.method == "DELETE") {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    running.shutdown().await;
+    let run = run.await.expect("the run ends");
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("stopped answering"), "{}", run.stderr);
+    assert!(run.stderr.contains("remaining: [b]"), "{}", run.stderr);
+    let report = run.json();
+    let b = &report["repositories"][1];
+    assert_eq!(b["repository"], "b");
+    assert_eq!(b["status"], "notReached");
+    // Without the breaker every item would be tried four times; with it, once the
+    // breaker is open, the rest fail at once without a request.
+    let outcomes: Vec<String> = report["repositories"][0]["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            m["outcome"]["error"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    let fast = outcomes
+        .iter()
+        .filter(|e| e.contains("stopped answering"))
+        .count();
+    assert!(fast >= 30, "{fast} of {} failed fast", outcomes.len());
+    assert!(
+        emulator
+            .snapshot()
+            .has_manifest("b", &seed.digest("b", "kept"))
+    );
+}
+
+#[tokio::test]
+async fn a_dry_run_that_could_not_list_a_repository_fails() {
+    let seed = Seed::new()
+        .repo(RepoSeed::new("bad").manifest(tagged("x", "v1", "2d")))
+        .repo(RepoSeed::new("good").manifest(tagged("y", "v1", "2d")));
+    let registry = Registry::start(seed).await;
+    registry
+        .emulator()
+        .inject(Fault::status(500).path_prefix("/acr/v1/bad/_tags"));
+    let run = registry
+        .purge(&["--filter", ".*:.*", "--ago", "1d", "--dry-run"])
+        .await;
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout
+            .contains(&format!("Would delete: {}:v1", registry.prefix("good"))),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stderr.contains("partial dry run: bad:"),
+        "{}",
+        run.stderr
+    );
+    assert!(registry.mutations().is_empty());
+}
+
+/// An untagged OCI signature whose subject is not in the repository.
+fn orphan_signature(alias: &str, age: &str) -> ManifestSeed {
+    let absent = format!("sha256:{}", "0".repeat(64));
+    let body = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "artifactType": "application/vnd.dev.cosign.artifact.sig.v1+json",
+        "config": {
+            "mediaType": "application/vnd.oci.empty.v1+json",
+            "digest": "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a",
+            "size": 2
+        },
+        "layers": [],
+        "subject": {
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": absent,
+            "size": 100
+        }
+    });
+    ManifestSeed::image(alias)
+        .age(age)
+        .raw_body(&body.to_string())
+}
+
+#[tokio::test]
+async fn keep_never_counts_referrers_and_orphans_are_swept_as_untagged() {
+    let repo = RepoSeed::new("r")
+        .manifest(orphan_signature("orphan", "2h"))
+        .manifest(ManifestSeed::image("a").age("3h"))
+        .manifest(ManifestSeed::image("b").age("5h"))
+        .manifest(
+            ManifestSeed::artifact("b-sbom", "application/spdx+json")
+                .age("5h")
+                .subject("b"),
+        )
+        .manifest(
+            ManifestSeed::artifact("b-vuln", "application/sarif+json")
+                .age("5h")
+                .subject("b"),
+        )
+        .manifest(ManifestSeed::image("c").age("9h"));
+    let registry = Registry::start(Seed::new().repo(repo)).await;
+    let run = registry
+        .purge(&[
+            "--untagged-only",
+            "--ago",
+            "1h",
+            "--keep",
+            "2",
+            "--output",
+            "json",
+        ])
+        .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    // acr purge keeps the two most recent images, a and b (and b's referrers with it).
+    for alias in ["a", "b", "b-sbom", "b-vuln"] {
+        assert!(registry.has("r", alias), "{alias}");
+    }
+    assert!(!registry.has("r", "c"));
+    assert!(!registry.has("r", "orphan"));
+    let report = run.json();
+    let orphan = report["repositories"][0]["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["digest"] == registry.digest("r", "orphan"))
+        .unwrap()
+        .clone();
+    assert_eq!(orphan["decision"], "delete");
+    assert_eq!(orphan["reason"], "orphanReferrer");
+}
+
+#[tokio::test]
+async fn a_locked_cosign_signature_tag_is_never_deleted_and_keeps_its_image() {
+    let image = ManifestSeed::image("img").age("90d");
+    let digest = Seed::new()
+        .repo(RepoSeed::new("r").manifest(image.clone()))
+        .digest("r", "img");
+    let sig_tag = format!("{}.sig", digest.replace(':', "-"));
+    for lock in [
+        TagSeed::new(&sig_tag).age("90d").delete_enabled(false),
+        TagSeed::new(&sig_tag).age("90d").write_enabled(false),
+    ] {
+        let repo = RepoSeed::new("r")
+            .manifest(image.clone())
+            .manifest(ManifestSeed::image("img-sig").age("90d").tag(lock));
+        let registry = Registry::start(Seed::new().repo(repo)).await;
+        let run = registry
+            .purge(&[
+                "--filter",
+                "r:^nomatch$",
+                "--ago",
+                "1d",
+                "--untagged",
+                "--output",
+                "json",
+            ])
+            .await;
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert_eq!(registry.tags("r"), set(&[&sig_tag]));
+        assert!(registry.has("r", "img") && registry.has("r", "img-sig"));
+        assert!(
+            registry.mutations().is_empty(),
+            "{:?}",
+            registry.mutations()
+        );
+        let report = run.json();
+        let img = report["repositories"][0]["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["digest"] == digest)
+            .unwrap()
+            .clone();
+        assert_eq!(img["reason"], "signatureLocked", "{img}");
+    }
+}
+
+#[tokio::test]
+async fn timestamps_are_read_as_strictly_as_acr_writes_them() {
+    let mut repo = RepoSeed::new("r").manifest(tagged("fine", "fine", "90d"));
+    let lenient = [
+        "2020-01-01 00:00:00Z",
+        "2020-01-01t00:00:00Z",
+        "2020-01-01T00:00:00z",
+        " 2020-01-01T00:00:00Z",
+        "2016-12-31T23:59:60Z",
+    ];
+    for (i, text) in lenient.iter().enumerate() {
+        repo.push(
+            ManifestSeed::image(&format!("m{i}"))
+                .updated(TimeSpec::at(text))
+                .tag(TagSeed::new(&format!("t{i}")).updated(TimeSpec::at(text))),
+        );
+    }
+    let registry = Registry::start(Seed::new().repo(repo)).await;
+    let run = registry
+        .purge(&[
+            "--filter",
+            "r:.*",
+            "--ago",
+            "1d",
+            "--untagged",
+            "--output",
+            "json",
+        ])
+        .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(registry.tags("r"), set(&["t0", "t1", "t2", "t3", "t4"]));
+    let report = run.json();
+    let unreadable = report["repositories"][0]["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["reason"] == "timestampUnreadable")
+        .count();
+    assert_eq!(unreadable, lenient.len());
+}
