@@ -592,7 +592,8 @@ class FileChecker:
                 self.check_unknown_key(value, additional, where.child("${...}"), report)
                 continue
             seen.add(key)
-            self.check_property(key, key_node, value, props, additional, where.child(key), report)
+            self.check_property(key, key_node, value, (type_, props, additional), where.child(key),
+                                report)
         for name, prop in props.items():
             if prop["flags"] & REQUIRED and not prop["flags"] & READ_ONLY and name not in seen:
                 self.problem(report, node, where.child(name), "required property missing")
@@ -603,12 +604,14 @@ class FileChecker:
         else:
             self.check_value(value, additional, where, report)
 
-    def check_property(self, key, key_node, value, props, additional, where, report):
+    def check_property(self, key, key_node, value, shape, where, report):
+        """One property of an object literal; `shape` is (type, properties, additionalProperties)."""
+        type_, props, additional = shape
         prop = props.get(key)
         if prop is None and additional is not None:
             self.check_value(value, additional, where, report)
         elif prop is None:
-            self.problem(report, key_node, where, unknown_property_message(key, props))
+            self.problem(report, key_node, where, unknown_property_message(key, props, type_))
         elif prop["flags"] & READ_ONLY:
             self.problem(report, key_node, where, "read-only property set")
         else:
@@ -653,11 +656,22 @@ def literal_problem(literal, type_):
     return None
 
 
-def unknown_property_message(key, props):
+def unknown_property_message(key, props, type_):
+    """Says a property is unknown, with the likely intended name and the discriminated branches
+    that have it, or else the allowed names."""
     writable = [name for name, prop in props.items() if not prop["flags"] & READ_ONLY]
     close = [n for n in writable if n.lower() == key.lower()] or difflib.get_close_matches(key, writable, 3)
     hint = f"; did you mean {' or '.join(close)}?" if close else ""
-    return f"unknown property{hint} (allowed: {', '.join(sorted(writable)) or 'none'})"
+    if type_["$type"] == "DiscriminatedObjectType":
+        owners = [value for value, branch in type_["elements"].items()
+                  if key in branch.get("properties", {})]
+        if owners:
+            hint += f"; only with {type_['discriminator']} {' or '.join(map(repr, owners))}"
+    if close:
+        return f"unknown property{hint}"
+    allowed = sorted(writable)
+    listed = ", ".join(allowed[:15] + (["..."] if len(allowed) > 15 else [])) or "none"
+    return f"unknown property{hint} (allowed: {listed})"
 
 
 # ---------------------------------------------------------------------------------------------
