@@ -22,11 +22,12 @@ a parent's body (type relative to the parent's, API version inherited when omitt
 
 What it cannot check: values whose type is not known offline. Literals, declared parameter
 types, variables (followed to their value), both branches of `?:` and `??`, interpolated
-strings, the `id`/`name` of resources and the results of a few functions (`guid`, `empty`,
-...) are checked; other expressions (member access, most function calls, loop variables) are
+strings, the `id`/`name` of resources, `tenant().tenantId` and the like, and the results of a
+few functions (`guid`, `empty`, ...) are checked; other expressions (other member accesses,
+most function calls, loop variables) and the contents of `object`/`array` parameters are
 accepted where a value is expected, and counted: the closing line says how many values could
-not be checked. String patterns, DeployTimeConstant, scopes and module parameters are not
-checked.
+not be checked. Not checked at all: string patterns, DeployTimeConstant, scopes, `dependsOn`,
+modules' parameters and outputs, and what Azure accepts beyond the types (quotas, regions).
 
 Usage: scripts/check_bicep_types.py [--types DIR] [--list-unchecked] [DIR_OR_FILE ...]
 (default: infra/).
@@ -62,6 +63,13 @@ FUNCTION_KIND = {name: kind for kind, names in FUNCTION_KINDS.items() for name i
 COMPARISONS = {"==", "!=", "<", "<=", ">", ">=", "=~", "!~", "&&", "||"}
 ARITHMETIC = {"+", "-", "*", "/", "%"}
 RESOURCE_STRING_MEMBERS = {"id", "name", "type", "apiVersion"}
+# String members of the deployment's scope functions, e.g. tenant().tenantId.
+SCOPE_STRING_MEMBERS = {
+    "tenant": {"tenantId", "displayName", "countryCode"},
+    "subscription": {"id", "subscriptionId", "tenantId", "displayName"},
+    "resourceGroup": {"id", "name", "type", "location", "managedBy"},
+    "deployment": {"name"},
+}
 ESCAPES = {"\\\\": "\\", "\\'": "'", "\\n": "\n", "\\r": "\r", "\\t": "\t", "\\$": "$"}
 
 Problem = collections.namedtuple("Problem", "path line resource prop message")
@@ -384,12 +392,17 @@ class Values:
         return None
 
     def member_kind(self, node):
-        """`symbol.id` and the like of a resource declared in this file: a string."""
+        """`symbol.id` and the like of a resource declared in this file, and `tenant().tenantId`
+        and the like: strings."""
         target = node.child_by_field_name("object")
         member = text(node.child_by_field_name("property"))
         if target.type == "identifier" and text(target) in self.declarations.by_symbol:
-            return "string" if member in RESOURCE_STRING_MEMBERS else None
-        return None
+            known = RESOURCE_STRING_MEMBERS
+        elif target.type == "call_expression":
+            known = SCOPE_STRING_MEMBERS.get(function_name(target), ())
+        else:
+            known = ()
+        return "string" if member in known else None
 
 
 # ---------------------------------------------------------------------------------------------

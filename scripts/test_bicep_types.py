@@ -383,6 +383,10 @@ class CommandLineTest(unittest.TestCase):
 
 
 def main():
+    if not LIBRARY.files:
+        print(f"no type definitions under {LIBRARY.root} (set AZURE_TYPES_DIR)")
+        print("0 passed, 1 failed")
+        return 1
     suite = unittest.defaultTestLoader.loadTestsFromModule(sys.modules[__name__])
     result = unittest.TextTestRunner(verbosity=2, stream=sys.stdout).run(suite)
     failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
