@@ -289,6 +289,8 @@ def resource_declarations(nodes, parent=None):
         if node.type != "resource_declaration":
             continue
         declared = string_value(node.named_children[1])
+        if declared is UNKNOWN:  # interpolated: not Bicep, and no such type
+            declared = text(node.named_children[1])
         type_name, _, version = declared.partition("@")
         if parent is not None:
             type_name = f"{parent.type_name}/{type_name}"
