@@ -231,13 +231,10 @@ def nested_resources(obj):
 
 
 def unwrap_body(node):
-    """The object of a resource body, looking through `if (...)` and `[for ...: ...]`; whether
-    it is a loop."""
-    loop = False
+    """The object of a resource body, looking through `if (...)` and `[for ...: ...]`."""
     while node.type in ("for_statement", "if_statement"):
-        loop = loop or node.type == "for_statement"
         node = node.child_by_field_name("body") or node.named_children[-1]
-    return node, loop
+    return node
 
 
 def loop_variables(node):
@@ -299,7 +296,7 @@ def resource_declarations(nodes, parent=None):
         resource = Resource(text(node.named_children[0]), node, type_name, version or None,
                             parent, existing)
         yield resource
-        body, _ = unwrap_body(node.named_children[-1])
+        body = unwrap_body(node.named_children[-1])
         if body.type == "object":
             yield from resource_declarations(nested_resources(body), resource)
 
@@ -465,7 +462,7 @@ class FileChecker:
         report = Report()
         where = Where(f"{resource.symbol} ({resource.full_type})", "")
         definition = self.resource_type(resource, report, where)
-        body, loop = unwrap_body(resource.node.named_children[-1])
+        body = unwrap_body(resource.node.named_children[-1])
         if body.type != "object" and not resource.existing:
             self.not_checkable(report, body, where, "body not an object literal")
         if definition is None or resource.existing or body.type != "object":
@@ -583,7 +580,7 @@ class FileChecker:
     def check_array(self, node, type_, where, report):
         item_type = type_["itemType"]
         if node.type == "for_statement":
-            body, _ = unwrap_body(node)
+            body = unwrap_body(node)
             self.check_value(body, item_type, where.item("*"), report)
             return
         items = node.named_children

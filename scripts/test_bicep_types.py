@@ -215,6 +215,41 @@ class TypeCheckTest(unittest.TestCase):
         """, "'basic'", "vault (Microsoft.KeyVault/vaults@2024-11-01)",
             "properties.sku.name", "expected 'standard' | 'premium', found string 'basic'")
 
+    def test_both_branches_of_a_ternary_are_checked(self):
+        self.assert_one_problem("param premium bool\n" + VAULT_HEAD.replace(
+            "'standard'", "premium ? 'premium' : 'gold'") + """
+          }
+        }
+        """, "'gold'", "vault (Microsoft.KeyVault/vaults@2024-11-01)",
+            "properties.sku.name", "found string 'gold'")
+
+    def test_a_variable_is_checked_where_it_is_used(self):
+        self.assert_one_problem("""
+        var sku = {
+          family: 'A'
+          name: 'gold'
+        }
+
+        resource vault 'Microsoft.KeyVault/vaults@2024-11-01' = {
+          name: 'kv'
+          location: 'westeurope'
+          properties: {
+            tenantId: tenant().tenantId
+            sku: sku
+          }
+        }
+        """, "name: 'gold'", "vault (Microsoft.KeyVault/vaults@2024-11-01)",
+            "properties.sku.name", "found string 'gold'")
+
+    def test_values_unknown_offline_are_counted_not_rejected(self):
+        _, report = self.check("param settings object\n" + VAULT_HEAD + """
+            softDeleteRetentionInDays: settings.days
+          }
+        }
+        """)
+        self.assertEqual(report.problems, [])
+        self.assertEqual([p.prop for p in report.unchecked], ["properties.softDeleteRetentionInDays"])
+
     def test_unknown_api_version(self):
         self.assert_one_problem("""
         resource vault 'Microsoft.KeyVault/vaults@2024-12-01' = {
