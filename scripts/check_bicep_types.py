@@ -188,6 +188,11 @@ def object_shape(type_, discriminator_value):
 # ---------------------------------------------------------------------------------------------
 
 
+def named(node):
+    """The named children of a node, comments left out (tree-sitter keeps them, anywhere)."""
+    return [child for child in node.named_children if child.type != "comment"]
+
+
 def text(node):
     return node.text.decode("utf-8")
 
@@ -197,7 +202,7 @@ def string_value(node):
     if text(node).startswith("'''"):
         return text(node)[3:-3]
     parts = []
-    for child in node.named_children:
+    for child in named(node):
         if child.type == "string_content":
             parts.append(text(child))
         elif child.type == "escape_sequence":
@@ -210,7 +215,7 @@ def string_value(node):
 def property_key(prop):
     """The key of an object_property (UNKNOWN when interpolated), or None for a nested
     resource declaration."""
-    key = prop.named_children[0]
+    key = named(prop)[0]
     if key.type == "resource_declaration":
         return None
     return string_value(key) if key.type == "string" else text(key)
@@ -219,21 +224,21 @@ def property_key(prop):
 def properties(obj):
     """(key, key node, value node) of each property of an object node, nested resources left
     out."""
-    for prop in obj.named_children:
+    for prop in named(obj):
         if prop.type == "object_property" and property_key(prop) is not None:
-            yield property_key(prop), prop.named_children[0], prop.named_children[-1]
+            yield property_key(prop), named(prop)[0], named(prop)[-1]
 
 
 def nested_resources(obj):
-    for prop in obj.named_children:
-        if prop.type == "object_property" and prop.named_children[0].type == "resource_declaration":
-            yield prop.named_children[0]
+    for prop in named(obj):
+        if prop.type == "object_property" and named(prop)[0].type == "resource_declaration":
+            yield named(prop)[0]
 
 
 def unwrap_body(node):
     """The object of a resource body, looking through `if (...)` and `[for ...: ...]`."""
     while node.type in ("for_statement", "if_statement"):
-        node = node.child_by_field_name("body") or node.named_children[-1]
+        node = node.child_by_field_name("body") or named(node)[-1]
     return node
 
 
@@ -243,9 +248,9 @@ def loop_variables(node):
     init = node.child_by_field_name("initializer")
     if init is not None:
         names.add(text(init))
-    for child in node.named_children:
+    for child in named(node):
         if child.type == "for_loop_parameters":
-            names.update(text(c) for c in child.named_children)
+            names.update(text(c) for c in named(child))
     return names
 
 
@@ -285,18 +290,18 @@ def resource_declarations(nodes, parent=None):
     for node in nodes:
         if node.type != "resource_declaration":
             continue
-        declared = string_value(node.named_children[1])
+        declared = string_value(named(node)[1])
         if declared is UNKNOWN:  # interpolated: not Bicep, and no such type
-            declared = text(node.named_children[1])
+            declared = text(named(node)[1])
         type_name, _, version = declared.partition("@")
         if parent is not None:
             type_name = f"{parent.type_name}/{type_name}"
             version = version or parent.version
         existing = any(child.type == "existing" for child in node.children)
-        resource = Resource(text(node.named_children[0]), node, type_name, version or None,
+        resource = Resource(text(named(node)[0]), node, type_name, version or None,
                             parent, existing)
         yield resource
-        body = unwrap_body(node.named_children[-1])
+        body = unwrap_body(named(node)[-1])
         if body.type == "object":
             yield from resource_declarations(nested_resources(body), resource)
 
@@ -306,27 +311,27 @@ class Declarations:
 
     def __init__(self, root):
         self.params, self.variables = {}, {}
-        for node in root.named_children:
+        for node in named(root):
             if node.type == "parameter_declaration":
-                self.params[text(node.named_children[0])] = param_kind(node)
+                self.params[text(named(node)[0])] = param_kind(node)
             elif node.type == "variable_declaration":
-                self.variables[text(node.named_children[0])] = node.named_children[-1]
-        self.resources = list(resource_declarations(root.named_children))
+                self.variables[text(named(node)[0])] = named(node)[-1]
+        self.resources = list(resource_declarations(named(root)))
         self.by_symbol = {r.symbol: r for r in self.resources}
 
 
 def param_kind(node):
     """The kind of a parameter's declared type, None when not a plain one."""
     type_node = node.child_by_field_name("type") or next(
-        (c for c in node.named_children if c.type == "type"), None)
-    if type_node is None or not type_node.named_children:
+        (c for c in named(node) if c.type == "type"), None)
+    if type_node is None or not named(type_node):
         return None
-    inner = type_node.named_children[0]
+    inner = named(type_node)[0]
     if inner.type == "primitive_type":
         return text(inner)
     if inner.type == "array_type":
         return "array"
-    if inner.type == "union_type" and all(c.type == "string" for c in inner.named_children):
+    if inner.type == "union_type" and all(c.type == "string" for c in named(inner)):
         return "string"
     return None
 
@@ -349,7 +354,7 @@ class Values:
             return [node]
         inner = None
         if node.type == "parenthesized_expression":
-            inner = node.named_children
+            inner = named(node)
         elif node.type == "ternary_expression":
             inner = [node.child_by_field_name("consequence"), node.child_by_field_name("alternative")]
         elif node.type == "binary_expression" and text(node.child_by_field_name("operator")) == "??":
@@ -462,7 +467,7 @@ class FileChecker:
         report = Report()
         where = Where(f"{resource.symbol} ({resource.full_type})", "")
         definition = self.resource_type(resource, report, where)
-        body = unwrap_body(resource.node.named_children[-1])
+        body = unwrap_body(named(resource.node)[-1])
         if body.type != "object" and not resource.existing:
             self.not_checkable(report, body, where, "body not an object literal")
         if definition is None or resource.existing or body.type != "object":
@@ -474,7 +479,7 @@ class FileChecker:
 
     def resource_type(self, resource, report, where):
         """The ResourceType of a declaration, or None after reporting why there is none."""
-        node = resource.node.named_children[1]
+        node = named(resource.node)[1]
         if resource.version is None:
             self.problem(report, node, where, "no API version (`type@apiVersion`)")
             return None
@@ -507,9 +512,9 @@ class FileChecker:
         key_node, value = names[0]
         has_parent = resource.parent is not None or any(k == "parent" for k, _, _ in properties(body))
         expected = 0 if has_parent else resource.type_name.count("/") - 1
-        literal_parts = "".join(text(c) for c in value.named_children if c.type == "string_content")
+        literal_parts = "".join(text(c) for c in named(value) if c.type == "string_content")
         slashes = literal_parts.count("/")
-        interpolated = any(c.type == "interpolation" for c in value.named_children)
+        interpolated = any(c.type == "interpolation" for c in named(value))
         if slashes > expected or (slashes < expected and not interpolated):
             self.problem(report, key_node, where.child("name"),
                          f"a name with {expected} '/' expected for {resource.type_name}"
@@ -583,7 +588,7 @@ class FileChecker:
             body = unwrap_body(node)
             self.check_value(body, item_type, where.item("*"), report)
             return
-        items = node.named_children
+        items = named(node)
         limit = type_.get("maxLength")
         if limit is not None and len(items) > limit:
             self.problem(report, node, where, f"at most {limit} items allowed, found {len(items)}")

@@ -250,6 +250,34 @@ class TypeCheckTest(unittest.TestCase):
         self.assertEqual(report.problems, [])
         self.assertEqual([p.prop for p in report.unchecked], ["properties.softDeleteRetentionInDays"])
 
+    def test_comments_are_not_values(self):
+        self.assert_one_problem("""
+        resource vault 'Microsoft.KeyVault/vaults@2024-11-01' = { // the vault
+          name: 'kv'
+          location: /* not global */ 'westeurope'
+          properties: {
+            tenantId: tenant().tenantId // the deployment's
+            sku: {
+              family: 'A'
+              name: 'standard'
+            }
+            networkAcls: {
+              ipRules: [
+                // first
+                {
+                  value: '10.0.0.0/24'
+                }
+                /* second */
+                {
+                  value: 10
+                }
+              ]
+            }
+          }
+        }
+        """, "value: 10", "vault (Microsoft.KeyVault/vaults@2024-11-01)",
+            "properties.networkAcls.ipRules[1].value", "expected string, found int 10")
+
     def test_unknown_api_version(self):
         self.assert_one_problem("""
         resource vault 'Microsoft.KeyVault/vaults@2024-12-01' = {
