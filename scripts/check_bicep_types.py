@@ -542,6 +542,9 @@ class FileChecker:
     def check_union(self, node, type_, where, report):
         """A value fits a union when it fits one member; otherwise the problems of the member
         it fits best are reported (an object), or the union is named (anything else)."""
+        if self.values.static(node).kind is None:
+            self.not_checkable(report, node, where, f"type unknown offline, {describe(type_)} expected")
+            return
         attempts = []
         for member in flatten(type_):
             attempt = Report()
