@@ -3,7 +3,7 @@
 use crate::cli::{EmulatorArgs, OutputFormat, PurgeArgs};
 use crate::engine;
 use crate::registry::{ClientOptions, RegistryClient};
-use crate::report::{RunReport, explain};
+use crate::report::RunReport;
 use crate::telemetry::{RunContext, Trigger, finish_run, run_span};
 use std::io::Write;
 use std::process::ExitCode;
@@ -94,7 +94,7 @@ fn print_kept(report: &RunReport) {
                     report.registry,
                     repo.repository,
                     tag.decision.name,
-                    explain(&tag.decision.verdict)
+                    tag.decision.verdict.explain()
                 );
             }
         }
@@ -105,7 +105,7 @@ fn print_kept(report: &RunReport) {
                     report.registry,
                     repo.repository,
                     manifest.decision.digest,
-                    explain(&manifest.decision.verdict)
+                    manifest.decision.verdict.explain()
                 );
             }
         }

@@ -5,7 +5,7 @@ use crate::cli::PurgeArgs;
 use crate::emulator::{Emulator, sample_registry};
 use crate::engine;
 use crate::registry::{ClientOptions, RegistryClient};
-use crate::report::{RepositoryReport, RunReport, explain};
+use crate::report::{RepositoryReport, RunReport};
 use anyhow::Context;
 use clap::Parser;
 
@@ -119,7 +119,7 @@ fn print_repository(repo: &RepositoryReport) {
             "  {:<7} tag       {:<24} {}",
             word(verdict),
             short(&tag.decision.name),
-            explain(verdict)
+            verdict.explain()
         );
     }
     for manifest in &repo.manifests {
@@ -134,7 +134,7 @@ fn print_repository(repo: &RepositoryReport) {
             word(verdict),
             short(&manifest.decision.digest),
             short(&tags),
-            explain(verdict)
+            verdict.explain()
         );
     }
 }
@@ -144,7 +144,7 @@ fn word(verdict: &crate::plan::Verdict) -> &'static str {
         crate::plan::Verdict::Delete { .. } => "DELETE",
         crate::plan::Verdict::Cascade { .. } => "GOES",
         crate::plan::Verdict::Keep { reason } => {
-            if crate::report::is_protection(reason) {
+            if reason.is_protection() {
                 "PROTECT"
             } else {
                 "keep"

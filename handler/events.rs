@@ -4,7 +4,7 @@
 //! event counts the rest. They are `tracing` events on target `acr_purge::deletion`, so they
 //! reach the JSON logs and, as span events, the traces.
 
-use crate::plan::{DeleteReason, Verdict};
+use crate::plan::Verdict;
 use crate::report::{Outcome, RepositoryReport};
 
 /// Deletion events per run, at most.
@@ -79,12 +79,8 @@ impl DeletionEvents {
             return;
         }
         self.emitted += 1;
-        let (rule, reason_name) = match reason {
-            DeleteReason::Matched { rule, .. } => (*rule, "matched"),
-            DeleteReason::Untagged { rule } => (*rule, "untagged"),
-            DeleteReason::SignatureOfDeleted { .. } => (0, "signatureOfDeleted"),
-            DeleteReason::OrphanReferrer { rule, .. } => (*rule, "orphanReferrer"),
-        };
+        // Rule 0: swept with another item rather than selected by a rule.
+        let rule = reason.rule().unwrap_or(0);
         tracing::event!(
             target: "acr_purge::deletion",
             tracing::Level::INFO,
@@ -93,7 +89,7 @@ impl DeletionEvents {
             purge.digest = digest,
             purge.tags = tags.join(",").as_str(),
             purge.rule = rule,
-            purge.reason = reason_name,
+            purge.reason = reason.name(),
             purge.outcome = outcome,
             "deletion"
         );

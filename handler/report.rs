@@ -1,7 +1,7 @@
 //! What a run did: the per-item decisions and outcomes, the summary, and acr purge's text
 //! lines.
 
-use crate::plan::{KeepReason, ManifestDecision, RepositoryPlan, TagDecision, Verdict};
+use crate::plan::{ManifestDecision, RepositoryPlan, TagDecision, Verdict};
 use crate::registry::StatsSnapshot;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -270,12 +270,12 @@ fn removed(dry_run: bool, verdict: &Verdict, outcome: &Option<Outcome>) -> bool 
 fn count(summary: &mut Summary, dry_run: bool, verdict: &Verdict, outcome: &Option<Outcome>) {
     match verdict {
         Verdict::Keep { reason } => {
-            let counts = if is_protection(reason) {
+            let counts = if reason.is_protection() {
                 &mut summary.protected
             } else {
                 &mut summary.kept
             };
-            *counts.entry(reason_name(reason)).or_default() += 1;
+            *counts.entry(reason.name().to_string()).or_default() += 1;
         }
         Verdict::Delete { .. } if !dry_run => match outcome {
             Some(Outcome::Failed { .. }) => summary.failed += 1,
@@ -283,83 +283,5 @@ fn count(summary: &mut Summary, dry_run: bool, verdict: &Verdict, outcome: &Opti
             _ => {}
         },
         _ => {}
-    }
-}
-
-/// The camelCase name of a keep reason, as in the JSON report.
-pub fn reason_name(reason: &KeepReason) -> String {
-    serde_json::to_value(reason)
-        .ok()
-        .and_then(|v| v.get("reason").and_then(|r| r.as_str()).map(str::to_string))
-        .unwrap_or_else(|| "unknown".to_string())
-}
-
-/// Whether a keep reason is a safety protection rather than the policy's own choice.
-pub fn is_protection(reason: &KeepReason) -> bool {
-    !matches!(
-        reason,
-        KeepReason::NotSelected
-            | KeepReason::NoFilterMatch
-            | KeepReason::TooYoung { .. }
-            | KeepReason::KeptByKeep { .. }
-            | KeepReason::Tagged { .. }
-    )
-}
-
-/// A one-line human explanation of a decision, for `--verbose` and the demo.
-pub fn explain(verdict: &Verdict) -> String {
-    use crate::plan::DeleteReason;
-    match verdict {
-        Verdict::Delete { reason } => match reason {
-            DeleteReason::Matched { rule, filter } => {
-                format!("matches filter {filter:?} of rule {rule} and is older than its cut-off")
-            }
-            DeleteReason::Untagged { rule } => {
-                format!(
-                    "untagged, older than the cut-off of rule {rule}, referenced by nothing kept"
-                )
-            }
-            DeleteReason::SignatureOfDeleted { subject } => {
-                format!("cosign signature of {subject}, which is deleted (swept with it)")
-            }
-            DeleteReason::OrphanReferrer { rule, subject } => format!(
-                "untagged referrer of {subject}, which is not in the repository; older than the cut-off of rule {rule}"
-            ),
-        },
-        Verdict::Cascade { via } => format!("removed by the registry together with {via}"),
-        Verdict::Keep { reason } => match reason {
-            KeepReason::NotSelected => "no rule selects it".to_string(),
-            KeepReason::NoFilterMatch => "matches no filter".to_string(),
-            KeepReason::TooYoung { cutoff } => format!(
-                "newer than the cut-off {}",
-                cutoff.format("%Y-%m-%dT%H:%M:%SZ")
-            ),
-            KeepReason::TimestampMissing => "no lastUpdateTime: age unknown".to_string(),
-            KeepReason::TimestampUnreadable { value } => {
-                format!("unreadable lastUpdateTime {value:?}: age unknown")
-            }
-            KeepReason::Locked => "locked (deleteEnabled/writeEnabled false)".to_string(),
-            KeepReason::KeptByKeep { rule, rank } => {
-                format!("kept by --keep of rule {rule} (most recent #{rank})")
-            }
-            KeepReason::Protected { pattern } => format!("protected by {pattern:?}"),
-            KeepReason::SignatureOfKept { subject } => {
-                format!("cosign signature of {subject}, which is kept")
-            }
-            KeepReason::SignatureManifestKept { manifest } => {
-                format!("cosign signature whose manifest {manifest} stays")
-            }
-            KeepReason::SignatureLocked { tag } => {
-                format!("its cosign signature tag {tag} is locked")
-            }
-            KeepReason::Tagged { tags } => format!("still tagged {}", tags.join(", ")),
-            KeepReason::IndexChild { parent } => format!("child of kept index {parent}"),
-            KeepReason::Referrer { subject } => format!("referrer of {subject}, which exists"),
-            KeepReason::KeptReferrer { referrer } => {
-                format!("its referrer {referrer} stays (deleting it would delete the referrer)")
-            }
-            KeepReason::NoMediaType => "no media type reported".to_string(),
-            KeepReason::BodyUnavailable => "manifest body unavailable".to_string(),
-        },
     }
 }

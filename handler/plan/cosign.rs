@@ -82,7 +82,7 @@ pub(super) fn settle(
             let has_kept_referrer = referrers.get(&signature).is_some_and(|list| {
                 list.iter().any(|r| {
                     index.get(r).is_some_and(|&i| match &manifests[i].verdict {
-                        Verdict::Keep { reason } => super::manifests::must_survive(reason),
+                        Verdict::Keep { reason } => reason.must_survive_subject(),
                         _ => false,
                     })
                 })

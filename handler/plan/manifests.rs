@@ -8,10 +8,8 @@
 //! indexes included: acr purge deletes the children of both); `--keep` keeps the rule's most
 //! recent remaining candidates. The rest is deleted, parents before their children.
 
-use super::tags::priority;
-use super::{
-    Body, DeleteReason, KeepReason, ManifestDecision, Scope, TagDecision, Verdict, timestamp,
-};
+use super::scope::timestamp;
+use super::{Body, DeleteReason, KeepReason, ManifestDecision, Scope, TagDecision, Verdict};
 use crate::registry::model::{self, ManifestAttributes};
 use chrono::{DateTime, Utc};
 use std::collections::{HashMap, HashSet};
@@ -42,17 +40,18 @@ pub(super) fn candidates(
         if has_remaining_tags(manifest, deleted_tags) {
             continue;
         }
-        let Ok(time) = timestamp(manifest.last_update_time.as_deref()) else {
-            continue;
-        };
+        let time = timestamp(manifest.last_update_time.as_deref());
         let locked = manifest.changeable_attributes.is_locked();
         let rules: Vec<usize> = scope
             .rules
             .iter()
             .enumerate()
-            .filter(|(_, r)| r.manifests && time < r.cutoff && (!locked || r.include_locked))
+            .filter(|(_, r)| r.manifests && r.eligibility(&time, locked).is_ok())
             .map(|(i, _)| i)
             .collect();
+        let Ok(time) = time else {
+            continue;
+        };
         if !rules.is_empty() {
             found.insert(
                 digest.clone(),
@@ -222,15 +221,9 @@ fn keep_reason(
     let locked = manifest.changeable_attributes.is_locked();
     let mut best = KeepReason::NotSelected;
     for rule in scope.rules.iter().filter(|r| r.manifests) {
-        let reason = match &time {
-            Err(reason) => reason.clone(),
-            Ok(t) if *t >= rule.cutoff => KeepReason::TooYoung {
-                cutoff: rule.cutoff,
-            },
-            Ok(_) if locked && !rule.include_locked => KeepReason::Locked,
-            Ok(_) => continue,
-        };
-        if priority(&reason) > priority(&best) {
+        if let Err(reason) = rule.eligibility(&time, locked)
+            && reason.closeness() > best.closeness()
+        {
             best = reason;
         }
     }
@@ -265,7 +258,7 @@ fn protect_children(
             };
             let weak = match state {
                 State::Candidate(_) => true,
-                State::Keep(reason) => !must_survive(reason),
+                State::Keep(reason) => !reason.must_survive_subject(),
             };
             if weak {
                 *state = State::Keep(KeepReason::IndexChild {
@@ -291,7 +284,7 @@ fn keep_subjects_of_kept_referrers(
             .filter(|(_, s)| matches!(s, State::Candidate(_)))
             .filter_map(|(subject, _)| {
                 let referrer = referrers.get(subject)?.iter().find(
-                    |r| matches!(states.get(*r), Some(State::Keep(reason)) if must_survive(reason)),
+                    |r| matches!(states.get(*r), Some(State::Keep(reason)) if reason.must_survive_subject()),
                 )?;
                 Some((subject.clone(), referrer.clone()))
             })
@@ -310,19 +303,6 @@ fn keep_subjects_of_kept_referrers(
         kept.sort();
         protect_children(states, bodies, kept);
     }
-}
-
-/// Whether a kept referrer must survive its subject's deletion: anything but a referrer
-/// kept only for being one, or for its age.
-pub(super) fn must_survive(reason: &KeepReason) -> bool {
-    !matches!(
-        reason,
-        KeepReason::Referrer { .. }
-            | KeepReason::TooYoung { .. }
-            | KeepReason::TimestampMissing
-            | KeepReason::TimestampUnreadable { .. }
-            | KeepReason::NotSelected
-    )
 }
 
 /// Applies each rule's `--keep` to its remaining candidates (newest first, digest as the

@@ -7,7 +7,8 @@
 //! of a manifest in the repository wait for that manifest's fate.
 
 use super::cosign::cosign_subject;
-use super::{DeleteReason, KeepReason, Scope, TagDecision, Verdict, timestamp};
+use super::scope::timestamp;
+use super::{DeleteReason, KeepReason, Scope, TagDecision, Verdict};
 use crate::policy::MatchError;
 use crate::registry::model::TagAttributes;
 use std::collections::HashSet;
@@ -75,13 +76,9 @@ fn evaluate(
         };
         let reason = match matcher.first_match(&tag.name)? {
             None => KeepReason::NoFilterMatch,
-            Some(filter) => match &time {
-                Err(reason) => reason.clone(),
-                Ok(t) if *t >= rule.cutoff => KeepReason::TooYoung {
-                    cutoff: rule.cutoff,
-                },
-                Ok(_) if locked && !rule.include_locked => KeepReason::Locked,
-                Ok(_) => {
+            Some(filter) => match rule.eligibility(&time, locked) {
+                Err(reason) => reason,
+                Ok(()) => {
                     ranks[i] += 1;
                     if ranks[i] <= rule.keep {
                         KeepReason::KeptByKeep {
@@ -103,7 +100,7 @@ fn evaluate(
                 }
             },
         };
-        if priority(&reason) > priority(&keep) {
+        if reason.closeness() > keep.closeness() {
             keep = reason;
         }
     }
@@ -111,17 +108,4 @@ fn evaluate(
         Some((reason, unlock)) => (Verdict::Delete { reason }, unlock),
         None => (Verdict::keep(keep), false),
     })
-}
-
-/// Orders keep reasons by how close the item came to deletion.
-pub(super) fn priority(reason: &KeepReason) -> u8 {
-    match reason {
-        KeepReason::NotSelected => 0,
-        KeepReason::NoFilterMatch => 1,
-        KeepReason::TooYoung { .. } => 2,
-        KeepReason::Locked => 3,
-        KeepReason::TimestampMissing | KeepReason::TimestampUnreadable { .. } => 4,
-        KeepReason::KeptByKeep { .. } => 5,
-        _ => 6,
-    }
 }

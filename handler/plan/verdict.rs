@@ -1,0 +1,485 @@
+//! Verdicts and their reasons, and every question about a reason: its name, whether it is a
+//! safety protection, whether it survives its subject's deletion, how close it came to
+//! deletion, and how it reads to a person. Each question is one exhaustive `match` with no
+//! wildcard, so a new reason does not compile until someone has decided what it means for
+//! safety.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+/// The fate of one tag or manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "decision", rename_all = "camelCase")]
+pub enum Verdict {
+    /// This run deletes it.
+    Delete {
+        /// Why.
+        #[serde(flatten)]
+        reason: DeleteReason,
+    },
+    /// This run keeps it.
+    Keep {
+        /// Why.
+        #[serde(flatten)]
+        reason: KeepReason,
+    },
+    /// It goes away as a consequence of deleting something else (a tag on a deleted
+    /// manifest; a referrer that the registry deletes with its subject).
+    Cascade {
+        /// The manifest whose deletion removes it.
+        via: String,
+    },
+}
+
+impl Verdict {
+    /// Whether this run sends a delete request for the item.
+    pub fn is_delete(&self) -> bool {
+        matches!(self, Verdict::Delete { .. })
+    }
+
+    /// Whether the item is gone after the run (deleted or cascaded).
+    pub fn is_removed(&self) -> bool {
+        !matches!(self, Verdict::Keep { .. })
+    }
+
+    pub(super) fn keep(reason: KeepReason) -> Verdict {
+        Verdict::Keep { reason }
+    }
+}
+
+/// Why an item is deleted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(
+    tag = "reason",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
+pub enum DeleteReason {
+    /// A tag matched a rule's filter, is older than its cut-off, and is not among its `--keep`.
+    Matched {
+        /// The rule (1-based).
+        rule: usize,
+        /// The filter that matched.
+        filter: String,
+    },
+    /// A manifest has no tag left, is older than the cut-off and nothing references it.
+    Untagged {
+        /// The rule (1-based).
+        rule: usize,
+    },
+    /// A cosign-style signature (`sha256-<hex>.sig` tag) of a manifest this run deletes:
+    /// swept with it even when no filter matches the signature or it is younger than the
+    /// cut-off.
+    SignatureOfDeleted {
+        /// The signed manifest.
+        subject: String,
+    },
+    /// An untagged referrer (signature, SBOM, attestation) whose subject is not in the
+    /// repository, older than the rule's cut-off: swept as untagged (acr purge never
+    /// deletes referrers); it never takes a `--keep` slot.
+    OrphanReferrer {
+        /// The rule (1-based).
+        rule: usize,
+        /// The absent subject.
+        subject: String,
+    },
+}
+
+/// Why an item is kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(
+    tag = "reason",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
+pub enum KeepReason {
+    /// No rule covers the item.
+    NotSelected,
+    /// The tag matches no filter.
+    NoFilterMatch,
+    /// Newer than the cut-off.
+    TooYoung {
+        /// The cut-off the item had to be older than.
+        cutoff: DateTime<Utc>,
+    },
+    /// The timestamp is missing, so the age is unknown.
+    TimestampMissing,
+    /// The timestamp cannot be parsed, so the age is unknown.
+    TimestampUnreadable {
+        /// The value as received.
+        value: String,
+    },
+    /// Locked (`deleteEnabled` or `writeEnabled` false) and `--include-locked` not given.
+    Locked,
+    /// Among the `--keep` most recent eligible items.
+    KeptByKeep {
+        /// The rule (1-based).
+        rule: usize,
+        /// 1 for the most recent.
+        rank: usize,
+    },
+    /// The tag matches a `protect` pattern.
+    Protected {
+        /// The pattern.
+        pattern: String,
+    },
+    /// A cosign-style signature tag of a manifest that stays.
+    SignatureOfKept {
+        /// The signed manifest.
+        subject: String,
+    },
+    /// A cosign-style signature tag whose own manifest stays (locked, referenced, or
+    /// tagged otherwise) although the signed manifest is deleted.
+    SignatureManifestKept {
+        /// The signature's manifest.
+        manifest: String,
+    },
+    /// A cosign-style signature tag of this manifest is locked: the tag is never deleted
+    /// (not even with its manifest), so the manifest it signs stays too.
+    SignatureLocked {
+        /// The locked signature tag.
+        tag: String,
+    },
+    /// The manifest still has tags after this run.
+    Tagged {
+        /// The tags it keeps.
+        tags: Vec<String>,
+    },
+    /// A child of an index that stays.
+    IndexChild {
+        /// The index.
+        parent: String,
+    },
+    /// A referrer (signature, SBOM, attestation) of a manifest that stays.
+    Referrer {
+        /// The manifest it refers to.
+        subject: String,
+    },
+    /// A referrer of this manifest must stay, and deleting a manifest deletes its referrers.
+    KeptReferrer {
+        /// The referrer that stays.
+        referrer: String,
+    },
+    /// The listing reports no media type, so its kind is unknown (as acr purge).
+    NoMediaType,
+    /// The manifest body could not be read (404), so its references are unknown.
+    BodyUnavailable,
+}
+
+impl DeleteReason {
+    /// The camelCase name, as in the JSON report (`matched`, `untagged`, …).
+    pub fn name(&self) -> &'static str {
+        match self {
+            DeleteReason::Matched { .. } => "matched",
+            DeleteReason::Untagged { .. } => "untagged",
+            DeleteReason::SignatureOfDeleted { .. } => "signatureOfDeleted",
+            DeleteReason::OrphanReferrer { .. } => "orphanReferrer",
+        }
+    }
+
+    /// The rule that deletes the item (1-based), or `None` when it is swept with another
+    /// item rather than selected by a rule.
+    pub fn rule(&self) -> Option<usize> {
+        match self {
+            DeleteReason::Matched { rule, .. }
+            | DeleteReason::Untagged { rule }
+            | DeleteReason::OrphanReferrer { rule, .. } => Some(*rule),
+            DeleteReason::SignatureOfDeleted { .. } => None,
+        }
+    }
+
+    /// A one-line human explanation.
+    pub fn explain(&self) -> String {
+        match self {
+            DeleteReason::Matched { rule, filter } => {
+                format!("matches filter {filter:?} of rule {rule} and is older than its cut-off")
+            }
+            DeleteReason::Untagged { rule } => {
+                format!(
+                    "untagged, older than the cut-off of rule {rule}, referenced by nothing kept"
+                )
+            }
+            DeleteReason::SignatureOfDeleted { subject } => {
+                format!("cosign signature of {subject}, which is deleted (swept with it)")
+            }
+            DeleteReason::OrphanReferrer { rule, subject } => format!(
+                "untagged referrer of {subject}, which is not in the repository; older than the cut-off of rule {rule}"
+            ),
+        }
+    }
+}
+
+impl KeepReason {
+    /// The camelCase name, as in the JSON report and the summary's counts.
+    pub fn name(&self) -> &'static str {
+        match self {
+            KeepReason::NotSelected => "notSelected",
+            KeepReason::NoFilterMatch => "noFilterMatch",
+            KeepReason::TooYoung { .. } => "tooYoung",
+            KeepReason::TimestampMissing => "timestampMissing",
+            KeepReason::TimestampUnreadable { .. } => "timestampUnreadable",
+            KeepReason::Locked => "locked",
+            KeepReason::KeptByKeep { .. } => "keptByKeep",
+            KeepReason::Protected { .. } => "protected",
+            KeepReason::SignatureOfKept { .. } => "signatureOfKept",
+            KeepReason::SignatureManifestKept { .. } => "signatureManifestKept",
+            KeepReason::SignatureLocked { .. } => "signatureLocked",
+            KeepReason::Tagged { .. } => "tagged",
+            KeepReason::IndexChild { .. } => "indexChild",
+            KeepReason::Referrer { .. } => "referrer",
+            KeepReason::KeptReferrer { .. } => "keptReferrer",
+            KeepReason::NoMediaType => "noMediaType",
+            KeepReason::BodyUnavailable => "bodyUnavailable",
+        }
+    }
+
+    /// Whether the item is kept for safety rather than by the policy's own choice (the
+    /// summary counts the two apart).
+    pub fn is_protection(&self) -> bool {
+        match self {
+            KeepReason::NotSelected
+            | KeepReason::NoFilterMatch
+            | KeepReason::TooYoung { .. }
+            | KeepReason::KeptByKeep { .. }
+            | KeepReason::Tagged { .. } => false,
+            KeepReason::TimestampMissing
+            | KeepReason::TimestampUnreadable { .. }
+            | KeepReason::Locked
+            | KeepReason::Protected { .. }
+            | KeepReason::SignatureOfKept { .. }
+            | KeepReason::SignatureManifestKept { .. }
+            | KeepReason::SignatureLocked { .. }
+            | KeepReason::IndexChild { .. }
+            | KeepReason::Referrer { .. }
+            | KeepReason::KeptReferrer { .. }
+            | KeepReason::NoMediaType
+            | KeepReason::BodyUnavailable => true,
+        }
+    }
+
+    /// Whether a referrer kept for this reason must survive its subject's deletion (which
+    /// would delete it too), so that its subject must stay: anything but a referrer kept
+    /// only for being one, or for its age, or because no rule looked at it.
+    pub fn must_survive_subject(&self) -> bool {
+        match self {
+            KeepReason::Referrer { .. }
+            | KeepReason::TooYoung { .. }
+            | KeepReason::TimestampMissing
+            | KeepReason::TimestampUnreadable { .. }
+            | KeepReason::NotSelected => false,
+            KeepReason::NoFilterMatch
+            | KeepReason::Locked
+            | KeepReason::KeptByKeep { .. }
+            | KeepReason::Protected { .. }
+            | KeepReason::SignatureOfKept { .. }
+            | KeepReason::SignatureManifestKept { .. }
+            | KeepReason::SignatureLocked { .. }
+            | KeepReason::Tagged { .. }
+            | KeepReason::IndexChild { .. }
+            | KeepReason::KeptReferrer { .. }
+            | KeepReason::NoMediaType
+            | KeepReason::BodyUnavailable => true,
+        }
+    }
+
+    /// How close the item came to deletion, to report the most telling of several rules'
+    /// reasons (higher is closer).
+    pub fn closeness(&self) -> u8 {
+        match self {
+            KeepReason::NotSelected => 0,
+            KeepReason::NoFilterMatch => 1,
+            KeepReason::TooYoung { .. } => 2,
+            KeepReason::Locked => 3,
+            KeepReason::TimestampMissing | KeepReason::TimestampUnreadable { .. } => 4,
+            KeepReason::KeptByKeep { .. } => 5,
+            KeepReason::Protected { .. }
+            | KeepReason::SignatureOfKept { .. }
+            | KeepReason::SignatureManifestKept { .. }
+            | KeepReason::SignatureLocked { .. }
+            | KeepReason::Tagged { .. }
+            | KeepReason::IndexChild { .. }
+            | KeepReason::Referrer { .. }
+            | KeepReason::KeptReferrer { .. }
+            | KeepReason::NoMediaType
+            | KeepReason::BodyUnavailable => 6,
+        }
+    }
+
+    /// A one-line human explanation.
+    pub fn explain(&self) -> String {
+        match self {
+            KeepReason::NotSelected => "no rule selects it".to_string(),
+            KeepReason::NoFilterMatch => "matches no filter".to_string(),
+            KeepReason::TooYoung { cutoff } => format!(
+                "newer than the cut-off {}",
+                cutoff.format("%Y-%m-%dT%H:%M:%SZ")
+            ),
+            KeepReason::TimestampMissing => "no lastUpdateTime: age unknown".to_string(),
+            KeepReason::TimestampUnreadable { value } => {
+                format!("unreadable lastUpdateTime {value:?}: age unknown")
+            }
+            KeepReason::Locked => "locked (deleteEnabled/writeEnabled false)".to_string(),
+            KeepReason::KeptByKeep { rule, rank } => {
+                format!("kept by --keep of rule {rule} (most recent #{rank})")
+            }
+            KeepReason::Protected { pattern } => format!("protected by {pattern:?}"),
+            KeepReason::SignatureOfKept { subject } => {
+                format!("cosign signature of {subject}, which is kept")
+            }
+            KeepReason::SignatureManifestKept { manifest } => {
+                format!("cosign signature whose manifest {manifest} stays")
+            }
+            KeepReason::SignatureLocked { tag } => {
+                format!("its cosign signature tag {tag} is locked")
+            }
+            KeepReason::Tagged { tags } => format!("still tagged {}", tags.join(", ")),
+            KeepReason::IndexChild { parent } => format!("child of kept index {parent}"),
+            KeepReason::Referrer { subject } => format!("referrer of {subject}, which exists"),
+            KeepReason::KeptReferrer { referrer } => {
+                format!("its referrer {referrer} stays (deleting it would delete the referrer)")
+            }
+            KeepReason::NoMediaType => "no media type reported".to_string(),
+            KeepReason::BodyUnavailable => "manifest body unavailable".to_string(),
+        }
+    }
+}
+
+impl Verdict {
+    /// A one-line human explanation, for `--verbose` and the demo.
+    pub fn explain(&self) -> String {
+        match self {
+            Verdict::Delete { reason } => reason.explain(),
+            Verdict::Cascade { via } => format!("removed by the registry together with {via}"),
+            Verdict::Keep { reason } => reason.explain(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serde_name(value: impl Serialize) -> String {
+        serde_json::to_value(value).unwrap()["reason"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// One value of every variant: adding a variant without adding it here fails to
+    /// compile in the matches above, and this list is checked against them.
+    fn every_keep_reason() -> Vec<KeepReason> {
+        let t = || "x".to_string();
+        vec![
+            KeepReason::NotSelected,
+            KeepReason::NoFilterMatch,
+            KeepReason::TooYoung { cutoff: Utc::now() },
+            KeepReason::TimestampMissing,
+            KeepReason::TimestampUnreadable { value: t() },
+            KeepReason::Locked,
+            KeepReason::KeptByKeep { rule: 1, rank: 1 },
+            KeepReason::Protected { pattern: t() },
+            KeepReason::SignatureOfKept { subject: t() },
+            KeepReason::SignatureManifestKept { manifest: t() },
+            KeepReason::SignatureLocked { tag: t() },
+            KeepReason::Tagged { tags: vec![t()] },
+            KeepReason::IndexChild { parent: t() },
+            KeepReason::Referrer { subject: t() },
+            KeepReason::KeptReferrer { referrer: t() },
+            KeepReason::NoMediaType,
+            KeepReason::BodyUnavailable,
+        ]
+    }
+
+    fn every_delete_reason() -> Vec<DeleteReason> {
+        vec![
+            DeleteReason::Matched {
+                rule: 1,
+                filter: "r:.*".to_string(),
+            },
+            DeleteReason::Untagged { rule: 1 },
+            DeleteReason::SignatureOfDeleted {
+                subject: "s".to_string(),
+            },
+            DeleteReason::OrphanReferrer {
+                rule: 1,
+                subject: "s".to_string(),
+            },
+        ]
+    }
+
+    #[test]
+    fn every_name_is_its_serde_tag_and_unique() {
+        let keep = every_keep_reason();
+        let mut names: Vec<&str> = keep.iter().map(KeepReason::name).collect();
+        for reason in &keep {
+            assert_eq!(reason.name(), serde_name(reason));
+        }
+        let delete = every_delete_reason();
+        for reason in &delete {
+            assert_eq!(reason.name(), serde_name(reason));
+        }
+        names.extend(delete.iter().map(DeleteReason::name));
+        let count = names.len();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), count, "names are unique");
+    }
+
+    #[test]
+    fn the_policy_own_choices_are_not_protections() {
+        let policy: Vec<&str> = every_keep_reason()
+            .iter()
+            .filter(|r| !r.is_protection())
+            .map(KeepReason::name)
+            .collect();
+        assert_eq!(
+            policy,
+            [
+                "notSelected",
+                "noFilterMatch",
+                "tooYoung",
+                "keptByKeep",
+                "tagged"
+            ]
+        );
+    }
+
+    #[test]
+    fn only_weak_referrers_may_go_with_their_subject() {
+        let weak: Vec<&str> = every_keep_reason()
+            .iter()
+            .filter(|r| !r.must_survive_subject())
+            .map(KeepReason::name)
+            .collect();
+        assert_eq!(
+            weak,
+            [
+                "notSelected",
+                "tooYoung",
+                "timestampMissing",
+                "timestampUnreadable",
+                "referrer"
+            ]
+        );
+    }
+
+    #[test]
+    fn keep_and_lock_reasons_are_closer_to_deletion_than_age() {
+        let c = |r: KeepReason| r.closeness();
+        assert!(c(KeepReason::NotSelected) < c(KeepReason::NoFilterMatch));
+        assert!(c(KeepReason::NoFilterMatch) < c(KeepReason::TooYoung { cutoff: Utc::now() }));
+        assert!(c(KeepReason::TooYoung { cutoff: Utc::now() }) < c(KeepReason::Locked));
+        assert!(c(KeepReason::Locked) < c(KeepReason::TimestampMissing));
+        assert!(c(KeepReason::TimestampMissing) < c(KeepReason::KeptByKeep { rule: 1, rank: 1 }));
+    }
+
+    #[test]
+    fn only_rules_select_what_they_delete() {
+        let rules: Vec<Option<usize>> = every_delete_reason()
+            .iter()
+            .map(DeleteReason::rule)
+            .collect();
+        assert_eq!(rules, [Some(1), Some(1), None, Some(1)]);
+    }
+}
