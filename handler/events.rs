@@ -88,7 +88,7 @@ impl DeletionEvents {
             purge.kind = kind,
             purge.digest = digest,
             purge.tags = tags.join(",").as_str(),
-            purge.rule = rule,
+            purge.rule = crate::telemetry::int(rule),
             purge.reason = reason.name(),
             purge.outcome = outcome,
             "deletion"
@@ -101,8 +101,8 @@ impl DeletionEvents {
             tracing::event!(
                 target: "acr_purge::deletion",
                 tracing::Level::INFO,
-                purge.suppressed = self.suppressed as u64,
-                purge.cap = self.cap as u64,
+                purge.suppressed = crate::telemetry::int(self.suppressed),
+                purge.cap = crate::telemetry::int(self.cap),
                 "{} more deletions not itemised (cap {} per run; the report lists them all)",
                 self.suppressed,
                 self.cap

@@ -10,7 +10,7 @@ use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use support::appinsights::Ingestion;
 use support::host::Handler;
 use support::identity::{ENTRA_TOKEN, IdentityEndpoint};
-use support::otlp::{Receiver, attribute};
+use support::otlp::{Receiver, attribute, int_attribute};
 use support::purge::{Registry, handler_with_env, tagged};
 
 const POLICY: &str = r#"{"rules":[{"filter":"app:^v","ago":"7d","untagged":true}]}"#;
@@ -55,10 +55,12 @@ async fn timer_run_spans_reach_otlp_before_the_answer() {
     assert_eq!(attr("cloud.provider").as_deref(), Some("azure"));
     assert_eq!(attr("purge.registry"), Some(registry.running.host()));
     assert_eq!(attr("purge.dry_run").as_deref(), Some("false"));
-    assert_eq!(attr("purge.tags_deleted").as_deref(), Some("2"));
-    assert_eq!(attr("purge.manifests_deleted").as_deref(), Some("3"));
-    assert_eq!(attr("purge.failed").as_deref(), Some("0"));
-    assert_eq!(attr("purge.throttled").as_deref(), Some("0"));
+    // Counts are integers, not strings.
+    let int = |key: &str| int_attribute(&root.attributes, key);
+    assert_eq!(int("purge.tags_deleted"), Some(2));
+    assert_eq!(int("purge.manifests_deleted"), Some(3));
+    assert_eq!(int("purge.failed"), Some(0));
+    assert_eq!(int("purge.throttled"), Some(0));
     assert_eq!(root.status.as_ref().map(|s| s.code), Some(1), "status OK");
 
     // Children: one plan and one purge span per repository, under the root.
@@ -124,7 +126,7 @@ async fn timer_run_spans_reach_otlp_before_the_answer() {
             .unwrap()
             .starts_with("sha256:")
     );
-    assert_eq!(attribute(first, "purge.rule").as_deref(), Some("1"));
+    assert_eq!(int_attribute(first, "purge.rule"), Some(1));
     // acr purge's text lines are logs, not span events.
     assert!(
         !spans
@@ -279,8 +281,8 @@ async fn deletion_events_are_capped_per_run() {
         .find(|e| attribute(&e.attributes, "purge.suppressed").is_some())
         .expect("a summary event");
     assert_eq!(
-        attribute(&summary.attributes, "purge.suppressed").as_deref(),
-        Some("100")
+        int_attribute(&summary.attributes, "purge.suppressed"),
+        Some(100)
     );
 }
 

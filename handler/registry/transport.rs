@@ -179,7 +179,7 @@ impl Transport {
         match &result {
             Ok(response) => {
                 let status = response.status().as_u16();
-                span.record("http.response.status_code", status);
+                span.record("http.response.status_code", i64::from(status));
                 if status >= 500 {
                     span.record("otel.status_code", "error");
                 }
@@ -250,8 +250,9 @@ impl Transport {
                 self.stats.retries.fetch_add(1, Ordering::Relaxed);
             }
             let current = tracing::Span::current();
-            current.record("purge.retries", failures + throttles);
-            current.record("purge.throttled", throttles);
+            // As i64: the OpenTelemetry layer exports u64 fields as strings.
+            current.record("purge.retries", i64::from(failures + throttles));
+            current.record("purge.throttled", i64::from(throttles));
             tokio::time::sleep(delay).await;
         }
     }

@@ -12,6 +12,12 @@ mod run;
 
 pub use run::{RunContext, Trigger, finish_run, run_span};
 
+/// A count as a span or event attribute. The OpenTelemetry layer exports `u64` and `usize`
+/// fields as strings, `i64` as integers; counts beyond `i64::MAX` saturate.
+pub fn int(count: impl TryInto<i64>) -> i64 {
+    count.try_into().unwrap_or(i64::MAX)
+}
+
 use exporters::{ExportClient, ExportConfig};
 use opentelemetry::KeyValue;
 use opentelemetry::trace::TracerProvider as _;

@@ -85,11 +85,11 @@ pub fn run_span(context: &RunContext) -> tracing::Span {
 pub fn finish_run(span: &tracing::Span, context: &RunContext, report: &RunReport) {
     let s = &report.summary;
     let protected: u64 = s.protected.values().sum();
-    span.record("purge.tags_deleted", s.tags_deleted);
-    span.record("purge.manifests_deleted", s.manifests_deleted);
-    span.record("purge.protected", protected);
-    span.record("purge.failed", s.failed);
-    span.record("purge.throttled", s.requests.throttled);
+    span.record("purge.tags_deleted", super::int(s.tags_deleted));
+    span.record("purge.manifests_deleted", super::int(s.manifests_deleted));
+    span.record("purge.protected", super::int(protected));
+    span.record("purge.failed", super::int(s.failed));
+    span.record("purge.throttled", super::int(s.requests.throttled));
     match &report.error {
         None => {
             span.record("otel.status_code", "ok");

@@ -126,6 +126,20 @@ pub fn attribute(attributes: &[KeyValue], key: &str) -> Option<String> {
         .map(text)
 }
 
+/// The value of attribute `key` when it is exported as an integer (`None` for a string).
+pub fn int_attribute(attributes: &[KeyValue], key: &str) -> Option<i64> {
+    match attributes
+        .iter()
+        .find(|kv| kv.key == key)?
+        .value
+        .as_ref()?
+        .value
+    {
+        Some(any_value::Value::IntValue(i)) => Some(i),
+        _ => None,
+    }
+}
+
 fn text(value: &AnyValue) -> String {
     match &value.value {
         Some(any_value::Value::StringValue(s)) => s.clone(),
