@@ -5,7 +5,6 @@
 //!    at several `--concurrency` values: wall time, requests sent, items deleted per second.
 
 use acr_purge::emulator::{Emulator, ManifestSeed, RepoSeed, Seed, TagSeed};
-use acr_purge::engine::{self, RunOptions};
 use acr_purge::plan::{Body, Draft, Scope};
 use acr_purge::policy::{Ago, Filter, Policy, Rule};
 use acr_purge::registry::model::{
@@ -13,6 +12,7 @@ use acr_purge::registry::model::{
     TagAttributes,
 };
 use acr_purge::registry::{ClientOptions, Endpoint, RegistryClient};
+use acr_purge::run::{self, RunOptions};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -152,7 +152,7 @@ async fn bench_run(
         ..RunOptions::default()
     };
     let started = Instant::now();
-    let report = engine::run(&client, &policy(true), &run_options, &mut |_| {}).await;
+    let report = run::run(&client, &policy(true), &run_options, &mut |_| {}).await;
     let elapsed = started.elapsed().as_secs_f64();
     assert!(report.error.is_none(), "{:?}", report.error);
     let s = &report.summary;

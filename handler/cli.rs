@@ -1,9 +1,9 @@
 //! The command line: `handler purge` (acr purge's flags, verbatim), `handler demo`,
 //! `handler emulator`.
 
-use crate::engine::RunOptions;
 use crate::policy::{Ago, Filter, Policy, Rule};
 use crate::registry::{Credentials, Endpoint};
+use crate::run::RunOptions;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// The largest `--concurrency` (ACR's recommended maximum of parallel deletes).

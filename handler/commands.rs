@@ -1,9 +1,9 @@
 //! The subcommands' bodies: thin glue between the command line and the engine.
 
 use crate::cli::{EmulatorArgs, OutputFormat, PurgeArgs};
-use crate::engine;
 use crate::registry::{ClientOptions, RegistryClient};
 use crate::report::RunReport;
+use crate::run;
 use crate::telemetry::{RunContext, Trigger, finish_run, run_span};
 use std::io::Write;
 use std::process::ExitCode;
@@ -52,7 +52,7 @@ pub async fn purge(args: PurgeArgs) -> ExitCode {
         parent: None,
     };
     let span = run_span(&context);
-    let report = engine::run(&client, &request.policy, &request.options, &mut print)
+    let report = run::run(&client, &request.policy, &request.options, &mut print)
         .instrument(span.clone())
         .await;
     finish_run(&span, &context, &report);

@@ -3,9 +3,9 @@
 
 use crate::cli::PurgeArgs;
 use crate::emulator::{Emulator, sample_registry};
-use crate::engine;
 use crate::registry::{ClientOptions, RegistryClient};
 use crate::report::{RepositoryReport, RunReport};
+use crate::run;
 use anyhow::Context;
 use clap::Parser;
 
@@ -56,12 +56,12 @@ pub async fn run() -> anyhow::Result<()> {
 
     println!("== 1. Dry run: every tag and manifest, with the reason for its fate ==\n");
     request.options.dry_run = true;
-    let plan = engine::run(&client, &request.policy, &request.options, &mut |_| {}).await;
+    let plan = run::run(&client, &request.policy, &request.options, &mut |_| {}).await;
     print_plan(&plan);
 
     println!("\n== 2. The purge (acr purge's output) ==\n");
     request.options.dry_run = false;
-    let done = engine::run(&client, &request.policy, &request.options, &mut |line| {
+    let done = run::run(&client, &request.policy, &request.options, &mut |line| {
         println!("{line}")
     })
     .await;

@@ -3,10 +3,11 @@
 
 use super::config::Config;
 use crate::commands::abac_batch_size;
-use crate::engine::{self, RunOptions, StopSignal};
 use crate::plan::Scope;
 use crate::registry::{ClientOptions, RegistryClient};
-use crate::report::RunReport;
+use crate::report::text::Line;
+use crate::report::{RunError, RunReport};
+use crate::run::{self, RunOptions, StopSignal};
 use crate::telemetry::{RunContext, finish_run, run_span};
 use tracing::Instrument;
 
@@ -64,10 +65,11 @@ async fn run_in_span(
     {
         Ok(client) => client,
         Err(error) => {
-            let line = format!("Failed to complete purge: {error}");
+            let error = RunError::Connect(error);
+            let line = Line::FailedToComplete(&error.to_string()).to_string();
             tracing::error!("{line}");
             return Finished {
-                report: RunReport::failed(config.registry.host(), dry_run, error.to_string()),
+                report: RunReport::failed(config.registry.host(), dry_run, error),
                 lines: vec![line],
             };
         }
@@ -80,7 +82,7 @@ async fn run_in_span(
         ..RunOptions::default()
     };
     let mut lines = Vec::new();
-    let report = engine::run(&client, &config.policy.policy, &options, &mut |line| {
+    let report = run::run(&client, &config.policy.policy, &options, &mut |line| {
         tracing::info!(target: crate::telemetry::OUTPUT_TARGET, "{line}");
         lines.push(line);
     })

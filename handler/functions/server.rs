@@ -8,7 +8,7 @@ use super::runner::{self, Finished};
 use super::runs::Runs;
 use super::secret::WebhookSecret;
 use super::webhook::{self, MAX_BODY, Request};
-use crate::engine::StopSignal;
+use crate::run::StopSignal;
 use crate::telemetry::{self, RunContext, Trigger};
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};

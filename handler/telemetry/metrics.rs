@@ -69,7 +69,7 @@ pub fn record(report: &RunReport, seconds: f64, context: &RunContext) {
         m.protected.add(*count, &with("reason", reason.clone()));
     }
     m.throttled.add(s.requests.throttled, &common);
-    let run_failed = u64::from(report.error.is_some() && s.failed == 0);
+    let run_failed = report.error.as_ref().map_or(0, |e| e.run_failures());
     m.failures.add(s.failed + run_failed, &common);
     m.duration.record(
         seconds,

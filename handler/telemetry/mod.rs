@@ -117,7 +117,7 @@ fn build_providers(config: &ExportConfig) -> (Providers, Vec<String>) {
         .build();
     let mut problems = Vec::new();
     // Room for every itemised deletion event of a run on one span (the default is 128).
-    let max_events = crate::events::MAX_DELETION_EVENTS as u32 + 16;
+    let max_events = crate::run::audit::MAX_DELETION_EVENTS as u32 + 16;
     let mut tracer = SdkTracerProvider::builder()
         .with_resource(resource.clone())
         .with_max_events_per_span(max_events);

@@ -96,7 +96,7 @@ pub fn finish_run(span: &tracing::Span, context: &RunContext, report: &RunReport
         }
         Some(error) => {
             span.record("otel.status_code", "error");
-            span.record("otel.status_description", error.as_str());
+            span.record("otel.status_description", error.to_string());
         }
     }
     let seconds = (report.finished_at - report.started_at)

@@ -3,32 +3,10 @@
 //! deleted and the plan sees the whole graph.
 
 use crate::plan::{Body, Draft, RepositoryPlan, Scope, cosign_subject};
-use crate::policy::MatchError;
 use crate::registry::{RegistryClient, RegistryError};
+use crate::report::PlanError;
 use futures::{StreamExt, TryStreamExt};
 use std::collections::HashMap;
-
-/// Why a repository could not be planned.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum PlanError {
-    /// A registry request failed.
-    #[error(transparent)]
-    Registry(#[from] RegistryError),
-    /// A filter could not be evaluated (backtrack budget exhausted).
-    #[error(transparent)]
-    Match(#[from] MatchError),
-}
-
-impl PlanError {
-    /// Whether the error must stop the whole run (permissions, a registry that stopped
-    /// answering, bad filters) rather than just this repository.
-    pub fn is_fatal(&self) -> bool {
-        match self {
-            PlanError::Registry(e) => e.stops_run(),
-            PlanError::Match(_) => true,
-        }
-    }
-}
 
 /// Lists `repository` and plans it. `Ok(None)` when the repository does not exist.
 pub async fn plan_repository(

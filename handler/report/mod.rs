@@ -1,11 +1,19 @@
-//! What a run did: the per-item decisions and outcomes, the summary, and acr purge's text
-//! lines.
+//! What a run did: the JSON contract read by the command line, the Functions handler and
+//! telemetry. Per repository every tag and manifest with its decision and, in a real run,
+//! its outcome; the summary; and why the run failed, as a [`RunError`]. acr purge's text
+//! lines are in [`text`].
+
+mod error;
+pub mod text;
+
+pub use error::{ListingFailure, PlanError, Problem, Progress, RunError};
 
 use crate::plan::{ManifestDecision, RepositoryPlan, TagDecision, Verdict};
 use crate::registry::StatsSnapshot;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::collections::BTreeMap;
+use text::{ItemName, Kind, Line, Reference};
 
 /// How one deletion attempt ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -125,6 +133,12 @@ impl RepositoryReport {
         }
     }
 
+    /// Every tag, then every manifest.
+    pub fn items(&self) -> impl Iterator<Item = Item<'_>> {
+        let tags = self.tags.iter().map(Item::Tag);
+        tags.chain(self.manifests.iter().map(Item::Manifest))
+    }
+
     /// A repository with no items and the given status.
     pub fn empty(repository: &str, status: RepositoryStatus) -> RepositoryReport {
         RepositoryReport {
@@ -162,7 +176,7 @@ pub struct Summary {
 }
 
 /// The whole run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RunReport {
     /// The registry's login server.
@@ -179,13 +193,13 @@ pub struct RunReport {
     pub summary: Summary,
     /// Why the run failed or is partial, if it did.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
+    pub error: Option<RunError>,
 }
 
 impl RunReport {
     /// A run that failed before it could list anything (bad configuration, unreachable
     /// registry, failed sign-in).
-    pub fn failed(registry: &str, dry_run: bool, error: String) -> RunReport {
+    pub fn failed(registry: &str, dry_run: bool, error: RunError) -> RunReport {
         let now = chrono::Utc::now();
         RunReport {
             registry: registry.to_string(),
@@ -215,22 +229,14 @@ impl RunReport {
                 RepositoryStatus::Failed { .. } => summary.repositories_failed += 1,
                 _ => {}
             }
-            for tag in &repo.tags {
-                count(
-                    &mut summary,
-                    self.dry_run,
-                    &tag.decision.verdict,
-                    &tag.outcome,
-                );
-                if removed(self.dry_run, &tag.decision.verdict, &tag.outcome) {
-                    summary.tags_deleted += 1;
-                }
-            }
-            for manifest in &repo.manifests {
-                let (verdict, outcome) = (&manifest.decision.verdict, &manifest.outcome);
+            for item in repo.items() {
+                let (verdict, outcome) = (item.verdict(), item.outcome());
                 count(&mut summary, self.dry_run, verdict, outcome);
                 if removed(self.dry_run, verdict, outcome) {
-                    summary.manifests_deleted += 1;
+                    match item.kind() {
+                        Kind::Tags => summary.tags_deleted += 1,
+                        Kind::Manifests => summary.manifests_deleted += 1,
+                    }
                 }
             }
         }
@@ -238,36 +244,30 @@ impl RunReport {
     }
 
     /// acr purge's closing lines.
-    pub fn summary_lines(&self) -> Vec<String> {
-        let s = &self.summary;
-        let mut lines = vec![String::new()];
-        if self.dry_run {
-            lines.push(format!("Number of tags to be deleted: {}", s.tags_deleted));
-            lines.push(format!(
-                "Number of manifests to be deleted: {}",
-                s.manifests_deleted
-            ));
-        } else {
-            lines.push(format!("Number of deleted tags: {}", s.tags_deleted));
-            lines.push(format!(
-                "Number of deleted manifests: {}",
-                s.manifests_deleted
-            ));
-        }
-        lines
+    pub fn summary_lines(&self) -> [Line<'static>; 3] {
+        let count = |kind, count| Line::Count {
+            kind,
+            dry_run: self.dry_run,
+            count,
+        };
+        [
+            Line::Blank,
+            count(Kind::Tags, self.summary.tags_deleted),
+            count(Kind::Manifests, self.summary.manifests_deleted),
+        ]
     }
 }
 
 /// Whether a deletion counts: planned (dry run) or done (real run, 404 included).
-fn removed(dry_run: bool, verdict: &Verdict, outcome: &Option<Outcome>) -> bool {
+fn removed(dry_run: bool, verdict: &Verdict, outcome: Option<&Outcome>) -> bool {
     if dry_run {
         verdict.is_delete()
     } else {
-        outcome.as_ref().is_some_and(Outcome::is_gone)
+        outcome.is_some_and(Outcome::is_gone)
     }
 }
 
-fn count(summary: &mut Summary, dry_run: bool, verdict: &Verdict, outcome: &Option<Outcome>) {
+fn count(summary: &mut Summary, dry_run: bool, verdict: &Verdict, outcome: Option<&Outcome>) {
     match verdict {
         Verdict::Keep { reason } => {
             let counts = if reason.is_protection() {
@@ -283,5 +283,69 @@ fn count(summary: &mut Summary, dry_run: bool, verdict: &Verdict, outcome: &Opti
             _ => {}
         },
         _ => {}
+    }
+}
+
+/// One tag or manifest of a repository's report, for code that treats both alike.
+#[derive(Debug, Clone, Copy)]
+pub enum Item<'a> {
+    /// A tag.
+    Tag(&'a TagReport),
+    /// A manifest.
+    Manifest(&'a ManifestReport),
+}
+
+impl<'a> Item<'a> {
+    /// Tags or manifests.
+    pub fn kind(self) -> Kind {
+        match self {
+            Item::Tag(_) => Kind::Tags,
+            Item::Manifest(_) => Kind::Manifests,
+        }
+    }
+
+    /// The decision.
+    pub fn verdict(self) -> &'a Verdict {
+        match self {
+            Item::Tag(t) => &t.decision.verdict,
+            Item::Manifest(m) => &m.decision.verdict,
+        }
+    }
+
+    /// What happened, in a real run.
+    pub fn outcome(self) -> Option<&'a Outcome> {
+        match self {
+            Item::Tag(t) => t.outcome.as_ref(),
+            Item::Manifest(m) => m.outcome.as_ref(),
+        }
+    }
+
+    /// The manifest digest (for a tag, the one it points to).
+    pub fn digest(self) -> &'a str {
+        match self {
+            Item::Tag(t) => &t.decision.digest,
+            Item::Manifest(m) => &m.decision.digest,
+        }
+    }
+
+    /// The tags it carries: a tag's own name, a manifest's tags when listed.
+    pub fn tags(self) -> &'a [String] {
+        match self {
+            Item::Tag(t) => std::slice::from_ref(&t.decision.name),
+            Item::Manifest(m) => &m.decision.tags,
+        }
+    }
+
+    /// `host/repository:tag` or `host/repository@digest`, for output lines.
+    pub fn reference(self, host: &'a str, repository: &'a str) -> Reference<'a> {
+        let item = match self {
+            Item::Tag(t) => ItemName::Tag(&t.decision.name),
+            Item::Manifest(m) => ItemName::Digest(&m.decision.digest),
+        };
+        Reference {
+            host,
+            repository,
+            item,
+        }
     }
 }

@@ -1,21 +1,34 @@
-//! One purge run: catalog → plan every repository → execute (unless dry run) → report.
+//! One purge against a registry, the only stage that drives I/O: catalog → plan every
+//! repository ([`inventory`], then the pure [`crate::plan`]) → execute ([`execute`], unless
+//! dry run) → report, with an audit event per deletion ([`audit`]).
 //!
 //! Every repository is planned before anything is deleted, so a bad filter or a missing
 //! permission found while planning deletes nothing at all. A repository whose listing fails
 //! for another reason is reported failed (nothing deleted in it) and the others go on.
 
-use crate::events::{DeletionEvents, MAX_DELETION_EVENTS};
-use crate::execute::{Lines, execute};
-use crate::inventory::plan_repository;
+pub mod audit;
+pub mod execute;
+pub mod inventory;
+
 use crate::plan::Scope;
 use crate::policy::Policy;
 use crate::registry::RegistryClient;
-use crate::report::{RepositoryReport, RepositoryStatus, RunReport, Summary};
+use crate::report::text::{Kind, Line};
+use crate::report::{
+    ListingFailure, Problem, Progress, RepositoryReport, RepositoryStatus, RunError, RunReport,
+    Summary,
+};
+use audit::{DeletionEvents, MAX_DELETION_EVENTS};
 use chrono::Utc;
+use execute::execute;
 use futures::StreamExt;
+use inventory::plan_repository;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tracing::Instrument;
+
+/// Where acr purge's text lines go ([`Line`]s, rendered).
+pub type Lines<'a> = &'a mut (dyn FnMut(String) + Send);
 
 /// Asks a run to stop before its next repository (on shutdown). Cloning shares the flag.
 #[derive(Debug, Clone, Default)]
@@ -60,9 +73,6 @@ impl Default for RunOptions {
     }
 }
 
-/// The dry-run banner, as acr purge prints it.
-pub const DRY_RUN_BANNER: &str = "DRY RUN: The following output shows what WOULD be deleted if the purge command was executed. Nothing is deleted.";
-
 /// Runs `policy` against the registry behind `client`, sending acr purge's lines to `out`.
 pub async fn run(
     client: &RegistryClient,
@@ -84,7 +94,7 @@ pub async fn run(
     if let Err(error) = plan_all(client, policy, options, &mut report).await {
         report.error = Some(error);
     } else if options.dry_run {
-        out(DRY_RUN_BANNER.to_string());
+        out(Line::DryRunBanner.to_string());
         for repo in &report.repositories {
             print_dry_run(client.endpoint().host(), repo, out);
             events.repository(repo, true);
@@ -93,7 +103,7 @@ pub async fn run(
         // would be: it fails the same way (exit 1, HTTP 500).
         let failures = listing_failures(&report.repositories);
         if !failures.is_empty() {
-            report.error = Some(format!("partial dry run: {}", failures.join("; ")));
+            report.error = Some(RunError::PartialDryRun(failures));
         }
     } else {
         report.error =
@@ -103,10 +113,10 @@ pub async fn run(
     report.finished_at = Utc::now();
     report.summarize(client.stats());
     for line in report.summary_lines() {
-        out(line);
+        out(line.to_string());
     }
     if let Some(error) = &report.error {
-        out(format!("Failed to complete purge: {error}"));
+        out(Line::FailedToComplete(&error.to_string()).to_string());
     }
     report
 }
@@ -117,12 +127,12 @@ async fn plan_all(
     policy: &Policy,
     options: &RunOptions,
     report: &mut RunReport,
-) -> Result<(), String> {
+) -> Result<(), RunError> {
     let now = Utc::now();
     let catalog = client
         .catalog(options.repository_page_size)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(RunError::Catalog)?;
     let mut covered = Vec::new();
     for name in catalog {
         if options
@@ -132,7 +142,7 @@ async fn plan_all(
         {
             continue;
         }
-        if let Some(scope) = Scope::new(policy, &name, now).map_err(|e| e.to_string())? {
+        if let Some(scope) = Scope::new(policy, &name, now).map_err(RunError::Filter)? {
             covered.push((name, scope));
         }
     }
@@ -154,41 +164,43 @@ async fn plan_all(
             Ok(Some(plan)) => RepositoryReport::planned(plan),
             Ok(None) => RepositoryReport::empty(&name, RepositoryStatus::NotFound),
             Err(error) => {
+                let status = RepositoryStatus::Failed {
+                    error: error.to_string(),
+                };
                 if error.is_fatal() && fatal.is_none() {
-                    fatal = Some(format!("planning {name}: {error}"));
+                    fatal = Some(RunError::PlanningStopped {
+                        repository: name.clone(),
+                        error,
+                    });
                 }
-                RepositoryReport::empty(
-                    &name,
-                    RepositoryStatus::Failed {
-                        error: error.to_string(),
-                    },
-                )
+                RepositoryReport::empty(&name, status)
             }
         };
         report.repositories.push(repo);
     }
     if let Some(error) = fatal {
-        return Err(format!("{error}; nothing was deleted"));
+        return Err(error);
     }
     let failures = listing_failures(&report.repositories);
     if !failures.is_empty() && failures.len() == report.repositories.len() {
-        return Err(format!(
-            "every repository failed to list: {}",
-            failures.join("; ")
-        ));
+        return Err(RunError::EveryRepositoryFailed(failures));
     }
     Ok(())
 }
 
-/// `repository: error` for every repository whose listing or planning failed.
-fn listing_failures(repositories: &[RepositoryReport]) -> Vec<String> {
-    repositories
-        .iter()
-        .filter_map(|r| match &r.status {
-            RepositoryStatus::Failed { error } => Some(format!("{}: {error}", r.repository)),
-            _ => None,
-        })
-        .collect()
+/// Every repository whose listing or planning failed.
+fn listing_failures(repositories: &[RepositoryReport]) -> Vec<ListingFailure> {
+    repositories.iter().filter_map(listing_failure).collect()
+}
+
+fn listing_failure(repo: &RepositoryReport) -> Option<ListingFailure> {
+    match &repo.status {
+        RepositoryStatus::Failed { error } => Some(ListingFailure {
+            repository: repo.repository.clone(),
+            error: error.clone(),
+        }),
+        RepositoryStatus::Done | RepositoryStatus::NotFound | RepositoryStatus::NotReached => None,
+    }
 }
 
 /// Executes every planned repository in name order; returns the run's error, if any.
@@ -198,29 +210,28 @@ async fn execute_all(
     repositories: &mut [RepositoryReport],
     events: &mut DeletionEvents,
     out: Lines<'_>,
-) -> Option<String> {
+) -> Option<RunError> {
     let mut completed = Vec::new();
     let mut problems = Vec::new();
     for index in 0..repositories.len() {
         if options.stop.is_stopped() {
             let remaining = mark_not_reached(&mut repositories[index..]);
-            return Some(format!(
-                "stopped before completion (shutting down); completed: [{}]; not reached: [{}]",
-                completed.join(", "),
-                remaining.join(", ")
-            ));
+            return Some(RunError::Shutdown(Progress {
+                completed,
+                remaining,
+            }));
         }
         let repo = &mut repositories[index];
         match &repo.status {
             RepositoryStatus::NotFound => {
-                out(format!("{} repository not found", repo.repository));
+                out(Line::RepositoryNotFound(&repo.repository).to_string());
                 continue;
             }
-            RepositoryStatus::Failed { error } => {
-                problems.push(format!("{}: {error}", repo.repository));
+            RepositoryStatus::Failed { .. } => {
+                problems.extend(listing_failure(repo).map(Problem::ListingFailed));
                 continue;
             }
-            _ => {}
+            RepositoryStatus::Done | RepositoryStatus::NotReached => {}
         }
         let span = tracing::info_span!(
             "purge repository",
@@ -231,33 +242,39 @@ async fn execute_all(
             .await;
         span.in_scope(|| events.repository(repo, false));
         if let Err(error) = result {
-            let remaining = mark_not_reached(&mut repositories[index + 1..]);
-            let why = if error.is_denied() {
-                "insufficient permissions to purge repository"
-            } else {
-                "stopped while purging repository"
+            let repository = repositories[index].repository.clone();
+            let progress = Progress {
+                completed,
+                remaining: mark_not_reached(&mut repositories[index + 1..]),
             };
-            return Some(format!(
-                "{why} {:?}: {error}; completed: [{}]; remaining: [{}]",
-                repositories[index].repository,
-                completed.join(", "),
-                remaining.join(", ")
-            ));
+            return Some(if error.is_denied() {
+                RunError::Denied {
+                    repository,
+                    error,
+                    progress,
+                }
+            } else {
+                RunError::RegistryGone {
+                    repository,
+                    error,
+                    progress,
+                }
+            });
         }
         let repo = &repositories[index];
         let failed = repo
-            .tags
-            .iter()
-            .filter_map(|t| t.outcome.as_ref())
-            .chain(repo.manifests.iter().filter_map(|m| m.outcome.as_ref()))
-            .filter(|o| matches!(o, crate::report::Outcome::Failed { .. }))
-            .count();
+            .items()
+            .filter(|i| matches!(i.outcome(), Some(crate::report::Outcome::Failed { .. })))
+            .count() as u64;
         if failed > 0 {
-            problems.push(format!("{}: {failed} deletion(s) failed", repo.repository));
+            problems.push(Problem::DeletionsFailed {
+                repository: repo.repository.clone(),
+                count: failed,
+            });
         }
         completed.push(repo.repository.clone());
     }
-    (!problems.is_empty()).then(|| format!("partial purge: {}", problems.join("; ")))
+    (!problems.is_empty()).then_some(RunError::Partial(problems))
 }
 
 /// Marks repositories as not reached; returns their names.
@@ -275,38 +292,25 @@ fn print_dry_run(host: &str, repo: &RepositoryReport, out: Lines<'_>) {
     let name = &repo.repository;
     match &repo.status {
         RepositoryStatus::NotFound => {
-            out(format!("{name} repository not found"));
+            out(Line::RepositoryNotFound(name).to_string());
             return;
         }
         RepositoryStatus::Failed { error } => {
-            out(format!("Failed to plan repository {name}: {error}"));
+            out(Line::FailedToPlan(name, error).to_string());
             return;
         }
-        _ => {}
+        RepositoryStatus::Done | RepositoryStatus::NotReached => {}
     }
-    let tags: Vec<_> = repo
-        .tags
-        .iter()
-        .filter(|t| t.decision.verdict.is_delete())
-        .collect();
-    if !tags.is_empty() {
-        out(format!("Would delete tags for repository: {name}"));
-        for tag in tags {
-            out(format!("Would delete: {host}/{name}:{}", tag.decision.name));
+    for kind in [Kind::Tags, Kind::Manifests] {
+        let mut deleted = repo
+            .items()
+            .filter(|i| i.kind() == kind && i.verdict().is_delete())
+            .peekable();
+        if deleted.peek().is_some() {
+            out(Line::WouldDeleteIn(kind, name).to_string());
         }
-    }
-    let manifests: Vec<_> = repo
-        .manifests
-        .iter()
-        .filter(|m| m.decision.verdict.is_delete())
-        .collect();
-    if !manifests.is_empty() {
-        out(format!("Would delete manifests for repository: {name}"));
-        for manifest in manifests {
-            out(format!(
-                "Would delete: {host}/{name}@{}",
-                manifest.decision.digest
-            ));
+        for item in deleted {
+            out(Line::WouldDelete(item.reference(host, name)).to_string());
         }
     }
 }

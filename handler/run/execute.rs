@@ -9,14 +9,13 @@
 //! registry that stopped answering (the transport's circuit breaker), stops the run; any
 //! other failure fails just that item.
 
+use super::Lines;
 use crate::plan::Verdict;
 use crate::registry::{DeleteStatus, RegistryClient, RegistryError};
-use crate::report::{ManifestReport, Outcome, RepositoryReport, TagReport};
+use crate::report::text::{ItemName, Kind, Line, Reference};
+use crate::report::{Item, ManifestReport, Outcome, RepositoryReport, TagReport};
 use futures::StreamExt;
 use std::collections::{HashMap, HashSet};
-
-/// Where execution lines go (acr purge's `Deleted …`, `Skipped …` lines).
-pub type Lines<'a> = &'a mut (dyn FnMut(String) + Send);
 
 /// Executes the deletions of `report` (a planned repository) and records their outcomes.
 /// Returns the error that must stop the run (see [`RegistryError::stops_run`]), if one
@@ -33,14 +32,14 @@ pub async fn execute(
         .filter(|&i| report.tags[i].decision.verdict.is_delete())
         .collect();
     if !jobs.is_empty() {
-        out(format!("Deleting tags for repository: {repo}"));
+        out(Line::DeletingIn(Kind::Tags, &repo).to_string());
     }
     let tags = &report.tags;
     let (done, fatal) = attempt_all(
         jobs,
         concurrency,
         |i| delete_tag(client, &repo, &tags[i]),
-        |i| format!("{host}/{repo}:{}", tags[i].decision.name),
+        |i| Item::Tag(&tags[i]).reference(&host, &repo),
         out,
     )
     .await;
@@ -57,7 +56,7 @@ pub async fn execute(
     if pending.is_empty() {
         return Ok(());
     }
-    out(format!("Deleting manifests for repository: {repo}"));
+    out(Line::DeletingIn(Kind::Manifests, &repo).to_string());
     let untag_failures = untag_failures(&report.tags);
     let mut finished: HashMap<String, bool> = HashMap::new();
     while !pending.is_empty() {
@@ -96,7 +95,12 @@ pub async fn execute(
                 });
             match blocker {
                 Some(why) => {
-                    out(format!("Skipped {host}/{repo}@{}, {why}", m.digest));
+                    let reference = Reference {
+                        host: &host,
+                        repository: &repo,
+                        item: ItemName::Digest(&m.digest),
+                    };
+                    out(Line::Skipped(reference, &why).to_string());
                     finished.insert(m.digest.clone(), false);
                     report.manifests[i].outcome = Some(Outcome::Skipped { why });
                 }
@@ -108,7 +112,7 @@ pub async fn execute(
             runnable,
             concurrency,
             |i| delete_manifest(client, &repo, &manifests[i], tags),
-            |i| format!("{host}/{repo}@{}", manifests[i].decision.digest),
+            |i| Item::Manifest(&manifests[i]).reference(&host, &repo),
             out,
         )
         .await;
@@ -128,13 +132,12 @@ pub async fn execute(
 }
 
 /// Runs `attempt` for every job, `concurrency` at a time, printing each attempt's lines
-/// with `{ref}` replaced by `reference(job)`. Returns the outcomes and the permission error
-/// that must stop the run, if any.
-async fn attempt_all<F, Fut>(
+/// about `reference(job)`. Returns the outcomes and the error that must stop the run, if any.
+async fn attempt_all<'r, F, Fut>(
     jobs: Vec<usize>,
     concurrency: usize,
     attempt: F,
-    reference: impl Fn(usize) -> String,
+    reference: impl Fn(usize) -> Reference<'r>,
     out: Lines<'_>,
 ) -> (Vec<(usize, Outcome)>, Option<RegistryError>)
 where
@@ -149,15 +152,12 @@ where
         .buffer_unordered(concurrency.max(1));
     let mut done = Vec::new();
     let mut fatal = None;
-    while let Some((i, (outcome, lines, error))) = results.next().await {
-        let name = reference(i);
-        for line in lines {
-            out(line.replace("{ref}", &name));
+    while let Some((i, attempt)) = results.next().await {
+        attempt.print(reference(i), out);
+        if fatal.is_none() && attempt.error.as_ref().is_some_and(RegistryError::stops_run) {
+            fatal = attempt.error;
         }
-        if fatal.is_none() && error.as_ref().is_some_and(RegistryError::stops_run) {
-            fatal = error;
-        }
-        done.push((i, outcome));
+        done.push((i, attempt.outcome));
     }
     (done, fatal)
 }
@@ -171,28 +171,85 @@ fn untag_failures(tags: &[TagReport]) -> HashMap<&str, &str> {
         .collect()
 }
 
-/// Lines use `{ref}` for `host/repo:tag` or `host/repo@digest`, filled in by the caller.
-type Attempt = (Outcome, Vec<String>, Option<RegistryError>);
+/// What one deletion attempt did.
+struct Attempt {
+    /// The unlock sent first (`--include-locked`) and how it went.
+    unlock: Option<Result<(), RegistryError>>,
+    /// How it ended.
+    outcome: Outcome,
+    /// The error behind a failed outcome, to tell whether it stops the run.
+    error: Option<RegistryError>,
+}
+
+impl Attempt {
+    fn ended(outcome: Outcome) -> Attempt {
+        Attempt {
+            unlock: None,
+            outcome,
+            error: None,
+        }
+    }
+
+    fn failed(error: RegistryError) -> Attempt {
+        Attempt {
+            unlock: None,
+            outcome: Outcome::Failed {
+                error: error.to_string(),
+            },
+            error: Some(error),
+        }
+    }
+
+    fn skipped(why: &str) -> Attempt {
+        Attempt::ended(Outcome::Skipped {
+            why: why.to_string(),
+        })
+    }
+
+    /// Sends the delete (after `unlock`, if one was sent) and records how it ended.
+    fn finish(
+        unlock: Option<Result<(), RegistryError>>,
+        result: Result<DeleteStatus, RegistryError>,
+    ) -> Attempt {
+        let attempt = match result {
+            Ok(DeleteStatus::Deleted) => Attempt::ended(Outcome::Deleted),
+            Ok(DeleteStatus::NotFound) => Attempt::ended(Outcome::AlreadyGone),
+            Ok(DeleteStatus::NotAllowed) => Attempt::ended(Outcome::NotAllowed),
+            Err(error) => Attempt::failed(error),
+        };
+        Attempt { unlock, ..attempt }
+    }
+
+    /// acr purge's lines for this attempt: the unlock, then the outcome.
+    fn print(&self, reference: Reference<'_>, out: Lines<'_>) {
+        match &self.unlock {
+            Some(Ok(())) => out(Line::Unlocked(reference).to_string()),
+            Some(Err(error)) => out(Line::UnlockFailed(reference, &error.to_string()).to_string()),
+            None => {}
+        }
+        out(Line::outcome(reference, &self.outcome).to_string());
+    }
+}
 
 async fn delete_tag(client: &RegistryClient, repo: &str, tag: &TagReport) -> Attempt {
     let planned = &tag.decision;
-    let mut lines = Vec::new();
+    let mut unlock = None;
     match client.tag(repo, &planned.name).await {
-        Err(error) => return failed(error, lines),
-        Ok(None) => return gone(lines),
+        Err(error) => return Attempt::failed(error),
+        Ok(None) => return Attempt::ended(Outcome::AlreadyGone),
         Ok(Some(now)) => {
             if now.digest != planned.digest || now.last_update_time != planned.last_update_time {
-                return skipped("it changed since it was listed", lines);
+                return Attempt::skipped("it changed since it was listed");
             }
             if now.changeable_attributes.is_locked() {
                 if !planned.unlock {
-                    return skipped("it was locked since it was listed", lines);
+                    return Attempt::skipped("it was locked since it was listed");
                 }
-                unlock(client.unlock_tag(repo, &planned.name).await, &mut lines);
+                unlock = Some(client.unlock_tag(repo, &planned.name).await);
             }
         }
     }
-    finish(client.delete_tag(repo, &planned.name).await, lines)
+    Attempt::finish(unlock, client.delete_tag(repo, &planned.name).await)
 }
 
 async fn delete_manifest(
@@ -202,7 +259,7 @@ async fn delete_manifest(
     tags: &[TagReport],
 ) -> Attempt {
     let planned = &manifest.decision;
-    let mut lines = Vec::new();
+    let mut unlock = None;
     // Tags that may still be on it: those removed with it (cosign signatures).
     let expected: HashSet<&str> = tags
         .iter()
@@ -211,77 +268,23 @@ async fn delete_manifest(
         .map(|t| t.decision.name.as_str())
         .collect();
     match client.manifest(repo, &planned.digest).await {
-        Err(error) => return failed(error, lines),
-        Ok(None) => return gone(lines),
+        Err(error) => return Attempt::failed(error),
+        Ok(None) => return Attempt::ended(Outcome::AlreadyGone),
         Ok(Some(now)) => {
             if let Some(tag) = now
                 .tag_names()
                 .iter()
                 .find(|t| !expected.contains(t.as_str()))
             {
-                return skipped(&format!("it was tagged {tag} since it was listed"), lines);
+                return Attempt::skipped(&format!("it was tagged {tag} since it was listed"));
             }
             if now.changeable_attributes.is_locked() {
                 if !planned.unlock {
-                    return skipped("it was locked since it was listed", lines);
+                    return Attempt::skipped("it was locked since it was listed");
                 }
-                unlock(
-                    client.unlock_manifest(repo, &planned.digest).await,
-                    &mut lines,
-                );
+                unlock = Some(client.unlock_manifest(repo, &planned.digest).await);
             }
         }
     }
-    finish(client.delete_manifest(repo, &planned.digest).await, lines)
-}
-
-fn unlock(result: Result<(), RegistryError>, lines: &mut Vec<String>) {
-    match result {
-        Ok(()) => lines.push("Unlocked {ref}".to_string()),
-        Err(error) => lines.push(format!(
-            "Warning: Failed to unlock {{ref}}, error: {error}. Will attempt deletion anyway."
-        )),
-    }
-}
-
-fn finish(result: Result<DeleteStatus, RegistryError>, mut lines: Vec<String>) -> Attempt {
-    match result {
-        Ok(DeleteStatus::Deleted) => {
-            lines.push("Deleted {ref}".to_string());
-            (Outcome::Deleted, lines, None)
-        }
-        Ok(DeleteStatus::NotFound) => gone(lines),
-        Ok(DeleteStatus::NotAllowed) => {
-            lines.push("Skipped {ref}, operation not allowed, HTTP status: 405".to_string());
-            (Outcome::NotAllowed, lines, None)
-        }
-        Err(error) => failed(error, lines),
-    }
-}
-
-fn gone(mut lines: Vec<String>) -> Attempt {
-    lines.push("Skipped {ref}, HTTP status: 404".to_string());
-    (Outcome::AlreadyGone, lines, None)
-}
-
-fn skipped(why: &str, mut lines: Vec<String>) -> Attempt {
-    lines.push(format!("Skipped {{ref}}, {why}"));
-    (
-        Outcome::Skipped {
-            why: why.to_string(),
-        },
-        lines,
-        None,
-    )
-}
-
-fn failed(error: RegistryError, mut lines: Vec<String>) -> Attempt {
-    lines.push(format!("Failed to delete {{ref}}, error: {error}"));
-    (
-        Outcome::Failed {
-            error: error.to_string(),
-        },
-        lines,
-        Some(error),
-    )
+    Attempt::finish(unlock, client.delete_manifest(repo, &planned.digest).await)
 }

@@ -1,0 +1,277 @@
+//! Why a run failed or is partial, as a type: the exit code, the HTTP status given to the
+//! Functions host, the span status and the `purge.failures` metric all come from the
+//! variant; the text (`Display`) is made once, for a person, and is what the JSON report's
+//! `error` holds.
+
+use crate::policy::MatchError;
+use crate::registry::RegistryError;
+use serde::{Serialize, Serializer};
+use std::fmt;
+
+/// Why a repository could not be planned.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PlanError {
+    /// A registry request failed.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// A filter could not be evaluated (backtrack budget exhausted).
+    #[error(transparent)]
+    Match(#[from] MatchError),
+}
+
+impl PlanError {
+    /// Whether the error must stop the whole run (permissions, a registry that stopped
+    /// answering, bad filters) rather than just this repository.
+    pub fn is_fatal(&self) -> bool {
+        match self {
+            PlanError::Registry(e) => e.stops_run(),
+            PlanError::Match(_) => true,
+        }
+    }
+}
+
+/// A repository and why listing it failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListingFailure {
+    /// The repository.
+    pub repository: String,
+    /// The error, as reported for the repository.
+    pub error: String,
+}
+
+impl fmt::Display for ListingFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.repository, self.error)
+    }
+}
+
+/// What made a completed run partial.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Problem {
+    /// A repository could not be listed; nothing was deleted in it.
+    ListingFailed(ListingFailure),
+    /// Some deletions in a repository failed.
+    DeletionsFailed {
+        /// The repository.
+        repository: String,
+        /// How many.
+        count: u64,
+    },
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Problem::ListingFailed(failure) => failure.fmt(f),
+            Problem::DeletionsFailed { repository, count } => {
+                write!(f, "{repository}: {count} deletion(s) failed")
+            }
+        }
+    }
+}
+
+/// Where a run stopped: the repositories done and those left.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Progress {
+    /// Repositories completely executed.
+    pub completed: Vec<String>,
+    /// Repositories not executed.
+    pub remaining: Vec<String>,
+}
+
+/// Why a run failed or is partial.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RunError {
+    /// Connecting or signing in failed before anything was listed.
+    #[error("{0}")]
+    Connect(RegistryError),
+    /// The catalog could not be listed.
+    #[error("{0}")]
+    Catalog(RegistryError),
+    /// A repository regex could not be evaluated against a repository name.
+    #[error("{0}")]
+    Filter(MatchError),
+    /// Planning met an error that stops the run; nothing was deleted.
+    #[error("planning {repository}: {error}; nothing was deleted")]
+    PlanningStopped {
+        /// The repository being planned.
+        repository: String,
+        /// The error.
+        error: PlanError,
+    },
+    /// No repository could be listed.
+    #[error("every repository failed to list: {}", join(.0))]
+    EveryRepositoryFailed(Vec<ListingFailure>),
+    /// A permission error while deleting stopped the run.
+    #[error(
+        "insufficient permissions to purge repository {repository:?}: {error}; completed: [{}]; remaining: [{}]",
+        progress.completed.join(", "),
+        progress.remaining.join(", ")
+    )]
+    Denied {
+        /// The repository being purged.
+        repository: String,
+        /// The error.
+        error: RegistryError,
+        /// What was done and what was left.
+        progress: Progress,
+    },
+    /// The registry stopped answering while deleting (the circuit breaker opened).
+    #[error(
+        "stopped while purging repository {repository:?}: {error}; completed: [{}]; remaining: [{}]",
+        progress.completed.join(", "),
+        progress.remaining.join(", ")
+    )]
+    RegistryGone {
+        /// The repository being purged.
+        repository: String,
+        /// The error.
+        error: RegistryError,
+        /// What was done and what was left.
+        progress: Progress,
+    },
+    /// Shutdown (SIGTERM) stopped the run between repositories.
+    #[error(
+        "stopped before completion (shutting down); completed: [{}]; not reached: [{}]",
+        .0.completed.join(", "),
+        .0.remaining.join(", ")
+    )]
+    Shutdown(Progress),
+    /// The run completed, but some repositories or deletions failed.
+    #[error("partial purge: {}", join(.0))]
+    Partial(Vec<Problem>),
+    /// A dry run could not list some repositories, so its plan is incomplete.
+    #[error("partial dry run: {}", join(.0))]
+    PartialDryRun(Vec<ListingFailure>),
+}
+
+fn join(items: &[impl fmt::Display]) -> String {
+    items
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl RunError {
+    /// The command line's exit code: 1, the run failed or is partial (2 is for bad
+    /// arguments, which never reach a run).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            RunError::Connect(_)
+            | RunError::Catalog(_)
+            | RunError::Filter(_)
+            | RunError::PlanningStopped { .. }
+            | RunError::EveryRepositoryFailed(_)
+            | RunError::Denied { .. }
+            | RunError::RegistryGone { .. }
+            | RunError::Shutdown(_)
+            | RunError::Partial(_)
+            | RunError::PartialDryRun(_) => 1,
+        }
+    }
+
+    /// The HTTP status answered to the Functions host: 500 (a failed invocation, so the
+    /// host's retry and alerting see it).
+    pub fn http_status(&self) -> u16 {
+        match self {
+            RunError::Connect(_)
+            | RunError::Catalog(_)
+            | RunError::Filter(_)
+            | RunError::PlanningStopped { .. }
+            | RunError::EveryRepositoryFailed(_)
+            | RunError::Denied { .. }
+            | RunError::RegistryGone { .. }
+            | RunError::Shutdown(_)
+            | RunError::Partial(_)
+            | RunError::PartialDryRun(_) => 500,
+        }
+    }
+
+    /// What `purge.failures` counts for the run itself beyond its failed items: 0 when
+    /// failed deletions alone explain it (they are counted one by one), else 1.
+    pub fn run_failures(&self) -> u64 {
+        match self {
+            RunError::Partial(problems) => u64::from(
+                problems
+                    .iter()
+                    .any(|p| matches!(p, Problem::ListingFailed(_))),
+            ),
+            RunError::Connect(_)
+            | RunError::Catalog(_)
+            | RunError::Filter(_)
+            | RunError::PlanningStopped { .. }
+            | RunError::EveryRepositoryFailed(_)
+            | RunError::Denied { .. }
+            | RunError::RegistryGone { .. }
+            | RunError::Shutdown(_)
+            | RunError::PartialDryRun(_) => 1,
+        }
+    }
+}
+
+/// The JSON report's `error` is the text.
+impl Serialize for RunError {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn texts_stay_as_they_were() {
+        let progress = Progress {
+            completed: vec!["a".into()],
+            remaining: vec!["c".into(), "d".into()],
+        };
+        let denied = RunError::Denied {
+            repository: "b".into(),
+            error: RegistryError::Denied {
+                context: "deleting tag b:v1".into(),
+                status: 403,
+            },
+            progress: progress.clone(),
+        };
+        assert_eq!(
+            denied.to_string(),
+            "insufficient permissions to purge repository \"b\": deleting tag b:v1: permission denied (HTTP 403); completed: [a]; remaining: [c, d]"
+        );
+        assert_eq!(
+            RunError::Shutdown(progress).to_string(),
+            "stopped before completion (shutting down); completed: [a]; not reached: [c, d]"
+        );
+        let partial = RunError::Partial(vec![
+            Problem::ListingFailed(ListingFailure {
+                repository: "x".into(),
+                error: "HTTP 500".into(),
+            }),
+            Problem::DeletionsFailed {
+                repository: "y".into(),
+                count: 2,
+            },
+        ]);
+        assert_eq!(
+            partial.to_string(),
+            "partial purge: x: HTTP 500; y: 2 deletion(s) failed"
+        );
+        assert_eq!(serde_json::to_value(&partial).unwrap(), partial.to_string());
+    }
+
+    #[test]
+    fn failed_items_alone_do_not_count_the_run_as_a_failure_again() {
+        let items = RunError::Partial(vec![Problem::DeletionsFailed {
+            repository: "y".into(),
+            count: 2,
+        }]);
+        assert_eq!(items.run_failures(), 0);
+        let listing = RunError::PartialDryRun(vec![ListingFailure {
+            repository: "x".into(),
+            error: "e".into(),
+        }]);
+        assert_eq!(listing.run_failures(), 1);
+        assert_eq!((listing.exit_code(), listing.http_status()), (1, 500));
+    }
+}
