@@ -18,8 +18,6 @@
 #![warn(missing_docs)]
 
 pub mod cli;
-pub mod commands;
-pub mod demo;
 pub mod emulator;
 pub mod functions;
 pub mod plan;

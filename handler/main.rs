@@ -23,10 +23,10 @@ fn main() -> ExitCode {
         };
         acr_purge::telemetry::init(logs);
         let code = match cli.command {
-            Some(Command::Purge(args)) => acr_purge::commands::purge(args).await,
-            Some(Command::Demo) => acr_purge::commands::demo().await,
-            Some(Command::Emulator(args)) => acr_purge::commands::emulator(args).await,
-            Some(Command::Serve) | None => acr_purge::commands::serve().await,
+            Some(Command::Purge(args)) => acr_purge::cli::commands::purge(args).await,
+            Some(Command::Demo) => acr_purge::cli::commands::demo().await,
+            Some(Command::Emulator(args)) => acr_purge::cli::commands::emulator(args).await,
+            Some(Command::Serve) | None => acr_purge::cli::commands::serve().await,
         };
         acr_purge::telemetry::shutdown().await;
         code

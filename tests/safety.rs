@@ -714,3 +714,40 @@ async fn timestamps_are_read_as_strictly_as_acr_writes_them() {
         .count();
     assert_eq!(unreadable, lenient.len());
 }
+
+#[tokio::test]
+async fn a_closed_pipe_ends_the_output_quietly() {
+    use tokio::io::AsyncBufReadExt;
+    for args in [vec!["demo"], vec!["purge", "--untagged-only", "--dry-run"]] {
+        let registry = Registry::start(Seed::new().repo({
+            let mut repo = RepoSeed::new("r");
+            for i in 0..2000 {
+                repo.push(ManifestSeed::image(&format!("m{i}")).age("2d"));
+            }
+            repo
+        }))
+        .await;
+        let mut all = args.clone();
+        if args[0] == "purge" {
+            all.extend(["-r", registry.running.url.as_str()]);
+        }
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_handler"))
+            .args(&all)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("handler starts");
+        // Read one line, then close the pipe, as `| head -1` does.
+        let stdout = child.stdout.take().expect("stdout");
+        let mut first = String::new();
+        tokio::io::BufReader::new(stdout)
+            .read_line(&mut first)
+            .await
+            .expect("a first line");
+        let output = child.wait_with_output().await.expect("handler ends");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}

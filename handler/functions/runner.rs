@@ -2,7 +2,7 @@
 //! repositories, through the same engine as `handler purge`.
 
 use super::config::Config;
-use crate::commands::abac_batch_size;
+use crate::cli::commands::abac_batch_size;
 use crate::plan::Scope;
 use crate::registry::{ClientOptions, RegistryClient};
 use crate::report::text::Line;

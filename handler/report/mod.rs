@@ -46,6 +46,17 @@ impl Outcome {
     pub fn is_gone(&self) -> bool {
         matches!(self, Outcome::Deleted | Outcome::AlreadyGone)
     }
+
+    /// The camelCase name, as in the JSON report (`status`) and the audit events.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Outcome::Deleted => "deleted",
+            Outcome::AlreadyGone => "alreadyGone",
+            Outcome::NotAllowed => "notAllowed",
+            Outcome::Skipped { .. } => "skipped",
+            Outcome::Failed { .. } => "failed",
+        }
+    }
 }
 
 /// A tag decision and, in a real run, its outcome.
@@ -346,6 +357,25 @@ impl<'a> Item<'a> {
             host,
             repository,
             item,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcome_names_are_their_serde_tags() {
+        for outcome in [
+            Outcome::Deleted,
+            Outcome::AlreadyGone,
+            Outcome::NotAllowed,
+            Outcome::Skipped { why: "w".into() },
+            Outcome::Failed { error: "e".into() },
+        ] {
+            let value = serde_json::to_value(&outcome).unwrap();
+            assert_eq!(value["status"], outcome.name());
         }
     }
 }

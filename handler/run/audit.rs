@@ -5,7 +5,8 @@
 //! reach the JSON logs and, as span events, the traces.
 
 use crate::plan::Verdict;
-use crate::report::{Outcome, RepositoryReport};
+use crate::report::text::Kind;
+use crate::report::{Item, RepositoryReport};
 
 /// Deletion events per run, at most.
 pub const MAX_DELETION_EVENTS: usize = 1000;
@@ -31,48 +32,23 @@ impl DeletionEvents {
     /// Emits the events of one repository (its attempted deletions, or planned ones in a
     /// dry run).
     pub fn repository(&mut self, repo: &RepositoryReport, dry_run: bool) {
-        for tag in &repo.tags {
-            self.item(
-                &repo.repository,
-                "tag",
-                &tag.decision.digest,
-                std::slice::from_ref(&tag.decision.name),
-                &tag.decision.verdict,
-                tag.outcome.as_ref(),
-                dry_run,
-            );
-        }
-        for manifest in &repo.manifests {
-            self.item(
-                &repo.repository,
-                "manifest",
-                &manifest.decision.digest,
-                &manifest.decision.tags,
-                &manifest.decision.verdict,
-                manifest.outcome.as_ref(),
-                dry_run,
-            );
+        for item in repo.items() {
+            self.item(&repo.repository, item, dry_run);
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn item(
-        &mut self,
-        repository: &str,
-        kind: &str,
-        digest: &str,
-        tags: &[String],
-        verdict: &Verdict,
-        outcome: Option<&Outcome>,
-        dry_run: bool,
-    ) {
-        let Verdict::Delete { reason } = verdict else {
+    fn item(&mut self, repository: &str, item: Item<'_>, dry_run: bool) {
+        let Verdict::Delete { reason } = item.verdict() else {
             return;
         };
-        let outcome = match (outcome, dry_run) {
+        let kind = match item.kind() {
+            Kind::Tags => "tag",
+            Kind::Manifests => "manifest",
+        };
+        let outcome = match (item.outcome(), dry_run) {
             (_, true) => "planned",
             (None, false) => return,
-            (Some(o), false) => outcome_name(o),
+            (Some(o), false) => o.name(),
         };
         if self.emitted >= self.cap {
             self.suppressed += 1;
@@ -86,8 +62,8 @@ impl DeletionEvents {
             tracing::Level::INFO,
             purge.repository = repository,
             purge.kind = kind,
-            purge.digest = digest,
-            purge.tags = tags.join(",").as_str(),
+            purge.digest = item.digest(),
+            purge.tags = item.tags().join(",").as_str(),
             purge.rule = crate::telemetry::int(rule),
             purge.reason = reason.name(),
             purge.outcome = outcome,
@@ -113,15 +89,5 @@ impl DeletionEvents {
     /// How many events were left out.
     pub fn suppressed(&self) -> usize {
         self.suppressed
-    }
-}
-
-fn outcome_name(outcome: &Outcome) -> &'static str {
-    match outcome {
-        Outcome::Deleted => "deleted",
-        Outcome::AlreadyGone => "alreadyGone",
-        Outcome::NotAllowed => "notAllowed",
-        Outcome::Skipped { .. } => "skipped",
-        Outcome::Failed { .. } => "failed",
     }
 }

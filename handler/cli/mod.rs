@@ -1,5 +1,11 @@
 //! The command line: `handler purge` (acr purge's flags, verbatim), `handler demo`,
-//! `handler emulator`.
+//! `handler emulator`, `handler serve`. This module holds the flags and their validation;
+//! [`commands`] the subcommands' thin bodies; `demo` the sample run; `output` standard
+//! output that survives a closed pipe.
+
+pub mod commands;
+mod demo;
+mod output;
 
 use crate::policy::{Ago, Filter, Policy, Rule};
 use crate::registry::{Credentials, Endpoint};
@@ -65,7 +71,7 @@ pub struct PurgeArgs {
     pub username: Option<String>,
     /// Password or ACR refresh token.
     #[arg(short = 'p', long)]
-    pub password: Option<String>,
+    pub password: Option<Secret>,
     /// <repository-regex>:<tag-regex>; repeatable.
     #[arg(short = 'f', long = "filter")]
     pub filters: Vec<String>,
@@ -107,6 +113,31 @@ pub struct PurgeArgs {
     pub verbose: bool,
 }
 
+/// A flag value that must never be printed: `Debug` shows `<redacted>`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The value itself, for the one place that uses it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(text: &str) -> Result<Secret, Self::Err> {
+        Ok(Secret(text.to_string()))
+    }
+}
+
 /// A validated `handler purge` invocation.
 #[derive(Debug)]
 pub struct PurgeRequest {
@@ -127,8 +158,10 @@ impl PurgeArgs {
     pub fn validate(&self) -> Result<PurgeRequest, String> {
         let mut warnings = Vec::new();
         let endpoint = Endpoint::parse(&self.registry).map_err(|e| e.to_string())?;
-        let credentials =
-            Credentials::from_flags(self.username.as_deref(), self.password.as_deref())?;
+        let credentials = Credentials::from_flags(
+            self.username.as_deref(),
+            self.password.as_ref().map(Secret::expose),
+        )?;
         let filters = self
             .filters
             .iter()
@@ -193,5 +226,22 @@ impl PurgeArgs {
             },
             warnings,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_password_never_shows_in_debug_output() {
+        let cli = Cli::parse_from(["handler", "purge", "-r", "r", "-u", "u", "-p", "hunter2"]);
+        let text = format!("{cli:?}");
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(text.contains("<redacted>"), "{text}");
+        let Some(Command::Purge(args)) = cli.command else {
+            panic!("purge");
+        };
+        assert_eq!(args.password.as_ref().map(Secret::expose), Some("hunter2"));
     }
 }

@@ -1,7 +1,8 @@
 //! `handler demo`: a whole purge against the in-process emulator's sample registry, with
 //! the plan and the reason behind every decision. No Azure account, no network.
 
-use crate::cli::PurgeArgs;
+use super::PurgeArgs;
+use super::output::say;
 use crate::emulator::{Emulator, sample_registry};
 use crate::registry::{ClientOptions, RegistryClient};
 use crate::report::{RepositoryReport, RunReport};
@@ -35,12 +36,12 @@ pub async fn run() -> anyhow::Result<()> {
     let args = DemoPurge::try_parse_from(&argv)
         .context("the demo's own arguments")?
         .args;
-    println!(
+    say!(
         "acr-purge demo: a sample registry emulated in-process at {}",
         running.url
     );
-    println!("(ACR's API, no Azure account, no network). The policy:\n");
-    println!(
+    say!("(ACR's API, no Azure account, no network). The policy:\n");
+    say!(
         "  handler purge -r {} {}\n",
         running.url,
         shell_words(DEMO_ARGS)
@@ -54,40 +55,40 @@ pub async fn run() -> anyhow::Result<()> {
     )
     .await?;
 
-    println!("== 1. Dry run: every tag and manifest, with the reason for its fate ==\n");
+    say!("== 1. Dry run: every tag and manifest, with the reason for its fate ==\n");
     request.options.dry_run = true;
     let plan = run::run(&client, &request.policy, &request.options, &mut |_| {}).await;
     print_plan(&plan);
 
-    println!("\n== 2. The purge (acr purge's output) ==\n");
+    say!("\n== 2. The purge (acr purge's output) ==\n");
     request.options.dry_run = false;
     let done = run::run(&client, &request.policy, &request.options, &mut |line| {
-        println!("{line}")
+        say!("{line}")
     })
     .await;
 
-    println!("\n== 3. What the registry holds now ==\n");
+    say!("\n== 3. What the registry holds now ==\n");
     let snapshot = emulator.snapshot();
     for name in snapshot.repository_names() {
         let tags = snapshot.tag_names(&name);
-        println!(
+        say!(
             "  {name}: {} manifests; tags {}",
             snapshot.digests(&name).len(),
             tags.join(", ")
         );
     }
-    println!("\nKept by the policy, by reason:");
+    say!("\nKept by the policy, by reason:");
     for (reason, count) in &done.summary.kept {
-        println!("  {reason}: {count}");
+        say!("  {reason}: {count}");
     }
-    println!("Protected for safety, by reason:");
+    say!("Protected for safety, by reason:");
     for (reason, count) in &done.summary.protected {
-        println!("  {reason}: {count}");
+        say!("  {reason}: {count}");
     }
     if let Some(error) = &done.error {
         anyhow::bail!("the demo purge failed: {error}");
     }
-    println!(
+    say!(
         "\nSame plan as the dry run: {}",
         if same_deletions(&plan, &done) {
             "yes"
@@ -100,11 +101,11 @@ pub async fn run() -> anyhow::Result<()> {
 
 fn print_plan(report: &RunReport) {
     for repo in &report.repositories {
-        println!("{}", repo.repository);
+        say!("{}", repo.repository);
         print_repository(repo);
     }
     let s = &report.summary;
-    println!(
+    say!(
         "\nPlanned: {} tags and {} manifests to delete; {} items protected for safety.",
         s.tags_deleted,
         s.manifests_deleted,
@@ -115,7 +116,7 @@ fn print_plan(report: &RunReport) {
 fn print_repository(repo: &RepositoryReport) {
     for tag in &repo.tags {
         let verdict = &tag.decision.verdict;
-        println!(
+        say!(
             "  {:<7} tag       {:<24} {}",
             word(verdict),
             short(&tag.decision.name),
@@ -129,7 +130,7 @@ fn print_repository(repo: &RepositoryReport) {
         } else {
             manifest.decision.tags.join(",")
         };
-        println!(
+        say!(
             "  {:<7} manifest  {:<24} {} {}",
             word(verdict),
             short(&manifest.decision.digest),

@@ -1,11 +1,11 @@
 //! The subcommands' bodies: thin glue between the command line and the engine.
 
-use crate::cli::{EmulatorArgs, OutputFormat, PurgeArgs};
+use super::output::{self, say};
+use super::{EmulatorArgs, OutputFormat, PurgeArgs};
 use crate::registry::{ClientOptions, RegistryClient};
 use crate::report::RunReport;
 use crate::run;
 use crate::telemetry::{RunContext, Trigger, finish_run, run_span};
-use std::io::Write;
 use std::process::ExitCode;
 use tracing::Instrument;
 
@@ -40,7 +40,7 @@ pub async fn purge(args: PurgeArgs) -> ExitCode {
     let json = args.output == OutputFormat::Json;
     let mut print = |line: String| {
         if !json {
-            println!("{line}");
+            say!("{line}");
         }
     };
     let context = RunContext {
@@ -59,13 +59,13 @@ pub async fn purge(args: PurgeArgs) -> ExitCode {
     drop(span);
     if json {
         match serde_json::to_string_pretty(&report) {
-            Ok(text) => println!("{text}"),
+            Ok(text) => say!("{text}"),
             Err(error) => eprintln!("Error: cannot encode the report: {error}"),
         }
     } else if args.verbose {
         print_kept(&report);
     }
-    let _ = std::io::stdout().flush();
+    output::flush();
     match &report.error {
         None => ExitCode::SUCCESS,
         Some(error) => {
@@ -89,7 +89,7 @@ fn print_kept(report: &RunReport) {
     for repo in &report.repositories {
         for tag in &repo.tags {
             if !tag.decision.verdict.is_removed() {
-                println!(
+                say!(
                     "Kept {}/{}:{}: {}",
                     report.registry,
                     repo.repository,
@@ -100,7 +100,7 @@ fn print_kept(report: &RunReport) {
         }
         for manifest in &repo.manifests {
             if !manifest.decision.verdict.is_removed() {
-                println!(
+                say!(
                     "Kept {}/{}@{}: {}",
                     report.registry,
                     repo.repository,
@@ -137,7 +137,7 @@ pub async fn serve() -> ExitCode {
 
 /// `handler demo`.
 pub async fn demo() -> ExitCode {
-    match crate::demo::run().await {
+    match super::demo::run().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("Error: {error:#}");
