@@ -7,15 +7,10 @@ pub mod commands;
 mod demo;
 mod output;
 
-use crate::policy::{Ago, Filter, Policy, Rule};
-use crate::registry::{Credentials, Endpoint};
+use crate::policy::{Filter, Policy, Rule, RuleSpec, RuleSpecError};
+use crate::registry::{Concurrency, Credentials, Endpoint};
 use crate::run::RunOptions;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-
-/// The largest `--concurrency` (ACR's recommended maximum of parallel deletes).
-pub const MAX_CONCURRENCY: i64 = 32;
-/// The `--concurrency` used when none (or a non-positive one) is given.
-pub const DEFAULT_CONCURRENCY: usize = 8;
 
 /// acr-purge: keeps Azure Container Registries clean.
 #[derive(Debug, Parser)]
@@ -162,57 +157,56 @@ impl PurgeArgs {
             self.username.as_deref(),
             self.password.as_ref().map(Secret::expose),
         )?;
-        let filters = self
-            .filters
-            .iter()
-            .map(|f| Filter::parse(f).map_err(|e| e.to_string()))
-            .collect::<Result<Vec<_>, _>>()?;
-        let protect = self
-            .protect
-            .iter()
-            .map(|f| Filter::parse(f).map_err(|e| format!("--protect: {e}")))
-            .collect::<Result<Vec<_>, _>>()?;
-        let ago = match (&self.ago, self.untagged_only) {
-            (Some(text), _) => Ago::parse(text).map_err(|e| e.to_string())?,
-            (None, true) => Ago::ZERO,
-            (None, false) => {
-                return Err("--ago is required when not using --untagged-only".to_string());
+        let rule = Rule::build(RuleSpec {
+            filters: &self.filters,
+            ago: self.ago.as_deref(),
+            keep: self.keep,
+            untagged: self.untagged,
+            untagged_only: self.untagged_only,
+            include_locked: self.include_locked,
+        })
+        .map_err(|e| match e {
+            RuleSpecError::Filter { error, .. } => error.to_string(),
+            RuleSpecError::Ago(error) => error.to_string(),
+            RuleSpecError::AgoMissing => {
+                "--ago is required when not using --untagged-only".to_string()
             }
-        };
-        if ago.capped {
+            RuleSpecError::Flags(error) => error.to_string(),
+        })?;
+        if rule.ago.capped {
             warnings.push(
                 "Warning: ago value exceeds maximum duration of 150 years, using 150 years"
                     .to_string(),
             );
         }
-        let rule = Rule {
-            filters,
-            ago,
-            keep: self.keep,
-            untagged: self.untagged,
-            untagged_only: self.untagged_only,
-            include_locked: self.include_locked,
-        };
+        let protect = self
+            .protect
+            .iter()
+            .map(|f| Filter::parse(f).map_err(|e| format!("--protect: {e}")))
+            .collect::<Result<Vec<_>, _>>()?;
         let policy = Policy {
             rules: vec![rule],
             protect,
         };
-        policy.validate().map_err(|e| e.to_string())?;
+        let (default, max) = (Concurrency::DEFAULT.get(), Concurrency::MAX.get());
+        // acr purge's behaviour: out-of-range values are replaced, with a warning.
         let concurrency = match self.concurrency {
-            None => DEFAULT_CONCURRENCY,
+            None => default,
             Some(n) if n <= 0 => {
                 warnings.push(format!(
-                    "Specified concurrency value invalid. Set to default value: {DEFAULT_CONCURRENCY}"
+                    "Specified concurrency value invalid. Set to default value: {default}"
                 ));
-                DEFAULT_CONCURRENCY
+                default
             }
-            Some(n) if n > MAX_CONCURRENCY => {
-                warnings.push(format!(
-                    "Specified concurrency value too large. Set to maximum value: {MAX_CONCURRENCY}"
-                ));
-                MAX_CONCURRENCY as usize
-            }
-            Some(n) => n as usize,
+            Some(n) => match usize::try_from(n).ok().and_then(Concurrency::new) {
+                Some(c) => c.get(),
+                None => {
+                    warnings.push(format!(
+                        "Specified concurrency value too large. Set to maximum value: {max}"
+                    ));
+                    max
+                }
+            },
         };
         Ok(PurgeRequest {
             endpoint,

@@ -9,13 +9,9 @@
 //! Each rule's fields mirror `acr purge`'s flags and are validated exactly as the command
 //! line validates them; unknown fields are errors, and every error names where it is.
 
-use super::{Ago, Filter, Policy, Rule};
+use super::{Filter, Policy, Rule, RuleSpec, RuleSpecError};
+use crate::registry::Concurrency;
 use serde::Deserialize;
-
-/// The largest `concurrency` accepted.
-pub const MAX_CONCURRENCY: usize = 32;
-/// The `concurrency` used when the document gives none.
-pub const DEFAULT_CONCURRENCY: usize = 8;
 
 /// A validated policy document.
 #[derive(Debug, Clone)]
@@ -113,11 +109,12 @@ impl PolicyDocument {
             .map(|(i, p)| Filter::parse(p).map_err(|e| PolicyError(format!("protect[{i}]: {e}"))))
             .collect::<Result<Vec<_>, _>>()?;
         let concurrency = match raw.concurrency {
-            None => DEFAULT_CONCURRENCY,
-            Some(n) if (1..=MAX_CONCURRENCY).contains(&n) => n,
+            None => Concurrency::DEFAULT.get(),
+            Some(n) if Concurrency::new(n).is_some() => n,
             Some(n) => {
                 return Err(PolicyError(format!(
-                    "concurrency: {n} is outside 1..={MAX_CONCURRENCY}"
+                    "concurrency: {n} is outside 1..={}",
+                    Concurrency::MAX.get()
                 )));
             }
         };
@@ -132,36 +129,24 @@ impl PolicyDocument {
 fn rule_from(index: usize, raw: RawRule) -> Result<Rule, PolicyError> {
     let at =
         |field: &str, problem: String| PolicyError(format!("rules[{index}].{field}: {problem}"));
-    let filters = raw
-        .filter
-        .into_vec()
-        .iter()
-        .enumerate()
-        .map(|(j, f)| Filter::parse(f).map_err(|e| at(&format!("filter[{j}]"), e.to_string())))
-        .collect::<Result<Vec<_>, _>>()?;
-    let ago = match (raw.ago, raw.untagged_only) {
-        (Some(text), _) => Ago::parse(&text).map_err(|e| at("ago", e.to_string()))?,
-        (None, true) => Ago::ZERO,
-        (None, false) => {
-            return Err(at(
-                "ago",
-                "required unless untaggedOnly is true".to_string(),
-            ));
-        }
-    };
-    if ago.capped {
-        return Err(at("ago", "longer than 150 years".to_string()));
-    }
-    let rule = Rule {
-        filters,
-        ago,
+    let filters = raw.filter.into_vec();
+    let rule = Rule::build(RuleSpec {
+        filters: &filters,
+        ago: raw.ago.as_deref(),
         keep: raw.keep,
         untagged: raw.untagged,
         untagged_only: raw.untagged_only,
         include_locked: raw.include_locked,
-    };
-    rule.validate()
-        .map_err(|e| PolicyError(format!("rules[{index}]: {e}")))?;
+    })
+    .map_err(|e| match e {
+        RuleSpecError::Filter { index: j, error } => at(&format!("filter[{j}]"), error.to_string()),
+        RuleSpecError::Ago(error) => at("ago", error.to_string()),
+        RuleSpecError::AgoMissing => at("ago", "required unless untaggedOnly is true".to_string()),
+        RuleSpecError::Flags(error) => PolicyError(format!("rules[{index}]: {error}")),
+    })?;
+    if rule.ago.capped {
+        return Err(at("ago", "longer than 150 years".to_string()));
+    }
     Ok(rule)
 }
 
@@ -191,7 +176,7 @@ mod tests {
         .unwrap();
         assert_eq!(doc.policy.rules[0].filters.len(), 1);
         assert!(doc.policy.rules[1].filters.is_empty());
-        assert_eq!(doc.concurrency, DEFAULT_CONCURRENCY);
+        assert_eq!(doc.concurrency, Concurrency::DEFAULT.get());
     }
 
     #[test]

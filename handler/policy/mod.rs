@@ -29,6 +29,74 @@ pub struct Rule {
     pub include_locked: bool,
 }
 
+/// A rule as written, by command-line flags or a policy document's rule, before it is
+/// checked: the one way both build a [`Rule`].
+#[derive(Debug, Clone, Copy)]
+pub struct RuleSpec<'a> {
+    /// `--filter` values.
+    pub filters: &'a [String],
+    /// `--ago`, when given.
+    pub ago: Option<&'a str>,
+    /// `--keep`.
+    pub keep: usize,
+    /// `--untagged`.
+    pub untagged: bool,
+    /// `--untagged-only`.
+    pub untagged_only: bool,
+    /// `--include-locked`.
+    pub include_locked: bool,
+}
+
+/// What is wrong with a [`RuleSpec`]; each adapter names the place in its own terms
+/// (`--ago`, `rules[0].ago`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RuleSpecError {
+    /// A filter does not parse.
+    Filter {
+        /// Its position among the filters.
+        index: usize,
+        /// Why.
+        error: FilterError,
+    },
+    /// The age does not parse.
+    Ago(AgoError),
+    /// No age, and not `--untagged-only` (where it defaults to 0).
+    AgoMissing,
+    /// The flags contradict each other.
+    Flags(RuleError),
+}
+
+impl Rule {
+    /// Parses and checks a rule. An age above the maximum is capped and marked
+    /// ([`Ago::capped`]): the command line warns, as acr purge does; a policy document
+    /// refuses it.
+    pub fn build(spec: RuleSpec<'_>) -> Result<Rule, RuleSpecError> {
+        let filters = spec
+            .filters
+            .iter()
+            .enumerate()
+            .map(|(index, f)| {
+                Filter::parse(f).map_err(|error| RuleSpecError::Filter { index, error })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let ago = match (spec.ago, spec.untagged_only) {
+            (Some(text), _) => Ago::parse(text).map_err(RuleSpecError::Ago)?,
+            (None, true) => Ago::ZERO,
+            (None, false) => return Err(RuleSpecError::AgoMissing),
+        };
+        let rule = Rule {
+            filters,
+            ago,
+            keep: spec.keep,
+            untagged: spec.untagged,
+            untagged_only: spec.untagged_only,
+            include_locked: spec.include_locked,
+        };
+        rule.validate().map_err(RuleSpecError::Flags)?;
+        Ok(rule)
+    }
+}
+
 /// The whole purge policy.
 #[derive(Debug, Clone, Default)]
 pub struct Policy {
@@ -98,15 +166,5 @@ impl Policy {
             })?;
         }
         Ok(())
-    }
-
-    /// Whether `repository:tag` matches a `protect` pattern; returns the pattern.
-    pub fn protecting(&self, repository: &str, tag: &str) -> Result<Option<&Filter>, MatchError> {
-        for pattern in &self.protect {
-            if pattern.matches_repository(repository)? && pattern.matches_tag(tag)? {
-                return Ok(Some(pattern));
-            }
-        }
-        Ok(None)
     }
 }

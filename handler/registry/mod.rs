@@ -108,6 +108,37 @@ pub enum DeleteStatus {
     NotAllowed,
 }
 
+/// Requests in flight at most: `--concurrency` and the policy's `concurrency`, 1 to
+/// [`Concurrency::MAX`] (ACR's recommended maximum of parallel deletes), default
+/// [`Concurrency::DEFAULT`]. The one definition of both numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Concurrency(usize);
+
+impl Concurrency {
+    /// The default, 8.
+    pub const DEFAULT: Concurrency = Concurrency(8);
+    /// The largest accepted, 32.
+    pub const MAX: Concurrency = Concurrency(32);
+
+    /// `n` when it is within 1 to [`Concurrency::MAX`].
+    pub fn new(n: usize) -> Option<Concurrency> {
+        (1..=Concurrency::MAX.0)
+            .contains(&n)
+            .then_some(Concurrency(n))
+    }
+
+    /// The number.
+    pub fn get(self) -> usize {
+        self.0
+    }
+}
+
+impl Default for Concurrency {
+    fn default() -> Self {
+        Concurrency::DEFAULT
+    }
+}
+
 /// Connection options.
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
@@ -124,7 +155,7 @@ pub struct ClientOptions {
 impl Default for ClientOptions {
     fn default() -> Self {
         ClientOptions {
-            concurrency: 8,
+            concurrency: Concurrency::DEFAULT.get(),
             retry: RetryPolicy::default(),
             abac_batch_size: 10,
             extra_roots_pem: Vec::new(),

@@ -65,7 +65,7 @@ impl Default for RunOptions {
     fn default() -> Self {
         RunOptions {
             dry_run: false,
-            concurrency: 8,
+            concurrency: crate::registry::Concurrency::DEFAULT.get(),
             repository_page_size: 100,
             only: None,
             stop: StopSignal::default(),
