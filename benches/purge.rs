@@ -5,15 +5,10 @@
 //!    at several `--concurrency` values: wall time, requests sent, items deleted per second.
 
 use acr_purge::emulator::{Emulator, ManifestSeed, RepoSeed, Seed, TagSeed};
-use acr_purge::plan::{Body, Draft, Scope};
+use acr_purge::plan::fixture::{Listing, Manifest};
 use acr_purge::policy::{Ago, Filter, Policy, Rule};
-use acr_purge::registry::model::{
-    ChangeableAttributes, Descriptor, ManifestAttributes, ManifestBody, OCI_INDEX, OCI_MANIFEST,
-    TagAttributes,
-};
 use acr_purge::registry::{ClientOptions, Endpoint, RegistryClient};
 use acr_purge::run::{self, RunOptions};
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 fn scale() -> usize {
@@ -41,68 +36,25 @@ fn policy(untagged: bool) -> Policy {
 /// Planner throughput over `images` multi-arch images (an index and two children each).
 fn bench_planner(images: usize) {
     let now = chrono::Utc::now();
-    let mut tags = Vec::new();
-    let mut manifests = Vec::new();
-    let mut bodies = HashMap::new();
-    let time = |days: usize| (now - chrono::TimeDelta::days(days as i64)).to_rfc3339();
+    let mut listing = Listing::new(now);
     for i in 0..images {
-        let age = 1 + i % 90;
-        let index = format!("sha256:{:064x}", 3 * i);
-        let children: Vec<String> = (1..=2)
-            .map(|c| format!("sha256:{:064x}", 3 * i + c))
-            .collect();
-        let tag = format!("build-{i}");
-        tags.push(TagAttributes {
-            name: tag.clone(),
-            digest: index.clone(),
-            created_time: None,
-            last_update_time: Some(time(age)),
-            changeable_attributes: ChangeableAttributes::default(),
-        });
-        let listed = |digest: &str, media: &str, tags: Option<Vec<String>>| ManifestAttributes {
-            digest: Some(digest.to_string()),
-            image_size: None,
-            created_time: None,
-            last_update_time: Some(time(age)),
-            architecture: None,
-            os: None,
-            media_type: Some(media.to_string()),
-            config_media_type: None,
-            tags,
-            changeable_attributes: ChangeableAttributes::default(),
-        };
-        manifests.push(listed(&index, OCI_INDEX, Some(vec![tag])));
-        let body = ManifestBody {
-            manifests: children
-                .iter()
-                .map(|d| Descriptor {
-                    media_type: Some(OCI_MANIFEST.into()),
-                    digest: d.clone(),
-                    artifact_type: None,
-                })
-                .collect(),
-            ..ManifestBody::default()
-        };
-        bodies.insert(index.clone(), Body::Found(body));
-        for child in children {
-            manifests.push(listed(&child, OCI_MANIFEST, None));
-            bodies.insert(child, Body::Found(ManifestBody::default()));
-        }
+        let age = (1 + i % 90) as i64 * 24 * 60;
+        let (amd64, arm64) = (format!("i{i}-amd64"), format!("i{i}-arm64"));
+        listing.push(Manifest::image(&amd64).age(age));
+        listing.push(Manifest::image(&arm64).age(age));
+        listing.push(
+            Manifest::index(&format!("i{i}"), &[&amd64, &arm64])
+                .age(age)
+                .tag(&format!("build-{i}"), age),
+        );
     }
-    tags.sort_by(|a, b| b.last_update_time.cmp(&a.last_update_time));
-    manifests.sort_by(|a, b| a.digest.cmp(&b.digest));
+    let snapshot = listing.snapshot();
     let policy = policy(true);
     let started = Instant::now();
-    let scope = Scope::new(&policy, "app", now)
-        .expect("scope")
+    let plan = snapshot
+        .plan("app", &policy, now)
+        .expect("filters evaluate")
         .expect("covered");
-    let draft = Draft::new("app", scope, tags, Some(manifests)).expect("draft");
-    let referrers: HashMap<String, Vec<String>> = draft
-        .referrers_needed()
-        .into_iter()
-        .map(|d| (d, Vec::new()))
-        .collect();
-    let plan = draft.finish(&bodies, &referrers);
     let elapsed = started.elapsed();
     let deleted = plan.manifests_to_delete().count();
     println!(

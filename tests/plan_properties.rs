@@ -2,15 +2,13 @@
 //! shared between indexes), referrers, cosign signature tags, locks, odd timestamps and
 //! random rules. Whatever the input, nothing that a kept item depends on is deleted.
 
-use acr_purge::plan::{Body, Draft, KeepReason, RepositoryPlan, Scope, Verdict};
+use acr_purge::plan::fixture::{Listing, Manifest, Time, cosign_tag_of, digest_of};
+use acr_purge::plan::{KeepReason, RepositoryPlan, Verdict};
 use acr_purge::policy::{Ago, Filter, Policy, Rule};
-use acr_purge::registry::model::{
-    ChangeableAttributes, DOCKER_MANIFEST, Descriptor, ManifestAttributes, ManifestBody, OCI_INDEX,
-    OCI_MANIFEST, TagAttributes,
-};
-use chrono::{DateTime, TimeDelta, Utc};
+use acr_purge::registry::model::{ManifestAttributes, TagAttributes};
+use chrono::{DateTime, Utc};
 use proptest::prelude::*;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 #[derive(Debug, Clone)]
 enum Kind {
@@ -99,181 +97,86 @@ fn rule() -> impl Strategy<Value = Rule> {
         })
 }
 
-fn digest(i: usize) -> String {
-    format!("sha256:{:064x}", i + 1)
+fn name(i: usize) -> String {
+    format!("m{i}")
 }
 
-fn time(now: DateTime<Utc>, minutes: i64) -> String {
-    (now - TimeDelta::minutes(minutes)).to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
-}
-
+/// A random repository, built with the planner's own fixture builder, plus the graph the
+/// invariants check against.
 struct Registry {
+    listing: Listing,
     tags: Vec<TagAttributes>,
     manifests: Vec<ManifestAttributes>,
-    bodies: HashMap<String, Body>,
     children: HashMap<String, Vec<String>>,
     subjects: HashMap<String, String>,
 }
 
 fn build(nodes: &[Node], now: DateTime<Utc>) -> Registry {
     let n = nodes.len();
-    let mut tags = Vec::new();
-    let mut used = HashSet::new();
-    let mut manifests = Vec::new();
-    let mut bodies = HashMap::new();
+    let mut listing = Listing::new(now);
     let mut children = HashMap::new();
     let mut subjects = HashMap::new();
     for (i, node) in nodes.iter().enumerate() {
-        let d = digest(i);
-        let mut body = ManifestBody::default();
-        let media_type = match &node.kind {
-            Kind::Image { docker: true } => Some(DOCKER_MANIFEST),
-            Kind::Image { docker: false } => Some(OCI_MANIFEST),
+        let me = name(i);
+        let mut manifest = match &node.kind {
+            Kind::Image { docker: true } => Manifest::docker(&me),
+            Kind::Image { docker: false } => Manifest::image(&me),
             Kind::Index { children: c } => {
                 // Children only point "down" (lower index → no cycles), like real content addressing.
                 let list: Vec<String> = c
                     .iter()
                     .filter(|&&c| i > 0 && c % i != i)
-                    .map(|&c| digest(c % i.max(1)))
-                    .collect::<HashSet<_>>()
+                    .map(|&c| name(c % i.max(1)))
+                    .collect::<BTreeSet<_>>()
                     .into_iter()
                     .collect();
-                body.manifests = list
-                    .iter()
-                    .map(|d| Descriptor {
-                        media_type: Some(OCI_MANIFEST.into()),
-                        digest: d.clone(),
-                        artifact_type: None,
-                    })
-                    .collect();
-                children.insert(d.clone(), list);
-                Some(OCI_INDEX)
+                let names: Vec<&str> = list.iter().map(String::as_str).collect();
+                children.insert(digest_of(&me), list.iter().map(|c| digest_of(c)).collect());
+                Manifest::index(&me, &names)
             }
-            Kind::Referrer { subject } => {
-                let s = digest(subject % n);
-                if s != d {
-                    body.subject = Some(Descriptor {
-                        media_type: Some(OCI_MANIFEST.into()),
-                        digest: s.clone(),
-                        artifact_type: None,
-                    });
-                    subjects.insert(d.clone(), s);
-                }
-                Some(OCI_MANIFEST)
+            Kind::Referrer { subject } if subject % n != i => {
+                subjects.insert(digest_of(&me), digest_of(&name(subject % n)));
+                Manifest::referrer(&me, &name(subject % n))
             }
-            Kind::Unknown => None,
+            Kind::Referrer { .. } => Manifest::image(&me),
+            Kind::Unknown => Manifest::untyped(&me),
         };
-        let mut names = Vec::new();
-        for (name, age, locked) in &node.tags {
-            let name = format!("{name}-{i}");
-            if used.insert(name.clone()) {
-                names.push(name.clone());
-                tags.push(TagAttributes {
-                    name,
-                    digest: d.clone(),
-                    created_time: None,
-                    last_update_time: Some(time(now, *age)),
-                    changeable_attributes: lock(*locked),
-                });
-            }
-        }
-        if node.signed && i + 1 < n {
-            // The next manifest is this one's cosign signature.
-            let hex = d.trim_start_matches("sha256:");
-            let name = format!("sha256-{hex}.sig");
-            tags.push(TagAttributes {
-                name: name.clone(),
-                digest: digest(i + 1),
-                created_time: None,
-                last_update_time: Some(time(now, 100_000)),
-                changeable_attributes: lock(false),
-            });
-            used.insert(name);
-        }
-        let last_update_time = if node.unreadable {
-            Some("date".to_string())
-        } else {
-            node.age_minutes.map(|a| time(now, a))
-        };
-        manifests.push(ManifestAttributes {
-            digest: Some(d.clone()),
-            image_size: None,
-            created_time: None,
-            last_update_time,
-            architecture: None,
-            os: None,
-            media_type: media_type.map(str::to_string),
-            config_media_type: None,
-            tags: None,
-            changeable_attributes: lock(node.locked),
+        manifest = manifest.updated(match (node.unreadable, node.age_minutes) {
+            (true, _) => Time::Raw("date".to_string()),
+            (false, Some(minutes)) => Time::MinutesAgo(minutes),
+            (false, None) => Time::Missing,
         });
-        bodies.insert(d, Body::Found(body));
+        if node.locked {
+            manifest = manifest.locked();
+        }
+        let mut used = HashSet::new();
+        for (tag, age, locked) in &node.tags {
+            let tag = format!("{tag}-{i}");
+            if used.insert(tag.clone()) {
+                manifest = manifest.tag_with(&tag, Time::MinutesAgo(*age), *locked);
+            }
+        }
+        if i > 0 && nodes[i - 1].signed {
+            // This manifest is the previous one's cosign signature.
+            manifest = manifest.tag(&cosign_tag_of(&name(i - 1)), 100_000);
+        }
+        listing.push(manifest);
     }
-    // The manifest listing reports each manifest's tags.
-    for manifest in &mut manifests {
-        let mine: Vec<String> = tags
-            .iter()
-            .filter(|t| Some(&t.digest) == manifest.digest.as_ref())
-            .map(|t| t.name.clone())
-            .collect();
-        manifest.tags = (!mine.is_empty()).then_some(mine);
-    }
-    // Server order for tags: newest lastUpdateTime first.
-    tags.sort_by(|a, b| {
-        b.last_update_time
-            .cmp(&a.last_update_time)
-            .then(a.name.cmp(&b.name))
-    });
-    manifests.sort_by(|a, b| a.digest.cmp(&b.digest));
     Registry {
-        tags,
-        manifests,
-        bodies,
+        tags: listing.tags(),
+        manifests: listing.manifests(),
+        listing,
         children,
         subjects,
     }
 }
 
-fn lock(locked: bool) -> ChangeableAttributes {
-    ChangeableAttributes {
-        delete_enabled: Some(!locked),
-        write_enabled: Some(true),
-        ..Default::default()
-    }
-}
-
-fn plan(registry: &Registry, policy: &Policy, now: DateTime<Utc>) -> RepositoryPlan {
-    let scope = Scope::new(policy, "r", now)
-        .unwrap()
-        .expect("filters cover r");
-    let draft = Draft::new(
-        "r",
-        scope,
-        registry.tags.clone(),
-        Some(registry.manifests.clone()),
-    )
-    .unwrap();
-    let needed: HashSet<String> = draft.bodies_needed().into_iter().collect();
-    let bodies: HashMap<String, Body> = registry
-        .bodies
-        .iter()
-        .filter(|(d, _)| needed.contains(*d))
-        .map(|(d, b)| (d.clone(), b.clone()))
-        .collect();
-    let referrers: HashMap<String, Vec<String>> = draft
-        .referrers_needed()
-        .into_iter()
-        .map(|d| {
-            let list = registry
-                .subjects
-                .iter()
-                .filter(|(_, s)| **s == d)
-                .map(|(r, _)| r.clone())
-                .collect();
-            (d, list)
-        })
-        .collect();
-    draft.finish(&bodies, &referrers)
+fn plan(registry: &Registry, policy: &Policy) -> RepositoryPlan {
+    registry
+        .listing
+        .plan("r", policy)
+        .expect("filters evaluate")
+        .expect("filters cover r")
 }
 
 proptest! {
@@ -291,7 +194,7 @@ proptest! {
             rules: rules.clone(),
             protect: if protect { vec![Filter::parse("r:^latest").unwrap()] } else { vec![] },
         };
-        let plan = plan(&registry, &policy, now);
+        let plan = plan(&registry, &policy);
         let verdict: HashMap<&str, &Verdict> =
             plan.manifests.iter().map(|m| (m.digest.as_str(), &m.verdict)).collect();
         let removed = |d: &str| verdict.get(d).is_some_and(|v| v.is_removed());

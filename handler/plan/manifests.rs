@@ -347,24 +347,41 @@ fn apply_keep(scope: &Scope, states: &mut HashMap<String, State>) -> Vec<String>
     newly_kept
 }
 
-/// Marks referrers of removed manifests as removed with them (the registry deletes them).
-pub(super) fn cascade(decisions: &mut [ManifestDecision]) {
+/// Marks referrers of removed manifests as removed with them (the registry deletes them):
+/// those kept only for being referrers, and those kept for a reason that does not stop
+/// their subject's deletion (their age, no rule), found through the referrers listing.
+pub(super) fn cascade(
+    decisions: &mut [ManifestDecision],
+    referrers: &HashMap<String, Vec<String>>,
+) {
     loop {
         let removed: HashSet<String> = decisions
             .iter()
             .filter(|d| d.verdict.is_removed())
             .map(|d| d.digest.clone())
             .collect();
+        let mut via: HashMap<&str, &str> = HashMap::new();
+        for subject in &removed {
+            for referrer in referrers.get(subject).into_iter().flatten() {
+                via.entry(referrer.as_str()).or_insert(subject.as_str());
+            }
+        }
         let mut changed = false;
         for decision in decisions.iter_mut() {
-            if let Verdict::Keep {
-                reason: KeepReason::Referrer { subject },
-            } = &decision.verdict
-                && removed.contains(subject)
-            {
-                decision.verdict = Verdict::Cascade {
-                    via: subject.clone(),
-                };
+            let Verdict::Keep { reason } = &decision.verdict else {
+                continue;
+            };
+            let subject = match reason {
+                KeepReason::Referrer { subject } if removed.contains(subject) => {
+                    Some(subject.clone())
+                }
+                reason if !reason.must_survive_subject() => {
+                    via.get(decision.digest.as_str()).map(|s| s.to_string())
+                }
+                _ => None,
+            };
+            if let Some(subject) = subject {
+                decision.verdict = Verdict::Cascade { via: subject };
                 changed = true;
             }
         }

@@ -7,9 +7,12 @@
 //! be a referrer), and [`Draft::finish`] walks the graph and returns the [`RepositoryPlan`].
 
 mod cosign;
+pub mod fixture;
 mod manifests;
 mod scope;
 mod tags;
+#[cfg(test)]
+mod tests;
 mod verdict;
 
 pub use cosign::cosign_subject;
@@ -201,7 +204,7 @@ impl Draft {
         // other, so settle both until nothing more is removed.
         loop {
             let removed = decisions.iter().filter(|d| d.verdict.is_removed()).count();
-            manifests::cascade(&mut decisions);
+            manifests::cascade(&mut decisions, referrers);
             cosign::settle(
                 &mut tags,
                 &cosign_pending,

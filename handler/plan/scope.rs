@@ -1,8 +1,9 @@
 //! Which rules cover one repository, with cut-offs resolved against the run's start, and
 //! the one eligibility ladder every deletion decision goes through.
 
-use super::KeepReason;
+use super::{KeepReason, cosign_subject};
 use crate::policy::{MatchError, Policy, Rule, TagMatcher};
+use crate::registry::model::TagAttributes;
 use chrono::{DateTime, Utc};
 
 /// How the policy's rules apply to one repository, with cut-offs resolved against `now`.
@@ -54,6 +55,12 @@ impl Scope {
     /// Whether the tag listing is needed (some rule deletes tags here).
     pub fn needs_tags(&self) -> bool {
         self.rules.iter().any(|r| r.tags.is_some())
+    }
+
+    /// Whether the manifest listing is needed, given the tag listing: some rule deletes
+    /// untagged manifests here, or a cosign signature tag may follow its subject.
+    pub fn needs_manifests(&self, tags: &[TagAttributes]) -> bool {
+        self.purges_manifests() || tags.iter().any(|t| cosign_subject(&t.name).is_some())
     }
 
     /// Whether some rule deletes untagged manifests here.

@@ -356,6 +356,50 @@ impl Verdict {
 }
 
 #[cfg(test)]
+/// One value of every variant (tests): adding a variant without adding it here fails to
+/// compile in the matches above, and this list is checked against them.
+pub(super) fn every_keep_reason() -> Vec<KeepReason> {
+    let t = || "x".to_string();
+    vec![
+        KeepReason::NotSelected,
+        KeepReason::NoFilterMatch,
+        KeepReason::TooYoung { cutoff: Utc::now() },
+        KeepReason::TimestampMissing,
+        KeepReason::TimestampUnreadable { value: t() },
+        KeepReason::Locked,
+        KeepReason::KeptByKeep { rule: 1, rank: 1 },
+        KeepReason::Protected { pattern: t() },
+        KeepReason::SignatureOfKept { subject: t() },
+        KeepReason::SignatureManifestKept { manifest: t() },
+        KeepReason::SignatureLocked { tag: t() },
+        KeepReason::Tagged { tags: vec![t()] },
+        KeepReason::IndexChild { parent: t() },
+        KeepReason::Referrer { subject: t() },
+        KeepReason::KeptReferrer { referrer: t() },
+        KeepReason::NoMediaType,
+        KeepReason::BodyUnavailable,
+    ]
+}
+
+#[cfg(test)]
+pub(super) fn every_delete_reason() -> Vec<DeleteReason> {
+    vec![
+        DeleteReason::Matched {
+            rule: 1,
+            filter: "r:.*".to_string(),
+        },
+        DeleteReason::Untagged { rule: 1 },
+        DeleteReason::SignatureOfDeleted {
+            subject: "s".to_string(),
+        },
+        DeleteReason::OrphanReferrer {
+            rule: 1,
+            subject: "s".to_string(),
+        },
+    ]
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -364,48 +408,6 @@ mod tests {
             .as_str()
             .unwrap()
             .to_string()
-    }
-
-    /// One value of every variant: adding a variant without adding it here fails to
-    /// compile in the matches above, and this list is checked against them.
-    fn every_keep_reason() -> Vec<KeepReason> {
-        let t = || "x".to_string();
-        vec![
-            KeepReason::NotSelected,
-            KeepReason::NoFilterMatch,
-            KeepReason::TooYoung { cutoff: Utc::now() },
-            KeepReason::TimestampMissing,
-            KeepReason::TimestampUnreadable { value: t() },
-            KeepReason::Locked,
-            KeepReason::KeptByKeep { rule: 1, rank: 1 },
-            KeepReason::Protected { pattern: t() },
-            KeepReason::SignatureOfKept { subject: t() },
-            KeepReason::SignatureManifestKept { manifest: t() },
-            KeepReason::SignatureLocked { tag: t() },
-            KeepReason::Tagged { tags: vec![t()] },
-            KeepReason::IndexChild { parent: t() },
-            KeepReason::Referrer { subject: t() },
-            KeepReason::KeptReferrer { referrer: t() },
-            KeepReason::NoMediaType,
-            KeepReason::BodyUnavailable,
-        ]
-    }
-
-    fn every_delete_reason() -> Vec<DeleteReason> {
-        vec![
-            DeleteReason::Matched {
-                rule: 1,
-                filter: "r:.*".to_string(),
-            },
-            DeleteReason::Untagged { rule: 1 },
-            DeleteReason::SignatureOfDeleted {
-                subject: "s".to_string(),
-            },
-            DeleteReason::OrphanReferrer {
-                rule: 1,
-                subject: "s".to_string(),
-            },
-        ]
     }
 
     #[test]

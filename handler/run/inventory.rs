@@ -2,7 +2,7 @@
 //! all before anything is deleted, so listings are never paged with a cursor this run has
 //! deleted and the plan sees the whole graph.
 
-use crate::plan::{Body, Draft, RepositoryPlan, Scope, cosign_subject};
+use crate::plan::{Body, Draft, RepositoryPlan, Scope};
 use crate::registry::{RegistryClient, RegistryError};
 use crate::report::PlanError;
 use futures::{StreamExt, TryStreamExt};
@@ -23,8 +23,7 @@ pub async fn plan_repository(
     } else {
         Vec::new()
     };
-    let has_cosign_tags = tags.iter().any(|t| cosign_subject(&t.name).is_some());
-    let manifests = if scope.purges_manifests() || has_cosign_tags {
+    let manifests = if scope.needs_manifests(&tags) {
         match client.list_manifests(repository).await? {
             Some(manifests) => Some(manifests),
             None => return Ok(None),

@@ -1,0 +1,330 @@
+//! One case per keep and delete reason, on small in-memory repositories: each names the
+//! item it is about and the decision it must get. A reason without a case fails
+//! `every_reason_has_a_case`, so a new reason arrives with its test.
+
+use super::fixture::{Listing, Manifest, Time, cosign_tag_of};
+use super::verdict::{every_delete_reason, every_keep_reason};
+use super::{RepositoryPlan, Verdict};
+use crate::policy::{Filter, Policy, Rule, RuleSpec};
+use chrono::Utc;
+use std::collections::BTreeSet;
+
+const DAY: i64 = 24 * 60;
+
+/// The item a case is about.
+enum Target {
+    Tag(String),
+    Manifest(&'static str),
+}
+
+struct Case {
+    expect: &'static str,
+    listing: Listing,
+    policy: Policy,
+    target: Target,
+}
+
+/// One rule: `filters`, `--ago` and the mode flags, as the command line would give them.
+fn rule(filters: &[&str], ago: &str, keep: usize, untagged: bool, untagged_only: bool) -> Rule {
+    let filters: Vec<String> = filters.iter().map(|f| f.to_string()).collect();
+    Rule::build(RuleSpec {
+        filters: &filters,
+        ago: Some(ago),
+        keep,
+        untagged,
+        untagged_only,
+        include_locked: false,
+    })
+    .expect("a valid rule")
+}
+
+fn policy(rule: Rule) -> Policy {
+    Policy {
+        rules: vec![rule],
+        protect: Vec::new(),
+    }
+}
+
+/// Tags matching `r:.*` older than a day, and untagged manifests too.
+fn purge_all() -> Policy {
+    policy(rule(&["r:.*"], "1d", 0, true, false))
+}
+
+fn untagged_only() -> Policy {
+    policy(rule(&[], "1d", 0, false, true))
+}
+
+fn tag(name: &str) -> Target {
+    Target::Tag(name.to_string())
+}
+
+fn cases() -> Vec<Case> {
+    let listing = || Listing::new(Utc::now());
+    let case = |expect, listing, policy, target| Case {
+        expect,
+        listing,
+        policy,
+        target,
+    };
+    vec![
+        // Deletions.
+        case(
+            "delete:matched",
+            listing().with(Manifest::image("a").age(2 * DAY).tag("v1", 2 * DAY)),
+            policy(rule(&["r:^v"], "1d", 0, false, false)),
+            tag("v1"),
+        ),
+        case(
+            "delete:untagged",
+            listing().with(Manifest::image("a").age(2 * DAY)),
+            untagged_only(),
+            Target::Manifest("a"),
+        ),
+        case(
+            "delete:signatureOfDeleted",
+            listing().with(Manifest::image("img").age(2 * DAY)).with(
+                Manifest::image("sig")
+                    .age(10)
+                    .tag(&cosign_tag_of("img"), 10),
+            ),
+            policy(rule(&["r:^nomatch$"], "1d", 0, true, false)),
+            Target::Manifest("sig"),
+        ),
+        case(
+            "delete:orphanReferrer",
+            listing().with(Manifest::referrer("sbom", "gone").age(2 * DAY)),
+            untagged_only(),
+            Target::Manifest("sbom"),
+        ),
+        case(
+            "cascade",
+            listing()
+                .with(Manifest::image("img").age(2 * DAY))
+                .with(Manifest::referrer("sbom", "img").age(10)),
+            untagged_only(),
+            Target::Manifest("sbom"),
+        ),
+        // Keeps by the policy's own choice.
+        case(
+            "keep:notSelected",
+            listing()
+                .with(Manifest::image("img").age(2 * DAY).tag("v1", 10))
+                .with(
+                    Manifest::image("sig")
+                        .age(2 * DAY)
+                        .tag(&cosign_tag_of("img"), 10),
+                )
+                .with(Manifest::image("loose").age(2 * DAY)),
+            policy(rule(&["r:^nomatch$"], "1d", 0, false, false)),
+            Target::Manifest("loose"),
+        ),
+        case(
+            "keep:noFilterMatch",
+            listing().with(Manifest::image("a").age(2 * DAY).tag("v1", 2 * DAY)),
+            policy(rule(&["r:^x"], "1d", 0, false, false)),
+            tag("v1"),
+        ),
+        case(
+            "keep:tooYoung",
+            listing().with(Manifest::image("a").age(10).tag("v1", 10)),
+            purge_all(),
+            tag("v1"),
+        ),
+        case(
+            "keep:keptByKeep",
+            listing()
+                .with(Manifest::image("a").age(2 * DAY).tag("new", 2 * DAY))
+                .with(Manifest::image("b").age(3 * DAY).tag("old", 3 * DAY)),
+            policy(rule(&["r:.*"], "1d", 1, false, false)),
+            tag("new"),
+        ),
+        case(
+            "keep:tagged",
+            listing().with(Manifest::image("a").age(2 * DAY).tag("v1", 10)),
+            purge_all(),
+            Target::Manifest("a"),
+        ),
+        // Keeps for safety.
+        case(
+            "keep:timestampMissing",
+            listing().with(
+                Manifest::image("a")
+                    .age(2 * DAY)
+                    .tag_with("v1", Time::Missing, false),
+            ),
+            purge_all(),
+            tag("v1"),
+        ),
+        case(
+            "keep:timestampUnreadable",
+            listing()
+                .with(Manifest::image("a").updated(Time::Raw("2020-01-01 00:00:00Z".to_string()))),
+            untagged_only(),
+            Target::Manifest("a"),
+        ),
+        case(
+            "keep:locked",
+            listing().with(Manifest::image("a").age(2 * DAY).locked_tag("v1", 2 * DAY)),
+            purge_all(),
+            tag("v1"),
+        ),
+        case(
+            "keep:protected",
+            listing().with(Manifest::image("a").age(2 * DAY).tag("prod", 2 * DAY)),
+            Policy {
+                protect: vec![Filter::parse("r:^prod$").expect("filter")],
+                ..purge_all()
+            },
+            tag("prod"),
+        ),
+        case(
+            "keep:signatureOfKept",
+            listing()
+                .with(Manifest::image("img").age(10).tag("v1", 10))
+                .with(
+                    Manifest::image("sig")
+                        .age(2 * DAY)
+                        .tag(&cosign_tag_of("img"), 2 * DAY),
+                ),
+            purge_all(),
+            Target::Tag(cosign_tag_of("img")),
+        ),
+        case(
+            "keep:signatureManifestKept",
+            listing().with(Manifest::image("img").age(2 * DAY)).with(
+                Manifest::image("sig")
+                    .age(2 * DAY)
+                    .locked()
+                    .tag(&cosign_tag_of("img"), 2 * DAY),
+            ),
+            policy(rule(&["r:^nomatch$"], "1d", 0, true, false)),
+            Target::Tag(cosign_tag_of("img")),
+        ),
+        case(
+            "keep:signatureLocked",
+            listing().with(Manifest::image("img").age(2 * DAY)).with(
+                Manifest::image("sig")
+                    .age(2 * DAY)
+                    .locked_tag(&cosign_tag_of("img"), 2 * DAY),
+            ),
+            policy(rule(&["r:^nomatch$"], "1d", 0, true, false)),
+            Target::Manifest("img"),
+        ),
+        case(
+            "keep:indexChild",
+            listing()
+                .with(Manifest::image("amd64").age(2 * DAY))
+                .with(Manifest::index("multi", &["amd64"]).age(10).tag("v1", 10)),
+            purge_all(),
+            Target::Manifest("amd64"),
+        ),
+        case(
+            "keep:referrer",
+            listing()
+                .with(Manifest::image("img").age(10).tag("v1", 10))
+                .with(Manifest::referrer("sbom", "img").age(2 * DAY)),
+            purge_all(),
+            Target::Manifest("sbom"),
+        ),
+        case(
+            "keep:keptReferrer",
+            listing()
+                .with(Manifest::image("img").age(2 * DAY))
+                .with(Manifest::referrer("sbom", "img").age(2 * DAY).locked()),
+            untagged_only(),
+            Target::Manifest("img"),
+        ),
+        case(
+            "keep:noMediaType",
+            listing().with(Manifest::untyped("a").age(2 * DAY)),
+            untagged_only(),
+            Target::Manifest("a"),
+        ),
+        case(
+            "keep:bodyUnavailable",
+            listing().with(Manifest::image("a").age(2 * DAY).body_missing()),
+            untagged_only(),
+            Target::Manifest("a"),
+        ),
+    ]
+}
+
+/// `delete:<reason>`, `keep:<reason>` or `cascade`.
+fn decision(verdict: &Verdict) -> String {
+    match verdict {
+        Verdict::Delete { reason } => format!("delete:{}", reason.name()),
+        Verdict::Keep { reason } => format!("keep:{}", reason.name()),
+        Verdict::Cascade { .. } => "cascade".to_string(),
+    }
+}
+
+fn verdict_of<'p>(plan: &'p RepositoryPlan, listing: &Listing, target: &Target) -> &'p Verdict {
+    match target {
+        Target::Tag(name) => {
+            &plan
+                .tags
+                .iter()
+                .find(|t| &t.name == name)
+                .unwrap_or_else(|| panic!("tag {name} is in the plan"))
+                .verdict
+        }
+        Target::Manifest(name) => {
+            &plan
+                .manifests
+                .iter()
+                .find(|m| listing.name_of(&m.digest) == Some(name))
+                .unwrap_or_else(|| panic!("manifest {name} is in the plan"))
+                .verdict
+        }
+    }
+}
+
+#[test]
+fn each_reason_decides_its_case() {
+    for case in cases() {
+        let plan = case
+            .listing
+            .plan("r", &case.policy)
+            .expect("filters evaluate")
+            .expect("the policy covers r");
+        let got = decision(verdict_of(&plan, &case.listing, &case.target));
+        assert_eq!(got, case.expect, "{plan:#?}");
+    }
+}
+
+#[test]
+fn every_reason_has_a_case() {
+    let covered: BTreeSet<String> = cases().iter().map(|c| c.expect.to_string()).collect();
+    let mut wanted: BTreeSet<String> = every_keep_reason()
+        .iter()
+        .map(|r| format!("keep:{}", r.name()))
+        .collect();
+    wanted.extend(
+        every_delete_reason()
+            .iter()
+            .map(|r| format!("delete:{}", r.name())),
+    );
+    wanted.insert("cascade".to_string());
+    let missing: Vec<&String> = wanted.difference(&covered).collect();
+    assert!(missing.is_empty(), "reasons without a case: {missing:?}");
+}
+
+#[test]
+fn keep_never_counts_referrers() {
+    // acr purge keeps the two most recent images; a fresher orphan signature must not
+    // take one of their slots.
+    let listing = Listing::new(Utc::now())
+        .with(Manifest::referrer("orphan", "gone").age(2 * 60))
+        .with(Manifest::image("a").age(3 * 60))
+        .with(Manifest::image("b").age(5 * 60))
+        .with(Manifest::image("c").age(9 * 60));
+    let plan = listing
+        .plan("r", &policy(rule(&[], "1h", 2, false, true)))
+        .expect("plan")
+        .expect("covered");
+    let deleted: BTreeSet<&str> = plan
+        .manifests_to_delete()
+        .filter_map(|m| listing.name_of(&m.digest))
+        .collect();
+    assert_eq!(deleted, BTreeSet::from(["c", "orphan"]));
+}
