@@ -4,7 +4,7 @@
 //! 2. Whole runs against the ACR emulator over loopback HTTP with a simulated round trip,
 //!    at several `--concurrency` values: wall time, requests sent, items deleted per second.
 
-use acr_purge::emulator::{Emulator, ManifestSeed, RepoSeed, Seed, TagSeed};
+use acr_emulator::{Emulator, ManifestSeed, RepoSeed, Seed, TagSeed};
 use acr_purge::plan::fixture::{Listing, Manifest};
 use acr_purge::policy::{Ago, Filter, Policy, Rule};
 use acr_purge::registry::{ClientOptions, Endpoint, RegistryClient};

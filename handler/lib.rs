@@ -18,7 +18,6 @@
 #![warn(missing_docs)]
 
 pub mod cli;
-pub mod emulator;
 pub mod functions;
 pub mod plan;
 pub mod policy;

@@ -3,7 +3,7 @@
 
 mod support;
 
-use acr_purge::emulator::{Fault, ManifestSeed, RepoSeed, Seed, TagSeed};
+use acr_emulator::{Fault, ManifestSeed, RepoSeed, Seed, TagSeed};
 use support::purge::{Registry, set, tagged};
 
 fn case1_repo() -> RepoSeed {
@@ -189,7 +189,7 @@ async fn case07_unparseable_tag_time_is_kept_not_fatal() {
             .manifest(
                 ManifestSeed::image("bad")
                     .age("3d")
-                    .tag(TagSeed::new("weird").updated(acr_purge::emulator::TimeSpec::at("date"))),
+                    .tag(TagSeed::new("weird").updated(acr_emulator::TimeSpec::at("date"))),
             )
             .manifest(tagged("ok", "old", "3d")),
     );
@@ -429,7 +429,7 @@ async fn case15_untagged_age_and_missing_times() {
     let repo = RepoSeed::new("r")
         .manifest(ManifestSeed::image("young").age("15m"))
         .manifest(ManifestSeed::image("old").age("48h"))
-        .manifest(ManifestSeed::image("timeless").updated(acr_purge::emulator::TimeSpec::Null))
+        .manifest(ManifestSeed::image("timeless").updated(acr_emulator::TimeSpec::Null))
         .manifest(tagged("tagged", "v1", "30d"));
     let registry = Registry::start(Seed::new().repo(repo)).await;
     let run = registry.purge(&["--untagged-only", "--ago", "24h"]).await;

@@ -3,7 +3,7 @@
 
 mod support;
 
-use acr_purge::emulator::{AuthMode, RepoSeed, Seed, TokenAuth};
+use acr_emulator::{AuthMode, RepoSeed, Seed, TokenAuth};
 use support::identity::{ENTRA_TOKEN, IdentityEndpoint};
 use support::purge::{Registry, tagged};
 
@@ -207,7 +207,7 @@ async fn basic_credentials_and_refresh_tokens_from_flags() {
 async fn a_permission_error_while_deleting_stops_the_run_and_lists_what_is_left() {
     let registry = Registry::start(repos(Seed::new(), 5)).await;
     registry.emulator().inject(
-        acr_purge::emulator::Fault::status(403)
+        acr_emulator::Fault::status(403)
             .method("DELETE")
             .path_prefix("/acr/v1/r3/"),
     );

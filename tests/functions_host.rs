@@ -4,7 +4,7 @@
 
 mod support;
 
-use acr_purge::emulator::{AuthMode, Fault, ManifestSeed, RepoSeed, Seed, TokenAuth};
+use acr_emulator::{AuthMode, Fault, ManifestSeed, RepoSeed, Seed, TokenAuth};
 use acr_purge::functions::webhook::sign;
 use support::host::Handler;
 use support::identity::{ENTRA_TOKEN, IdentityEndpoint};

@@ -3,7 +3,7 @@
 
 mod support;
 
-use acr_purge::emulator::{Fault, ManifestSeed, RepoSeed, Seed, TagSeed, TimeSpec};
+use acr_emulator::{Fault, ManifestSeed, RepoSeed, Seed, TagSeed, TimeSpec};
 use support::purge::{Registry, handler, set, tagged};
 
 #[tokio::test]

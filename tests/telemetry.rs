@@ -4,7 +4,7 @@
 
 mod support;
 
-use acr_purge::emulator::{ManifestSeed, RepoSeed, Seed};
+use acr_emulator::{ManifestSeed, RepoSeed, Seed};
 use acr_purge::functions::webhook::sign;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use support::appinsights::Ingestion;

@@ -3,7 +3,7 @@
 
 mod support;
 
-use acr_purge::emulator::{Emulator, RepoSeed, Seed};
+use acr_emulator::{Emulator, RepoSeed, Seed};
 use support::purge::{handler_with_env, tagged};
 use support::tls::TlsServer;
 

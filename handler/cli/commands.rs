@@ -148,7 +148,7 @@ pub async fn demo() -> ExitCode {
 
 /// `handler emulator`.
 pub async fn emulator(args: EmulatorArgs) -> ExitCode {
-    match crate::emulator::run_standalone(args.data.as_deref(), args.port).await {
+    match acr_emulator::run_standalone(args.data.as_deref(), args.port).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("Error: {error:#}");

@@ -3,10 +3,10 @@
 
 use super::PurgeArgs;
 use super::output::say;
-use crate::emulator::{Emulator, sample_registry};
 use crate::registry::{ClientOptions, RegistryClient};
 use crate::report::{RepositoryReport, RunReport};
 use crate::run;
+use acr_emulator::{Emulator, sample_registry};
 use anyhow::Context;
 use clap::Parser;
 

@@ -431,7 +431,7 @@ fn build_tag(seed: &TagSeed, manifest: &Manifest, now: DateTime<Utc>) -> anyhow:
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::emulator::seed::{ManifestSeed, OCI_INDEX};
+    use crate::seed::{ManifestSeed, OCI_INDEX};
 
     fn now() -> DateTime<Utc> {
         DateTime::parse_from_rfc3339("2024-05-01T12:00:00.123456789Z")

@@ -61,6 +61,8 @@
 //! In Rust, build the same with [`Seed`], [`RepoSeed`], [`ManifestSeed`], [`TagSeed`] and
 //! get digests with [`Seed::digest`].
 
+#![warn(missing_docs)]
+
 mod auth;
 mod body;
 mod faults;

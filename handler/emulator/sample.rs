@@ -125,7 +125,7 @@ fn builder() -> RepoSeed {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::emulator::Emulator;
+    use crate::Emulator;
 
     #[test]
     fn sample_loads_with_expected_shape() {

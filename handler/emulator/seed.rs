@@ -1,6 +1,6 @@
 //! Seed: the initial content of an emulated registry, read from JSON or built in Rust.
 //!
-//! The types here are plain data; [`crate::emulator::Emulator::new`] validates them
+//! The types here are plain data; [`crate::Emulator::new`] validates them
 //! (media types, ages, references, duplicates) and reports errors naming the
 //! repository and manifest.
 

@@ -1,8 +1,6 @@
 //! Running the `handler` binary against an in-process ACR emulator, as a user would.
 
-use acr_purge::emulator::{
-    Emulator, ManifestSeed, RecordedRequest, RunningEmulator, Seed, TagSeed,
-};
+use acr_emulator::{Emulator, ManifestSeed, RecordedRequest, RunningEmulator, Seed, TagSeed};
 use std::collections::BTreeSet;
 
 /// What one `handler` invocation produced.

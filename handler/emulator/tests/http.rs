@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use acr_purge::emulator::{
+use acr_emulator::{
     AuthMode, Emulator, Fault, ManifestSeed, RepoSeed, RunningEmulator, Seed, TagSeed, TimeSpec,
     TokenAuth, sha256_digest,
 };
@@ -522,7 +522,7 @@ async fn manifests_listing_omits_tags_when_untagged() {
         .cloned()
         .expect("dangling listed");
     assert!(entry.get("tags").is_none());
-    assert_eq!(entry["mediaType"], acr_purge::emulator::OCI_MANIFEST);
+    assert_eq!(entry["mediaType"], acr_emulator::OCI_MANIFEST);
     assert_eq!(entry["architecture"], "amd64");
     assert_eq!(entry["changeableAttributes"]["writeEnabled"], true);
     let tagged = h
@@ -743,7 +743,7 @@ async fn manifests_are_served_with_digest_of_their_bytes() {
     let digest = sha256_digest(&bytes);
     assert_eq!(digest, seed.digest("team/app", "multi"));
     assert_eq!(headers["docker-content-digest"], digest.as_str());
-    assert_eq!(headers["content-type"], acr_purge::emulator::OCI_INDEX);
+    assert_eq!(headers["content-type"], acr_emulator::OCI_INDEX);
     let body: Value = serde_json::from_slice(&bytes).expect("json");
     assert_eq!(body["manifests"][1]["platform"]["architecture"], "arm64");
 
