@@ -351,40 +351,6 @@ impl Seed {
         self.repositories.push(repo);
         self
     }
-
-    /// Digest of the manifest `alias` in `repo`, or an error if it cannot be resolved.
-    pub fn try_digest(&self, repo: &str, alias: &str) -> anyhow::Result<String> {
-        let digests = self.digests(repo)?;
-        digests
-            .get(alias)
-            .cloned()
-            .ok_or_else(|| anyhow::anyhow!("repository {repo:?} has no manifest alias {alias:?}"))
-    }
-
-    /// Digest of the manifest `alias` in `repo`.
-    ///
-    /// # Panics
-    /// If the seed is invalid or the alias is unknown (a test helper).
-    pub fn digest(&self, repo: &str, alias: &str) -> String {
-        match self.try_digest(repo, alias) {
-            Ok(digest) => digest,
-            Err(e) => panic!("Seed::digest: {e:#}"),
-        }
-    }
-
-    /// All alias → digest pairs of one repository (efficient for large seeds).
-    pub fn digests(&self, repo: &str) -> anyhow::Result<std::collections::HashMap<String, String>> {
-        let seed = self
-            .repositories
-            .iter()
-            .find(|r| r.name == repo)
-            .ok_or_else(|| anyhow::anyhow!("seed has no repository {repo:?}"))?;
-        let resolved = super::load::resolve_repo(seed, chrono::Utc::now())?;
-        Ok(resolved
-            .into_iter()
-            .filter_map(|(m, _)| m.alias.map(|a| (a, m.digest)))
-            .collect())
-    }
 }
 
 impl RepoSeed {

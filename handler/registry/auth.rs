@@ -12,8 +12,9 @@
 //! failing. ABAC registries (refresh token with an `aad_identity` claim) ignore
 //! `repository:*:*`, so per-repository scopes are requested in batches.
 
-use super::transport::{Route, Transport, error_chain};
-use super::{Endpoint, RegistryError};
+use super::Endpoint;
+use super::error::{RegistryError, error_chain, short_body};
+use super::transport::{Route, Transport};
 use azure_core::credentials::TokenCredential;
 use base64::Engine;
 use std::collections::HashMap;
@@ -362,7 +363,7 @@ async fn token_field(
         return Err(RegistryError::Status {
             context: path.to_string(),
             status: status.as_u16(),
-            body: super::short_body(response).await,
+            body: short_body(response).await,
         });
     }
     let body: serde_json::Value = response.json().await.map_err(|e| RegistryError::Protocol {

@@ -5,9 +5,9 @@
 //! and manifests); an empty or short page ends the listing. A page that brings nothing new
 //! is an error rather than an endless loop.
 
+use super::RegistryClient;
 use super::auth::Scope;
-use super::transport::error_chain;
-use super::{RegistryClient, RegistryError, unexpected};
+use super::error::{RegistryError, error_chain, unexpected};
 use reqwest::{Method, StatusCode};
 use std::collections::HashSet;
 

@@ -17,7 +17,7 @@
 //! transport errors or 5xx answers (and no good answer in between), every further request
 //! fails at once with [`RegistryError::Unavailable`], which stops the run.
 
-use super::RegistryError;
+use super::error::{RegistryError, error_chain};
 use rand::Rng;
 use reqwest::{RequestBuilder, Response, StatusCode};
 use std::sync::Arc;
@@ -313,18 +313,6 @@ fn parse_retry_after(value: &str, now: chrono::DateTime<chrono::Utc>) -> Option<
             .to_std()
             .unwrap_or(Duration::ZERO),
     )
-}
-
-/// An error with its sources, on one line.
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -8,8 +8,7 @@ use crate::plan::Verdict;
 use crate::report::text::Kind;
 use crate::report::{Item, RepositoryReport};
 
-/// Deletion events per run, at most.
-pub const MAX_DELETION_EVENTS: usize = 1000;
+pub use crate::telemetry::MAX_DELETION_EVENTS;
 
 /// Counts the events of one run.
 #[derive(Debug)]

@@ -2,7 +2,7 @@
 //! `purge.throttled`, `purge.failures` and the `purge.run.duration` histogram (seconds),
 //! each with `faas.trigger` and `purge.dry_run`.
 
-use super::run::RunContext;
+use super::context::RunContext;
 use crate::report::RunReport;
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Counter, Histogram};

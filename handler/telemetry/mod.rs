@@ -6,11 +6,16 @@
 //! On a serverless instance the process may be frozen right after an answer, so the
 //! Functions handler calls [`flush`] before answering every invocation.
 
+mod context;
 pub mod exporters;
 mod metrics;
 mod run;
 
-pub use run::{RunContext, Trigger, finish_run, run_span};
+pub use context::{RunContext, Trigger};
+pub use run::{finish_run, run_span};
+
+/// Deletion events per run, at most (the span-event limit is set to fit them).
+pub const MAX_DELETION_EVENTS: usize = 1000;
 
 /// A count as a span or event attribute. The OpenTelemetry layer exports `u64` and `usize`
 /// fields as strings, `i64` as integers; counts beyond `i64::MAX` saturate.
@@ -117,7 +122,7 @@ fn build_providers(config: &ExportConfig) -> (Providers, Vec<String>) {
         .build();
     let mut problems = Vec::new();
     // Room for every itemised deletion event of a run on one span (the default is 128).
-    let max_events = crate::run::audit::MAX_DELETION_EVENTS as u32 + 16;
+    let max_events = MAX_DELETION_EVENTS as u32 + 16;
     let mut tracer = SdkTracerProvider::builder()
         .with_resource(resource.clone())
         .with_max_events_per_span(max_events);

@@ -1,49 +1,11 @@
 //! The root span of a run (`purge`) and what is recorded on it when the run ends.
 
+use super::context::{RunContext, Trigger};
 use super::metrics;
 use crate::report::RunReport;
 use opentelemetry::trace::TraceContextExt;
 use tracing::field::Empty;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
-
-/// What started the run (`faas.trigger`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Trigger {
-    /// `PurgeTimer`.
-    Timer,
-    /// `PurgeHttp`.
-    Http,
-    /// The command line.
-    Other,
-}
-
-impl Trigger {
-    /// The `faas.trigger` value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Trigger::Timer => "timer",
-            Trigger::Http => "http",
-            Trigger::Other => "other",
-        }
-    }
-}
-
-/// Who runs the purge, for the root span.
-#[derive(Debug, Clone)]
-pub struct RunContext {
-    /// What started it.
-    pub trigger: Trigger,
-    /// `X-Azure-Functions-InvocationId`.
-    pub invocation_id: Option<String>,
-    /// The function (`PurgeTimer`, `PurgeHttp`).
-    pub function_name: Option<String>,
-    /// The registry's login server.
-    pub registry: String,
-    /// Whether it is a dry run.
-    pub dry_run: bool,
-    /// An incoming W3C trace context (`traceparent`), to continue the caller's trace.
-    pub parent: Option<opentelemetry::Context>,
-}
 
 /// The root span of a run: `purge`, kind Server for triggered runs (App Insights shows it
 /// as a request), with the run's attributes; outcome attributes are filled by [`finish_run`].
