@@ -173,6 +173,48 @@ async fn webhook_bodies_narrow_the_policy() {
 }
 
 #[tokio::test]
+async fn event_bodies_honour_dry_run() {
+    let (registry, handler) = setup(&[]).await;
+    // The body from the issue: a signed ACR push asking for a dry run ran a real purge.
+    let acr = r#"{"action":"push","target":{"repository":"tools/ci","tag":"x"},"dryRun":true}"#;
+    let answer = signed(&handler, acr, &[]).await;
+    assert_eq!(answer.status, 200, "{:#}", answer.json);
+    assert_eq!(answer.json["dryRun"], true);
+    assert_eq!(answer.json["summary"]["tagsDeleted"], 1);
+    let release = r#"{"action":"published","release":{"tag_name":"v4"},"repository":{"name":"app"},"dryRun":true}"#;
+    let answer = signed(&handler, release, &[("X-GitHub-Event", "release")]).await;
+    assert_eq!(answer.status, 200, "{:#}", answer.json);
+    assert_eq!(answer.json["dryRun"], true);
+    assert!(registry.mutations().is_empty(), "dry runs delete nothing");
+    assert_eq!(registry.tags("tools/ci"), set(&["build-1"]));
+    let bad = r#"{"action":"push","target":{"repository":"tools/ci"},"dryRun":"true"}"#;
+    let answer = signed(&handler, bad, &[]).await;
+    assert_eq!(answer.status, 400, "{:#}", answer.json);
+    assert!(registry.mutations().is_empty());
+}
+
+#[tokio::test]
+async fn only_acr_pushes_and_github_releases_start_runs() {
+    let (registry, handler) = setup(&[]).await;
+    for action in ["delete", "quarantine", "chart_push"] {
+        let body = format!(r#"{{"action":"{action}","target":{{"repository":"app","tag":"v1"}}}}"#);
+        let answer = signed(&handler, &body, &[]).await;
+        assert_eq!(answer.status, 200, "{:#}", answer.json);
+        assert!(answer.json["ignored"].is_string(), "{:#}", answer.json);
+    }
+    let push = r#"{"ref":"refs/heads/main","repository":{"name":"app"}}"#;
+    for headers in [vec![("X-GitHub-Event", "push")], vec![]] {
+        let answer = signed(&handler, push, &headers).await;
+        assert_eq!(answer.status, 200, "{:#}", answer.json);
+        assert!(answer.json["ignored"].is_string(), "{:#}", answer.json);
+    }
+    assert!(
+        registry.emulator().requests().is_empty(),
+        "no run was started"
+    );
+}
+
+#[tokio::test]
 async fn github_release_and_ping_events() {
     let (registry, handler) = setup(&[]).await;
     let ping = r#"{"zen":"Design for failure.","hook_id":1}"#;

@@ -7,7 +7,7 @@ use super::protocol::{InvocationResult, TimerInvocation};
 use super::runner::{self, Finished};
 use super::runs::Runs;
 use super::secret::WebhookSecret;
-use super::webhook::{self, MAX_BODY, Request};
+use super::webhook::{self, MAX_BODY, Request, quoted};
 use crate::engine::StopSignal;
 use crate::telemetry::{self, RunContext, Trigger};
 use axum::body::{Body, Bytes};
@@ -20,6 +20,9 @@ use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Mutex;
+
+/// How many repository names a log line lists (the count is always logged).
+pub const LOGGED_NAMES: usize = 5;
 
 /// How long shutdown waits for a run in flight to stop.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(60);
@@ -187,13 +190,17 @@ async fn webhook(
         Ok(request) => request,
         Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
     };
-    let Request::Run {
-        repositories,
-        dry_run,
-        source,
-    } = request
-    else {
-        return (StatusCode::OK, Json(json!({"pong": true}))).into_response();
+    let (repositories, dry_run, source) = match request {
+        Request::Ping => return (StatusCode::OK, Json(json!({"pong": true}))).into_response(),
+        Request::Ignored(why) => {
+            tracing::info!("webhook ignored: {why}");
+            return (StatusCode::OK, Json(json!({"ignored": why}))).into_response();
+        }
+        Request::Run {
+            repositories,
+            dry_run,
+            source,
+        } => (repositories, dry_run, source),
     };
     if let Some(names) = &repositories {
         match runner::uncovered(config, names) {
@@ -202,15 +209,35 @@ async fn webhook(
                 return error(
                     StatusCode::UNPROCESSABLE_ENTITY,
                     &format!(
-                        "no rule of the policy covers repository {name:?}; a webhook can only narrow the policy"
+                        "no rule of the policy covers repository {}; a webhook can only narrow the policy",
+                        quoted(&name)
                     ),
                 );
             }
-            Err(e) => return error(StatusCode::UNPROCESSABLE_ENTITY, &e),
+            Err(e) => {
+                tracing::warn!("webhook refused: the policy could not be evaluated: {e}");
+                return error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "the policy could not be evaluated against the repositories named (see the logs)",
+                );
+            }
         }
     }
     let dry_run = dry_run || config.force_dry_run || config.policy.dry_run;
-    tracing::info!(source, ?repositories, dry_run, "webhook accepted");
+    let count = repositories.as_ref().map_or(0, Vec::len);
+    let first: Vec<String> = repositories
+        .iter()
+        .flatten()
+        .take(LOGGED_NAMES)
+        .map(|n| quoted(n))
+        .collect();
+    tracing::info!(
+        source,
+        repositories = count,
+        first = ?first,
+        dry_run,
+        "webhook accepted"
+    );
     let context = RunContext {
         trigger: Trigger::Http,
         invocation_id: invocation_id(&headers),
