@@ -119,13 +119,51 @@ async fn invalid_configuration_fails_every_invocation_and_touches_nothing() {
     assert!(logs.contains("rules[0].filter[0]"), "{logs}");
     let answer = signed(&handler, "{}", &[]).await;
     assert_eq!(answer.status, 500);
-    assert!(
-        answer.json["error"]
-            .as_str()
-            .unwrap()
-            .contains("PURGE_POLICY")
+    assert_eq!(
+        answer.json["error"], "invalid configuration (see the logs)",
+        "callers never see the configuration error"
     );
     assert!(registry.emulator().requests().is_empty());
+}
+
+#[tokio::test]
+async fn configuration_errors_reach_the_logs_never_a_caller_nor_a_password() {
+    let handler = Handler::start(&[
+        ("PURGE_REGISTRY", "http://purger:hunter22-pw@127.0.0.1:1"),
+        ("PURGE_POLICY", POLICY),
+        ("WEBHOOK_SECRET", SECRET),
+    ])
+    .await;
+    let bearer = format!("Bearer {SECRET}");
+    for (method, path, headers) in [
+        ("POST", "/api/purge", vec![]),
+        ("GET", "/api/purge/x", vec![]),
+        (
+            "POST",
+            "/api/purge",
+            vec![("Authorization", bearer.as_str())],
+        ),
+        (
+            "GET",
+            "/api/purge/x",
+            vec![("Authorization", bearer.as_str())],
+        ),
+    ] {
+        let answer = handler
+            .request(method, path, &headers, b"{}".to_vec())
+            .await;
+        assert_eq!(answer.status, 500, "{method} {path}");
+        assert_eq!(answer.json["error"], "invalid configuration (see the logs)");
+        assert!(!answer.json.to_string().contains("hunter22"));
+    }
+    let answer = handler.timer(false, false).await;
+    assert_eq!(answer.status, 500);
+    let logs = answer.json["Logs"].to_string();
+    assert!(logs.contains("app setting PURGE_REGISTRY"), "{logs}");
+    assert!(!logs.contains("hunter22"), "{logs}");
+    let stdout = handler.stdout().join("\n");
+    assert!(stdout.contains("PURGE_REGISTRY"), "{stdout}");
+    assert!(!stdout.contains("hunter22"), "{stdout}");
 }
 
 #[tokio::test]

@@ -1,6 +1,10 @@
 //! The HTTP server the Functions host talks to: readiness on `GET /`, the timer at
 //! `POST /PurgeTimer`, the forwarded webhook at `/api/purge` and run status at
 //! `/api/purge/{runId}`. Handlers are thin; the work is in the sibling modules.
+//!
+//! Configuration errors go to the logs (and the timer's `Logs`, which the host logs); webhook
+//! callers, authenticated or not, only learn that the configuration is invalid, and Key Vault
+//! errors are answered generically.
 
 use super::config::{Config, ConfigError};
 use super::protocol::{InvocationResult, TimerInvocation};
@@ -20,6 +24,13 @@ use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Mutex;
+
+/// What callers are told when the configuration is invalid (the details are in the logs).
+pub const INVALID_CONFIGURATION: &str = "invalid configuration (see the logs)";
+
+/// What callers are told when the webhook secret cannot be read.
+pub const SECRET_UNAVAILABLE: &str =
+    "the webhook secret cannot be read right now (see the logs); retry later";
 
 /// How many repository names a log line lists (the count is always logged).
 pub const LOGGED_NAMES: usize = 5;
@@ -118,7 +129,7 @@ async fn timer(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -
     let invocation: Result<TimerInvocation, _> = serde_json::from_slice(&body);
     let config = match state.config.as_ref() {
         Ok(config) => config,
-        Err(e) => return invocation_failure(e.to_string()),
+        Err(e) => return invocation_failure(format!("invalid configuration: {e}")),
     };
     let mut notes = Vec::new();
     match invocation {
@@ -266,7 +277,7 @@ async fn start_run(
     context: RunContext,
 ) -> Response {
     let Ok(config) = state.config.as_ref() else {
-        return error(StatusCode::INTERNAL_SERVER_ERROR, "invalid configuration");
+        return error(StatusCode::INTERNAL_SERVER_ERROR, INVALID_CONFIGURATION);
     };
     let deadline = config.http_deadline;
     let id = state.runs.start();
@@ -349,9 +360,13 @@ async fn authenticate<'a>(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<&'a Config, Response> {
+    let invalid = |e: &ConfigError| {
+        tracing::error!("webhook refused, invalid configuration: {e}");
+        error(StatusCode::INTERNAL_SERVER_ERROR, INVALID_CONFIGURATION)
+    };
     let config = match state.config.as_ref() {
         Ok(config) => config,
-        Err(e) => return Err(error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string())),
+        Err(e) => return Err(invalid(e)),
     };
     let Some(proof) = webhook::proof(headers) else {
         return Err(error(
@@ -361,25 +376,27 @@ async fn authenticate<'a>(
     };
     let secret = match (&config.webhook_secret, &state.secret) {
         (Ok(_), Some(secret)) => secret,
-        (Err(e), _) => return Err(error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string())),
+        (Err(e), _) => return Err(invalid(e)),
         (Ok(_), None) => {
+            tracing::error!("webhook refused: no webhook secret");
             return Err(error(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "no webhook secret",
+                INVALID_CONFIGURATION,
             ));
         }
     };
-    let current = secret
-        .current()
-        .await
-        .map_err(|e| error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()))?;
+    let unavailable = |e: super::secret::SecretError| {
+        tracing::error!("webhook refused: {e}");
+        error(StatusCode::SERVICE_UNAVAILABLE, SECRET_UNAVAILABLE)
+    };
+    let current = secret.current().await.map_err(unavailable)?;
     if webhook::verify(proof, &current, body) {
         return Ok(config);
     }
     // The secret may have been rotated: read it again (rate-limited) and retry once.
     match secret.reread().await {
         Ok(Some(fresh)) if webhook::verify(proof, &fresh, body) => Ok(config),
-        Err(e) => Err(error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string())),
+        Err(e) => Err(unavailable(e)),
         _ => Err(error(
             StatusCode::UNAUTHORIZED,
             "the signature or token does not match the webhook secret",
