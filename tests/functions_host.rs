@@ -305,6 +305,38 @@ async fn webhook_rejections_touch_nothing() {
         (
             "POST",
             "/api/purge",
+            vec![(
+                "X-Hub-Signature-256",
+                sign(SECRET, body.as_bytes())
+                    .to_uppercase()
+                    .replace("SHA256=", "sha256="),
+            )],
+            body.into(),
+            401,
+        ),
+        (
+            "POST",
+            "/api/purge",
+            vec![
+                ("X-Hub-Signature-256", sign(SECRET, body.as_bytes())),
+                ("X-Hub-Signature-256", sign(SECRET, body.as_bytes())),
+            ],
+            body.into(),
+            400,
+        ),
+        (
+            "POST",
+            "/api/purge",
+            vec![
+                ("Authorization", format!("Bearer {SECRET}")),
+                ("Authorization", "Bearer nope".into()),
+            ],
+            body.into(),
+            400,
+        ),
+        (
+            "POST",
+            "/api/purge",
             vec![("X-Hub-Signature-256", big_signature)],
             big,
             413,

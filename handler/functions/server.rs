@@ -7,6 +7,7 @@
 //! errors are answered generically.
 
 use super::config::{Config, ConfigError};
+use super::proof::{self, ProofError};
 use super::protocol::{InvocationResult, TimerInvocation};
 use super::runner::{self, Finished};
 use super::runs::Runs;
@@ -368,12 +369,7 @@ async fn authenticate<'a>(
         Ok(config) => config,
         Err(e) => return Err(invalid(e)),
     };
-    let Some(proof) = webhook::proof(headers) else {
-        return Err(error(
-            StatusCode::UNAUTHORIZED,
-            "missing X-Hub-Signature-256 or Authorization: Bearer",
-        ));
-    };
+    let proof = proof::proof(headers).map_err(proof_error)?;
     let secret = match (&config.webhook_secret, &state.secret) {
         (Ok(_), Some(secret)) => secret,
         (Err(e), _) => return Err(invalid(e)),
@@ -390,17 +386,25 @@ async fn authenticate<'a>(
         error(StatusCode::SERVICE_UNAVAILABLE, SECRET_UNAVAILABLE)
     };
     let current = secret.current().await.map_err(unavailable)?;
-    if webhook::verify(proof, &current, body) {
+    if proof::verify(proof, &current, body) {
         return Ok(config);
     }
     // The secret may have been rotated: read it again (rate-limited) and retry once.
     match secret.reread().await {
-        Ok(Some(fresh)) if webhook::verify(proof, &fresh, body) => Ok(config),
+        Ok(Some(fresh)) if proof::verify(proof, &fresh, body) => Ok(config),
         Err(e) => Err(unavailable(e)),
         _ => Err(error(
             StatusCode::UNAUTHORIZED,
             "the signature or token does not match the webhook secret",
         )),
+    }
+}
+
+/// 401 without a proof, 400 when a proof header is given twice.
+fn proof_error(e: ProofError) -> Response {
+    match e {
+        ProofError::Missing => error(StatusCode::UNAUTHORIZED, &e.to_string()),
+        ProofError::Duplicate(_) => error(StatusCode::BAD_REQUEST, &e.to_string()),
     }
 }
 

@@ -12,16 +12,12 @@
 //!
 //! Deliveries are not de-duplicated: a replayed delivery can only start another run of the
 //! same policy-bound purge, which is idempotent, and GitHub's "Redeliver" is a deliberate
-//! re-run.
-//!
-//! Authentication (on top of the Functions key): `X-Hub-Signature-256: sha256=<hex HMAC-SHA256
-//! of the raw body>` (GitHub style), or `Authorization: Bearer <secret>` (ACR webhooks can only
-//! send static headers); both compared in constant time.
+//! re-run. How the caller proves it knows the secret is in `proof`.
 
 use axum::http::HeaderMap;
-use hmac::{Hmac, Mac};
 use serde_json::{Map, Value};
-use sha2::Sha256;
+
+pub use super::proof::sign;
 
 /// The largest body accepted (1 MiB).
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -45,62 +41,6 @@ pub enum Request {
         /// Which kind of body it was (`acr`, `github`, `generic`).
         source: &'static str,
     },
-}
-
-/// How the caller proved it knows the secret.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Proof<'a> {
-    /// `X-Hub-Signature-256: sha256=<hex>`.
-    Signature(&'a str),
-    /// `Authorization: Bearer <secret>`.
-    Bearer(&'a str),
-}
-
-/// Finds the caller's proof in the headers.
-pub fn proof(headers: &HeaderMap) -> Option<Proof<'_>> {
-    if let Some(signature) = headers
-        .get("x-hub-signature-256")
-        .and_then(|v| v.to_str().ok())
-    {
-        return Some(Proof::Signature(signature.trim()));
-    }
-    let authorization = headers.get("authorization")?.to_str().ok()?.trim();
-    let (scheme, token) = authorization.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| Proof::Bearer(token.trim()))
-}
-
-/// Whether `proof` shows knowledge of `secret` for this `body`, in constant time.
-pub fn verify(proof: Proof<'_>, secret: &str, body: &[u8]) -> bool {
-    match proof {
-        Proof::Signature(header) => {
-            let Some(hex) = header.strip_prefix("sha256=") else {
-                return false;
-            };
-            let Some(expected) = decode_hex(hex) else {
-                return false;
-            };
-            let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.as_bytes()) else {
-                return false;
-            };
-            mac.update(body);
-            mac.verify_slice(&expected).is_ok()
-        }
-        Proof::Bearer(token) => constant_time_eq(token.as_bytes(), secret.as_bytes()),
-    }
-}
-
-/// `sha256=<hex>` for `body` (what a sender computes).
-pub fn sign(secret: &str, body: &[u8]) -> String {
-    let mut mac = match Hmac::<Sha256>::new_from_slice(secret.as_bytes()) {
-        Ok(mac) => mac,
-        Err(_) => return String::new(),
-    };
-    mac.update(body);
-    let bytes = mac.finalize().into_bytes();
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256={hex}")
 }
 
 /// Why a body was not understood.
@@ -251,24 +191,6 @@ pub fn quoted(text: &str) -> String {
     }
 }
 
-fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect()
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let difference = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    std::hint::black_box(difference) == 0
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -280,23 +202,6 @@ mod tests {
             map.append(*k, HeaderValue::from_str(v).unwrap());
         }
         map
-    }
-
-    #[test]
-    fn signatures_and_bearer_tokens() {
-        let body = br#"{"repositories":["app"]}"#;
-        let good = sign("s3cret", body);
-        let h = headers(&[("x-hub-signature-256", &good)]);
-        assert!(verify(proof(&h).unwrap(), "s3cret", body));
-        assert!(!verify(proof(&h).unwrap(), "other", body));
-        assert!(!verify(proof(&h).unwrap(), "s3cret", b"{}"));
-        assert!(!verify(Proof::Signature("sha256=zz"), "s3cret", body));
-        assert!(!verify(Proof::Signature("md5=00"), "s3cret", body));
-        let h = headers(&[("authorization", "Bearer s3cret")]);
-        assert!(verify(proof(&h).unwrap(), "s3cret", body));
-        assert!(!verify(proof(&h).unwrap(), "s3cret2", body));
-        assert!(proof(&headers(&[("authorization", "Basic abc")])).is_none());
-        assert!(proof(&HeaderMap::new()).is_none());
     }
 
     #[test]
