@@ -5,10 +5,12 @@
 mod support;
 
 use acr_purge::emulator::{AuthMode, Fault, ManifestSeed, RepoSeed, Seed, TokenAuth};
+use acr_purge::functions::secret::{READ_TIMEOUT, REREAD_INTERVAL};
 use acr_purge::functions::webhook::sign;
+use std::time::Duration;
 use support::host::Handler;
 use support::identity::{ENTRA_TOKEN, IdentityEndpoint};
-use support::keyvault::KeyVault;
+use support::keyvault::{KeyVault, Mode};
 use support::purge::{Registry, set, tagged};
 
 const POLICY: &str = r#"{"rules":[{"filter":["app:^v","tools/.*:.*"],"ago":"7d","untagged":true}],"protect":["app:^v0$"]}"#;
@@ -428,6 +430,146 @@ async fn long_runs_answer_202_and_report_their_status() {
         )
         .await;
     assert_eq!(missing.status, 404);
+}
+
+/// A handler reading its webhook secret from `vault` through the managed identity.
+async fn with_vault(vault: &KeyVault, identity: &IdentityEndpoint, registry: &Registry) -> Handler {
+    let vault_url = vault.url();
+    let cert = vault.cert_path();
+    Handler::start(&[
+        ("PURGE_REGISTRY", registry.running.url.as_str()),
+        ("PURGE_POLICY", POLICY),
+        ("KEY_VAULT_URL", vault_url.as_str()),
+        ("WEBHOOK_SECRET_NAME", "webhook-secret"),
+        ("IDENTITY_ENDPOINT", identity.url.as_str()),
+        ("IDENTITY_HEADER", support::identity::IDENTITY_HEADER),
+        ("AZURE_CLIENT_ID", "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"),
+        ("SSL_CERT_FILE", cert.as_str()),
+    ])
+    .await
+}
+
+/// A signed GitHub ping: authenticated, answered without a run.
+async fn ping(handler: &Handler, secret: &str) -> support::host::Answer {
+    let body = r#"{"zen":"Keep it logically awesome.","hook_id":1}"#;
+    let signature = sign(secret, body.as_bytes());
+    handler
+        .request(
+            "POST",
+            "/api/purge",
+            &[
+                ("X-Hub-Signature-256", signature.as_str()),
+                ("X-GitHub-Event", "ping"),
+            ],
+            body.as_bytes().to_vec(),
+        )
+        .await
+}
+
+async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let started = std::time::Instant::now();
+    while !done() {
+        assert!(started.elapsed() < Duration::from_secs(20), "{what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_degraded_key_vault_never_blocks_a_valid_request() {
+    let identity = IdentityEndpoint::start().await;
+    let vault = KeyVault::start("webhook-secret", "the-secret").await;
+    let registry = Registry::start(seed()).await;
+    let handler = std::sync::Arc::new(with_vault(&vault, &identity, &registry).await);
+    assert_eq!(ping(&handler, "the-secret").await.status, 200);
+    assert_eq!(vault.attempts(), 1);
+    let prompt = Duration::from_secs(5);
+
+    // The vault hangs: a wrong proof starts a re-read that never gets an answer.
+    vault.set_mode(Mode::Hanging);
+    tokio::time::sleep(REREAD_INTERVAL + Duration::from_millis(300)).await;
+    let wrong = {
+        let handler = handler.clone();
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            (
+                ping(&handler, "not-the-secret").await.status,
+                started.elapsed(),
+            )
+        })
+    };
+    wait_until("the re-read reached the vault", || vault.attempts() == 2).await;
+    let valid = tokio::time::timeout(prompt, ping(&handler, "the-secret")).await;
+    assert_eq!(valid.expect("a valid request answers promptly").status, 200);
+    assert!(
+        !wrong.is_finished(),
+        "the wrong proof still waits for the vault"
+    );
+    let (status, took) = wrong.await.unwrap();
+    assert_eq!(status, 503, "the re-read timed out");
+    assert!(
+        took < READ_TIMEOUT + prompt,
+        "the read is bounded: {took:?}"
+    );
+    // Backing off: wrong proofs are refused at once, without reading again.
+    for _ in 0..5 {
+        let answer = tokio::time::timeout(prompt, ping(&handler, "not-the-secret")).await;
+        assert_eq!(answer.expect("prompt 401").status, 401);
+    }
+    assert_eq!(vault.attempts(), 2, "no re-read while backing off");
+
+    // The vault answers 500: same story.
+    vault.set_mode(Mode::Failing);
+    tokio::time::sleep(REREAD_INTERVAL + Duration::from_millis(300)).await;
+    let wrong = {
+        let handler = handler.clone();
+        tokio::spawn(async move { ping(&handler, "not-the-secret").await.status })
+    };
+    wait_until("the re-read reached the vault", || vault.attempts() > 2).await;
+    let valid = tokio::time::timeout(prompt, ping(&handler, "the-secret")).await;
+    assert_eq!(valid.expect("a valid request answers promptly").status, 200);
+    assert_eq!(wrong.await.unwrap(), 503);
+    let attempts = vault.attempts();
+    for _ in 0..5 {
+        let answer = tokio::time::timeout(prompt, ping(&handler, "not-the-secret")).await;
+        assert_eq!(answer.expect("prompt 401").status, 401);
+    }
+    assert_eq!(
+        vault.attempts(),
+        attempts,
+        "failed reads are rate-limited too"
+    );
+    let body = handler.stdout().join("\n");
+    assert!(
+        body.contains("cannot read the webhook secret"),
+        "the logs say why"
+    );
+}
+
+#[tokio::test]
+async fn with_no_secret_ever_read_nothing_is_accepted() {
+    let identity = IdentityEndpoint::start().await;
+    let vault = KeyVault::start("webhook-secret", "the-secret").await;
+    vault.set_mode(Mode::Failing);
+    let registry = Registry::start(seed()).await;
+    let handler = with_vault(&vault, &identity, &registry).await;
+    let answer = ping(&handler, "the-secret").await;
+    assert_eq!(answer.status, 503, "{:#}", answer.json);
+    let text = answer.json.to_string();
+    assert!(
+        !text.contains("webhook-secret") && !text.contains("localhost"),
+        "{text}"
+    );
+    let attempts = vault.attempts();
+    for secret in ["the-secret", "other"] {
+        let answer = ping(&handler, secret).await;
+        assert_eq!(answer.status, 503, "fail-closed");
+    }
+    assert_eq!(vault.attempts(), attempts, "no re-read while backing off");
+    vault.set_mode(Mode::Healthy);
+    tokio::time::sleep(REREAD_INTERVAL + Duration::from_millis(300)).await;
+    assert_eq!(ping(&handler, "other").await.status, 401);
+    assert_eq!(ping(&handler, "the-secret").await.status, 200);
+    assert!(registry.emulator().requests().is_empty());
 }
 
 #[tokio::test]

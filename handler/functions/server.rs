@@ -11,7 +11,7 @@ use super::proof::{self, ProofError};
 use super::protocol::{InvocationResult, TimerInvocation};
 use super::runner::{self, Finished};
 use super::runs::Runs;
-use super::secret::WebhookSecret;
+use super::secret::{Verdict, WebhookSecret};
 use super::webhook::{self, MAX_BODY, Request, quoted};
 use crate::engine::StopSignal;
 use crate::telemetry::{self, RunContext, Trigger};
@@ -355,7 +355,8 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, Response> {
         .map_err(|_| too_large())
 }
 
-/// Checks the caller's proof against the (possibly rotated) secret.
+/// Checks the caller's proof against the (possibly rotated) secret: 401 when it does not
+/// match, 503 when the secret cannot be read.
 async fn authenticate<'a>(
     state: &'a AppState,
     headers: &HeaderMap,
@@ -381,22 +382,16 @@ async fn authenticate<'a>(
             ));
         }
     };
-    let unavailable = |e: super::secret::SecretError| {
-        tracing::error!("webhook refused: {e}");
-        error(StatusCode::SERVICE_UNAVAILABLE, SECRET_UNAVAILABLE)
-    };
-    let current = secret.current().await.map_err(unavailable)?;
-    if proof::verify(proof, &current, body) {
-        return Ok(config);
-    }
-    // The secret may have been rotated: read it again (rate-limited) and retry once.
-    match secret.reread().await {
-        Ok(Some(fresh)) if proof::verify(proof, &fresh, body) => Ok(config),
-        Err(e) => Err(unavailable(e)),
-        _ => Err(error(
+    match secret.check(|s| proof::verify(proof, s, body)).await {
+        Verdict::Accepted => Ok(config),
+        Verdict::Rejected => Err(error(
             StatusCode::UNAUTHORIZED,
             "the signature or token does not match the webhook secret",
         )),
+        Verdict::Unavailable(e) => {
+            tracing::error!("webhook refused: {e}");
+            Err(error(StatusCode::SERVICE_UNAVAILABLE, SECRET_UNAVAILABLE))
+        }
     }
 }
 
