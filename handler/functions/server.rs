@@ -2,6 +2,10 @@
 //! `POST /PurgeTimer`, the forwarded webhook at `/api/purge` and run status at
 //! `/api/purge/{runId}`. Handlers are thin; the work is in the sibling modules.
 //!
+//! Every run runs in a task of its own: if that task dies (a panic), the run lock is given
+//! back, the timer is answered 500 with the invocation envelope and a webhook run is marked
+//! `failed`.
+//!
 //! Configuration errors go to the logs (and the timer's `Logs`, which the host logs); webhook
 //! callers, authenticated or not, only learn that the configuration is invalid, and Key Vault
 //! errors are answered generically.
@@ -10,10 +14,11 @@ use super::config::{Config, ConfigError};
 use super::proof::{self, ProofError};
 use super::protocol::{InvocationResult, TimerInvocation};
 use super::runner::{self, Finished};
-use super::runs::Runs;
+use super::runs::{RunState, Runs};
 use super::secret::{Verdict, WebhookSecret};
 use super::webhook::{self, MAX_BODY, Request, quoted};
 use crate::engine::StopSignal;
+use crate::report::RunReport;
 use crate::telemetry::{self, RunContext, Trigger};
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
@@ -21,10 +26,11 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::{Json, Router};
+use futures::future::BoxFuture;
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, OwnedMutexGuard};
 
 /// What callers are told when the configuration is invalid (the details are in the logs).
 pub const INVALID_CONFIGURATION: &str = "invalid configuration (see the logs)";
@@ -33,20 +39,32 @@ pub const INVALID_CONFIGURATION: &str = "invalid configuration (see the logs)";
 pub const SECRET_UNAVAILABLE: &str =
     "the webhook secret cannot be read right now (see the logs); retry later";
 
+/// What a run's task dying is reported as.
+pub const RUN_DIED: &str = "the run stopped unexpectedly (see the logs)";
+
 /// How many repository names a log line lists (the count is always logged).
 pub const LOGGED_NAMES: usize = 5;
 
 /// How long shutdown waits for a run in flight to stop.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(60);
 
+/// Runs one purge: the configured policy, narrowed to some repositories, with a stop signal,
+/// under a telemetry context. The real one is [`runner::run`].
+pub type Runner = Arc<
+    dyn Fn(Arc<Config>, Option<Vec<String>>, StopSignal, RunContext) -> BoxFuture<'static, Finished>
+        + Send
+        + Sync,
+>;
+
 /// Shared state of the handlers.
 #[derive(Clone)]
 pub struct AppState {
-    config: Arc<Result<Config, ConfigError>>,
+    config: Result<Arc<Config>, ConfigError>,
     secret: Option<Arc<WebhookSecret>>,
     runs: Arc<Runs>,
     run_lock: Arc<Mutex<()>>,
     stop: StopSignal,
+    runner: Runner,
 }
 
 impl AppState {
@@ -58,12 +76,22 @@ impl AppState {
             .and_then(|c| c.webhook_secret.clone().ok())
             .map(|source| Arc::new(WebhookSecret::new(source)));
         AppState {
-            config: Arc::new(config),
+            config: config.map(Arc::new),
             secret,
             runs: Arc::default(),
             run_lock: Arc::default(),
             stop: StopSignal::default(),
+            runner: Arc::new(|config, only, stop, context| {
+                Box::pin(async move { runner::run(&config, only, stop, context).await })
+            }),
         }
+    }
+
+    /// The same state running purges with `runner` (tests use it to make a run die).
+    #[cfg(test)]
+    pub(crate) fn with_runner(mut self, runner: Runner) -> AppState {
+        self.runner = runner;
+        self
     }
 }
 
@@ -127,41 +155,50 @@ async fn not_found() -> Response {
 
 /// `POST /PurgeTimer`: runs the whole policy.
 async fn timer(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let invocation: Result<TimerInvocation, _> = serde_json::from_slice(&body);
-    let config = match state.config.as_ref() {
-        Ok(config) => config,
+    let config = match &state.config {
+        Ok(config) => config.clone(),
         Err(e) => return invocation_failure(format!("invalid configuration: {e}")),
     };
-    let mut notes = Vec::new();
-    match invocation {
-        Ok(invocation) => {
-            let timer = invocation.data.timer.unwrap_or_default();
-            if timer.is_past_due {
-                notes.push("PurgeTimer is past due: running the missed occurrence now".to_string());
-            }
-            if let Some(next) = timer.schedule_status.and_then(|s| s.next) {
-                notes.push(format!("PurgeTimer occurrence {next}"));
-            }
-        }
+    let invocation: TimerInvocation = match serde_json::from_slice(&body) {
+        Ok(invocation) => invocation,
         Err(e) => return invocation_failure(format!("unreadable timer invocation: {e}")),
+    };
+    let mut notes = Vec::new();
+    let timer = invocation.data.timer.unwrap_or_default();
+    if timer.is_past_due {
+        notes.push("PurgeTimer is past due: running the missed occurrence now".to_string());
+    }
+    if let Some(next) = timer.schedule_status.and_then(|s| s.next) {
+        notes.push(format!("PurgeTimer occurrence {next}"));
     }
     for note in &notes {
         tracing::info!("{note}");
     }
+    let dry_run = config.force_dry_run || config.policy.dry_run;
     let context = RunContext {
         trigger: Trigger::Timer,
         invocation_id: invocation_id(&headers),
         function_name: Some("PurgeTimer".to_string()),
         registry: config.registry.host().to_string(),
-        dry_run: config.force_dry_run || config.policy.dry_run,
+        dry_run,
         parent: None,
     };
-    let finished = {
-        let _guard = state.run_lock.lock().await;
-        runner::run(config, None, state.stop.clone(), context).await
-    };
+    let turn = state.run_lock.clone().lock_owned().await;
+    let registry = config.registry.host().to_string();
+    let finished = supervise(&state, turn, config, None, context).await;
     telemetry::flush().await;
-    let Finished { report, lines } = finished;
+    let Finished { report, lines } = match finished {
+        Ok(finished) => finished,
+        Err(died) => {
+            notes.push(died.clone());
+            let report = RunReport::failed(&registry, dry_run, died);
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Json(InvocationResult::new(notes, Some(report))),
+            )
+                .into_response();
+        }
+    };
     let status = if report.succeeded() {
         StatusCode::OK
     } else {
@@ -169,6 +206,26 @@ async fn timer(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -
     };
     notes.extend(lines);
     (status, Json(InvocationResult::new(notes, Some(report)))).into_response()
+}
+
+/// Runs a purge in a task of its own holding `turn` (the run lock); a task that dies gives the
+/// lock back and is reported as [`RUN_DIED`] (the panic goes to the logs).
+async fn supervise(
+    state: &AppState,
+    turn: OwnedMutexGuard<()>,
+    config: Arc<Config>,
+    only: Option<Vec<String>>,
+    context: RunContext,
+) -> Result<Finished, String> {
+    let run = (state.runner)(config, only, state.stop.clone(), context);
+    let task = tokio::spawn(async move {
+        let _turn = turn;
+        run.await
+    });
+    task.await.map_err(|e| {
+        tracing::error!("the run's task died: {e}");
+        RUN_DIED.to_string()
+    })
 }
 
 fn invocation_failure(message: String) -> Response {
@@ -277,26 +334,33 @@ async fn start_run(
     repositories: Option<Vec<String>>,
     context: RunContext,
 ) -> Response {
-    let Ok(config) = state.config.as_ref() else {
+    let Ok(config) = state.config.clone() else {
         return error(StatusCode::INTERNAL_SERVER_ERROR, INVALID_CONFIGURATION);
     };
     let deadline = config.http_deadline;
-    let id = state.runs.start();
+    let id = state.runs.queue();
     let (done, finished) = tokio::sync::oneshot::channel();
     let task_state = state.clone();
     let task_id = id.clone();
     tokio::spawn(async move {
-        let Ok(config) = task_state.config.as_ref() else {
-            return;
-        };
-        let _guard = task_state.run_lock.lock().await;
-        let result = runner::run(config, repositories, task_state.stop.clone(), context).await;
-        task_state.runs.finish(&task_id, result.report.clone());
+        let lock = task_state.run_lock.clone().lock_owned().await;
+        task_state.runs.set(&task_id, RunState::Running);
+        let result = supervise(&task_state, lock, config, repositories, context).await;
+        let report = result.map(|finished| finished.report);
+        task_state.runs.set(
+            &task_id,
+            match &report {
+                Ok(report) => RunState::Finished {
+                    report: Box::new(report.clone()),
+                },
+                Err(why) => RunState::Failed { error: why.clone() },
+            },
+        );
         telemetry::flush().await;
-        let _ = done.send(result.report);
+        let _ = done.send(report);
     });
     match tokio::time::timeout(deadline, finished).await {
-        Ok(Ok(report)) => {
+        Ok(Ok(Ok(report))) => {
             let status = if report.succeeded() {
                 StatusCode::OK
             } else {
@@ -304,15 +368,26 @@ async fn start_run(
             };
             (status, Json(report)).into_response()
         }
-        _ => (
-            StatusCode::ACCEPTED,
-            Json(json!({
-                "runId": id,
-                "status": "running",
-                "statusUrl": format!("/api/purge/{id}"),
-            })),
+        Ok(Ok(Err(why))) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({"error": why, "status": 500, "runId": id})),
         )
             .into_response(),
+        _ => {
+            let status = match state.runs.get(&id) {
+                Some(RunState::Queued) => "queued",
+                _ => "running",
+            };
+            (
+                StatusCode::ACCEPTED,
+                Json(json!({
+                    "runId": id,
+                    "status": status,
+                    "statusUrl": format!("/api/purge/{id}"),
+                })),
+            )
+                .into_response()
+        }
     }
 }
 
@@ -366,11 +441,10 @@ async fn authenticate<'a>(
         tracing::error!("webhook refused, invalid configuration: {e}");
         error(StatusCode::INTERNAL_SERVER_ERROR, INVALID_CONFIGURATION)
     };
-    let config = match state.config.as_ref() {
-        Ok(config) => config,
+    let config = match &state.config {
+        Ok(config) => config.as_ref(),
         Err(e) => return Err(invalid(e)),
     };
-    let proof = proof::proof(headers).map_err(proof_error)?;
     let secret = match (&config.webhook_secret, &state.secret) {
         (Ok(_), Some(secret)) => secret,
         (Err(e), _) => return Err(invalid(e)),
@@ -382,6 +456,7 @@ async fn authenticate<'a>(
             ));
         }
     };
+    let proof = proof::proof(headers).map_err(proof_error)?;
     match secret.check(|s| proof::verify(proof, s, body)).await {
         Verdict::Accepted => Ok(config),
         Verdict::Rejected => Err(error(
@@ -421,3 +496,7 @@ fn error(status: StatusCode, message: &str) -> Response {
     )
         .into_response()
 }
+
+#[cfg(test)]
+#[path = "server_tests.rs"]
+mod tests;

@@ -1,0 +1,321 @@
+//! Router-level tests of the server: requests sent in-process to `router(state)`, with the
+//! purge itself replaced by a controllable runner where a test needs a run to block or die.
+
+use super::*;
+use crate::functions::proof::sign;
+use crate::functions::settings::*;
+use crate::report::Summary;
+use axum::http::Request as HttpRequest;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use tokio::sync::Semaphore;
+use tower::ServiceExt;
+
+const SECRET: &str = "s3cret-webhook";
+const POLICY: &str = r#"{"rules":[{"filter":["app:^v","tools/.*:.*"],"ago":"7d"}]}"#;
+
+fn config(extra: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let mut map: HashMap<String, String> = [
+        (PURGE_REGISTRY, "http://127.0.0.1:9"),
+        (PURGE_POLICY, POLICY),
+        (WEBHOOK_SECRET, SECRET),
+        (PURGE_HTTP_DEADLINE_SECONDS, "1"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    for (k, v) in extra {
+        map.insert(k.to_string(), v.to_string());
+    }
+    Config::from_lookup(
+        |name| map.get(name).cloned(),
+        std::path::Path::new("/nonexistent"),
+    )
+}
+
+/// One call of the test runner: repositories, dry run, trigger.
+type Call = (Option<Vec<String>>, bool, Trigger);
+
+/// A runner that records its calls and waits for a permit of `gate` before finishing; it
+/// panics on the calls whose index is in `panics`.
+#[derive(Clone)]
+struct TestRunner {
+    calls: Arc<Mutex<Vec<Call>>>,
+    gate: Arc<Semaphore>,
+    panics: Arc<Mutex<Vec<usize>>>,
+}
+
+impl Default for TestRunner {
+    fn default() -> TestRunner {
+        TestRunner {
+            calls: Arc::default(),
+            gate: Arc::new(Semaphore::new(0)),
+            panics: Arc::default(),
+        }
+    }
+}
+
+impl TestRunner {
+    fn open() -> TestRunner {
+        let runner = TestRunner::default();
+        runner.gate.add_permits(Semaphore::MAX_PERMITS / 2);
+        runner
+    }
+
+    fn runner(&self) -> Runner {
+        let this = self.clone();
+        Arc::new(move |config, only, _stop, context| {
+            let this = this.clone();
+            Box::pin(async move {
+                let index = {
+                    let mut calls = this.calls.lock().unwrap();
+                    calls.push((only, context.dry_run, context.trigger));
+                    calls.len() - 1
+                };
+                if let Ok(permit) = this.gate.acquire().await {
+                    permit.forget();
+                }
+                if this.panics.lock().unwrap().contains(&index) {
+                    panic!("the run died");
+                }
+                let now = chrono::Utc::now();
+                Finished {
+                    report: RunReport {
+                        registry: config.registry.host().to_string(),
+                        dry_run: context.dry_run,
+                        started_at: now,
+                        finished_at: now,
+                        repositories: Vec::new(),
+                        summary: Summary::default(),
+                        error: None,
+                    },
+                    lines: vec!["Number of deleted tags: 0".to_string()],
+                }
+            })
+        })
+    }
+
+    fn calls(&self) -> Vec<Call> {
+        self.calls.lock().unwrap().clone()
+    }
+
+    async fn wait_for_calls(&self, n: usize) {
+        for _ in 0..500 {
+            if self.calls.lock().unwrap().len() >= n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("{n} calls expected, got {:?}", self.calls());
+    }
+}
+
+fn state_with(runner: &TestRunner, extra: &[(&str, &str)]) -> AppState {
+    AppState::new(config(extra)).with_runner(runner.runner())
+}
+
+async fn send(state: AppState, request: HttpRequest<Body>) -> (StatusCode, serde_json::Value) {
+    let response = router(state)
+        .oneshot(request)
+        .await
+        .unwrap_or_else(|e| match e {});
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap_or_default();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+fn signed(body: &str) -> HttpRequest<Body> {
+    HttpRequest::post("/api/purge")
+        .header("x-hub-signature-256", sign(SECRET, body.as_bytes()))
+        .body(Body::from(body.to_string()))
+        .unwrap()
+}
+
+fn status_request(url: &str) -> HttpRequest<Body> {
+    HttpRequest::get(url)
+        .header("authorization", format!("Bearer {SECRET}"))
+        .body(Body::empty())
+        .unwrap()
+}
+
+fn timer_request() -> HttpRequest<Body> {
+    HttpRequest::post("/PurgeTimer")
+        .body(Body::from(
+            r#"{"Data":{"timer":{"IsPastDue":false}},"Metadata":{}}"#,
+        ))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_webhook_run_that_dies_is_failed_and_frees_the_queue() {
+    let runner = TestRunner::open();
+    runner.panics.lock().unwrap().push(0);
+    let state = state_with(&runner, &[]);
+    let (status, json) = send(state.clone(), signed(r#"{"repositories":["app"]}"#)).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{json:#}");
+    assert_eq!(json["error"], RUN_DIED);
+    let id = json["runId"].as_str().unwrap().to_string();
+    let (status, json) = send(state.clone(), status_request(&format!("/api/purge/{id}"))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(json["status"], "failed", "{json:#}");
+    // The next run gets the turn.
+    let (status, json) = send(state.clone(), signed(r#"{"repositories":["app"]}"#)).await;
+    assert_eq!(status, StatusCode::OK, "{json:#}");
+    assert_eq!(runner.calls().len(), 2);
+}
+
+#[tokio::test]
+async fn a_webhook_run_answered_202_that_dies_shows_failed() {
+    let runner = TestRunner::default();
+    runner.panics.lock().unwrap().push(0);
+    let state = state_with(&runner, &[]);
+    let (status, json) = send(state.clone(), signed(r#"{"repositories":["app"]}"#)).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{json:#}");
+    assert_eq!(json["status"], "running");
+    let url = json["statusUrl"].as_str().unwrap().to_string();
+    runner.wait_for_calls(1).await;
+    runner.gate.add_permits(1);
+    let mut last = serde_json::Value::Null;
+    for _ in 0..200 {
+        let (_, json) = send(state.clone(), status_request(&url)).await;
+        last = json;
+        if last["status"] != "running" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(last["status"], "failed", "{last:#}");
+    assert_eq!(last["error"], RUN_DIED);
+}
+
+#[tokio::test]
+async fn a_timer_run_that_dies_answers_the_host_500_with_the_envelope() {
+    let runner = TestRunner::open();
+    runner.panics.lock().unwrap().push(0);
+    let state = state_with(&runner, &[]);
+    let (status, json) = send(state.clone(), timer_request()).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{json:#}");
+    assert_eq!(json["Outputs"], json!({}));
+    assert!(json["Logs"].to_string().contains(RUN_DIED), "{json:#}");
+    assert_eq!(json["ReturnValue"]["error"], RUN_DIED);
+    // The turn came back: the next timer runs.
+    let (status, json) = send(state.clone(), timer_request()).await;
+    assert_eq!(status, StatusCode::OK, "{json:#}");
+}
+
+#[tokio::test]
+async fn configuration_errors_never_reach_callers() {
+    let runner = TestRunner::open();
+    let bad_registry = config(&[(PURGE_REGISTRY, "ftp://user:hunter22@r.azurecr.io")]);
+    let bad_policy = config(&[(
+        PURGE_POLICY,
+        r#"{"rules":[{"filter":"app:[SECRETPATTERN","ago":"7d"}]}"#,
+    )]);
+    let bad_vault = config(&[
+        (KEY_VAULT_URL, "https://user:hunter22@v.vault.azure.net/"),
+        (WEBHOOK_SECRET_NAME, "hook"),
+    ]);
+    let bad_secret = config(&[(WEBHOOK_SECRET, "hunter22\n")]);
+    for config in [bad_registry, bad_policy, bad_vault, bad_secret] {
+        let state = AppState::new(config).with_runner(runner.runner());
+        for request in [
+            HttpRequest::post("/api/purge")
+                .body(Body::from("{}"))
+                .unwrap(),
+            signed("{}"),
+            HttpRequest::get("/api/purge/x")
+                .body(Body::empty())
+                .unwrap(),
+            status_request("/api/purge/x"),
+        ] {
+            let (status, json) = send(state.clone(), request).await;
+            assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{json:#}");
+            assert_eq!(json["error"], INVALID_CONFIGURATION, "{json:#}");
+            let text = json.to_string();
+            for leak in ["hunter22", "SECRETPATTERN", "PURGE_", "vault.azure.net"] {
+                assert!(!text.contains(leak), "{text}");
+            }
+        }
+    }
+    assert!(runner.calls().is_empty());
+}
+
+#[tokio::test]
+async fn proofs_are_read_strictly() {
+    let runner = TestRunner::open();
+    let state = state_with(&runner, &[]);
+    let body = r#"{"repositories":["app"]}"#;
+    let good = sign(SECRET, body.as_bytes());
+    let upper = format!("sha256={}", good["sha256=".len()..].to_uppercase());
+    let cases: Vec<(Vec<(&str, String)>, StatusCode)> = vec![
+        (
+            vec![
+                ("x-hub-signature-256", good.clone()),
+                ("x-hub-signature-256", good.clone()),
+            ],
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            vec![
+                ("authorization", format!("Bearer {SECRET}")),
+                ("authorization", format!("Bearer {SECRET}")),
+            ],
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            vec![("x-hub-signature-256", upper)],
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            vec![("authorization", format!("Bearer {SECRET}x"))],
+            StatusCode::UNAUTHORIZED,
+        ),
+        (vec![("x-hub-signature-256", good)], StatusCode::OK),
+    ];
+    for (headers, expected) in cases {
+        let mut request = HttpRequest::post("/api/purge");
+        for (name, value) in &headers {
+            request = request.header(*name, value);
+        }
+        let (status, json) = send(state.clone(), request.body(Body::from(body)).unwrap()).await;
+        assert_eq!(status, expected, "{headers:?}: {json:#}");
+    }
+    assert_eq!(runner.calls().len(), 1);
+}
+
+#[tokio::test]
+async fn ignored_events_start_no_run_and_event_bodies_honour_dry_run() {
+    let runner = TestRunner::open();
+    let state = state_with(&runner, &[]);
+    let delete = r#"{"action":"delete","target":{"repository":"app","tag":"v1"}}"#;
+    let (status, json) = send(state.clone(), signed(delete)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        json["ignored"].as_str().unwrap().contains("delete"),
+        "{json:#}"
+    );
+    let push =
+        r#"{"action":"push","target":{"repository":"tools/builder","tag":"x"},"dryRun":true}"#;
+    let (status, json) = send(state.clone(), signed(push)).await;
+    assert_eq!(status, StatusCode::OK, "{json:#}");
+    assert_eq!(json["dryRun"], true);
+    assert_eq!(
+        runner.calls(),
+        [(Some(vec!["tools/builder".to_string()]), true, Trigger::Http)]
+    );
+}
+
+#[tokio::test]
+async fn answers_do_not_echo_huge_names() {
+    let state = state_with(&TestRunner::open(), &[]);
+    let name = format!("other/{}", "x".repeat(100_000));
+    let body = json!({ "repositories": [name] }).to_string();
+    let (status, json) = send(state.clone(), signed(&body)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(json.to_string().len() < 500, "{}", json.to_string().len());
+}
