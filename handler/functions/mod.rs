@@ -4,6 +4,7 @@
 pub mod config;
 pub mod proof;
 pub mod protocol;
+pub mod queue;
 pub mod runner;
 pub mod runs;
 pub mod secret;

@@ -2,17 +2,17 @@
 //! `POST /PurgeTimer`, the forwarded webhook at `/api/purge` and run status at
 //! `/api/purge/{runId}`. Handlers are thin; the work is in the sibling modules.
 //!
-//! Every run runs in a task of its own: if that task dies (a panic), the run lock is given
-//! back, the timer is answered 500 with the invocation envelope and a webhook run is marked
-//! `failed`.
-//!
-//! Configuration errors go to the logs (and the timer's `Logs`, which the host logs); webhook
-//! callers, authenticated or not, only learn that the configuration is invalid, and Key Vault
-//! errors are answered generically.
+//! Every run goes through the run queue (`queue`: one at a time, the timer first, webhook
+//! runs coalesced) and runs in a task of its own: if that task dies (a panic), the turn is
+//! given back, the timer is answered 500 with the invocation
+//! envelope and a webhook run is marked `failed`. Configuration errors go to the logs (and
+//! the timer's `Logs`, which the host logs); webhook callers only learn that the
+//! configuration is invalid, and Key Vault errors are answered generically.
 
 use super::config::{Config, ConfigError};
 use super::proof::{self, ProofError};
 use super::protocol::{InvocationResult, TimerInvocation};
+use super::queue::{Admitted, MAX_PENDING_REPOSITORIES, Outcome, RunQueue, Scope, Turn};
 use super::runner::{self, Finished};
 use super::runs::{RunState, Runs};
 use super::secret::{Verdict, WebhookSecret};
@@ -30,7 +30,12 @@ use futures::future::BoxFuture;
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{Mutex, OwnedMutexGuard};
+
+/// How long shutdown waits for a run in flight to stop.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(60);
+
+/// How many repository names a log line lists (the count is always logged).
+pub const LOGGED_NAMES: usize = 5;
 
 /// What callers are told when the configuration is invalid (the details are in the logs).
 pub const INVALID_CONFIGURATION: &str = "invalid configuration (see the logs)";
@@ -41,12 +46,6 @@ pub const SECRET_UNAVAILABLE: &str =
 
 /// What a run's task dying is reported as.
 pub const RUN_DIED: &str = "the run stopped unexpectedly (see the logs)";
-
-/// How many repository names a log line lists (the count is always logged).
-pub const LOGGED_NAMES: usize = 5;
-
-/// How long shutdown waits for a run in flight to stop.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(60);
 
 /// Runs one purge: the configured policy, narrowed to some repositories, with a stop signal,
 /// under a telemetry context. The real one is [`runner::run`].
@@ -62,7 +61,7 @@ pub struct AppState {
     config: Result<Arc<Config>, ConfigError>,
     secret: Option<Arc<WebhookSecret>>,
     runs: Arc<Runs>,
-    run_lock: Arc<Mutex<()>>,
+    queue: Arc<RunQueue>,
     stop: StopSignal,
     runner: Runner,
 }
@@ -79,7 +78,7 @@ impl AppState {
             config: config.map(Arc::new),
             secret,
             runs: Arc::default(),
-            run_lock: Arc::default(),
+            queue: Arc::default(),
             stop: StopSignal::default(),
             runner: Arc::new(|config, only, stop, context| {
                 Box::pin(async move { runner::run(&config, only, stop, context).await })
@@ -114,14 +113,14 @@ pub async fn serve(port: u16) -> anyhow::Result<()> {
     }
     let state = AppState::new(config);
     let stop = state.stop.clone();
-    let run_lock = state.run_lock.clone();
+    let queue = state.queue.clone();
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     tracing::info!("acr-purge handler listening on 127.0.0.1:{port}");
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown_signal(stop))
         .await?;
     // Wait for a background run (one answered 202) to reach its next stopping point.
-    let _ = tokio::time::timeout(SHUTDOWN_GRACE, run_lock.lock()).await;
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, queue.idle()).await;
     Ok(())
 }
 
@@ -153,7 +152,7 @@ async fn not_found() -> Response {
     error(StatusCode::NOT_FOUND, "no such function or route")
 }
 
-/// `POST /PurgeTimer`: runs the whole policy.
+/// `POST /PurgeTimer`: runs the whole policy, before any queued webhook run.
 async fn timer(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let config = match &state.config {
         Ok(config) => config.clone(),
@@ -183,7 +182,7 @@ async fn timer(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -
         dry_run,
         parent: None,
     };
-    let turn = state.run_lock.clone().lock_owned().await;
+    let turn = state.queue.turn(true).await;
     let registry = config.registry.host().to_string();
     let finished = supervise(&state, turn, config, None, context).await;
     telemetry::flush().await;
@@ -208,11 +207,11 @@ async fn timer(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -
     (status, Json(InvocationResult::new(notes, Some(report)))).into_response()
 }
 
-/// Runs a purge in a task of its own holding `turn` (the run lock); a task that dies gives the
-/// lock back and is reported as [`RUN_DIED`] (the panic goes to the logs).
+/// Runs a purge in a task of its own holding `turn`; a task that dies gives the turn back and
+/// is reported as [`RUN_DIED`] (the panic goes to the logs).
 async fn supervise(
     state: &AppState,
-    turn: OwnedMutexGuard<()>,
+    turn: Turn,
     config: Arc<Config>,
     only: Option<Vec<String>>,
     context: RunContext,
@@ -247,14 +246,20 @@ async fn webhook(
     if method != Method::POST {
         return method_not_allowed("POST");
     }
+    let Some((config, secret)) = configured(&state) else {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, INVALID_CONFIGURATION);
+    };
+    let proof = match proof::proof(&headers) {
+        Ok(proof) => proof,
+        Err(e) => return proof_error(e),
+    };
     let body = match read_body(&headers, body).await {
         Ok(body) => body,
         Err(response) => return response,
     };
-    let config = match authenticate(&state, &headers, &body).await {
-        Ok(config) => config,
-        Err(response) => return response,
-    };
+    if let Err(response) = check(secret, |s| proof::verify(proof, s, &body)).await {
+        return response;
+    }
     let request = match webhook::parse(&headers, &body) {
         Ok(request) => request,
         Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
@@ -271,42 +276,12 @@ async fn webhook(
             source,
         } => (repositories, dry_run, source),
     };
-    if let Some(names) = &repositories {
-        match runner::uncovered(config, names) {
-            Ok(None) => {}
-            Ok(Some(name)) => {
-                return error(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    &format!(
-                        "no rule of the policy covers repository {}; a webhook can only narrow the policy",
-                        quoted(&name)
-                    ),
-                );
-            }
-            Err(e) => {
-                tracing::warn!("webhook refused: the policy could not be evaluated: {e}");
-                return error(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "the policy could not be evaluated against the repositories named (see the logs)",
-                );
-            }
-        }
+    if let Some(names) = &repositories
+        && let Err((status, message)) = narrows(&config, names)
+    {
+        return error(status, &message);
     }
     let dry_run = dry_run || config.force_dry_run || config.policy.dry_run;
-    let count = repositories.as_ref().map_or(0, Vec::len);
-    let first: Vec<String> = repositories
-        .iter()
-        .flatten()
-        .take(LOGGED_NAMES)
-        .map(|n| quoted(n))
-        .collect();
-    tracing::info!(
-        source,
-        repositories = count,
-        first = ?first,
-        dry_run,
-        "webhook accepted"
-    );
     let context = RunContext {
         trigger: Trigger::Http,
         invocation_id: invocation_id(&headers),
@@ -317,62 +292,160 @@ async fn webhook(
             p.extract(&opentelemetry_http::HeaderExtractor(&headers))
         })),
     };
-    start_run(state.clone(), repositories, context).await
-}
-
-fn invocation_id(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get("x-azure-functions-invocationid")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-}
-
-/// Starts a run in the background and answers with its report if it finishes within the
-/// deadline, else `202` with the run id.
-async fn start_run(
-    state: AppState,
-    repositories: Option<Vec<String>>,
-    context: RunContext,
-) -> Response {
-    let Ok(config) = state.config.clone() else {
-        return error(StatusCode::INTERNAL_SERVER_ERROR, INVALID_CONFIGURATION);
+    let count = repositories.as_ref().map_or(0, Vec::len);
+    let first: Vec<String> = repositories
+        .iter()
+        .flatten()
+        .take(LOGGED_NAMES)
+        .map(|n| quoted(n))
+        .collect();
+    let admitted = match state
+        .queue
+        .submit(dry_run, Scope::of(repositories), context, || {
+            state.runs.queue()
+        }) {
+        Ok(admitted) => admitted,
+        Err(full) => return error(StatusCode::TOO_MANY_REQUESTS, &full.to_string()),
     };
-    let deadline = config.http_deadline;
-    let id = state.runs.queue();
-    let (done, finished) = tokio::sync::oneshot::channel();
-    let task_state = state.clone();
-    let task_id = id.clone();
-    tokio::spawn(async move {
-        let lock = task_state.run_lock.clone().lock_owned().await;
-        task_state.runs.set(&task_id, RunState::Running);
-        let result = supervise(&task_state, lock, config, repositories, context).await;
-        let report = result.map(|finished| finished.report);
-        task_state.runs.set(
-            &task_id,
-            match &report {
-                Ok(report) => RunState::Finished {
-                    report: Box::new(report.clone()),
-                },
-                Err(why) => RunState::Failed { error: why.clone() },
-            },
-        );
-        telemetry::flush().await;
-        let _ = done.send(report);
-    });
-    match tokio::time::timeout(deadline, finished).await {
-        Ok(Ok(Ok(report))) => {
-            let status = if report.succeeded() {
-                StatusCode::OK
-            } else {
-                StatusCode::INTERNAL_SERVER_ERROR
-            };
-            (status, Json(report)).into_response()
+    tracing::info!(
+        source,
+        repositories = count,
+        first = ?first,
+        dry_run,
+        run_id = admitted.id,
+        joined = admitted.joined,
+        "webhook accepted"
+    );
+    if !admitted.joined {
+        tokio::spawn(work(state.clone(), config.clone(), dry_run));
+    }
+    answer(&state, admitted, config.http_deadline).await
+}
+
+/// The configuration and the webhook secret; `None` (the details logged) when the
+/// configuration is invalid, which callers only learn as [`INVALID_CONFIGURATION`].
+fn configured(state: &AppState) -> Option<(Arc<Config>, &WebhookSecret)> {
+    let config = match &state.config {
+        Ok(config) => config,
+        Err(e) => {
+            tracing::error!("webhook refused, invalid configuration: {e}");
+            return None;
         }
-        Ok(Ok(Err(why))) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            Json(json!({"error": why, "status": 500, "runId": id})),
-        )
-            .into_response(),
+    };
+    if let Err(e) = &config.webhook_secret {
+        tracing::error!("webhook refused, invalid configuration: {e}");
+        return None;
+    }
+    let Some(secret) = state.secret.as_deref() else {
+        tracing::error!("webhook refused: no webhook secret");
+        return None;
+    };
+    Some((config.clone(), secret))
+}
+
+/// 401 when the proof does not verify, 503 when the secret cannot be read.
+async fn check(secret: &WebhookSecret, matches: impl Fn(&str) -> bool) -> Result<(), Response> {
+    match secret.check(matches).await {
+        Verdict::Accepted => Ok(()),
+        Verdict::Rejected => Err(error(
+            StatusCode::UNAUTHORIZED,
+            "the signature or token does not match the webhook secret",
+        )),
+        Verdict::Unavailable(e) => {
+            tracing::error!("webhook refused: {e}");
+            Err(error(StatusCode::SERVICE_UNAVAILABLE, SECRET_UNAVAILABLE))
+        }
+    }
+}
+
+fn proof_error(e: ProofError) -> Response {
+    match e {
+        ProofError::Missing => error(StatusCode::UNAUTHORIZED, &e.to_string()),
+        ProofError::Duplicate(_) => error(StatusCode::BAD_REQUEST, &e.to_string()),
+    }
+}
+
+/// Checks that the request only narrows the policy (422 otherwise): the status and message
+/// to answer when it does not.
+fn narrows(config: &Config, names: &[String]) -> Result<(), (StatusCode, String)> {
+    if names.len() > MAX_PENDING_REPOSITORIES {
+        return Err((
+            StatusCode::BAD_REQUEST,
+            format!("a request names at most {MAX_PENDING_REPOSITORIES} repositories"),
+        ));
+    }
+    match runner::uncovered(config, names) {
+        Ok(None) => Ok(()),
+        Ok(Some(name)) => Err((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!(
+                "no rule of the policy covers repository {}; a webhook can only narrow the policy",
+                quoted(&name)
+            ),
+        )),
+        Err(e) => {
+            tracing::warn!("webhook refused: the policy could not be evaluated: {e}");
+            Err((
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "the policy could not be evaluated against the repositories named (see the logs)"
+                    .to_string(),
+            ))
+        }
+    }
+}
+
+/// Runs the pending webhook run of this dry-run flag once it has the turn.
+async fn work(state: AppState, config: Arc<Config>, dry_run: bool) {
+    let turn = state.queue.turn(false).await;
+    let Some(pending) = state.queue.take(dry_run) else {
+        return;
+    };
+    if state.stop.is_stopped() {
+        let why = "the instance shut down before the run started".to_string();
+        state
+            .runs
+            .set(&pending.id, RunState::Failed { error: why.clone() });
+        pending.complete(Arc::new(Err(why)));
+        return;
+    }
+    state.runs.set(&pending.id, RunState::Running);
+    let only = pending.scope.clone().into_repositories();
+    let result = supervise(&state, turn, config, only, pending.context.clone()).await;
+    let outcome: Outcome = Arc::new(result.map(|finished| finished.report));
+    let run_state = match outcome.as_ref() {
+        Ok(report) => RunState::Finished {
+            report: Box::new(report.clone()),
+        },
+        Err(why) => RunState::Failed { error: why.clone() },
+    };
+    state.runs.set(&pending.id, run_state);
+    telemetry::flush().await;
+    pending.complete(outcome);
+}
+
+/// The run's report if it ends within the deadline, else `202` with the run id.
+async fn answer(state: &AppState, admitted: Admitted, deadline: Duration) -> Response {
+    let Admitted {
+        id,
+        joined,
+        outcome,
+    } = admitted;
+    match tokio::time::timeout(deadline, outcome).await {
+        Ok(Ok(outcome)) => match outcome.as_ref() {
+            Ok(report) => {
+                let status = if report.succeeded() {
+                    StatusCode::OK
+                } else {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                };
+                (status, Json(report)).into_response()
+            }
+            Err(why) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Json(json!({"error": why, "status": 500, "runId": id})),
+            )
+                .into_response(),
+        },
         _ => {
             let status = match state.runs.get(&id) {
                 Some(RunState::Queued) => "queued",
@@ -383,12 +456,20 @@ async fn start_run(
                 Json(json!({
                     "runId": id,
                     "status": status,
+                    "joined": joined,
                     "statusUrl": format!("/api/purge/{id}"),
                 })),
             )
                 .into_response()
         }
     }
+}
+
+fn invocation_id(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("x-azure-functions-invocationid")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
 }
 
 /// `GET /api/purge/{runId}`: a background run's state (same authentication, empty body).
@@ -401,7 +482,14 @@ async fn status(
     if method != Method::GET {
         return method_not_allowed("GET");
     }
-    if let Err(response) = authenticate(&state, &headers, b"").await {
+    let Some((_, secret)) = configured(&state) else {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, INVALID_CONFIGURATION);
+    };
+    let proof = match proof::proof(&headers) {
+        Ok(proof) => proof,
+        Err(e) => return proof_error(e),
+    };
+    if let Err(response) = check(secret, |s| proof::verify(proof, s, b"")).await {
         return response;
     }
     match state.runs.get(&run_id) {
@@ -428,54 +516,6 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, Response> {
     axum::body::to_bytes(body, MAX_BODY)
         .await
         .map_err(|_| too_large())
-}
-
-/// Checks the caller's proof against the (possibly rotated) secret: 401 when it does not
-/// match, 503 when the secret cannot be read.
-async fn authenticate<'a>(
-    state: &'a AppState,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<&'a Config, Response> {
-    let invalid = |e: &ConfigError| {
-        tracing::error!("webhook refused, invalid configuration: {e}");
-        error(StatusCode::INTERNAL_SERVER_ERROR, INVALID_CONFIGURATION)
-    };
-    let config = match &state.config {
-        Ok(config) => config.as_ref(),
-        Err(e) => return Err(invalid(e)),
-    };
-    let secret = match (&config.webhook_secret, &state.secret) {
-        (Ok(_), Some(secret)) => secret,
-        (Err(e), _) => return Err(invalid(e)),
-        (Ok(_), None) => {
-            tracing::error!("webhook refused: no webhook secret");
-            return Err(error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                INVALID_CONFIGURATION,
-            ));
-        }
-    };
-    let proof = proof::proof(headers).map_err(proof_error)?;
-    match secret.check(|s| proof::verify(proof, s, body)).await {
-        Verdict::Accepted => Ok(config),
-        Verdict::Rejected => Err(error(
-            StatusCode::UNAUTHORIZED,
-            "the signature or token does not match the webhook secret",
-        )),
-        Verdict::Unavailable(e) => {
-            tracing::error!("webhook refused: {e}");
-            Err(error(StatusCode::SERVICE_UNAVAILABLE, SECRET_UNAVAILABLE))
-        }
-    }
-}
-
-/// 401 without a proof, 400 when a proof header is given twice.
-fn proof_error(e: ProofError) -> Response {
-    match e {
-        ProofError::Missing => error(StatusCode::UNAUTHORIZED, &e.to_string()),
-        ProofError::Duplicate(_) => error(StatusCode::BAD_REQUEST, &e.to_string()),
-    }
 }
 
 fn method_not_allowed(allow: &'static str) -> Response {

@@ -246,6 +246,102 @@ async fn configuration_errors_never_reach_callers() {
 }
 
 #[tokio::test]
+async fn webhook_runs_coalesce_per_dry_run_flag_and_the_timer_goes_first() {
+    let runner = TestRunner::default();
+    let state = state_with(&runner, &[]);
+    let first = tokio::spawn(send(state.clone(), signed(r#"{"repositories":["app"]}"#)));
+    runner.wait_for_calls(1).await;
+    let bodies = [
+        r#"{"repositories":["tools/a"]}"#,
+        r#"{"repositories":["tools/b","tools/a"]}"#,
+        r#"{"repositories":["app"],"dryRun":true}"#,
+    ];
+    let mut answers = Vec::new();
+    for body in bodies {
+        answers.push(tokio::spawn(send(state.clone(), signed(body))));
+    }
+    let mut ids = Vec::new();
+    for answer in answers {
+        let (status, json) = answer.await.unwrap();
+        assert_eq!(status, StatusCode::ACCEPTED, "{json:#}");
+        assert_eq!(json["status"], "queued", "{json:#}");
+        ids.push(json["runId"].as_str().unwrap().to_string());
+    }
+    assert_eq!(ids[0], ids[1], "real runs coalesce");
+    assert_ne!(ids[0], ids[2], "a dry run is never merged with a real one");
+    let timer = tokio::spawn(send(state.clone(), timer_request()));
+    for _ in 0..500 {
+        if state.queue.timers_waiting() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(state.queue.timers_waiting(), 1);
+    runner.gate.add_permits(4);
+    let (status, _) = timer.await.unwrap();
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = first.await.unwrap();
+    assert_eq!(status, StatusCode::ACCEPTED);
+    runner.wait_for_calls(4).await;
+    let calls = runner.calls();
+    assert_eq!(
+        calls[0],
+        (Some(vec!["app".to_string()]), false, Trigger::Http)
+    );
+    assert_eq!(
+        calls[1],
+        (None, false, Trigger::Timer),
+        "the timer goes first"
+    );
+    let rest: Vec<&Call> = calls[2..].iter().collect();
+    assert!(
+        rest.contains(&&(
+            Some(vec!["tools/a".to_string(), "tools/b".to_string()]),
+            false,
+            Trigger::Http
+        )),
+        "{calls:?}"
+    );
+    assert!(
+        rest.contains(&&(Some(vec!["app".to_string()]), true, Trigger::Http)),
+        "{calls:?}"
+    );
+    for id in &ids {
+        for _ in 0..200 {
+            let (_, json) = send(state.clone(), status_request(&format!("/api/purge/{id}"))).await;
+            if json["status"] == "finished" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let (_, json) = send(state.clone(), status_request(&format!("/api/purge/{id}"))).await;
+        assert_eq!(json["status"], "finished", "{json:#}");
+    }
+}
+
+#[tokio::test]
+async fn a_full_queue_answers_429() {
+    let runner = TestRunner::default();
+    let state = state_with(&runner, &[]);
+    let first = tokio::spawn(send(state.clone(), signed(r#"{"repositories":["app"]}"#)));
+    runner.wait_for_calls(1).await;
+    let names = |from: usize| {
+        let names: Vec<String> = (from..from + 600).map(|i| format!("tools/{i}")).collect();
+        json!({ "repositories": names }).to_string()
+    };
+    let pending = tokio::spawn(send(state.clone(), signed(&names(0))));
+    // Wait until the first batch is pending, then the second would overflow the union.
+    let (status, json) = pending.await.unwrap();
+    assert_eq!(status, StatusCode::ACCEPTED, "{json:#}");
+    let (status, json) = send(state.clone(), signed(&names(10_000))).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{json:#}");
+    assert_eq!(json["status"], 429);
+    assert!(json["error"].as_str().unwrap().contains("queue is full"));
+    runner.gate.add_permits(2);
+    let _ = first.await;
+}
+
+#[tokio::test]
 async fn proofs_are_read_strictly() {
     let runner = TestRunner::open();
     let state = state_with(&runner, &[]);

@@ -12,7 +12,8 @@
 //!
 //! Deliveries are not de-duplicated: a replayed delivery can only start another run of the
 //! same policy-bound purge, which is idempotent, and GitHub's "Redeliver" is a deliberate
-//! re-run. How the caller proves it knows the secret is in `proof`.
+//! re-run. Queued runs are coalesced instead (see `queue`). How the caller proves it knows
+//! the secret is in `proof`.
 
 use axum::http::HeaderMap;
 use serde_json::{Map, Value};
