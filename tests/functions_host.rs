@@ -5,6 +5,7 @@
 mod support;
 
 use acr_purge::emulator::{AuthMode, Fault, ManifestSeed, RepoSeed, Seed, TokenAuth};
+use acr_purge::functions::listener::HEADER_READ_TIMEOUT;
 use acr_purge::functions::secret::{READ_TIMEOUT, REREAD_INTERVAL};
 use acr_purge::functions::webhook::sign;
 use std::time::Duration;
@@ -570,6 +571,31 @@ async fn with_no_secret_ever_read_nothing_is_accepted() {
     assert_eq!(ping(&handler, "other").await.status, 401);
     assert_eq!(ping(&handler, "the-secret").await.status, 200);
     assert!(registry.emulator().requests().is_empty());
+}
+
+#[tokio::test]
+async fn idle_connections_do_not_stop_the_handler() {
+    let (_registry, handler) = setup(&[]).await;
+    let address = handler.url.trim_start_matches("http://").to_string();
+    let mut idle = Vec::new();
+    for _ in 0..300 {
+        idle.push(tokio::net::TcpStream::connect(&address).await.unwrap());
+    }
+    let ready = tokio::time::timeout(
+        Duration::from_secs(5),
+        handler.request("GET", "/", &[], vec![]),
+    )
+    .await;
+    assert_eq!(ready.expect("GET / answers").status, 200);
+    // An idle connection is closed once the header read timeout passes.
+    use tokio::io::AsyncReadExt;
+    let mut buffer = [0u8; 16];
+    let closed = tokio::time::timeout(
+        HEADER_READ_TIMEOUT + Duration::from_secs(5),
+        idle[0].read(&mut buffer),
+    )
+    .await;
+    assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "{closed:?}");
 }
 
 #[tokio::test]

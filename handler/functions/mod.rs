@@ -2,6 +2,7 @@
 //! (`PurgeTimer`, `PurgeHttp`), its configuration and the webhook.
 
 pub mod config;
+pub mod listener;
 pub mod proof;
 pub mod protocol;
 pub mod queue;

@@ -10,6 +10,7 @@
 //! configuration is invalid, and Key Vault errors are answered generically.
 
 use super::config::{Config, ConfigError};
+use super::listener;
 use super::proof::{self, ProofError};
 use super::protocol::{InvocationResult, TimerInvocation};
 use super::queue::{Admitted, MAX_PENDING_REPOSITORIES, Outcome, RunQueue, Scope, Turn};
@@ -30,9 +31,17 @@ use futures::future::BoxFuture;
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Semaphore;
 
-/// How long shutdown waits for a run in flight to stop.
+/// How long shutdown waits, in all, for requests and the run in flight to stop.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(60);
+
+/// How long a webhook body may take to arrive, in all.
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The most webhook bodies read (buffered) at once; a request waits for a slot within
+/// [`BODY_READ_TIMEOUT`], else it is answered 503.
+pub const MAX_CONCURRENT_BODY_READS: usize = 8;
 
 /// How many repository names a log line lists (the count is always logged).
 pub const LOGGED_NAMES: usize = 5;
@@ -62,6 +71,7 @@ pub struct AppState {
     secret: Option<Arc<WebhookSecret>>,
     runs: Arc<Runs>,
     queue: Arc<RunQueue>,
+    body_reads: Arc<Semaphore>,
     stop: StopSignal,
     runner: Runner,
 }
@@ -79,6 +89,7 @@ impl AppState {
             secret,
             runs: Arc::default(),
             queue: Arc::default(),
+            body_reads: Arc::new(Semaphore::new(MAX_CONCURRENT_BODY_READS)),
             stop: StopSignal::default(),
             runner: Arc::new(|config, only, stop, context| {
                 Box::pin(async move { runner::run(&config, only, stop, context).await })
@@ -105,23 +116,43 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves on `127.0.0.1:port` until SIGTERM or Ctrl-C, then stops the run in flight cleanly.
+/// Serves on `127.0.0.1:port` until SIGTERM or Ctrl-C, then stops the run in flight cleanly
+/// within [`SHUTDOWN_GRACE`].
 pub async fn serve(port: u16) -> anyhow::Result<()> {
     let config = Config::from_env();
     if let Err(error) = &config {
         tracing::error!("invalid configuration, every invocation will fail: {error}");
     }
     let state = AppState::new(config);
-    let stop = state.stop.clone();
-    let queue = state.queue.clone();
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     tracing::info!("acr-purge handler listening on 127.0.0.1:{port}");
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown_signal(stop))
-        .await?;
-    // Wait for a background run (one answered 202) to reach its next stopping point.
-    let _ = tokio::time::timeout(SHUTDOWN_GRACE, queue.idle()).await;
+    let stop = state.stop.clone();
+    serve_until(listener, state, shutdown_signal(stop), SHUTDOWN_GRACE).await;
     Ok(())
+}
+
+/// Serves until `shutdown`, then waits at most `grace` in all for the requests and the run in
+/// flight (a run answered 202 goes on after its request) to stop.
+async fn serve_until(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()>,
+    grace: Duration,
+) {
+    let queue = state.queue.clone();
+    let stop = state.stop.clone();
+    let shutdown = async move {
+        shutdown.await;
+        stop.stop();
+    };
+    let signalled = listener::serve(listener, router(state), shutdown, grace).await;
+    let left = grace.saturating_sub(signalled.elapsed());
+    if tokio::time::timeout(left, queue.idle()).await.is_err() {
+        tracing::warn!(
+            "shutdown: the run in flight did not stop within {} s",
+            grace.as_secs()
+        );
+    }
 }
 
 async fn shutdown_signal(stop: StopSignal) {
@@ -253,11 +284,19 @@ async fn webhook(
         Ok(proof) => proof,
         Err(e) => return proof_error(e),
     };
-    let body = match read_body(&headers, body).await {
+    // A bearer token is checked before the body is read; a signature needs the body.
+    if !proof::covers_body(proof)
+        && let Err(response) = check(secret, |s| proof::verify(proof, s, b"")).await
+    {
+        return response;
+    }
+    let body = match read_body(&state, &headers, body).await {
         Ok(body) => body,
         Err(response) => return response,
     };
-    if let Err(response) = check(secret, |s| proof::verify(proof, s, &body)).await {
+    if proof::covers_body(proof)
+        && let Err(response) = check(secret, |s| proof::verify(proof, s, &body)).await
+    {
         return response;
     }
     let request = match webhook::parse(&headers, &body) {
@@ -498,8 +537,9 @@ async fn status(
     }
 }
 
-/// Reads at most [`MAX_BODY`] bytes.
-async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, Response> {
+/// Reads at most [`MAX_BODY`] bytes within [`BODY_READ_TIMEOUT`], at most
+/// [`MAX_CONCURRENT_BODY_READS`] bodies at once.
+async fn read_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Bytes, Response> {
     let too_large = || {
         error(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -513,9 +553,21 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, Response> {
     if declared.is_some_and(|n| n > MAX_BODY) {
         return Err(too_large());
     }
-    axum::body::to_bytes(body, MAX_BODY)
-        .await
-        .map_err(|_| too_large())
+    let read = async {
+        let _slot = state.body_reads.acquire().await;
+        axum::body::to_bytes(body, MAX_BODY).await
+    };
+    match tokio::time::timeout(BODY_READ_TIMEOUT, read).await {
+        Ok(Ok(body)) => Ok(body),
+        Ok(Err(_)) => Err(too_large()),
+        Err(_) => Err(error(
+            StatusCode::REQUEST_TIMEOUT,
+            &format!(
+                "the body did not arrive within {} s",
+                BODY_READ_TIMEOUT.as_secs()
+            ),
+        )),
+    }
 }
 
 fn method_not_allowed(allow: &'static str) -> Response {

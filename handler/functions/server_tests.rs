@@ -385,6 +385,19 @@ async fn proofs_are_read_strictly() {
 }
 
 #[tokio::test]
+async fn a_wrong_bearer_token_is_refused_before_the_body_is_read() {
+    let state = state_with(&TestRunner::open(), &[]);
+    let endless = futures::stream::pending::<Result<Bytes, std::io::Error>>();
+    let request = HttpRequest::post("/api/purge")
+        .header("authorization", "Bearer wrong")
+        .body(Body::from_stream(endless))
+        .unwrap();
+    let answer = tokio::time::timeout(Duration::from_secs(5), send(state.clone(), request)).await;
+    let (status, _) = answer.expect("answered without reading the body");
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
 async fn ignored_events_start_no_run_and_event_bodies_honour_dry_run() {
     let runner = TestRunner::open();
     let state = state_with(&runner, &[]);
@@ -414,4 +427,34 @@ async fn answers_do_not_echo_huge_names() {
     let (status, json) = send(state.clone(), signed(&body)).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(json.to_string().len() < 500, "{}", json.to_string().len());
+}
+
+#[tokio::test]
+async fn shutdown_is_bounded_while_a_timer_request_is_in_flight() {
+    let runner = TestRunner::default();
+    let state = state_with(&runner, &[]);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (signal, signalled) = tokio::sync::oneshot::channel::<()>();
+    let grace = Duration::from_millis(500);
+    let server = tokio::spawn(serve_until(
+        listener,
+        state,
+        async move {
+            let _ = signalled.await;
+        },
+        grace,
+    ));
+    let timer = tokio::spawn(async move {
+        reqwest::Client::new()
+            .post(format!("{url}/PurgeTimer"))
+            .body(r#"{"Data":{},"Metadata":{}}"#)
+            .send()
+            .await
+    });
+    runner.wait_for_calls(1).await;
+    let _ = signal.send(());
+    let stopped = tokio::time::timeout(Duration::from_secs(10), server).await;
+    assert!(stopped.is_ok(), "shutdown waited past its grace period");
+    timer.abort();
 }
