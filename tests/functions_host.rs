@@ -280,8 +280,6 @@ async fn webhook_rejections_touch_nothing() {
     let (registry, handler) = setup(&[]).await;
     let body = r#"{"repositories":["app"]}"#;
     let wrong = sign("not-the-secret", body.as_bytes());
-    let big = vec![b' '; 1024 * 1024 + 10];
-    let big_signature = sign(SECRET, &big);
     let cases: Vec<Case> = vec![
         ("POST", "/api/purge", vec![], body.into(), 401),
         (
@@ -340,13 +338,6 @@ async fn webhook_rejections_touch_nothing() {
         (
             "POST",
             "/api/purge",
-            vec![("X-Hub-Signature-256", big_signature)],
-            big,
-            413,
-        ),
-        (
-            "POST",
-            "/api/purge",
             vec![("X-Hub-Signature-256", sign(SECRET, b"{not json"))],
             b"{not json".to_vec(),
             400,
@@ -389,12 +380,49 @@ async fn webhook_rejections_touch_nothing() {
         assert_eq!(answer.json["status"], expected, "JSON error body");
         assert!(answer.json["error"].is_string());
     }
+    // A body declared larger than 1 MiB is refused before it is read. Sent by hand: a client
+    // still writing the body when the refusal closes the connection sees a broken pipe
+    // instead of the answer, so only the headers are sent.
+    let answer = raw_request(
+        &handler,
+        &format!(
+            "POST /api/purge HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\nX-Hub-Signature-256: {}\r\n\r\n",
+            1024 * 1024 + 10,
+            sign(SECRET, b"")
+        ),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains(r#""status":413"#), "{answer}");
     assert!(
         registry.emulator().requests().is_empty(),
         "{:?}",
         registry.emulator().requests()
     );
     assert_eq!(registry.tags("app").len(), 5);
+}
+
+/// Sends `request` as is on a fresh connection and reads the answer until the server closes
+/// the connection or stops sending.
+async fn raw_request(handler: &Handler, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = handler.url.trim_start_matches("http://").to_string();
+    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while let Ok(Ok(n)) =
+        tokio::time::timeout(Duration::from_secs(2), stream.read(&mut buffer)).await
+    {
+        if n == 0 {
+            break;
+        }
+        answer.extend_from_slice(&buffer[..n]);
+        if String::from_utf8_lossy(&answer).contains(r#""status":413}"#) {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&answer).into_owned()
 }
 
 #[tokio::test]

@@ -458,3 +458,21 @@ async fn shutdown_is_bounded_while_a_timer_request_is_in_flight() {
     assert!(stopped.is_ok(), "shutdown waited past its grace period");
     timer.abort();
 }
+
+#[tokio::test]
+async fn a_body_over_1_mib_is_refused_even_without_a_declared_length() {
+    let runner = TestRunner::open();
+    let state = state_with(&runner, &[]);
+    let big = vec![b' '; MAX_BODY + 10];
+    let chunks: Vec<Result<Bytes, std::io::Error>> = big
+        .chunks(64 * 1024)
+        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .collect();
+    let request = HttpRequest::post("/api/purge")
+        .header("x-hub-signature-256", sign(SECRET, &big))
+        .body(Body::from_stream(futures::stream::iter(chunks)))
+        .unwrap();
+    let (status, json) = send(state.clone(), request).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{json:#}");
+    assert!(runner.calls().is_empty());
+}
