@@ -19,7 +19,6 @@ use super::runs::{RunState, Runs};
 use super::secret::{Verdict, WebhookSecret};
 use super::webhook::{self, MAX_BODY, Request, quoted};
 use crate::engine::StopSignal;
-use crate::report::RunReport;
 use crate::telemetry::{self, RunContext, Trigger};
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
@@ -221,10 +220,11 @@ async fn timer(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -
         Ok(finished) => finished,
         Err(died) => {
             notes.push(died.clone());
-            let report = RunReport::failed(&registry, dry_run, died);
+            // No report exists: the value says which run it was and why it has none.
+            let value = json!({"registry": registry, "dryRun": dry_run, "error": died});
             return (
                 StatusCode::INTERNAL_SERVER_ERROR,
-                Json(InvocationResult::new(notes, Some(report))),
+                Json(InvocationResult::new(notes, Some(value))),
             )
                 .into_response();
         }

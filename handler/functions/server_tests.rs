@@ -4,7 +4,7 @@
 use super::*;
 use crate::functions::proof::sign;
 use crate::functions::settings::*;
-use crate::report::Summary;
+use crate::report::{RunReport, Summary};
 use axum::http::Request as HttpRequest;
 use std::collections::HashMap;
 use std::sync::Mutex;
