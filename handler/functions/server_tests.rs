@@ -476,3 +476,40 @@ async fn a_body_over_1_mib_is_refused_even_without_a_declared_length() {
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{json:#}");
     assert!(runner.calls().is_empty());
 }
+
+#[tokio::test(start_paused = true)]
+async fn bodies_are_read_within_a_bound_and_a_few_at_a_time() {
+    let state = state_with(&TestRunner::open(), &[]);
+    let endless = || {
+        let request = HttpRequest::post("/api/purge")
+            .header("x-hub-signature-256", sign(SECRET, b"{}"))
+            .body(Body::from_stream(futures::stream::pending::<
+                Result<Bytes, std::io::Error>,
+            >()))
+            .unwrap();
+        tokio::spawn(send(state.clone(), request))
+    };
+    // A body that never completes is answered 408 after BODY_READ_TIMEOUT.
+    let started = tokio::time::Instant::now();
+    let (status, json) = endless().await.unwrap();
+    assert_eq!(status, StatusCode::REQUEST_TIMEOUT, "{json:#}");
+    assert!(started.elapsed() >= BODY_READ_TIMEOUT);
+    // While every read slot is taken, a further body waits for one.
+    let stuck: Vec<_> = (0..MAX_CONCURRENT_BODY_READS).map(|_| endless()).collect();
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(state.body_reads.available_permits(), 0);
+    let waiting = tokio::spawn(send(state.clone(), signed("{}")));
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
+    assert!(!waiting.is_finished(), "no slot, no read");
+    for answer in stuck {
+        assert_eq!(answer.await.unwrap().0, StatusCode::REQUEST_TIMEOUT);
+    }
+    // The slots came back: the waiting body is read.
+    assert_eq!(waiting.await.unwrap().0, StatusCode::OK);
+    assert_eq!(
+        state.body_reads.available_permits(),
+        MAX_CONCURRENT_BODY_READS
+    );
+}
