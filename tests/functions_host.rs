@@ -5,10 +5,13 @@
 mod support;
 
 use acr_emulator::{AuthMode, Fault, ManifestSeed, RepoSeed, Seed, TokenAuth};
+use acr_purge::functions::listener::HEADER_READ_TIMEOUT;
+use acr_purge::functions::secret::{READ_TIMEOUT, REREAD_INTERVAL};
 use acr_purge::functions::webhook::sign;
+use std::time::Duration;
 use support::host::Handler;
 use support::identity::{ENTRA_TOKEN, IdentityEndpoint};
-use support::keyvault::KeyVault;
+use support::keyvault::{KeyVault, Mode};
 use support::purge::{Registry, set, tagged};
 
 const POLICY: &str = r#"{"rules":[{"filter":["app:^v","tools/.*:.*"],"ago":"7d","untagged":true}],"protect":["app:^v0$"]}"#;
@@ -119,13 +122,51 @@ async fn invalid_configuration_fails_every_invocation_and_touches_nothing() {
     assert!(logs.contains("rules[0].filter[0]"), "{logs}");
     let answer = signed(&handler, "{}", &[]).await;
     assert_eq!(answer.status, 500);
-    assert!(
-        answer.json["error"]
-            .as_str()
-            .unwrap()
-            .contains("PURGE_POLICY")
+    assert_eq!(
+        answer.json["error"], "invalid configuration (see the logs)",
+        "callers never see the configuration error"
     );
     assert!(registry.emulator().requests().is_empty());
+}
+
+#[tokio::test]
+async fn configuration_errors_reach_the_logs_never_a_caller_nor_a_password() {
+    let handler = Handler::start(&[
+        ("PURGE_REGISTRY", "http://purger:hunter22-pw@127.0.0.1:1"),
+        ("PURGE_POLICY", POLICY),
+        ("WEBHOOK_SECRET", SECRET),
+    ])
+    .await;
+    let bearer = format!("Bearer {SECRET}");
+    for (method, path, headers) in [
+        ("POST", "/api/purge", vec![]),
+        ("GET", "/api/purge/x", vec![]),
+        (
+            "POST",
+            "/api/purge",
+            vec![("Authorization", bearer.as_str())],
+        ),
+        (
+            "GET",
+            "/api/purge/x",
+            vec![("Authorization", bearer.as_str())],
+        ),
+    ] {
+        let answer = handler
+            .request(method, path, &headers, b"{}".to_vec())
+            .await;
+        assert_eq!(answer.status, 500, "{method} {path}");
+        assert_eq!(answer.json["error"], "invalid configuration (see the logs)");
+        assert!(!answer.json.to_string().contains("hunter22"));
+    }
+    let answer = handler.timer(false, false).await;
+    assert_eq!(answer.status, 500);
+    let logs = answer.json["Logs"].to_string();
+    assert!(logs.contains("app setting PURGE_REGISTRY"), "{logs}");
+    assert!(!logs.contains("hunter22"), "{logs}");
+    let stdout = handler.stdout().join("\n");
+    assert!(stdout.contains("PURGE_REGISTRY"), "{stdout}");
+    assert!(!stdout.contains("hunter22"), "{stdout}");
 }
 
 #[tokio::test]
@@ -173,6 +214,48 @@ async fn webhook_bodies_narrow_the_policy() {
 }
 
 #[tokio::test]
+async fn event_bodies_honour_dry_run() {
+    let (registry, handler) = setup(&[]).await;
+    // The body from the issue: a signed ACR push asking for a dry run ran a real purge.
+    let acr = r#"{"action":"push","target":{"repository":"tools/ci","tag":"x"},"dryRun":true}"#;
+    let answer = signed(&handler, acr, &[]).await;
+    assert_eq!(answer.status, 200, "{:#}", answer.json);
+    assert_eq!(answer.json["dryRun"], true);
+    assert_eq!(answer.json["summary"]["tagsDeleted"], 1);
+    let release = r#"{"action":"published","release":{"tag_name":"v4"},"repository":{"name":"app"},"dryRun":true}"#;
+    let answer = signed(&handler, release, &[("X-GitHub-Event", "release")]).await;
+    assert_eq!(answer.status, 200, "{:#}", answer.json);
+    assert_eq!(answer.json["dryRun"], true);
+    assert!(registry.mutations().is_empty(), "dry runs delete nothing");
+    assert_eq!(registry.tags("tools/ci"), set(&["build-1"]));
+    let bad = r#"{"action":"push","target":{"repository":"tools/ci"},"dryRun":"true"}"#;
+    let answer = signed(&handler, bad, &[]).await;
+    assert_eq!(answer.status, 400, "{:#}", answer.json);
+    assert!(registry.mutations().is_empty());
+}
+
+#[tokio::test]
+async fn only_acr_pushes_and_github_releases_start_runs() {
+    let (registry, handler) = setup(&[]).await;
+    for action in ["delete", "quarantine", "chart_push"] {
+        let body = format!(r#"{{"action":"{action}","target":{{"repository":"app","tag":"v1"}}}}"#);
+        let answer = signed(&handler, &body, &[]).await;
+        assert_eq!(answer.status, 200, "{:#}", answer.json);
+        assert!(answer.json["ignored"].is_string(), "{:#}", answer.json);
+    }
+    let push = r#"{"ref":"refs/heads/main","repository":{"name":"app"}}"#;
+    for headers in [vec![("X-GitHub-Event", "push")], vec![]] {
+        let answer = signed(&handler, push, &headers).await;
+        assert_eq!(answer.status, 200, "{:#}", answer.json);
+        assert!(answer.json["ignored"].is_string(), "{:#}", answer.json);
+    }
+    assert!(
+        registry.emulator().requests().is_empty(),
+        "no run was started"
+    );
+}
+
+#[tokio::test]
 async fn github_release_and_ping_events() {
     let (registry, handler) = setup(&[]).await;
     let ping = r#"{"zen":"Design for failure.","hook_id":1}"#;
@@ -197,8 +280,6 @@ async fn webhook_rejections_touch_nothing() {
     let (registry, handler) = setup(&[]).await;
     let body = r#"{"repositories":["app"]}"#;
     let wrong = sign("not-the-secret", body.as_bytes());
-    let big = vec![b' '; 1024 * 1024 + 10];
-    let big_signature = sign(SECRET, &big);
     let cases: Vec<Case> = vec![
         ("POST", "/api/purge", vec![], body.into(), 401),
         (
@@ -225,9 +306,34 @@ async fn webhook_rejections_touch_nothing() {
         (
             "POST",
             "/api/purge",
-            vec![("X-Hub-Signature-256", big_signature)],
-            big,
-            413,
+            vec![(
+                "X-Hub-Signature-256",
+                sign(SECRET, body.as_bytes())
+                    .to_uppercase()
+                    .replace("SHA256=", "sha256="),
+            )],
+            body.into(),
+            401,
+        ),
+        (
+            "POST",
+            "/api/purge",
+            vec![
+                ("X-Hub-Signature-256", sign(SECRET, body.as_bytes())),
+                ("X-Hub-Signature-256", sign(SECRET, body.as_bytes())),
+            ],
+            body.into(),
+            400,
+        ),
+        (
+            "POST",
+            "/api/purge",
+            vec![
+                ("Authorization", format!("Bearer {SECRET}")),
+                ("Authorization", "Bearer nope".into()),
+            ],
+            body.into(),
+            400,
         ),
         (
             "POST",
@@ -274,12 +380,49 @@ async fn webhook_rejections_touch_nothing() {
         assert_eq!(answer.json["status"], expected, "JSON error body");
         assert!(answer.json["error"].is_string());
     }
+    // A body declared larger than 1 MiB is refused before it is read. Sent by hand: a client
+    // still writing the body when the refusal closes the connection sees a broken pipe
+    // instead of the answer, so only the headers are sent.
+    let answer = raw_request(
+        &handler,
+        &format!(
+            "POST /api/purge HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\nX-Hub-Signature-256: {}\r\n\r\n",
+            1024 * 1024 + 10,
+            sign(SECRET, b"")
+        ),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains(r#""status":413"#), "{answer}");
     assert!(
         registry.emulator().requests().is_empty(),
         "{:?}",
         registry.emulator().requests()
     );
     assert_eq!(registry.tags("app").len(), 5);
+}
+
+/// Sends `request` as is on a fresh connection and reads the answer until the server closes
+/// the connection or stops sending.
+async fn raw_request(handler: &Handler, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = handler.url.trim_start_matches("http://").to_string();
+    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while let Ok(Ok(n)) =
+        tokio::time::timeout(Duration::from_secs(2), stream.read(&mut buffer)).await
+    {
+        if n == 0 {
+            break;
+        }
+        answer.extend_from_slice(&buffer[..n]);
+        if String::from_utf8_lossy(&answer).contains(r#""status":413}"#) {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&answer).into_owned()
 }
 
 #[tokio::test]
@@ -316,6 +459,171 @@ async fn long_runs_answer_202_and_report_their_status() {
         )
         .await;
     assert_eq!(missing.status, 404);
+}
+
+/// A handler reading its webhook secret from `vault` through the managed identity.
+async fn with_vault(vault: &KeyVault, identity: &IdentityEndpoint, registry: &Registry) -> Handler {
+    let vault_url = vault.url();
+    let cert = vault.cert_path();
+    Handler::start(&[
+        ("PURGE_REGISTRY", registry.running.url.as_str()),
+        ("PURGE_POLICY", POLICY),
+        ("KEY_VAULT_URL", vault_url.as_str()),
+        ("WEBHOOK_SECRET_NAME", "webhook-secret"),
+        ("IDENTITY_ENDPOINT", identity.url.as_str()),
+        ("IDENTITY_HEADER", support::identity::IDENTITY_HEADER),
+        ("AZURE_CLIENT_ID", "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"),
+        ("SSL_CERT_FILE", cert.as_str()),
+    ])
+    .await
+}
+
+/// A signed GitHub ping: authenticated, answered without a run.
+async fn ping(handler: &Handler, secret: &str) -> support::host::Answer {
+    let body = r#"{"zen":"Keep it logically awesome.","hook_id":1}"#;
+    let signature = sign(secret, body.as_bytes());
+    handler
+        .request(
+            "POST",
+            "/api/purge",
+            &[
+                ("X-Hub-Signature-256", signature.as_str()),
+                ("X-GitHub-Event", "ping"),
+            ],
+            body.as_bytes().to_vec(),
+        )
+        .await
+}
+
+async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let started = std::time::Instant::now();
+    while !done() {
+        assert!(started.elapsed() < Duration::from_secs(20), "{what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_degraded_key_vault_never_blocks_a_valid_request() {
+    let identity = IdentityEndpoint::start().await;
+    let vault = KeyVault::start("webhook-secret", "the-secret").await;
+    let registry = Registry::start(seed()).await;
+    let handler = std::sync::Arc::new(with_vault(&vault, &identity, &registry).await);
+    assert_eq!(ping(&handler, "the-secret").await.status, 200);
+    assert_eq!(vault.attempts(), 1);
+    let prompt = Duration::from_secs(5);
+
+    // The vault hangs: a wrong proof starts a re-read that never gets an answer.
+    vault.set_mode(Mode::Hanging);
+    tokio::time::sleep(REREAD_INTERVAL + Duration::from_millis(300)).await;
+    let wrong = {
+        let handler = handler.clone();
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            (
+                ping(&handler, "not-the-secret").await.status,
+                started.elapsed(),
+            )
+        })
+    };
+    wait_until("the re-read reached the vault", || vault.attempts() == 2).await;
+    let valid = tokio::time::timeout(prompt, ping(&handler, "the-secret")).await;
+    assert_eq!(valid.expect("a valid request answers promptly").status, 200);
+    assert!(
+        !wrong.is_finished(),
+        "the wrong proof still waits for the vault"
+    );
+    let (status, took) = wrong.await.unwrap();
+    assert_eq!(status, 503, "the re-read timed out");
+    assert!(
+        took < READ_TIMEOUT + prompt,
+        "the read is bounded: {took:?}"
+    );
+    // Backing off: wrong proofs are refused at once, without reading again.
+    for _ in 0..5 {
+        let answer = tokio::time::timeout(prompt, ping(&handler, "not-the-secret")).await;
+        assert_eq!(answer.expect("prompt 401").status, 401);
+    }
+    assert_eq!(vault.attempts(), 2, "no re-read while backing off");
+
+    // The vault answers 500: same story.
+    vault.set_mode(Mode::Failing);
+    tokio::time::sleep(REREAD_INTERVAL + Duration::from_millis(300)).await;
+    let wrong = {
+        let handler = handler.clone();
+        tokio::spawn(async move { ping(&handler, "not-the-secret").await.status })
+    };
+    wait_until("the re-read reached the vault", || vault.attempts() > 2).await;
+    let valid = tokio::time::timeout(prompt, ping(&handler, "the-secret")).await;
+    assert_eq!(valid.expect("a valid request answers promptly").status, 200);
+    assert_eq!(wrong.await.unwrap(), 503);
+    let attempts = vault.attempts();
+    for _ in 0..5 {
+        let answer = tokio::time::timeout(prompt, ping(&handler, "not-the-secret")).await;
+        assert_eq!(answer.expect("prompt 401").status, 401);
+    }
+    assert_eq!(
+        vault.attempts(),
+        attempts,
+        "failed reads are rate-limited too"
+    );
+    let body = handler.stdout().join("\n");
+    assert!(
+        body.contains("cannot read the webhook secret"),
+        "the logs say why"
+    );
+}
+
+#[tokio::test]
+async fn with_no_secret_ever_read_nothing_is_accepted() {
+    let identity = IdentityEndpoint::start().await;
+    let vault = KeyVault::start("webhook-secret", "the-secret").await;
+    vault.set_mode(Mode::Failing);
+    let registry = Registry::start(seed()).await;
+    let handler = with_vault(&vault, &identity, &registry).await;
+    let answer = ping(&handler, "the-secret").await;
+    assert_eq!(answer.status, 503, "{:#}", answer.json);
+    let text = answer.json.to_string();
+    assert!(
+        !text.contains("webhook-secret") && !text.contains("localhost"),
+        "{text}"
+    );
+    let attempts = vault.attempts();
+    for secret in ["the-secret", "other"] {
+        let answer = ping(&handler, secret).await;
+        assert_eq!(answer.status, 503, "fail-closed");
+    }
+    assert_eq!(vault.attempts(), attempts, "no re-read while backing off");
+    vault.set_mode(Mode::Healthy);
+    tokio::time::sleep(REREAD_INTERVAL + Duration::from_millis(300)).await;
+    assert_eq!(ping(&handler, "other").await.status, 401);
+    assert_eq!(ping(&handler, "the-secret").await.status, 200);
+    assert!(registry.emulator().requests().is_empty());
+}
+
+#[tokio::test]
+async fn idle_connections_do_not_stop_the_handler() {
+    let (_registry, handler) = setup(&[]).await;
+    let address = handler.url.trim_start_matches("http://").to_string();
+    let mut idle = Vec::new();
+    for _ in 0..300 {
+        idle.push(tokio::net::TcpStream::connect(&address).await.unwrap());
+    }
+    let ready = tokio::time::timeout(
+        Duration::from_secs(5),
+        handler.request("GET", "/", &[], vec![]),
+    )
+    .await;
+    assert_eq!(ready.expect("GET / answers").status, 200);
+    // An idle connection is closed once the header read timeout passes.
+    use tokio::io::AsyncReadExt;
+    let mut buffer = [0u8; 16];
+    let closed = tokio::time::timeout(
+        HEADER_READ_TIMEOUT + Duration::from_secs(5),
+        idle[0].read(&mut buffer),
+    )
+    .await;
+    assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "{closed:?}");
 }
 
 #[tokio::test]

@@ -1,6 +1,12 @@
 //! The Function App's configuration, read from app settings (environment variables) at
 //! start-up without any network call. Invalid configuration never purges anything: every
-//! invocation then fails with a message naming the setting and what is wrong.
+//! invocation then fails. The message naming the setting and what is wrong goes to the logs
+//! (and the timer's `Logs`); it never echoes credentials (user information in a URL is
+//! redacted) and callers of the webhook only get a generic answer.
+//!
+//! Settings are trimmed, except `WEBHOOK_SECRET`: a secret is used exactly as given, and one
+//! with leading or trailing whitespace (a pasted newline, usually) is a configuration error
+//! naming the setting rather than a secret that silently differs from the senders'.
 
 use super::settings::*;
 use crate::policy::PolicyDocument;
@@ -96,8 +102,8 @@ impl Config {
         };
         let registry = get(PURGE_REGISTRY)
             .ok_or_else(|| error(PURGE_REGISTRY, "not set; give the registry's login server"))?;
-        let registry =
-            Endpoint::parse(&registry).map_err(|e| error(PURGE_REGISTRY, e.to_string()))?;
+        let registry = Endpoint::parse(&registry)
+            .map_err(|e| error(PURGE_REGISTRY, redact_userinfo(&registry, &e.to_string())))?;
         let policy = match (get(PURGE_POLICY), get(PURGE_POLICY_FILE)) {
             (Some(text), _) => {
                 PolicyDocument::parse(&text).map_err(|e| error(PURGE_POLICY, e.to_string()))?
@@ -156,21 +162,16 @@ impl Config {
                 }
             },
         };
-        let webhook_secret = match (
-            get(KEY_VAULT_URL),
-            get(WEBHOOK_SECRET_NAME),
-            get(WEBHOOK_SECRET),
-        ) {
-            (Some(url), Some(name), _) => match url::Url::parse(&url) {
-                Ok(parsed) if parsed.scheme() == "https" => Ok(SecretSource::KeyVault {
-                    vault_url: url,
-                    name,
-                }),
-                _ => Err(error(KEY_VAULT_URL, format!("{url:?} is not an https URL"))),
-            },
+        let plain_secret = lookup(WEBHOOK_SECRET).filter(|v| !v.is_empty());
+        let webhook_secret = match (get(KEY_VAULT_URL), get(WEBHOOK_SECRET_NAME), plain_secret) {
+            (Some(url), Some(name), _) => key_vault(url, name),
             (Some(_), None, _) => Err(error(
                 WEBHOOK_SECRET_NAME,
                 "not set, but KEY_VAULT_URL is: name the secret to read",
+            )),
+            (None, _, Some(secret)) if secret.trim() != secret => Err(error(
+                WEBHOOK_SECRET,
+                "has leading or trailing whitespace; the secret is used exactly as given, so remove it (here and in the senders if it belongs there)",
             )),
             (None, _, Some(secret)) => Ok(SecretSource::Plain(secret)),
             (None, _, None) => Err(error(
@@ -186,6 +187,56 @@ impl Config {
             webhook_secret,
         })
     }
+}
+
+/// The Key Vault source, if `url` is a plain https URL (no user information).
+fn key_vault(url: String, name: String) -> Result<SecretSource, ConfigError> {
+    match url::Url::parse(&url) {
+        Ok(parsed) if parsed.scheme() == "https" => {
+            if !parsed.username().is_empty() || parsed.password().is_some() {
+                return Err(error(
+                    KEY_VAULT_URL,
+                    "must not carry user information (user:password@); the vault is read with the managed identity",
+                ));
+            }
+            Ok(SecretSource::KeyVault {
+                vault_url: url,
+                name,
+            })
+        }
+        _ => Err(error(
+            KEY_VAULT_URL,
+            format!(
+                "{} is not an https URL",
+                redact_userinfo(&url, &format!("{url:?}"))
+            ),
+        )),
+    }
+}
+
+/// `message` with the user information of `input` (a URL, maybe malformed) replaced by `***`
+/// wherever `input` or its user information appears.
+fn redact_userinfo(input: &str, message: &str) -> String {
+    let after_scheme = input.find("://").map_or(0, |i| i + 3);
+    let rest = &input[after_scheme..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    let Some(at) = authority.rfind('@') else {
+        return message.to_string();
+    };
+    let userinfo = &authority[..at];
+    let mut redacted_input = String::with_capacity(input.len());
+    redacted_input.push_str(&input[..after_scheme]);
+    redacted_input.push_str("***");
+    redacted_input.push_str(&input[after_scheme + at..]);
+    let mut message = message.replace(input, &redacted_input);
+    if !userinfo.is_empty() {
+        message = message.replace(userinfo, "***");
+        for part in userinfo.split(':').filter(|p| p.len() >= 3) {
+            message = message.replace(part, "***");
+        }
+    }
+    message
 }
 
 #[cfg(test)]
@@ -297,6 +348,82 @@ mod tests {
         assert_eq!(
             config.webhook_secret.unwrap(),
             SecretSource::Plain("s".into())
+        );
+    }
+
+    #[test]
+    fn webhook_secret_is_used_exactly_as_given() {
+        let base = [(PURGE_REGISTRY, "r"), (PURGE_POLICY, POLICY)];
+        for padded in [" s3cret", "s3cret\n", "\ts3cret "] {
+            let config = load(&[base[0], base[1], (WEBHOOK_SECRET, padded)]).unwrap();
+            let err = config.webhook_secret.unwrap_err();
+            assert_eq!(err.setting, WEBHOOK_SECRET, "{err}");
+            assert!(!err.to_string().contains("s3cret"), "{err}");
+        }
+        let config = load(&[base[0], base[1], (WEBHOOK_SECRET, "s3 cr3t")]).unwrap();
+        assert_eq!(
+            config.webhook_secret.unwrap(),
+            SecretSource::Plain("s3 cr3t".into())
+        );
+    }
+
+    #[test]
+    fn errors_do_not_echo_credentials() {
+        let config = load(&[
+            (PURGE_REGISTRY, "r"),
+            (PURGE_POLICY, POLICY),
+            (
+                KEY_VAULT_URL,
+                "http://vaultuser:vaultpass@v.vault.azure.net/",
+            ),
+            (WEBHOOK_SECRET_NAME, "hook"),
+        ])
+        .unwrap();
+        let err = config.webhook_secret.unwrap_err().to_string();
+        assert!(err.starts_with("app setting KEY_VAULT_URL:"), "{err}");
+        assert!(
+            !err.contains("vaultpass") && !err.contains("vaultuser"),
+            "{err}"
+        );
+        let config = load(&[
+            (PURGE_REGISTRY, "r"),
+            (PURGE_POLICY, POLICY),
+            (
+                KEY_VAULT_URL,
+                "https://vaultuser:vaultpass@v.vault.azure.net/",
+            ),
+            (WEBHOOK_SECRET_NAME, "hook"),
+        ])
+        .unwrap();
+        let err = config.webhook_secret.unwrap_err().to_string();
+        assert!(
+            !err.contains("vaultpass") && !err.contains("vaultuser"),
+            "{err}"
+        );
+        for registry in [
+            "ftp://user:hunter22@r.azurecr.io",
+            "http://user:hunter22@",
+            "http://user:hunter22@host:99999",
+        ] {
+            let Err(err) = load(&[(PURGE_REGISTRY, registry), (PURGE_POLICY, POLICY)]) else {
+                continue;
+            };
+            let text = err.to_string();
+            assert_eq!(err.setting, PURGE_REGISTRY);
+            assert!(!text.contains("hunter22"), "{text}");
+        }
+    }
+
+    #[test]
+    fn redacts_user_information() {
+        assert_eq!(
+            redact_userinfo("http://u:p4ss@h/x", "bad URL \"http://u:p4ss@h/x\": port"),
+            "bad URL \"http://***@h/x\": port"
+        );
+        assert_eq!(redact_userinfo("http://h/x", "same"), "same");
+        assert_eq!(
+            redact_userinfo("user:longpass@h", "see longpass"),
+            "see ***"
         );
     }
 }

@@ -2,7 +2,10 @@
 //! (`PurgeTimer`, `PurgeHttp`), its configuration and the webhook.
 
 pub mod config;
+pub mod listener;
+pub mod proof;
 pub mod protocol;
+pub mod queue;
 pub mod runner;
 pub mod runs;
 pub mod secret;

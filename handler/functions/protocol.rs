@@ -2,11 +2,53 @@
 //! `{"Data": {...}, "Metadata": {...}}` to `/{FunctionName}` and expects
 //! `{"Outputs": {...}, "Logs": [...], "ReturnValue": ...}`; a non-2xx answer records a failed
 //! invocation.
+//!
+//! The host keeps the `Logs` of an invocation, so they are capped at [`MAX_LOG_LINES`]: the
+//! first [`HEAD_LINES`] and the last [`TAIL_LINES`] lines are kept, and from the lines in
+//! between those that matter after the fact (summary, failure and warning lines, at most
+//! [`KEY_LINES`] of them), with one line saying how many were left out.
 
 use serde::{Deserialize, Serialize};
 
-/// The most log lines returned to the host per invocation.
-pub const MAX_LOG_LINES: usize = 500;
+/// The most log lines returned to the host per invocation (plus one line saying how many
+/// were left out).
+pub const MAX_LOG_LINES: usize = HEAD_LINES + KEY_LINES + TAIL_LINES;
+/// How many of the first lines are always kept.
+pub const HEAD_LINES: usize = 200;
+/// How many of the last lines are always kept (the summary is there).
+pub const TAIL_LINES: usize = 200;
+/// How many summary, failure and warning lines are kept from between head and tail.
+pub const KEY_LINES: usize = 100;
+
+/// Whether a line says how the run went: a summary, a failure or a warning.
+fn is_key_line(line: &str) -> bool {
+    ["Number of ", "Failed to ", "Warning: ", "Skipped "]
+        .iter()
+        .any(|start| line.starts_with(start))
+        || line.contains("error")
+}
+
+/// `lines` capped at [`MAX_LOG_LINES`]: head, key lines of the middle, a note, tail.
+pub fn cap_lines(mut lines: Vec<String>) -> Vec<String> {
+    if lines.len() <= MAX_LOG_LINES {
+        return lines;
+    }
+    let tail = lines.split_off(lines.len() - TAIL_LINES);
+    let middle = lines.split_off(HEAD_LINES);
+    let total_middle = middle.len();
+    let key: Vec<String> = middle
+        .into_iter()
+        .filter(|line| is_key_line(line))
+        .take(KEY_LINES)
+        .collect();
+    let dropped = total_middle - key.len();
+    lines.extend(key);
+    lines.push(format!(
+        "… {dropped} more lines left out here (the report and the handler's logs have everything)"
+    ));
+    lines.extend(tail);
+    lines
+}
 
 /// The host's request for a timer invocation.
 #[derive(Debug, Deserialize)]
@@ -62,16 +104,11 @@ pub struct InvocationResult<T: Serialize> {
 }
 
 impl<T: Serialize> InvocationResult<T> {
-    /// An answer with `logs` (capped at [`MAX_LOG_LINES`]) and `value`.
-    pub fn new(mut logs: Vec<String>, value: Option<T>) -> Self {
-        if logs.len() > MAX_LOG_LINES {
-            let dropped = logs.len() - MAX_LOG_LINES;
-            logs.truncate(MAX_LOG_LINES);
-            logs.push(format!("… {dropped} more lines (see the report)"));
-        }
+    /// An answer with `logs` (capped by [`cap_lines`]) and `value`.
+    pub fn new(logs: Vec<String>, value: Option<T>) -> Self {
         InvocationResult {
             outputs: serde_json::Map::new(),
-            logs,
+            logs: cap_lines(logs),
             return_value: value,
         }
     }
@@ -103,9 +140,37 @@ mod tests {
     #[test]
     fn caps_logs_and_always_answers_an_object() {
         let result = InvocationResult::<()>::new(vec!["x".into(); 600], None);
-        assert_eq!(result.logs.len(), MAX_LOG_LINES + 1);
+        assert_eq!(result.logs.len(), HEAD_LINES + 1 + TAIL_LINES);
         let json = serde_json::to_value(&result).unwrap();
         assert!(json["Outputs"].is_object());
         assert!(json["ReturnValue"].is_null());
+        let short = InvocationResult::<()>::new(vec!["x".into(); MAX_LOG_LINES], None);
+        assert_eq!(short.logs.len(), MAX_LOG_LINES);
+    }
+
+    #[test]
+    fn keeps_the_head_the_tail_and_the_failures_in_between() {
+        let mut lines: Vec<String> = vec!["PurgeTimer occurrence 2026-11-21".to_string()];
+        for i in 0..5_000 {
+            lines.push(format!("Deleted r/app:v{i}"));
+            if i == 2_500 {
+                lines.push("Failed to delete r/app:v2500, error: 500".to_string());
+            }
+        }
+        lines.push("Number of deleted tags: 4999".to_string());
+        lines.push("Failed to complete purge: listing tools failed".to_string());
+        let kept = cap_lines(lines);
+        assert!(kept.len() <= MAX_LOG_LINES + 1);
+        assert_eq!(kept[0], "PurgeTimer occurrence 2026-11-21");
+        assert!(kept.contains(&"Failed to delete r/app:v2500, error: 500".to_string()));
+        assert!(kept.iter().any(|l| l.contains("more lines left out")));
+        let end = &kept[kept.len() - 2..];
+        assert_eq!(end[0], "Number of deleted tags: 4999");
+        assert_eq!(end[1], "Failed to complete purge: listing tools failed");
+        // A flood of failures keeps at most KEY_LINES of them from the middle.
+        let flood: Vec<String> = (0..10_000)
+            .map(|i| format!("Failed to delete {i}"))
+            .collect();
+        assert_eq!(cap_lines(flood).len(), MAX_LOG_LINES + 1);
     }
 }

@@ -1,13 +1,23 @@
 //! The HTTP server the Functions host talks to: readiness on `GET /`, the timer at
 //! `POST /PurgeTimer`, the forwarded webhook at `/api/purge` and run status at
 //! `/api/purge/{runId}`. Handlers are thin; the work is in the sibling modules.
+//!
+//! Every run goes through the run queue (`queue`: one at a time, the timer first, webhook
+//! runs coalesced) and runs in a task of its own: if that task dies (a panic), the turn is
+//! given back, the timer is answered 500 with the invocation
+//! envelope and a webhook run is marked `failed`. Configuration errors go to the logs (and
+//! the timer's `Logs`, which the host logs); webhook callers only learn that the
+//! configuration is invalid, and Key Vault errors are answered generically.
 
 use super::config::{Config, ConfigError};
+use super::listener;
+use super::proof::{self, ProofError};
 use super::protocol::{InvocationResult, TimerInvocation};
+use super::queue::{Admitted, MAX_PENDING_REPOSITORIES, Outcome, RunQueue, Scope, Turn};
 use super::runner::{self, Finished};
-use super::runs::Runs;
-use super::secret::WebhookSecret;
-use super::webhook::{self, MAX_BODY, Request};
+use super::runs::{RunState, Runs};
+use super::secret::{Verdict, WebhookSecret};
+use super::webhook::{self, MAX_BODY, Request, quoted};
 use crate::run::StopSignal;
 use crate::telemetry::{self, RunContext, Trigger};
 use axum::body::{Body, Bytes};
@@ -16,22 +26,53 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::{Json, Router};
+use futures::future::BoxFuture;
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Mutex;
+use tokio::sync::Semaphore;
 
-/// How long shutdown waits for a run in flight to stop.
+/// How long shutdown waits, in all, for requests and the run in flight to stop.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(60);
+
+/// How long a webhook body may take to arrive, in all.
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The most webhook bodies read (buffered) at once; a request waits for a slot within
+/// [`BODY_READ_TIMEOUT`], else it is answered 503.
+pub const MAX_CONCURRENT_BODY_READS: usize = 8;
+
+/// How many repository names a log line lists (the count is always logged).
+pub const LOGGED_NAMES: usize = 5;
+
+/// What callers are told when the configuration is invalid (the details are in the logs).
+pub const INVALID_CONFIGURATION: &str = "invalid configuration (see the logs)";
+
+/// What callers are told when the webhook secret cannot be read.
+pub const SECRET_UNAVAILABLE: &str =
+    "the webhook secret cannot be read right now (see the logs); retry later";
+
+/// What a run's task dying is reported as.
+pub const RUN_DIED: &str = "the run stopped unexpectedly (see the logs)";
+
+/// Runs one purge: the configured policy, narrowed to some repositories, with a stop signal,
+/// under a telemetry context. The real one is [`runner::run`].
+pub type Runner = Arc<
+    dyn Fn(Arc<Config>, Option<Vec<String>>, StopSignal, RunContext) -> BoxFuture<'static, Finished>
+        + Send
+        + Sync,
+>;
 
 /// Shared state of the handlers.
 #[derive(Clone)]
 pub struct AppState {
-    config: Arc<Result<Config, ConfigError>>,
+    config: Result<Arc<Config>, ConfigError>,
     secret: Option<Arc<WebhookSecret>>,
     runs: Arc<Runs>,
-    run_lock: Arc<Mutex<()>>,
+    queue: Arc<RunQueue>,
+    body_reads: Arc<Semaphore>,
     stop: StopSignal,
+    runner: Runner,
 }
 
 impl AppState {
@@ -43,12 +84,23 @@ impl AppState {
             .and_then(|c| c.webhook_secret.clone().ok())
             .map(|source| Arc::new(WebhookSecret::new(source)));
         AppState {
-            config: Arc::new(config),
+            config: config.map(Arc::new),
             secret,
             runs: Arc::default(),
-            run_lock: Arc::default(),
+            queue: Arc::default(),
+            body_reads: Arc::new(Semaphore::new(MAX_CONCURRENT_BODY_READS)),
             stop: StopSignal::default(),
+            runner: Arc::new(|config, only, stop, context| {
+                Box::pin(async move { runner::run(&config, only, stop, context).await })
+            }),
         }
+    }
+
+    /// The same state running purges with `runner` (tests use it to make a run die).
+    #[cfg(test)]
+    pub(crate) fn with_runner(mut self, runner: Runner) -> AppState {
+        self.runner = runner;
+        self
     }
 }
 
@@ -63,23 +115,43 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves on `127.0.0.1:port` until SIGTERM or Ctrl-C, then stops the run in flight cleanly.
+/// Serves on `127.0.0.1:port` until SIGTERM or Ctrl-C, then stops the run in flight cleanly
+/// within [`SHUTDOWN_GRACE`].
 pub async fn serve(port: u16) -> anyhow::Result<()> {
     let config = Config::from_env();
     if let Err(error) = &config {
         tracing::error!("invalid configuration, every invocation will fail: {error}");
     }
     let state = AppState::new(config);
-    let stop = state.stop.clone();
-    let run_lock = state.run_lock.clone();
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     tracing::info!("acr-purge handler listening on 127.0.0.1:{port}");
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown_signal(stop))
-        .await?;
-    // Wait for a background run (one answered 202) to reach its next stopping point.
-    let _ = tokio::time::timeout(SHUTDOWN_GRACE, run_lock.lock()).await;
+    let stop = state.stop.clone();
+    serve_until(listener, state, shutdown_signal(stop), SHUTDOWN_GRACE).await;
     Ok(())
+}
+
+/// Serves until `shutdown`, then waits at most `grace` in all for the requests and the run in
+/// flight (a run answered 202 goes on after its request) to stop.
+async fn serve_until(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()>,
+    grace: Duration,
+) {
+    let queue = state.queue.clone();
+    let stop = state.stop.clone();
+    let shutdown = async move {
+        shutdown.await;
+        stop.stop();
+    };
+    let signalled = listener::serve(listener, router(state), shutdown, grace).await;
+    let left = grace.saturating_sub(signalled.elapsed());
+    if tokio::time::timeout(left, queue.idle()).await.is_err() {
+        tracing::warn!(
+            "shutdown: the run in flight did not stop within {} s",
+            grace.as_secs()
+        );
+    }
 }
 
 async fn shutdown_signal(stop: StopSignal) {
@@ -110,43 +182,53 @@ async fn not_found() -> Response {
     error(StatusCode::NOT_FOUND, "no such function or route")
 }
 
-/// `POST /PurgeTimer`: runs the whole policy.
+/// `POST /PurgeTimer`: runs the whole policy, before any queued webhook run.
 async fn timer(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let invocation: Result<TimerInvocation, _> = serde_json::from_slice(&body);
-    let config = match state.config.as_ref() {
-        Ok(config) => config,
-        Err(e) => return invocation_failure(e.to_string()),
+    let config = match &state.config {
+        Ok(config) => config.clone(),
+        Err(e) => return invocation_failure(format!("invalid configuration: {e}")),
+    };
+    let invocation: TimerInvocation = match serde_json::from_slice(&body) {
+        Ok(invocation) => invocation,
+        Err(e) => return invocation_failure(format!("unreadable timer invocation: {e}")),
     };
     let mut notes = Vec::new();
-    match invocation {
-        Ok(invocation) => {
-            let timer = invocation.data.timer.unwrap_or_default();
-            if timer.is_past_due {
-                notes.push("PurgeTimer is past due: running the missed occurrence now".to_string());
-            }
-            if let Some(next) = timer.schedule_status.and_then(|s| s.next) {
-                notes.push(format!("PurgeTimer occurrence {next}"));
-            }
-        }
-        Err(e) => return invocation_failure(format!("unreadable timer invocation: {e}")),
+    let timer = invocation.data.timer.unwrap_or_default();
+    if timer.is_past_due {
+        notes.push("PurgeTimer is past due: running the missed occurrence now".to_string());
+    }
+    if let Some(next) = timer.schedule_status.and_then(|s| s.next) {
+        notes.push(format!("PurgeTimer occurrence {next}"));
     }
     for note in &notes {
         tracing::info!("{note}");
     }
+    let dry_run = config.force_dry_run || config.policy.dry_run;
     let context = RunContext {
         trigger: Trigger::Timer,
         invocation_id: invocation_id(&headers),
         function_name: Some("PurgeTimer".to_string()),
         registry: config.registry.host().to_string(),
-        dry_run: config.force_dry_run || config.policy.dry_run,
+        dry_run,
         parent: None,
     };
-    let finished = {
-        let _guard = state.run_lock.lock().await;
-        runner::run(config, None, state.stop.clone(), context).await
-    };
+    let turn = state.queue.turn(true).await;
+    let registry = config.registry.host().to_string();
+    let finished = supervise(&state, turn, config, None, context).await;
     telemetry::flush().await;
-    let Finished { report, lines } = finished;
+    let Finished { report, lines } = match finished {
+        Ok(finished) => finished,
+        Err(died) => {
+            notes.push(died.clone());
+            // No report exists: the value says which run it was and why it has none.
+            let value = json!({"registry": registry, "dryRun": dry_run, "error": died});
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Json(InvocationResult::new(notes, Some(value))),
+            )
+                .into_response();
+        }
+    };
     let status = if report.succeeded() {
         StatusCode::OK
     } else {
@@ -154,6 +236,26 @@ async fn timer(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -
     };
     notes.extend(lines);
     (status, Json(InvocationResult::new(notes, Some(report)))).into_response()
+}
+
+/// Runs a purge in a task of its own holding `turn`; a task that dies gives the turn back and
+/// is reported as [`RUN_DIED`] (the panic goes to the logs).
+async fn supervise(
+    state: &AppState,
+    turn: Turn,
+    config: Arc<Config>,
+    only: Option<Vec<String>>,
+    context: RunContext,
+) -> Result<Finished, String> {
+    let run = (state.runner)(config, only, state.stop.clone(), context);
+    let task = tokio::spawn(async move {
+        let _turn = turn;
+        run.await
+    });
+    task.await.map_err(|e| {
+        tracing::error!("the run's task died: {e}");
+        RUN_DIED.to_string()
+    })
 }
 
 fn invocation_failure(message: String) -> Response {
@@ -175,42 +277,50 @@ async fn webhook(
     if method != Method::POST {
         return method_not_allowed("POST");
     }
-    let body = match read_body(&headers, body).await {
+    let Some((config, secret)) = configured(&state) else {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, INVALID_CONFIGURATION);
+    };
+    let proof = match proof::proof(&headers) {
+        Ok(proof) => proof,
+        Err(e) => return proof_error(e),
+    };
+    // A bearer token is checked before the body is read; a signature needs the body.
+    if !proof::covers_body(proof)
+        && let Err(response) = check(secret, |s| proof::verify(proof, s, b"")).await
+    {
+        return response;
+    }
+    let body = match read_body(&state, &headers, body).await {
         Ok(body) => body,
         Err(response) => return response,
     };
-    let config = match authenticate(&state, &headers, &body).await {
-        Ok(config) => config,
-        Err(response) => return response,
-    };
+    if proof::covers_body(proof)
+        && let Err(response) = check(secret, |s| proof::verify(proof, s, &body)).await
+    {
+        return response;
+    }
     let request = match webhook::parse(&headers, &body) {
         Ok(request) => request,
         Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
     };
-    let Request::Run {
-        repositories,
-        dry_run,
-        source,
-    } = request
-    else {
-        return (StatusCode::OK, Json(json!({"pong": true}))).into_response();
-    };
-    if let Some(names) = &repositories {
-        match runner::uncovered(config, names) {
-            Ok(None) => {}
-            Ok(Some(name)) => {
-                return error(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    &format!(
-                        "no rule of the policy covers repository {name:?}; a webhook can only narrow the policy"
-                    ),
-                );
-            }
-            Err(e) => return error(StatusCode::UNPROCESSABLE_ENTITY, &e),
+    let (repositories, dry_run, source) = match request {
+        Request::Ping => return (StatusCode::OK, Json(json!({"pong": true}))).into_response(),
+        Request::Ignored(why) => {
+            tracing::info!("webhook ignored: {why}");
+            return (StatusCode::OK, Json(json!({"ignored": why}))).into_response();
         }
+        Request::Run {
+            repositories,
+            dry_run,
+            source,
+        } => (repositories, dry_run, source),
+    };
+    if let Some(names) = &repositories
+        && let Err((status, message)) = narrows(&config, names)
+    {
+        return error(status, &message);
     }
     let dry_run = dry_run || config.force_dry_run || config.policy.dry_run;
-    tracing::info!(source, ?repositories, dry_run, "webhook accepted");
     let context = RunContext {
         trigger: Trigger::Http,
         invocation_id: invocation_id(&headers),
@@ -221,7 +331,177 @@ async fn webhook(
             p.extract(&opentelemetry_http::HeaderExtractor(&headers))
         })),
     };
-    start_run(state.clone(), repositories, context).await
+    let count = repositories.as_ref().map_or(0, Vec::len);
+    let first: Vec<String> = repositories
+        .iter()
+        .flatten()
+        .take(LOGGED_NAMES)
+        .map(|n| quoted(n))
+        .collect();
+    let admitted = match state
+        .queue
+        .submit(dry_run, Scope::of(repositories), context, || {
+            state.runs.queue()
+        }) {
+        Ok(admitted) => admitted,
+        Err(full) => return error(StatusCode::TOO_MANY_REQUESTS, &full.to_string()),
+    };
+    tracing::info!(
+        source,
+        repositories = count,
+        first = ?first,
+        dry_run,
+        run_id = admitted.id,
+        joined = admitted.joined,
+        "webhook accepted"
+    );
+    if !admitted.joined {
+        tokio::spawn(work(state.clone(), config.clone(), dry_run));
+    }
+    answer(&state, admitted, config.http_deadline).await
+}
+
+/// The configuration and the webhook secret; `None` (the details logged) when the
+/// configuration is invalid, which callers only learn as [`INVALID_CONFIGURATION`].
+fn configured(state: &AppState) -> Option<(Arc<Config>, &WebhookSecret)> {
+    let config = match &state.config {
+        Ok(config) => config,
+        Err(e) => {
+            tracing::error!("webhook refused, invalid configuration: {e}");
+            return None;
+        }
+    };
+    if let Err(e) = &config.webhook_secret {
+        tracing::error!("webhook refused, invalid configuration: {e}");
+        return None;
+    }
+    let Some(secret) = state.secret.as_deref() else {
+        tracing::error!("webhook refused: no webhook secret");
+        return None;
+    };
+    Some((config.clone(), secret))
+}
+
+/// 401 when the proof does not verify, 503 when the secret cannot be read.
+async fn check(secret: &WebhookSecret, matches: impl Fn(&str) -> bool) -> Result<(), Response> {
+    match secret.check(matches).await {
+        Verdict::Accepted => Ok(()),
+        Verdict::Rejected => Err(error(
+            StatusCode::UNAUTHORIZED,
+            "the signature or token does not match the webhook secret",
+        )),
+        Verdict::Unavailable(e) => {
+            tracing::error!("webhook refused: {e}");
+            Err(error(StatusCode::SERVICE_UNAVAILABLE, SECRET_UNAVAILABLE))
+        }
+    }
+}
+
+fn proof_error(e: ProofError) -> Response {
+    match e {
+        ProofError::Missing => error(StatusCode::UNAUTHORIZED, &e.to_string()),
+        ProofError::Duplicate(_) => error(StatusCode::BAD_REQUEST, &e.to_string()),
+    }
+}
+
+/// Checks that the request only narrows the policy (422 otherwise): the status and message
+/// to answer when it does not.
+fn narrows(config: &Config, names: &[String]) -> Result<(), (StatusCode, String)> {
+    if names.len() > MAX_PENDING_REPOSITORIES {
+        return Err((
+            StatusCode::BAD_REQUEST,
+            format!("a request names at most {MAX_PENDING_REPOSITORIES} repositories"),
+        ));
+    }
+    match runner::uncovered(config, names) {
+        Ok(None) => Ok(()),
+        Ok(Some(name)) => Err((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!(
+                "no rule of the policy covers repository {}; a webhook can only narrow the policy",
+                quoted(&name)
+            ),
+        )),
+        Err(e) => {
+            tracing::warn!("webhook refused: the policy could not be evaluated: {e}");
+            Err((
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "the policy could not be evaluated against the repositories named (see the logs)"
+                    .to_string(),
+            ))
+        }
+    }
+}
+
+/// Runs the pending webhook run of this dry-run flag once it has the turn.
+async fn work(state: AppState, config: Arc<Config>, dry_run: bool) {
+    let turn = state.queue.turn(false).await;
+    let Some(pending) = state.queue.take(dry_run) else {
+        return;
+    };
+    if state.stop.is_stopped() {
+        let why = "the instance shut down before the run started".to_string();
+        state
+            .runs
+            .set(&pending.id, RunState::Failed { error: why.clone() });
+        pending.complete(Arc::new(Err(why)));
+        return;
+    }
+    state.runs.set(&pending.id, RunState::Running);
+    let only = pending.scope.clone().into_repositories();
+    let result = supervise(&state, turn, config, only, pending.context.clone()).await;
+    let outcome: Outcome = Arc::new(result.map(|finished| finished.report));
+    let run_state = match outcome.as_ref() {
+        Ok(report) => RunState::Finished {
+            report: Box::new(report.clone()),
+        },
+        Err(why) => RunState::Failed { error: why.clone() },
+    };
+    state.runs.set(&pending.id, run_state);
+    telemetry::flush().await;
+    pending.complete(outcome);
+}
+
+/// The run's report if it ends within the deadline, else `202` with the run id.
+async fn answer(state: &AppState, admitted: Admitted, deadline: Duration) -> Response {
+    let Admitted {
+        id,
+        joined,
+        outcome,
+    } = admitted;
+    match tokio::time::timeout(deadline, outcome).await {
+        Ok(Ok(outcome)) => match outcome.as_ref() {
+            Ok(report) => {
+                let status = if report.succeeded() {
+                    StatusCode::OK
+                } else {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                };
+                (status, Json(report)).into_response()
+            }
+            Err(why) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Json(json!({"error": why, "status": 500, "runId": id})),
+            )
+                .into_response(),
+        },
+        _ => {
+            let status = match state.runs.get(&id) {
+                Some(RunState::Queued) => "queued",
+                _ => "running",
+            };
+            (
+                StatusCode::ACCEPTED,
+                Json(json!({
+                    "runId": id,
+                    "status": status,
+                    "joined": joined,
+                    "statusUrl": format!("/api/purge/{id}"),
+                })),
+            )
+                .into_response()
+        }
+    }
 }
 
 fn invocation_id(headers: &HeaderMap) -> Option<String> {
@@ -229,52 +509,6 @@ fn invocation_id(headers: &HeaderMap) -> Option<String> {
         .get("x-azure-functions-invocationid")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
-}
-
-/// Starts a run in the background and answers with its report if it finishes within the
-/// deadline, else `202` with the run id.
-async fn start_run(
-    state: AppState,
-    repositories: Option<Vec<String>>,
-    context: RunContext,
-) -> Response {
-    let Ok(config) = state.config.as_ref() else {
-        return error(StatusCode::INTERNAL_SERVER_ERROR, "invalid configuration");
-    };
-    let deadline = config.http_deadline;
-    let id = state.runs.start();
-    let (done, finished) = tokio::sync::oneshot::channel();
-    let task_state = state.clone();
-    let task_id = id.clone();
-    tokio::spawn(async move {
-        let Ok(config) = task_state.config.as_ref() else {
-            return;
-        };
-        let _guard = task_state.run_lock.lock().await;
-        let result = runner::run(config, repositories, task_state.stop.clone(), context).await;
-        task_state.runs.finish(&task_id, result.report.clone());
-        telemetry::flush().await;
-        let _ = done.send(result.report);
-    });
-    match tokio::time::timeout(deadline, finished).await {
-        Ok(Ok(report)) => {
-            let status = if report.succeeded() {
-                StatusCode::OK
-            } else {
-                StatusCode::INTERNAL_SERVER_ERROR
-            };
-            (status, Json(report)).into_response()
-        }
-        _ => (
-            StatusCode::ACCEPTED,
-            Json(json!({
-                "runId": id,
-                "status": "running",
-                "statusUrl": format!("/api/purge/{id}"),
-            })),
-        )
-            .into_response(),
-    }
 }
 
 /// `GET /api/purge/{runId}`: a background run's state (same authentication, empty body).
@@ -287,7 +521,14 @@ async fn status(
     if method != Method::GET {
         return method_not_allowed("GET");
     }
-    if let Err(response) = authenticate(&state, &headers, b"").await {
+    let Some((_, secret)) = configured(&state) else {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, INVALID_CONFIGURATION);
+    };
+    let proof = match proof::proof(&headers) {
+        Ok(proof) => proof,
+        Err(e) => return proof_error(e),
+    };
+    if let Err(response) = check(secret, |s| proof::verify(proof, s, b"")).await {
         return response;
     }
     match state.runs.get(&run_id) {
@@ -296,8 +537,9 @@ async fn status(
     }
 }
 
-/// Reads at most [`MAX_BODY`] bytes.
-async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, Response> {
+/// Reads at most [`MAX_BODY`] bytes within [`BODY_READ_TIMEOUT`], at most
+/// [`MAX_CONCURRENT_BODY_READS`] bodies at once.
+async fn read_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Bytes, Response> {
     let too_large = || {
         error(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -311,51 +553,19 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, Response> {
     if declared.is_some_and(|n| n > MAX_BODY) {
         return Err(too_large());
     }
-    axum::body::to_bytes(body, MAX_BODY)
-        .await
-        .map_err(|_| too_large())
-}
-
-/// Checks the caller's proof against the (possibly rotated) secret.
-async fn authenticate<'a>(
-    state: &'a AppState,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<&'a Config, Response> {
-    let config = match state.config.as_ref() {
-        Ok(config) => config,
-        Err(e) => return Err(error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string())),
+    let read = async {
+        let _slot = state.body_reads.acquire().await;
+        axum::body::to_bytes(body, MAX_BODY).await
     };
-    let Some(proof) = webhook::proof(headers) else {
-        return Err(error(
-            StatusCode::UNAUTHORIZED,
-            "missing X-Hub-Signature-256 or Authorization: Bearer",
-        ));
-    };
-    let secret = match (&config.webhook_secret, &state.secret) {
-        (Ok(_), Some(secret)) => secret,
-        (Err(e), _) => return Err(error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string())),
-        (Ok(_), None) => {
-            return Err(error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "no webhook secret",
-            ));
-        }
-    };
-    let current = secret
-        .current()
-        .await
-        .map_err(|e| error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()))?;
-    if webhook::verify(proof, &current, body) {
-        return Ok(config);
-    }
-    // The secret may have been rotated: read it again (rate-limited) and retry once.
-    match secret.reread().await {
-        Ok(Some(fresh)) if webhook::verify(proof, &fresh, body) => Ok(config),
-        Err(e) => Err(error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string())),
-        _ => Err(error(
-            StatusCode::UNAUTHORIZED,
-            "the signature or token does not match the webhook secret",
+    match tokio::time::timeout(BODY_READ_TIMEOUT, read).await {
+        Ok(Ok(body)) => Ok(body),
+        Ok(Err(_)) => Err(too_large()),
+        Err(_) => Err(error(
+            StatusCode::REQUEST_TIMEOUT,
+            &format!(
+                "the body did not arrive within {} s",
+                BODY_READ_TIMEOUT.as_secs()
+            ),
         )),
     }
 }
@@ -378,3 +588,7 @@ fn error(status: StatusCode, message: &str) -> Response {
     )
         .into_response()
 }
+
+#[cfg(test)]
+#[path = "server_tests.rs"]
+mod tests;

@@ -1,6 +1,7 @@
 //! A local Key Vault secrets endpoint over TLS, answering the real
 //! azure_security_keyvault_secrets client: a first unauthenticated request gets the 401
-//! challenge, the retry carries the managed identity's bearer token.
+//! challenge, the retry carries the managed identity's bearer token. It can be degraded:
+//! answer every authorised request 500, or never answer it.
 
 use super::identity::ENTRA_TOKEN;
 use super::tls::TlsServer;
@@ -11,10 +12,24 @@ use axum::routing::get;
 use axum::{Json, Router};
 use std::sync::{Arc, Mutex};
 
+/// How the vault answers authorised requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// With the secret (or 404).
+    #[default]
+    Healthy,
+    /// 500, every time.
+    Failing,
+    /// Never (the request hangs until the client gives up).
+    Hanging,
+}
+
 #[derive(Default)]
 struct Vault {
     secrets: Mutex<std::collections::HashMap<String, String>>,
     reads: Mutex<usize>,
+    attempts: Mutex<usize>,
+    mode: Mutex<Mode>,
 }
 
 /// A running fake vault.
@@ -65,6 +80,16 @@ impl KeyVault {
     pub fn reads(&self) -> usize {
         *self.vault.reads.lock().expect("lock")
     }
+
+    /// How many authorised requests arrived, whatever they were answered (or not).
+    pub fn attempts(&self) -> usize {
+        *self.vault.attempts.lock().expect("lock")
+    }
+
+    /// Sets how authorised requests are answered from now on.
+    pub fn set_mode(&self, mode: Mode) {
+        *self.vault.mode.lock().expect("lock") = mode;
+    }
 }
 
 async fn read(
@@ -85,6 +110,19 @@ async fn read(
             )],
         )
             .into_response();
+    }
+    *vault.attempts.lock().expect("lock") += 1;
+    let mode = *vault.mode.lock().expect("lock");
+    match mode {
+        Mode::Healthy => {}
+        Mode::Failing => {
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Json(serde_json::json!({"error": {"code": "InternalError", "message": "vault down"}})),
+            )
+                .into_response();
+        }
+        Mode::Hanging => std::future::pending::<()>().await,
     }
     let value = vault.secrets.lock().expect("lock").get(&name).cloned();
     match value {
