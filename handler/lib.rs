@@ -19,6 +19,7 @@
 
 pub mod cli;
 pub mod functions;
+pub mod outbound;
 pub mod plan;
 pub mod policy;
 pub mod registry;

@@ -19,7 +19,7 @@
 //! Errors name the vault and the secret for the logs only; callers get a generic answer.
 
 use super::config::SecretSource;
-use crate::registry::{azure_credential, http_client_builder};
+use crate::outbound::{azure_credential, http_client_builder};
 use azure_security_keyvault_secrets::{SecretClient, SecretClientOptions};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -195,10 +195,8 @@ async fn read_key_vault(vault_url: &str, name: &str) -> Result<String, SecretErr
     };
     let credential = azure_credential().map_err(|e| fail("no Azure credential", &e))?;
     let http = http_client_builder(&[])
-        .and_then(|b| {
-            b.build()
-                .map_err(|e| crate::registry::RegistryError::Auth(e.to_string()))
-        })
+        .map_err(|e| fail("HTTP client", &e))?
+        .build()
         .map_err(|e| fail("HTTP client", &e))?;
     let mut options = SecretClientOptions::default();
     options.client_options.transport = Some(azure_core::http::Transport::new(Arc::new(http)));

@@ -84,30 +84,8 @@ impl Credentials {
     /// is set (user-assigned when `AZURE_CLIENT_ID` is set), workload identity when
     /// `AZURE_FEDERATED_TOKEN_FILE` is set, else developer tools (az / azd login).
     pub fn from_environment() -> Result<Credentials, RegistryError> {
-        Ok(Credentials::Entra(azure_credential()?))
+        Ok(Credentials::Entra(crate::outbound::azure_credential()?))
     }
-}
-
-/// The Azure credential of this environment (see [`Credentials::from_environment`]); also
-/// used for Key Vault and telemetry ingestion.
-pub fn azure_credential() -> Result<Arc<dyn TokenCredential>, RegistryError> {
-    let fail = |e: azure_core::Error| {
-        RegistryError::Auth(format!("Azure credential: {}", error_chain(&e)))
-    };
-    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    let credential: Arc<dyn TokenCredential> = if var("IDENTITY_ENDPOINT").is_some() {
-        let options =
-            var("AZURE_CLIENT_ID").map(|id| azure_identity::ManagedIdentityCredentialOptions {
-                user_assigned_id: Some(azure_identity::UserAssignedId::ClientId(id)),
-                ..Default::default()
-            });
-        azure_identity::ManagedIdentityCredential::new(options).map_err(fail)?
-    } else if var("AZURE_FEDERATED_TOKEN_FILE").is_some() {
-        azure_identity::WorkloadIdentityCredential::new(None).map_err(fail)?
-    } else {
-        azure_identity::DeveloperToolsCredential::new(None).map_err(fail)?
-    };
-    Ok(credential)
 }
 
 /// What a request needs access to.

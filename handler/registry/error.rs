@@ -2,6 +2,8 @@
 //! transport errors into a [`RegistryError`]; shared by the client and its parts (sign-in,
 //! paging, transport), so that none of them reaches into another.
 
+use crate::outbound::OutboundError;
+pub(crate) use crate::outbound::error_chain;
 use reqwest::Response;
 use std::time::Duration;
 
@@ -53,6 +55,9 @@ pub enum RegistryError {
     /// Signing in failed.
     #[error("authentication failed: {0}")]
     Auth(String),
+    /// The HTTP client or the Azure credential could not be set up (TLS roots, identity).
+    #[error(transparent)]
+    Setup(#[from] OutboundError),
     /// The circuit breaker is open: the registry stopped answering.
     #[error(
         "{context}: the registry stopped answering ({failures} requests in a row failed after all their retries)"
@@ -112,16 +117,4 @@ pub(super) async fn short_body(response: Response) -> String {
         Some((at, _)) => format!("{}…", &text[..at]),
         None => text.to_string(),
     }
-}
-
-/// An error with its sources, on one line.
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

@@ -8,11 +8,12 @@ pub mod model;
 mod paging;
 mod transport;
 
-pub use auth::{ACR_SCOPE, Credentials, ZERO_GUID, azure_credential};
+pub use auth::{ACR_SCOPE, Credentials, ZERO_GUID};
 pub use endpoint::{Endpoint, EndpointError};
 pub use error::RegistryError;
 pub use transport::{RequestStats, RetryPolicy, StatsSnapshot};
 
+use crate::outbound::{self, OutboundError};
 use auth::{Authenticator, Scope};
 use error::{decode, error_chain, short_body, unexpected};
 use model::{
@@ -20,7 +21,6 @@ use model::{
     TagAttributes, TagPage,
 };
 use reqwest::{Method, Response, StatusCode};
-use std::time::Duration;
 use transport::Transport;
 
 /// Tags and manifests are listed in pages of this size (acr purge's hard-coded value).
@@ -487,39 +487,11 @@ impl RegistryClient {
 }
 
 fn build_http(options: &ClientOptions) -> Result<reqwest::Client, RegistryError> {
-    http_client_builder(&options.extra_roots_pem)?
+    let builder = outbound::http_client_builder(&options.extra_roots_pem)?;
+    builder
         .pool_max_idle_per_host(options.concurrency.max(1))
         .build()
-        .map_err(|e| RegistryError::Auth(format!("TLS set-up: {}", error_chain(&e))))
-}
-
-/// An HTTP client builder that trusts the system roots, `SSL_CERT_FILE` and `extra_roots_pem`;
-/// shared by every outbound client (registry, Key Vault, telemetry).
-pub fn http_client_builder(
-    extra_roots_pem: &[Vec<u8>],
-) -> Result<reqwest::ClientBuilder, RegistryError> {
-    let fail = |problem: String| RegistryError::Auth(format!("TLS set-up: {problem}"));
-    let mut builder = reqwest::Client::builder()
-        .user_agent(concat!("acr-purge/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(Duration::from_secs(15));
-    let mut pems = extra_roots_pem.to_vec();
-    if let Some(path) = std::env::var_os("SSL_CERT_FILE").filter(|p| !p.is_empty()) {
-        let pem = std::fs::read(&path).map_err(|e| {
-            fail(format!(
-                "reading SSL_CERT_FILE {}: {e}",
-                path.to_string_lossy()
-            ))
-        })?;
-        pems.push(pem);
-    }
-    for pem in pems {
-        for certificate in reqwest::Certificate::from_pem_bundle(&pem)
-            .map_err(|e| fail(format!("parsing PEM certificates: {}", error_chain(&e))))?
-        {
-            builder = builder.add_root_certificate(certificate);
-        }
-    }
-    Ok(builder)
+        .map_err(|e| RegistryError::Setup(OutboundError::Tls(error_chain(&e))))
 }
 
 /// The path as a low-cardinality template for telemetry: the repository and the item are

@@ -3,7 +3,7 @@
 //! and/or an OTLP/HTTP collector (`OTEL_EXPORTER_OTLP_ENDPOINT` and the other standard
 //! `OTEL_*` variables).
 
-use crate::registry::{RegistryError, http_client_builder};
+use crate::outbound::{self, OutboundError, http_client_builder};
 use async_trait::async_trait;
 use azure_core::credentials::TokenCredential;
 use opentelemetry_http::{Bytes, HttpClient, HttpError, Request, Response};
@@ -70,11 +70,11 @@ pub struct ExportClient {
 impl ExportClient {
     /// A client; with `entra_client_id`, requests carry a token of that managed identity
     /// (or of the environment's credential when the id is empty).
-    pub fn new(entra_client_id: Option<&str>) -> Result<ExportClient, RegistryError> {
+    pub fn new(entra_client_id: Option<&str>) -> Result<ExportClient, OutboundError> {
         let http = http_client_builder(&[])?
             .timeout(std::time::Duration::from_secs(10))
             .build()
-            .map_err(|e| RegistryError::Auth(format!("telemetry HTTP client: {e}")))?;
+            .map_err(|e| OutboundError::Tls(format!("telemetry HTTP client: {e}")))?;
         let entra = match entra_client_id {
             None => None,
             Some(id) => Some(monitor_credential(id)?),
@@ -83,19 +83,11 @@ impl ExportClient {
     }
 }
 
-fn monitor_credential(client_id: &str) -> Result<Arc<dyn TokenCredential>, RegistryError> {
+fn monitor_credential(client_id: &str) -> Result<Arc<dyn TokenCredential>, OutboundError> {
     if client_id.is_empty() || std::env::var_os("IDENTITY_ENDPOINT").is_none() {
-        return crate::registry::azure_credential();
+        return outbound::azure_credential();
     }
-    let options = azure_identity::ManagedIdentityCredentialOptions {
-        user_assigned_id: Some(azure_identity::UserAssignedId::ClientId(
-            client_id.to_string(),
-        )),
-        ..Default::default()
-    };
-    azure_identity::ManagedIdentityCredential::new(Some(options))
-        .map(|c| c as Arc<dyn TokenCredential>)
-        .map_err(|e| RegistryError::Auth(format!("telemetry credential: {e}")))
+    outbound::managed_identity(Some(client_id.to_string()))
 }
 
 #[async_trait]
