@@ -25,4 +25,5 @@ pub mod policy;
 pub mod registry;
 pub mod report;
 pub mod run;
+pub mod settings;
 pub mod telemetry;

@@ -3,6 +3,7 @@
 //! the Azure credential of the environment. It knows nothing of what the clients do; each
 //! wraps an [`OutboundError`] in its own error.
 
+use crate::settings;
 use azure_core::credentials::TokenCredential;
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,7 +28,7 @@ pub fn http_client_builder(
         .user_agent(concat!("acr-purge/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(Duration::from_secs(15));
     let mut pems = extra_roots_pem.to_vec();
-    if let Some(path) = std::env::var_os("SSL_CERT_FILE").filter(|p| !p.is_empty()) {
+    if let Some(path) = std::env::var_os(settings::SSL_CERT_FILE).filter(|p| !p.is_empty()) {
         let pem = std::fs::read(&path).map_err(|e| {
             OutboundError::Tls(format!(
                 "reading SSL_CERT_FILE {}: {e}",
@@ -52,9 +53,9 @@ pub fn http_client_builder(
 /// `AZURE_FEDERATED_TOKEN_FILE` is set, otherwise the developer tools (`az login`).
 pub fn azure_credential() -> Result<Arc<dyn TokenCredential>, OutboundError> {
     let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    match var("IDENTITY_ENDPOINT") {
-        Some(_) => managed_identity(var("AZURE_CLIENT_ID")),
-        None if var("AZURE_FEDERATED_TOKEN_FILE").is_some() => {
+    match var(settings::IDENTITY_ENDPOINT) {
+        Some(_) => managed_identity(var(settings::AZURE_CLIENT_ID)),
+        None if var(settings::AZURE_FEDERATED_TOKEN_FILE).is_some() => {
             azure_identity::WorkloadIdentityCredential::new(None)
                 .map(|c| c as Arc<dyn TokenCredential>)
                 .map_err(credential_error)

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use acr_purge::functions::settings::{self, APP_SETTINGS};
+use acr_purge::settings::{self, APP_SETTINGS};
 
 const BEGIN: &str = "// app-settings:begin";
 const END: &str = "// app-settings:end";

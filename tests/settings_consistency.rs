@@ -1,7 +1,7 @@
-//! The app settings are listed once (`acr_purge::functions::settings`); the example local
+//! The app settings are listed once (`acr_purge::settings`); the example local
 //! settings and the function bindings must agree with that list.
 
-use acr_purge::functions::settings::{APP_SETTINGS, Reader};
+use acr_purge::settings::{APP_SETTINGS, Reader};
 use std::collections::BTreeSet;
 
 fn read_json(path: &str) -> serde_json::Value {

@@ -5,6 +5,7 @@ use super::{EmulatorArgs, OutputFormat, PurgeArgs};
 use crate::registry::{ClientOptions, RegistryClient};
 use crate::report::RunReport;
 use crate::run;
+use crate::settings;
 use crate::telemetry::{RunContext, Trigger, finish_run, run_span};
 use std::process::ExitCode;
 use tracing::Instrument;
@@ -26,7 +27,7 @@ pub async fn purge(args: PurgeArgs) -> ExitCode {
     }
     let options = ClientOptions {
         concurrency: request.options.concurrency,
-        abac_batch_size: abac_batch_size(),
+        abac_batch_size: settings::abac_batch_size(ClientOptions::default().abac_batch_size),
         ..ClientOptions::default()
     };
     let client = match RegistryClient::connect(request.endpoint, request.credentials, options).await
@@ -75,15 +76,6 @@ pub async fn purge(args: PurgeArgs) -> ExitCode {
     }
 }
 
-/// `ABAC_BATCH_SIZE`: repositories per token on ABAC registries (acr purge's variable).
-pub fn abac_batch_size() -> usize {
-    std::env::var("ABAC_BATCH_SIZE")
-        .ok()
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .filter(|n| *n > 0)
-        .unwrap_or(ClientOptions::default().abac_batch_size)
-}
-
 /// Prints why each kept item is kept.
 fn print_kept(report: &RunReport) {
     for repo in &report.repositories {
@@ -114,8 +106,8 @@ fn print_kept(report: &RunReport) {
 
 /// `handler` / `handler serve`: the Functions custom handler.
 pub async fn serve() -> ExitCode {
-    let port = match std::env::var("FUNCTIONS_CUSTOMHANDLER_PORT")
-        .or_else(|_| std::env::var("FUNCTIONS_HTTPWORKER_PORT"))
+    let port = match std::env::var(settings::FUNCTIONS_CUSTOMHANDLER_PORT)
+        .or_else(|_| std::env::var(settings::FUNCTIONS_HTTPWORKER_PORT))
     {
         Err(_) => 8080,
         Ok(text) => match text.trim().parse::<u16>() {

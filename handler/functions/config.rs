@@ -8,9 +8,9 @@
 //! with leading or trailing whitespace (a pasted newline, usually) is a configuration error
 //! naming the setting rather than a secret that silently differs from the senders'.
 
-use super::settings::*;
 use crate::policy::PolicyDocument;
 use crate::registry::Endpoint;
+use crate::settings::*;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -83,7 +83,7 @@ impl Config {
     /// Reads the configuration from the environment; relative paths are resolved against
     /// `FUNCTIONS_APP_ROOT_PATH` (set by the host), else the working directory.
     pub fn from_env() -> Result<Config, ConfigError> {
-        let root = std::env::var_os("FUNCTIONS_APP_ROOT_PATH")
+        let root = std::env::var_os(FUNCTIONS_APP_ROOT_PATH)
             .map(PathBuf::from)
             .or_else(|| std::env::current_dir().ok())
             .unwrap_or_default();

@@ -10,7 +10,6 @@ pub mod runner;
 pub mod runs;
 pub mod secret;
 pub mod server;
-pub mod settings;
 pub mod webhook;
 
 pub use server::serve;

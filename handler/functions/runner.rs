@@ -2,7 +2,6 @@
 //! repositories, through the same engine as `handler purge`.
 
 use super::config::Config;
-use crate::cli::commands::abac_batch_size;
 use crate::plan::Scope;
 use crate::registry::{ClientOptions, RegistryClient};
 use crate::report::text::Line;
@@ -58,7 +57,7 @@ async fn run_in_span(
     let concurrency = config.policy.concurrency;
     let client_options = ClientOptions {
         concurrency,
-        abac_batch_size: abac_batch_size(),
+        abac_batch_size: crate::settings::abac_batch_size(ClientOptions::default().abac_batch_size),
         ..ClientOptions::default()
     };
     let client = match RegistryClient::connect(config.registry.clone(), None, client_options).await

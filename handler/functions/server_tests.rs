@@ -3,8 +3,8 @@
 
 use super::*;
 use crate::functions::proof::sign;
-use crate::functions::settings::*;
 use crate::report::{RunReport, Summary};
+use crate::settings::*;
 use axum::http::Request as HttpRequest;
 use std::collections::HashMap;
 use std::sync::Mutex;

@@ -4,6 +4,7 @@
 //! `OTEL_*` variables).
 
 use crate::outbound::{self, OutboundError, http_client_builder};
+use crate::settings;
 use async_trait::async_trait;
 use azure_core::credentials::TokenCredential;
 use opentelemetry_http::{Bytes, HttpClient, HttpError, Request, Response};
@@ -28,13 +29,13 @@ impl ExportConfig {
     /// Reads the environment.
     pub fn from_env() -> ExportConfig {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-        let entra_client_id =
-            var("APPLICATIONINSIGHTS_AUTHENTICATION_STRING").and_then(|t| entra_client_id(&t));
+        let entra_client_id = var(settings::APPLICATIONINSIGHTS_AUTHENTICATION_STRING)
+            .and_then(|t| entra_client_id(&t));
         ExportConfig {
-            app_insights: var("APPLICATIONINSIGHTS_CONNECTION_STRING"),
+            app_insights: var(settings::APPLICATIONINSIGHTS_CONNECTION_STRING),
             entra_client_id,
-            otlp: var("OTEL_EXPORTER_OTLP_ENDPOINT").is_some()
-                || var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").is_some(),
+            otlp: var(settings::OTEL_EXPORTER_OTLP_ENDPOINT).is_some()
+                || var(settings::OTEL_EXPORTER_OTLP_TRACES_ENDPOINT).is_some(),
         }
     }
 }
@@ -84,7 +85,7 @@ impl ExportClient {
 }
 
 fn monitor_credential(client_id: &str) -> Result<Arc<dyn TokenCredential>, OutboundError> {
-    if client_id.is_empty() || std::env::var_os("IDENTITY_ENDPOINT").is_none() {
+    if client_id.is_empty() || std::env::var_os(settings::IDENTITY_ENDPOINT).is_none() {
         return outbound::azure_credential();
     }
     outbound::managed_identity(Some(client_id.to_string()))

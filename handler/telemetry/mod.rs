@@ -113,7 +113,8 @@ pub fn init(logs: Logs) {
 fn build_providers(config: &ExportConfig) -> (Providers, Vec<String>) {
     let resource = Resource::builder()
         .with_service_name(
-            std::env::var("OTEL_SERVICE_NAME").unwrap_or_else(|_| "acr-purge".to_string()),
+            std::env::var(crate::settings::OTEL_SERVICE_NAME)
+                .unwrap_or_else(|_| "acr-purge".to_string()),
         )
         .with_attributes([
             KeyValue::new("service.version", env!("CARGO_PKG_VERSION")),

@@ -1,5 +1,8 @@
-//! The app settings (environment variables) of the Function App: the single list that the
-//! handler reads, `local.settings.json.example` documents and `infra/` deploys.
+//! Every environment variable the program reads, named once. The app settings of the
+//! Function App are the single list ([`APP_SETTINGS`]) that the handler reads,
+//! `local.settings.json.example` documents and `infra/` deploys; the other variables
+//! (acr purge's, the Azure SDK's, TLS) are named below it, with the one function that reads
+//! a variable for the run itself ([`abac_batch_size`]).
 
 /// Who reads a setting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,4 +155,30 @@ pub const APP_SETTINGS: &[Setting] = &[
 /// The settings `infra/` must deploy, by name.
 pub fn deployed() -> impl Iterator<Item = &'static str> {
     APP_SETTINGS.iter().filter(|s| s.deployed).map(|s| s.name)
+}
+
+/// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`: an OTLP endpoint for traces alone.
+pub const OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT";
+/// `OTEL_SERVICE_NAME`: the service name on spans (default `acr-purge`).
+pub const OTEL_SERVICE_NAME: &str = "OTEL_SERVICE_NAME";
+/// `FUNCTIONS_APP_ROOT_PATH`: where the host put the package (the default `policy.json`).
+pub const FUNCTIONS_APP_ROOT_PATH: &str = "FUNCTIONS_APP_ROOT_PATH";
+/// `ABAC_BATCH_SIZE`: repositories per token on ABAC registries (acr purge's variable).
+pub const ABAC_BATCH_SIZE: &str = "ABAC_BATCH_SIZE";
+/// `FUNCTIONS_HTTPWORKER_PORT`: the port under its older name.
+pub const FUNCTIONS_HTTPWORKER_PORT: &str = "FUNCTIONS_HTTPWORKER_PORT";
+/// `SSL_CERT_FILE`: extra trusted roots (PEM) for every outbound client.
+pub const SSL_CERT_FILE: &str = "SSL_CERT_FILE";
+/// `IDENTITY_ENDPOINT`: set where a managed identity is available.
+pub const IDENTITY_ENDPOINT: &str = "IDENTITY_ENDPOINT";
+/// `AZURE_FEDERATED_TOKEN_FILE`: set where workload identity is available.
+pub const AZURE_FEDERATED_TOKEN_FILE: &str = "AZURE_FEDERATED_TOKEN_FILE";
+
+/// `ABAC_BATCH_SIZE` as a positive number, or `default` when unset or unusable.
+pub fn abac_batch_size(default: usize) -> usize {
+    std::env::var(ABAC_BATCH_SIZE)
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(default)
 }
