@@ -52,7 +52,7 @@ fn bench_planner(images: usize) {
     let policy = policy(true);
     let started = Instant::now();
     let plan = snapshot
-        .plan("app", &policy, now)
+        .into_plan("app", &policy, now)
         .expect("filters evaluate")
         .expect("covered");
     let elapsed = started.elapsed();

@@ -320,31 +320,38 @@ impl Snapshot {
         policy: &Policy,
         now: DateTime<Utc>,
     ) -> Result<Option<RepositoryPlan>, MatchError> {
+        self.clone().into_plan(repository, policy, now)
+    }
+
+    /// [`Snapshot::plan`] without copying the listings (benchmarks time only the planner).
+    pub fn into_plan(
+        self,
+        repository: &str,
+        policy: &Policy,
+        now: DateTime<Utc>,
+    ) -> Result<Option<RepositoryPlan>, MatchError> {
+        let Snapshot {
+            tags,
+            manifests,
+            mut bodies,
+            mut referrers,
+        } = self;
         let Some(scope) = Scope::new(policy, repository, now)? else {
             return Ok(None);
         };
-        let tags = if scope.needs_tags() {
-            self.tags.clone()
-        } else {
-            Vec::new()
-        };
-        let manifests = scope.needs_manifests(&tags).then(|| self.manifests.clone());
+        let tags = if scope.needs_tags() { tags } else { Vec::new() };
+        let manifests = scope.needs_manifests(&tags).then_some(manifests);
         let draft = Draft::new(repository, scope, tags, manifests)?;
-        let pick = |needed: Vec<String>| -> HashSet<String> { needed.into_iter().collect() };
-        let bodies: HashMap<String, Body> = pick(draft.bodies_needed())
-            .into_iter()
-            .map(|d| {
-                let body = self.bodies.get(&d).cloned().unwrap_or(Body::Missing);
-                (d, body)
-            })
-            .collect();
-        let referrers: HashMap<String, Vec<String>> = pick(draft.referrers_needed())
-            .into_iter()
-            .map(|d| {
-                let list = self.referrers.get(&d).cloned().unwrap_or_default();
-                (d, list)
-            })
-            .collect();
+        let needed: HashSet<String> = draft.bodies_needed().into_iter().collect();
+        bodies.retain(|digest, _| needed.contains(digest));
+        for digest in needed {
+            bodies.entry(digest).or_insert(Body::Missing);
+        }
+        let needed: HashSet<String> = draft.referrers_needed().into_iter().collect();
+        referrers.retain(|digest, _| needed.contains(digest));
+        for digest in needed {
+            referrers.entry(digest).or_default();
+        }
         Ok(Some(draft.finish(&bodies, &referrers)))
     }
 }
