@@ -1,10 +1,8 @@
 //! The acceptance cases of acr purge (shared/research/acr-cli.md §5), run with the `handler`
 //! binary against the ACR emulator over HTTP. Each asserts what is deleted and what stays.
 
-mod support;
-
 use acr_emulator::{Fault, ManifestSeed, RepoSeed, Seed, TagSeed};
-use support::purge::{Registry, set, tagged};
+use crate::support::purge::{Registry, set, tagged};
 
 fn case1_repo() -> RepoSeed {
     RepoSeed::new("r")
@@ -530,7 +528,7 @@ async fn case18_filters_select_repositories() {
         .fold(Seed::new(), |seed, name| {
             seed.repo(RepoSeed::new(name).manifest(tagged("m", "x", "2d")))
         });
-    let deleted = |run: &support::purge::Run| {
+    let deleted = |run: &crate::support::purge::Run| {
         run.stdout
             .lines()
             .find_map(|l| l.strip_prefix("Number of tags to be deleted: "))

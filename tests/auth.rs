@@ -1,11 +1,9 @@
 //! Signing in: managed identity through the real azure_identity crate, the ACR token
 //! exchange, token renewal, ABAC batches and permissions, Basic and refresh-token flags.
 
-mod support;
-
 use acr_emulator::{AuthMode, RepoSeed, Seed, TokenAuth};
-use support::identity::{ENTRA_TOKEN, IdentityEndpoint};
-use support::purge::{Registry, tagged};
+use crate::support::identity::{ENTRA_TOKEN, IdentityEndpoint};
+use crate::support::purge::{Registry, tagged};
 
 fn repos(seed: Seed, count: usize) -> Seed {
     (1..=count).fold(seed, |seed, i| {
@@ -24,7 +22,7 @@ async fn purge_with_identity(
     registry: &Registry,
     identity: &IdentityEndpoint,
     extra: &[(&str, &str)],
-) -> support::purge::Run {
+) -> crate::support::purge::Run {
     let env = identity.env();
     let mut pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     pairs.extend_from_slice(extra);

@@ -2,17 +2,15 @@
 //! the forwarded webhook with each body kind and each rejection, the 202 path, Key Vault
 //! through the managed identity, and shutdown — against the ACR emulator.
 
-mod support;
-
 use acr_emulator::{AuthMode, Fault, ManifestSeed, RepoSeed, Seed, TokenAuth};
 use acr_purge::functions::listener::HEADER_READ_TIMEOUT;
 use acr_purge::functions::secret::{READ_TIMEOUT, REREAD_INTERVAL};
 use acr_purge::functions::webhook::sign;
 use std::time::Duration;
-use support::host::Handler;
-use support::identity::{ENTRA_TOKEN, IdentityEndpoint};
-use support::keyvault::{KeyVault, Mode};
-use support::purge::{Registry, set, tagged};
+use crate::support::host::Handler;
+use crate::support::identity::{ENTRA_TOKEN, IdentityEndpoint};
+use crate::support::keyvault::{KeyVault, Mode};
+use crate::support::purge::{Registry, set, tagged};
 
 const POLICY: &str = r#"{"rules":[{"filter":["app:^v","tools/.*:.*"],"ago":"7d","untagged":true}],"protect":["app:^v0$"]}"#;
 const SECRET: &str = "s3cret-webhook";
@@ -44,7 +42,7 @@ async fn setup(extra: &[(&str, &str)]) -> (Registry, Handler) {
     (registry, handler)
 }
 
-async fn signed(handler: &Handler, body: &str, extra: &[(&str, &str)]) -> support::host::Answer {
+async fn signed(handler: &Handler, body: &str, extra: &[(&str, &str)]) -> crate::support::host::Answer {
     let signature = sign(SECRET, body.as_bytes());
     let mut headers = vec![
         ("X-Hub-Signature-256", signature.as_str()),
@@ -471,7 +469,7 @@ async fn with_vault(vault: &KeyVault, identity: &IdentityEndpoint, registry: &Re
         ("KEY_VAULT_URL", vault_url.as_str()),
         ("WEBHOOK_SECRET_NAME", "webhook-secret"),
         ("IDENTITY_ENDPOINT", identity.url.as_str()),
-        ("IDENTITY_HEADER", support::identity::IDENTITY_HEADER),
+        ("IDENTITY_HEADER", crate::support::identity::IDENTITY_HEADER),
         ("AZURE_CLIENT_ID", "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"),
         ("SSL_CERT_FILE", cert.as_str()),
     ])
@@ -479,7 +477,7 @@ async fn with_vault(vault: &KeyVault, identity: &IdentityEndpoint, registry: &Re
 }
 
 /// A signed GitHub ping: authenticated, answered without a run.
-async fn ping(handler: &Handler, secret: &str) -> support::host::Answer {
+async fn ping(handler: &Handler, secret: &str) -> crate::support::host::Answer {
     let body = r#"{"zen":"Keep it logically awesome.","hook_id":1}"#;
     let signature = sign(secret, body.as_bytes());
     handler
@@ -643,7 +641,7 @@ async fn managed_identity_key_vault_and_rotation() {
         ("KEY_VAULT_URL", vault_url.as_str()),
         ("WEBHOOK_SECRET_NAME", "webhook-secret"),
         ("IDENTITY_ENDPOINT", identity.url.as_str()),
-        ("IDENTITY_HEADER", support::identity::IDENTITY_HEADER),
+        ("IDENTITY_HEADER", crate::support::identity::IDENTITY_HEADER),
         ("AZURE_CLIENT_ID", "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"),
         ("SSL_CERT_FILE", cert.as_str()),
     ])

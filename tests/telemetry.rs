@@ -2,16 +2,14 @@
 //! fake Application Insights ingestion endpoint before the invocation is answered, with the
 //! expected tree and attributes, and no secret ever appears in them.
 
-mod support;
-
 use acr_emulator::{ManifestSeed, RepoSeed, Seed};
 use acr_purge::functions::webhook::sign;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
-use support::appinsights::Ingestion;
-use support::host::Handler;
-use support::identity::{ENTRA_TOKEN, IdentityEndpoint};
-use support::otlp::{Receiver, attribute, int_attribute};
-use support::purge::{Registry, handler_with_env, tagged};
+use crate::support::appinsights::Ingestion;
+use crate::support::host::Handler;
+use crate::support::identity::{ENTRA_TOKEN, IdentityEndpoint};
+use crate::support::otlp::{Receiver, attribute, int_attribute};
+use crate::support::purge::{Registry, handler_with_env, tagged};
 
 const POLICY: &str = r#"{"rules":[{"filter":"app:^v","ago":"7d","untagged":true}]}"#;
 const SECRET: &str = "telemetry-test-webhook-secret";
@@ -374,7 +372,7 @@ async fn entra_authenticated_ingestion_uses_the_managed_identity() {
                 "ClientId=cccccccc-0000-0000-0000-000000000001;Authorization=AAD",
             ),
             ("IDENTITY_ENDPOINT", identity.url.as_str()),
-            ("IDENTITY_HEADER", support::identity::IDENTITY_HEADER),
+            ("IDENTITY_HEADER", crate::support::identity::IDENTITY_HEADER),
             ("SSL_CERT_FILE", cert.as_str()),
         ],
     )

@@ -1,6 +1,6 @@
 //! Shared test support: real servers the tests run against, and clients to fill them.
 //!
-//! Declare with `mod support;` in a test file. Not every test file uses every helper.
+//! Declared once in `tests/main.rs`; not every suite uses every helper.
 #![allow(dead_code)]
 
 pub mod appinsights;

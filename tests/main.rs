@@ -1,0 +1,25 @@
+//! The integration tests, in one binary (one link on CI): each suite is a module, and
+//! `support` holds the real servers and fakes they share.
+
+mod support;
+
+/// acr purge's acceptance cases through the `handler` binary against the emulator.
+mod acr_parity;
+/// sign-in: managed identity (real azure_identity), token exchange and renewal, ABAC, Basic.
+mod auth;
+/// the `handler` binary started as the Functions host starts it.
+mod functions_host;
+/// infra/ deploys what the handler reads; the package and the workbook agree.
+mod infra_consistency;
+/// a property test of the planner over random registries.
+mod plan_properties;
+/// the registry client against a real `docker-registry`.
+mod real_registry;
+/// the deliberate differences from acr purge, bad input, failures and races.
+mod safety;
+/// the app settings list, the local settings example and the bindings agree.
+mod settings_consistency;
+/// spans, metrics and events reach a real OTLP receiver and App Insights ingestion.
+mod telemetry;
+/// the registry over TLS, trusted through SSL_CERT_FILE.
+mod tls;
