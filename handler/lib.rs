@@ -1,19 +1,25 @@
 //! acr-purge: keeps Azure Container Registries clean.
 //!
-//! The engine is a pipeline with one module per stage, free of Azure Functions and
-//! HTTP-server concerns, so the same code serves the Functions handler, `handler purge` and
-//! the tests:
+//! The crate reads as its dependencies point, from the pure core to the adapters:
 //!
-//! - [`policy`]: filters, ages and rules, validated before any request;
-//! - [`registry`]: the ACR data-plane client (sign-in, paging, retries, throttling);
-//! - [`inventory`]: reading one repository completely before anything is deleted;
-//! - [`plan`]: the decision on every tag and manifest, with its reason;
-//! - [`execute`]: the deletions, verified and ordered;
-//! - [`report`]: outcomes, summary and acr purge's text lines;
-//! - [`engine`]: one whole run.
+//! - the pure core, no I/O: [`policy`] (filters, ages, rules, validated before any
+//!   request) and [`plan`] (the decision on every tag and manifest, with a reason whose
+//!   meaning for safety is decided in one exhaustive `match`, `plan::Verdict`);
+//! - [`registry`]: the ACR data-plane client (sign-in, paging, retries, throttling, a
+//!   circuit breaker); it knows nothing of policy;
+//! - [`run`]: one purge, the only stage that drives I/O: catalog → plan every repository →
+//!   execute (verified, ordered deletions) → audit events;
+//! - [`report`]: what a run did, the JSON contract read by the command line, the Functions
+//!   handler and telemetry; `report::text` owns every acr purge output line and
+//!   `report::RunError` every way a run fails;
+//! - adapters, thin: [`cli`] (`handler purge`, `demo`, `emulator`, `serve`) and
+//!   [`functions`] (the Azure Functions custom handler);
+//! - plumbing: [`telemetry`] (OpenTelemetry to Application Insights and OTLP),
+//!   [`outbound`] (HTTP clients, trusted roots, the Azure credential) and [`settings`]
+//!   (every environment variable, named once).
 //!
-//! [`emulator`] is a stateful ACR emulator (tests and `handler demo`); [`cli`] and
-//! [`commands`] are the command line.
+//! The ACR emulator the tests and `handler demo` run against is its own crate,
+//! `acr_emulator` (`handler/emulator/`), sharing no code with the client.
 
 #![warn(missing_docs)]
 

@@ -1,8 +1,8 @@
 //! The acceptance cases of acr purge (shared/research/acr-cli.md §5), run with the `handler`
 //! binary against the ACR emulator over HTTP. Each asserts what is deleted and what stays.
 
-use acr_emulator::{Fault, ManifestSeed, RepoSeed, Seed, TagSeed};
 use crate::support::purge::{Registry, set, tagged};
+use acr_emulator::{Fault, ManifestSeed, RepoSeed, Seed, TagSeed};
 
 fn case1_repo() -> RepoSeed {
     RepoSeed::new("r")

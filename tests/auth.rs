@@ -1,9 +1,9 @@
 //! Signing in: managed identity through the real azure_identity crate, the ACR token
 //! exchange, token renewal, ABAC batches and permissions, Basic and refresh-token flags.
 
-use acr_emulator::{AuthMode, RepoSeed, Seed, TokenAuth};
 use crate::support::identity::{ENTRA_TOKEN, IdentityEndpoint};
 use crate::support::purge::{Registry, tagged};
+use acr_emulator::{AuthMode, RepoSeed, Seed, TokenAuth};
 
 fn repos(seed: Seed, count: usize) -> Seed {
     (1..=count).fold(seed, |seed, i| {

@@ -2,15 +2,15 @@
 //! the forwarded webhook with each body kind and each rejection, the 202 path, Key Vault
 //! through the managed identity, and shutdown — against the ACR emulator.
 
+use crate::support::host::Handler;
+use crate::support::identity::{ENTRA_TOKEN, IdentityEndpoint};
+use crate::support::keyvault::{KeyVault, Mode};
+use crate::support::purge::{Registry, set, tagged};
 use acr_emulator::{AuthMode, Fault, ManifestSeed, RepoSeed, Seed, TokenAuth};
 use acr_purge::functions::listener::HEADER_READ_TIMEOUT;
 use acr_purge::functions::secret::{READ_TIMEOUT, REREAD_INTERVAL};
 use acr_purge::functions::webhook::sign;
 use std::time::Duration;
-use crate::support::host::Handler;
-use crate::support::identity::{ENTRA_TOKEN, IdentityEndpoint};
-use crate::support::keyvault::{KeyVault, Mode};
-use crate::support::purge::{Registry, set, tagged};
 
 const POLICY: &str = r#"{"rules":[{"filter":["app:^v","tools/.*:.*"],"ago":"7d","untagged":true}],"protect":["app:^v0$"]}"#;
 const SECRET: &str = "s3cret-webhook";
@@ -42,7 +42,11 @@ async fn setup(extra: &[(&str, &str)]) -> (Registry, Handler) {
     (registry, handler)
 }
 
-async fn signed(handler: &Handler, body: &str, extra: &[(&str, &str)]) -> crate::support::host::Answer {
+async fn signed(
+    handler: &Handler,
+    body: &str,
+    extra: &[(&str, &str)],
+) -> crate::support::host::Answer {
     let signature = sign(SECRET, body.as_bytes());
     let mut headers = vec![
         ("X-Hub-Signature-256", signature.as_str()),

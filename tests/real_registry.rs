@@ -5,14 +5,14 @@
 //! show: sign-in, catalog paging, manifest bodies, deletions, and a clear failure where
 //! the ACR-only API is missing.
 
+use crate::support::oci_push::{Pusher, digest_of};
+use crate::support::registry_server::{RegistryOptions, RegistryServer};
 use acr_purge::registry::model::{DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST};
 use acr_purge::registry::{
     ClientOptions, Credentials, DeleteStatus, Endpoint, RegistryClient, RegistryError, RetryPolicy,
 };
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
-use crate::support::oci_push::{Pusher, digest_of};
-use crate::support::registry_server::{RegistryOptions, RegistryServer};
 
 /// Client options with quick retries (a local registry needs no patience).
 fn options() -> ClientOptions {

@@ -1,8 +1,8 @@
 //! Where acr-purge deliberately differs from acr purge to stay safe (README "Safety"), and
 //! what it does with bad input, throttling, failures and changes during a run.
 
-use acr_emulator::{Fault, ManifestSeed, RepoSeed, Seed, TagSeed, TimeSpec};
 use crate::support::purge::{Registry, handler, set, tagged};
+use acr_emulator::{Fault, ManifestSeed, RepoSeed, Seed, TagSeed, TimeSpec};
 
 #[tokio::test]
 async fn referrers_stay_while_their_subject_stays_and_go_with_it() {

@@ -2,14 +2,14 @@
 //! fake Application Insights ingestion endpoint before the invocation is answered, with the
 //! expected tree and attributes, and no secret ever appears in them.
 
-use acr_emulator::{ManifestSeed, RepoSeed, Seed};
-use acr_purge::functions::webhook::sign;
-use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use crate::support::appinsights::Ingestion;
 use crate::support::host::Handler;
 use crate::support::identity::{ENTRA_TOKEN, IdentityEndpoint};
 use crate::support::otlp::{Receiver, attribute, int_attribute};
 use crate::support::purge::{Registry, handler_with_env, tagged};
+use acr_emulator::{ManifestSeed, RepoSeed, Seed};
+use acr_purge::functions::webhook::sign;
+use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 
 const POLICY: &str = r#"{"rules":[{"filter":"app:^v","ago":"7d","untagged":true}]}"#;
 const SECRET: &str = "telemetry-test-webhook-secret";

@@ -1,9 +1,9 @@
 //! The registry over TLS: `host:port` means https, the system roots plus `SSL_CERT_FILE` are
 //! trusted, and an untrusted certificate fails the run before anything is deleted.
 
-use acr_emulator::{Emulator, RepoSeed, Seed};
 use crate::support::purge::{handler_with_env, tagged};
 use crate::support::tls::TlsServer;
+use acr_emulator::{Emulator, RepoSeed, Seed};
 
 #[tokio::test]
 async fn registry_over_tls_with_ssl_cert_file() {

@@ -1,5 +1,5 @@
 //! One purge against a registry, the only stage that drives I/O: catalog → plan every
-//! repository ([`inventory`], then the pure [`crate::plan`]) → execute ([`execute`], unless
+//! repository ([`inventory`], then the pure [`crate::plan`]) → execute ([`execute`](mod@execute), unless
 //! dry run) → report, with an audit event per deletion ([`audit`]).
 //!
 //! Every repository is planned before anything is deleted, so a bad filter or a missing
