@@ -79,27 +79,9 @@ pub async fn purge(args: PurgeArgs) -> ExitCode {
 /// Prints why each kept item is kept.
 fn print_kept(report: &RunReport) {
     for repo in &report.repositories {
-        for tag in &repo.tags {
-            if !tag.decision.verdict.is_removed() {
-                say!(
-                    "Kept {}/{}:{}: {}",
-                    report.registry,
-                    repo.repository,
-                    tag.decision.name,
-                    tag.decision.verdict.explain()
-                );
-            }
-        }
-        for manifest in &repo.manifests {
-            if !manifest.decision.verdict.is_removed() {
-                say!(
-                    "Kept {}/{}@{}: {}",
-                    report.registry,
-                    repo.repository,
-                    manifest.decision.digest,
-                    manifest.decision.verdict.explain()
-                );
-            }
+        for item in repo.items().filter(|i| !i.verdict().is_removed()) {
+            let reference = item.reference(&report.registry, &repo.repository);
+            say!("Kept {reference}: {}", item.verdict().explain());
         }
     }
 }

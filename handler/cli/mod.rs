@@ -7,8 +7,10 @@ pub mod commands;
 mod demo;
 mod output;
 
-use crate::policy::{Filter, Policy, Rule, RuleSpec, RuleSpecError};
-use crate::registry::{Concurrency, Credentials, Endpoint};
+use crate::policy::{
+    AgoError, Filter, FilterError, Policy, Rule, RuleError, RuleSpec, RuleSpecError,
+};
+use crate::registry::{Concurrency, Credentials, Endpoint, EndpointError};
 use crate::run::RunOptions;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -133,6 +135,43 @@ impl std::str::FromStr for Secret {
     }
 }
 
+/// A `handler purge` invocation that cannot run (exit code 2, nothing contacted).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum UsageError {
+    /// `-r/--registry`.
+    #[error(transparent)]
+    Registry(#[from] EndpointError),
+    /// `-u/-p`.
+    #[error("{0}")]
+    Credentials(String),
+    /// A `--filter`.
+    #[error(transparent)]
+    Filter(FilterError),
+    /// `--ago`.
+    #[error(transparent)]
+    Ago(AgoError),
+    /// `--ago` missing.
+    #[error("--ago is required when not using --untagged-only")]
+    AgoMissing,
+    /// Contradicting flags.
+    #[error(transparent)]
+    Rule(RuleError),
+    /// A `--protect` pattern.
+    #[error("--protect: {0}")]
+    Protect(FilterError),
+}
+
+impl From<RuleSpecError> for UsageError {
+    fn from(error: RuleSpecError) -> UsageError {
+        match error {
+            RuleSpecError::Filter { error, .. } => UsageError::Filter(error),
+            RuleSpecError::Ago(error) => UsageError::Ago(error),
+            RuleSpecError::AgoMissing => UsageError::AgoMissing,
+            RuleSpecError::Flags(error) => UsageError::Rule(error),
+        }
+    }
+}
+
 /// A validated `handler purge` invocation.
 #[derive(Debug)]
 pub struct PurgeRequest {
@@ -150,13 +189,14 @@ pub struct PurgeRequest {
 
 impl PurgeArgs {
     /// Validates everything that can be checked without a network request.
-    pub fn validate(&self) -> Result<PurgeRequest, String> {
+    pub fn validate(&self) -> Result<PurgeRequest, UsageError> {
         let mut warnings = Vec::new();
-        let endpoint = Endpoint::parse(&self.registry).map_err(|e| e.to_string())?;
+        let endpoint = Endpoint::parse(&self.registry)?;
         let credentials = Credentials::from_flags(
             self.username.as_deref(),
             self.password.as_ref().map(Secret::expose),
-        )?;
+        )
+        .map_err(UsageError::Credentials)?;
         let rule = Rule::build(RuleSpec {
             filters: &self.filters,
             ago: self.ago.as_deref(),
@@ -164,14 +204,6 @@ impl PurgeArgs {
             untagged: self.untagged,
             untagged_only: self.untagged_only,
             include_locked: self.include_locked,
-        })
-        .map_err(|e| match e {
-            RuleSpecError::Filter { error, .. } => error.to_string(),
-            RuleSpecError::Ago(error) => error.to_string(),
-            RuleSpecError::AgoMissing => {
-                "--ago is required when not using --untagged-only".to_string()
-            }
-            RuleSpecError::Flags(error) => error.to_string(),
         })?;
         if rule.ago.capped {
             warnings.push(
@@ -182,7 +214,7 @@ impl PurgeArgs {
         let protect = self
             .protect
             .iter()
-            .map(|f| Filter::parse(f).map_err(|e| format!("--protect: {e}")))
+            .map(|f| Filter::parse(f).map_err(UsageError::Protect))
             .collect::<Result<Vec<_>, _>>()?;
         let policy = Policy {
             rules: vec![rule],

@@ -106,23 +106,25 @@ pub struct Policy {
     pub protect: Vec<Filter>,
 }
 
-/// A rule whose flags contradict each other.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct RuleError(String);
+/// A rule whose flags contradict each other (acr purge's own checks, in its words).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RuleError {
+    /// `--untagged` with `--untagged-only`.
+    #[error("--untagged and --untagged-only cannot be used together")]
+    BothUntaggedModes,
+    /// No filter, and not `--untagged-only`.
+    #[error("--filter is required when not using --untagged-only")]
+    FilterRequired,
+}
 
 impl Rule {
     /// Checks the flag combinations acr purge checks.
     pub fn validate(&self) -> Result<(), RuleError> {
         if self.untagged && self.untagged_only {
-            return Err(RuleError(
-                "--untagged and --untagged-only cannot be used together".to_string(),
-            ));
+            return Err(RuleError::BothUntaggedModes);
         }
         if self.filters.is_empty() && !self.untagged_only {
-            return Err(RuleError(
-                "--filter is required when not using --untagged-only".to_string(),
-            ));
+            return Err(RuleError::FilterRequired);
         }
         Ok(())
     }
@@ -148,23 +150,4 @@ impl Rule {
 pub struct Coverage {
     /// The tag matcher, absent when the rule has no filter (`--untagged-only` alone).
     pub tags: Option<TagMatcher>,
-}
-
-impl Policy {
-    /// Validates every rule.
-    pub fn validate(&self) -> Result<(), RuleError> {
-        if self.rules.is_empty() {
-            return Err(RuleError("the policy has no rule".to_string()));
-        }
-        for (index, rule) in self.rules.iter().enumerate() {
-            rule.validate().map_err(|e| {
-                if self.rules.len() == 1 {
-                    e
-                } else {
-                    RuleError(format!("rule {}: {}", index + 1, e.0))
-                }
-            })?;
-        }
-        Ok(())
-    }
 }
