@@ -245,13 +245,8 @@ impl Listing {
     /// The body of `digest` as a read would return it.
     pub fn body(&self, digest: &str) -> Body {
         match self.manifests.iter().find(|m| m.digest == digest) {
-            Some(m) if !m.body_missing => Body::Found(ManifestBody {
-                media_type: m.media_type.clone(),
-                manifests: m.children.iter().map(|c| descriptor(c.clone())).collect(),
-                subject: m.subject.clone().map(descriptor),
-                artifact_type: None,
-            }),
-            _ => Body::Missing,
+            Some(m) => body_of(m),
+            None => Body::Missing,
         }
     }
 
@@ -282,21 +277,28 @@ impl Listing {
         self.snapshot().plan(repository, policy, self.now)
     }
 
-    /// The listings, bodies and referrers computed once, to plan repeatedly (benchmarks).
+    /// The listings, bodies and referrers computed once (in one pass over the
+    /// manifests), to plan repeatedly or to time the planner alone.
     pub fn snapshot(&self) -> Snapshot {
+        let mut referrers: HashMap<String, Vec<String>> = HashMap::new();
+        for m in &self.manifests {
+            referrers.entry(m.digest.clone()).or_default();
+            if let Some(subject) = &m.subject {
+                referrers
+                    .entry(subject.clone())
+                    .or_default()
+                    .push(m.digest.clone());
+            }
+        }
         Snapshot {
             tags: self.tags(),
             manifests: self.manifests(),
             bodies: self
                 .manifests
                 .iter()
-                .map(|m| (m.digest.clone(), self.body(&m.digest)))
+                .map(|m| (m.digest.clone(), body_of(m)))
                 .collect(),
-            referrers: self
-                .manifests
-                .iter()
-                .map(|m| (m.digest.clone(), self.referrers(&m.digest)))
-                .collect(),
+            referrers,
         }
     }
 }
@@ -354,6 +356,18 @@ impl Snapshot {
         }
         Ok(Some(draft.finish(&bodies, &referrers)))
     }
+}
+
+fn body_of(m: &Manifest) -> Body {
+    if m.body_missing {
+        return Body::Missing;
+    }
+    Body::Found(ManifestBody {
+        media_type: m.media_type.clone(),
+        manifests: m.children.iter().map(|c| descriptor(c.clone())).collect(),
+        subject: m.subject.clone().map(descriptor),
+        artifact_type: None,
+    })
 }
 
 fn descriptor(digest: String) -> Descriptor {
