@@ -71,7 +71,7 @@ pub async fn purge(args: PurgeArgs) -> ExitCode {
         None => ExitCode::SUCCESS,
         Some(error) => {
             eprintln!("Error: {error}");
-            ExitCode::FAILURE
+            ExitCode::from(error.exit_code())
         }
     }
 }

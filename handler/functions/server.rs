@@ -229,11 +229,7 @@ async fn timer(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -
                 .into_response();
         }
     };
-    let status = if report.succeeded() {
-        StatusCode::OK
-    } else {
-        StatusCode::INTERNAL_SERVER_ERROR
-    };
+    let status = report_status(&report);
     notes.extend(lines);
     (status, Json(InvocationResult::new(notes, Some(report)))).into_response()
 }
@@ -471,14 +467,7 @@ async fn answer(state: &AppState, admitted: Admitted, deadline: Duration) -> Res
     } = admitted;
     match tokio::time::timeout(deadline, outcome).await {
         Ok(Ok(outcome)) => match outcome.as_ref() {
-            Ok(report) => {
-                let status = if report.succeeded() {
-                    StatusCode::OK
-                } else {
-                    StatusCode::INTERNAL_SERVER_ERROR
-                };
-                (status, Json(report)).into_response()
-            }
+            Ok(report) => (report_status(report), Json(report)).into_response(),
             Err(why) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 Json(json!({"error": why, "status": 500, "runId": id})),
@@ -592,3 +581,10 @@ fn error(status: StatusCode, message: &str) -> Response {
 #[cfg(test)]
 #[path = "server_tests.rs"]
 mod tests;
+
+/// The status answered for a finished run: 200, or what its error asks for.
+fn report_status(report: &crate::report::RunReport) -> StatusCode {
+    report.error.as_ref().map_or(StatusCode::OK, |error| {
+        StatusCode::from_u16(error.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    })
+}
