@@ -153,10 +153,18 @@ fn join(items: &[impl fmt::Display]) -> String {
         .join("; ")
 }
 
+/// How much of its plan a failed run carried out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Extent {
+    /// It stopped: nothing, or only the repositories it reports completed, was done.
+    Stopped,
+    /// It went through, but some repositories or deletions failed.
+    Partial,
+}
+
 impl RunError {
-    /// The command line's exit code: 1, the run failed or is partial (2 is for bad
-    /// arguments, which never reach a run).
-    pub fn exit_code(&self) -> u8 {
+    /// How much of the run was carried out; the exit code and the HTTP status follow.
+    pub fn extent(&self) -> Extent {
         match self {
             RunError::Connect(_)
             | RunError::Catalog(_)
@@ -165,26 +173,24 @@ impl RunError {
             | RunError::EveryRepositoryFailed(_)
             | RunError::Denied { .. }
             | RunError::RegistryGone { .. }
-            | RunError::Shutdown(_)
-            | RunError::Partial(_)
-            | RunError::PartialDryRun(_) => 1,
+            | RunError::Shutdown(_) => Extent::Stopped,
+            RunError::Partial(_) | RunError::PartialDryRun(_) => Extent::Partial,
         }
     }
 
-    /// The HTTP status answered to the Functions host: 500 (a failed invocation, so the
-    /// host's retry and alerting see it).
+    /// The command line's exit code: 1, failed or partial, as acr purge (2 is for bad
+    /// arguments, which never reach a run).
+    pub fn exit_code(&self) -> u8 {
+        match self.extent() {
+            Extent::Stopped | Extent::Partial => 1,
+        }
+    }
+
+    /// The HTTP status answered to the Functions host: 500, a failed invocation, so that
+    /// the host's retries and alerts see it, whether the run stopped or was partial.
     pub fn http_status(&self) -> u16 {
-        match self {
-            RunError::Connect(_)
-            | RunError::Catalog(_)
-            | RunError::Filter(_)
-            | RunError::PlanningStopped { .. }
-            | RunError::EveryRepositoryFailed(_)
-            | RunError::Denied { .. }
-            | RunError::RegistryGone { .. }
-            | RunError::Shutdown(_)
-            | RunError::Partial(_)
-            | RunError::PartialDryRun(_) => 500,
+        match self.extent() {
+            Extent::Stopped | Extent::Partial => 500,
         }
     }
 
@@ -197,15 +203,7 @@ impl RunError {
                     .iter()
                     .any(|p| matches!(p, Problem::ListingFailed(_))),
             ),
-            RunError::Connect(_)
-            | RunError::Catalog(_)
-            | RunError::Filter(_)
-            | RunError::PlanningStopped { .. }
-            | RunError::EveryRepositoryFailed(_)
-            | RunError::Denied { .. }
-            | RunError::RegistryGone { .. }
-            | RunError::Shutdown(_)
-            | RunError::PartialDryRun(_) => 1,
+            _ => 1,
         }
     }
 }
