@@ -14,7 +14,7 @@ use crate::registry::model::{
 };
 use chrono::{DateTime, TimeDelta, Utc};
 use sha2::{Digest, Sha256};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 /// The digest a fixture gives the manifest named `name`.
 pub fn digest_of(name: &str) -> String {
@@ -344,16 +344,23 @@ impl Snapshot {
         let tags = if scope.needs_tags() { tags } else { Vec::new() };
         let manifests = scope.needs_manifests(&tags).then_some(manifests);
         let draft = Draft::new(repository, scope, tags, manifests)?;
-        let needed: HashSet<String> = draft.bodies_needed().into_iter().collect();
-        bodies.retain(|digest, _| needed.contains(digest));
-        for digest in needed {
-            bodies.entry(digest).or_insert(Body::Missing);
-        }
-        let needed: HashSet<String> = draft.referrers_needed().into_iter().collect();
-        referrers.retain(|digest, _| needed.contains(digest));
-        for digest in needed {
-            referrers.entry(digest).or_default();
-        }
+        // Hand over only what the draft asks for, as a run fetches only that.
+        let bodies: HashMap<String, Body> = draft
+            .bodies_needed()
+            .into_iter()
+            .map(|d| {
+                let body = bodies.remove(&d).unwrap_or(Body::Missing);
+                (d, body)
+            })
+            .collect();
+        let referrers: HashMap<String, Vec<String>> = draft
+            .referrers_needed()
+            .into_iter()
+            .map(|d| {
+                let list = referrers.remove(&d).unwrap_or_default();
+                (d, list)
+            })
+            .collect();
         Ok(Some(draft.finish(&bodies, &referrers)))
     }
 }
