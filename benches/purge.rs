@@ -5,7 +5,8 @@
 //!    at several `--concurrency` values: wall time, requests sent, items deleted per second.
 
 use acr_emulator::{Emulator, ManifestSeed, RepoSeed, Seed, TagSeed};
-use acr_purge::plan::fixture::{Listing, Manifest};
+use acr_purge::plan::fixture::{Listing, Manifest, Snapshot};
+use acr_purge::plan::{Draft, Scope};
 use acr_purge::policy::{Ago, Filter, Policy, Rule};
 use acr_purge::registry::{ClientOptions, Endpoint, RegistryClient};
 use acr_purge::run::{self, RunOptions};
@@ -48,13 +49,21 @@ fn bench_planner(images: usize) {
                 .tag(&format!("build-{i}"), age),
         );
     }
-    let snapshot = listing.snapshot();
+    let Snapshot {
+        tags,
+        manifests,
+        bodies,
+        referrers,
+    } = listing.snapshot();
     let policy = policy(true);
+    // Timed: the planner itself, from the listings to the plan (reading bodies and
+    // referrers is I/O in a run, so they are ready here, as the registry would serve them).
     let started = Instant::now();
-    let plan = snapshot
-        .into_plan("app", &policy, now)
+    let scope = Scope::new(&policy, "app", now)
         .expect("filters evaluate")
         .expect("covered");
+    let draft = Draft::new("app", scope, tags, Some(manifests)).expect("draft");
+    let plan = draft.finish(&bodies, &referrers);
     let elapsed = started.elapsed();
     let deleted = plan.manifests_to_delete().count();
     println!(

@@ -306,10 +306,14 @@ impl Listing {
 /// A [`Listing`]'s listings, bodies and referrers, ready to plan.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
-    tags: Vec<TagAttributes>,
-    manifests: Vec<ManifestAttributes>,
-    bodies: HashMap<String, Body>,
-    referrers: HashMap<String, Vec<String>>,
+    /// The tag listing, newest first.
+    pub tags: Vec<TagAttributes>,
+    /// The manifest listing, by digest.
+    pub manifests: Vec<ManifestAttributes>,
+    /// Every manifest's body.
+    pub bodies: HashMap<String, Body>,
+    /// Every manifest's referrers.
+    pub referrers: HashMap<String, Vec<String>>,
 }
 
 impl Snapshot {
@@ -325,7 +329,7 @@ impl Snapshot {
         self.clone().into_plan(repository, policy, now)
     }
 
-    /// [`Snapshot::plan`] without copying the listings (benchmarks time only the planner).
+    /// [`Snapshot::plan`] without copying the listings.
     pub fn into_plan(
         self,
         repository: &str,
