@@ -46,6 +46,8 @@ import sys
 import tree_sitter
 import tree_sitter_bicep
 
+from check_bicep_syntax import bicep_files
+
 REQUIRED, READ_ONLY = 1, 2
 BICEP_KEYWORDS = {"parent", "scope", "dependsOn"}
 DEFAULT_TYPES = pathlib.Path(__file__).resolve().parent.parent.parent / "shared" / "azure-types"
@@ -697,15 +699,6 @@ def unknown_property_message(key, props, type_):
 # ---------------------------------------------------------------------------------------------
 # Command line
 # ---------------------------------------------------------------------------------------------
-
-
-def bicep_files(args):
-    roots = [pathlib.Path(a) for a in args] or [pathlib.Path("infra")]
-    for root in roots:
-        if root.is_file():
-            yield root
-        else:
-            yield from sorted(root.rglob("*.bicep"))
 
 
 def check_files(files, library):
