@@ -23,12 +23,21 @@ async fn purge_with_identity(
     identity: &IdentityEndpoint,
     extra: &[(&str, &str)],
 ) -> crate::support::purge::Run {
+    purge_with_identity_args(registry, identity, extra, &[]).await
+}
+
+async fn purge_with_identity_args(
+    registry: &Registry,
+    identity: &IdentityEndpoint,
+    extra: &[(&str, &str)],
+    args: &[&str],
+) -> crate::support::purge::Run {
     let env = identity.env();
     let mut pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     pairs.extend_from_slice(extra);
-    registry
-        .purge_with_env(&["--filter", ".*:.*", "--ago", "1d"], &pairs)
-        .await
+    let mut all = vec!["--filter", ".*:.*", "--ago", "1d"];
+    all.extend_from_slice(args);
+    registry.purge_with_env(&all, &pairs).await
 }
 
 #[tokio::test]
@@ -93,7 +102,7 @@ async fn abac_registries_get_per_repository_scopes_in_batches() {
 }
 
 #[tokio::test]
-async fn abac_permission_error_stops_the_run_before_any_deletion() {
+async fn abac_permission_error_skips_that_repository_and_purges_the_others() {
     let identity = IdentityEndpoint::start().await;
     let abac = TokenAuth {
         abac: true,
@@ -102,13 +111,18 @@ async fn abac_permission_error_stops_the_run_before_any_deletion() {
     };
     let registry = Registry::start(repos(Seed::new().with_auth(token_auth(abac)), 5)).await;
     let run = purge_with_identity(&registry, &identity, &[]).await;
-    assert_eq!(run.code, 1);
-    assert!(run.stderr.contains("r3"), "{}", run.stderr);
+    assert_eq!(run.code, 1, "partial: {}", run.stderr);
+    assert!(run.stderr.contains("partial purge: r3: "), "{}", run.stderr);
     assert!(run.stderr.contains("permission denied"), "{}", run.stderr);
-    assert!(run.stderr.contains("nothing was deleted"), "{}", run.stderr);
-    for i in 1..=5 {
-        assert_eq!(registry.tags(&format!("r{i}")).len(), 1, "r{i} untouched");
+    assert_eq!(registry.tags("r3").len(), 1, "r3 untouched");
+    for i in [1, 2, 4, 5] {
+        assert!(registry.tags(&format!("r{i}")).is_empty(), "r{i} purged");
     }
+    assert!(
+        run.stdout.contains("Number of deleted tags: 4"),
+        "{}",
+        run.stdout
+    );
 }
 
 #[tokio::test]
@@ -126,7 +140,14 @@ async fn expired_access_and_refresh_tokens_are_renewed_mid_run() {
     registry
         .emulator()
         .set_latency(std::time::Duration::from_millis(250));
-    let run = purge_with_identity(&registry, &identity, &[("ABAC_BATCH_SIZE", "1")]).await;
+    // One repository at a time, so that the run outlives its tokens.
+    let run = purge_with_identity_args(
+        &registry,
+        &identity,
+        &[("ABAC_BATCH_SIZE", "1")],
+        &["--concurrency", "1"],
+    )
+    .await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     for i in 1..=3 {
         assert!(registry.tags(&format!("r{i}")).is_empty(), "r{i}");
@@ -202,7 +223,7 @@ async fn basic_credentials_and_refresh_tokens_from_flags() {
 }
 
 #[tokio::test]
-async fn a_permission_error_while_deleting_stops_the_run_and_lists_what_is_left() {
+async fn a_permission_error_while_deleting_skips_that_repository_and_purges_the_others() {
     let registry = Registry::start(repos(Seed::new(), 5)).await;
     registry.emulator().inject(
         acr_emulator::Fault::status(403)
@@ -213,19 +234,45 @@ async fn a_permission_error_while_deleting_stops_the_run_and_lists_what_is_left(
     assert_eq!(run.code, 1);
     assert!(
         run.stderr
-            .contains("insufficient permissions to purge repository \"r3\""),
+            .contains("partial purge: r3: insufficient permissions"),
         "{}",
         run.stderr
     );
-    assert!(run.stderr.contains("completed: [r1, r2]"), "{}", run.stderr);
-    assert!(run.stderr.contains("remaining: [r4, r5]"), "{}", run.stderr);
-    assert!(registry.tags("r1").is_empty() && registry.tags("r2").is_empty());
-    for repo in ["r3", "r4", "r5"] {
-        assert_eq!(registry.tags(repo).len(), 1, "{repo}");
+    assert_eq!(registry.tags("r3").len(), 1, "r3 untouched");
+    for repo in ["r1", "r2", "r4", "r5"] {
+        assert!(registry.tags(repo).is_empty(), "{repo} purged");
     }
     assert!(
-        run.stdout.contains("Number of deleted tags: 2"),
+        run.stdout.contains("Number of deleted tags: 4"),
         "{}",
         run.stdout
     );
+}
+
+#[tokio::test]
+async fn denials_in_repository_after_repository_with_nothing_deleted_stop_the_run() {
+    let registry = Registry::start(repos(Seed::new(), 8)).await;
+    registry
+        .emulator()
+        .inject(acr_emulator::Fault::status(403).method("DELETE"));
+    let run = registry
+        .purge(&["-f", ".*:.*", "--ago", "1d", "--concurrency", "1"])
+        .await;
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr
+            .contains("insufficient permissions to purge repository \"r5\""),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("remaining: [r6, r7, r8]"),
+        "{}",
+        run.stderr
+    );
+    // One refused DELETE in each of the five repositories tried, none after.
+    assert_eq!(registry.mutations().len(), 5);
+    for i in 1..=8 {
+        assert_eq!(registry.tags(&format!("r{i}")).len(), 1, "r{i}");
+    }
 }

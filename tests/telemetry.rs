@@ -95,8 +95,15 @@ async fn timer_run_spans_reach_otlp_before_the_answer() {
         );
         assert_eq!(span.trace_id, root.trace_id);
     }
+    // Both tagged images go whole (one manifest DELETE each, after one read of their
+    // tags): no untag request, yet both tags are counted above.
     assert!(
         requests
+            .iter()
+            .any(|s| s.name == "GET /acr/v1/{repository}/_tags")
+    );
+    assert!(
+        !requests
             .iter()
             .any(|s| s.name == "DELETE /acr/v1/{repository}/_tags/{tag}")
     );
@@ -318,7 +325,8 @@ async fn application_insights_gets_requests_dependencies_events_and_metrics() {
     assert!(
         dependencies
             .iter()
-            .any(|d| d["data"]["baseData"]["name"] == "DELETE /acr/v1/{repository}/_tags/{tag}")
+            .any(|d| d["data"]["baseData"]["name"]
+                == "DELETE /v2/{repository}/manifests/{reference}")
     );
     let messages = of("MessageData");
     assert!(

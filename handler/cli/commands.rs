@@ -1,9 +1,10 @@
 //! The subcommands' bodies: thin glue between the command line and the engine.
 
+use super::json::JsonStream;
 use super::output::{self, say};
 use super::{EmulatorArgs, OutputFormat, PurgeArgs};
 use crate::registry::{ClientOptions, RegistryClient};
-use crate::report::RunReport;
+use crate::report::RepositoryReport;
 use crate::run;
 use crate::settings;
 use crate::telemetry::{RunContext, Trigger, finish_run, run_span};
@@ -28,6 +29,7 @@ pub async fn purge(args: PurgeArgs) -> ExitCode {
     let options = ClientOptions {
         concurrency: request.options.concurrency,
         abac_batch_size: settings::abac_batch_size(ClientOptions::default().abac_batch_size),
+        rate_card: request.rate_card,
         ..ClientOptions::default()
     };
     let client = match RegistryClient::connect(request.endpoint, request.credentials, options).await
@@ -53,18 +55,27 @@ pub async fn purge(args: PurgeArgs) -> ExitCode {
         parent: None,
     };
     let span = run_span(&context);
-    let report = run::run(&client, &request.policy, &request.options, &mut print)
-        .instrument(span.clone())
-        .await;
+    let mut stream =
+        json.then(|| JsonStream::new(client.endpoint().host(), request.options.dry_run));
+    let host = client.endpoint().host().to_string();
+    let mut finished = |repo: &RepositoryReport| match &mut stream {
+        Some(stream) => stream.repository(repo),
+        None if args.verbose => print_kept(&host, repo),
+        None => {}
+    };
+    let report = run::run_with(
+        &client,
+        &request.policy,
+        &request.options,
+        &mut print,
+        &mut finished,
+    )
+    .instrument(span.clone())
+    .await;
     finish_run(&span, &context, &report);
     drop(span);
-    if json {
-        match serde_json::to_string_pretty(&report) {
-            Ok(text) => say!("{text}"),
-            Err(error) => eprintln!("Error: cannot encode the report: {error}"),
-        }
-    } else if args.verbose {
-        print_kept(&report);
+    if let Some(stream) = stream {
+        stream.finish(&report);
     }
     output::flush();
     match &report.error {
@@ -76,13 +87,11 @@ pub async fn purge(args: PurgeArgs) -> ExitCode {
     }
 }
 
-/// Prints why each kept item is kept.
-fn print_kept(report: &RunReport) {
-    for repo in &report.repositories {
-        for item in repo.items().filter(|i| !i.verdict().is_removed()) {
-            let reference = item.reference(&report.registry, &repo.repository);
-            say!("Kept {reference}: {}", item.verdict().explain());
-        }
+/// Prints why each kept item of a finished repository is kept (`--verbose`).
+fn print_kept(host: &str, repo: &RepositoryReport) {
+    for item in repo.items().filter(|i| !i.verdict().is_removed()) {
+        let reference = item.reference(host, &repo.repository);
+        say!("Kept {reference}: {}", item.verdict().explain());
     }
 }
 

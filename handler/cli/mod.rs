@@ -5,12 +5,13 @@
 
 pub mod commands;
 mod demo;
+pub mod json;
 mod output;
 
 use crate::policy::{
     AgoError, Filter, FilterError, Policy, Rule, RuleError, RuleSpec, RuleSpecError,
 };
-use crate::registry::{Concurrency, Credentials, Endpoint, EndpointError};
+use crate::registry::{Concurrency, Credentials, Endpoint, EndpointError, RateCard, RateCardError};
 use crate::run::RunOptions;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -93,6 +94,10 @@ pub struct PurgeArgs {
     /// Requests in flight at most (1-32).
     #[arg(long, allow_negative_numbers = true)]
     pub concurrency: Option<i64>,
+    /// ACR's per-identity request budgets to pace to: basic, standard, premium, unlimited,
+    /// or read=N,write=N,delete=N,referrers=N (requests per minute).
+    #[arg(long, default_value = "standard")]
+    pub rate_card: String,
     /// Catalog page size.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
     pub repository_page_size: u32,
@@ -159,6 +164,9 @@ pub enum UsageError {
     /// A `--protect` pattern.
     #[error("--protect: {0}")]
     Protect(FilterError),
+    /// `--rate-card`.
+    #[error("--rate-card: {0}")]
+    RateCard(RateCardError),
 }
 
 impl From<RuleSpecError> for UsageError {
@@ -183,6 +191,8 @@ pub struct PurgeRequest {
     pub policy: Policy,
     /// How.
     pub options: RunOptions,
+    /// The request budgets to pace to.
+    pub rate_card: RateCard,
     /// Notes for stderr (capped values).
     pub warnings: Vec<String>,
 }
@@ -240,10 +250,12 @@ impl PurgeArgs {
                 }
             },
         };
+        let rate_card = RateCard::parse(&self.rate_card).map_err(UsageError::RateCard)?;
         Ok(PurgeRequest {
             endpoint,
             credentials,
             policy,
+            rate_card,
             options: RunOptions {
                 dry_run: self.dry_run,
                 concurrency,

@@ -23,6 +23,24 @@ pub fn line(text: fmt::Arguments<'_>) {
     }
 }
 
+/// Writes `value` as pretty JSON (no newline), straight to standard output, so a large
+/// document is never held as one string; a closed pipe silences it like [`line`].
+pub fn json(value: &impl serde::Serialize) {
+    if CLOSED.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+    let written = serde_json::to_writer_pretty(&mut stdout, value)
+        .map_err(std::io::Error::from)
+        .and_then(|()| stdout.flush());
+    if let Err(error) = written {
+        CLOSED.store(true, Ordering::Relaxed);
+        if error.kind() != ErrorKind::BrokenPipe {
+            eprintln!("Error: cannot write to standard output: {error}");
+        }
+    }
+}
+
 /// Flushes standard output (a closed pipe is not an error).
 pub fn flush() {
     if !CLOSED.load(Ordering::Relaxed) && std::io::stdout().flush().is_err() {

@@ -58,6 +58,7 @@ async fn run_in_span(
     let client_options = ClientOptions {
         concurrency,
         abac_batch_size: crate::settings::abac_batch_size(ClientOptions::default().abac_batch_size),
+        rate_card: config.policy.rate_card,
         ..ClientOptions::default()
     };
     let client = match RegistryClient::connect(config.registry.clone(), None, client_options).await

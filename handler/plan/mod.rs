@@ -5,6 +5,8 @@
 //! the tags and which manifests are deletion candidates, [`Draft::bodies_needed`] names the
 //! bodies to fetch (every index, every manifest of unknown type, every candidate that may
 //! be a referrer), and [`Draft::finish`] walks the graph and returns the [`RepositoryPlan`].
+//! [`Draft::referrer_source`] says how the referrers the walk needs are learned at the
+//! least cost to the rate card: from the listing, from bodies, or from the referrers API.
 
 mod cosign;
 pub mod fixture;
@@ -104,10 +106,24 @@ pub enum Body {
     Missing,
 }
 
+/// Where the referrers a plan needs come from ([`Draft::referrer_source`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReferrerSource {
+    /// Nothing needed, or the listing shows that nothing has referrers: no request.
+    None,
+    /// Read these bodies as well (every other one that could be a referrer is read for the
+    /// plan anyway), then [`Draft::referrers_from_bodies`].
+    Bodies(Vec<String>),
+    /// Ask the referrers API for each of these digests.
+    Api(Vec<String>),
+}
+
 /// A plan whose tag decisions are made and whose manifest decisions wait for bodies.
 #[derive(Debug)]
 pub struct Draft {
     repository: String,
+    /// Whether the manifests were listed (else only tags were).
+    listed: bool,
     scope: Scope,
     tags: Vec<TagDecision>,
     manifests: Vec<ManifestAttributes>,
@@ -124,6 +140,7 @@ impl Draft {
         tags: Vec<TagAttributes>,
         manifests: Option<Vec<ManifestAttributes>>,
     ) -> Result<Draft, MatchError> {
+        let listed = manifests.is_some();
         let manifests = manifests.unwrap_or_default();
         let known: std::collections::HashSet<String> = manifests
             .iter()
@@ -139,6 +156,7 @@ impl Draft {
         let candidates = manifests::candidates(&scope, &manifests, &deleted);
         Ok(Draft {
             repository: repository.to_string(),
+            listed,
             scope,
             tags,
             manifests,
@@ -175,6 +193,87 @@ impl Draft {
         needed
     }
 
+    /// How to learn the referrers of [`Draft::referrers_needed`] at the least cost to the
+    /// rate card; `reads_per_referrers_call` is how many reads the budget allows for one
+    /// referrers call (20 on Standard; infinite when reads are unlimited, 0 when referrers
+    /// calls are).
+    ///
+    /// The rule: a referrer of a manifest is a manifest of the same repository whose body
+    /// names it as `subject`. So when the manifests were listed, the listing decides:
+    /// - no listed manifest could be a referrer (every one is a Docker schema 2 manifest or
+    ///   list, which cannot carry a `subject`): nothing has referrers, no request at all;
+    /// - else reading the bodies of every manifest that could be a referrer (those not read
+    ///   for the plan anyway) tells the same as the referrers API, and costs reads, which
+    ///   the rate card allows far more of: bodies are read when there are at most
+    ///   `needed × (reads_per_referrers_call + 1)` of them to read, otherwise the API is
+    ///   asked (each call also spends a read).
+    ///
+    /// Only without a manifest listing (tags-only rules, for cosign signatures) is the API
+    /// always asked. A referrer pushed after the listing is missed by both ways alike.
+    pub fn referrer_source(&self, reads_per_referrers_call: f64) -> ReferrerSource {
+        let needed = self.referrers_needed();
+        if needed.is_empty() {
+            return ReferrerSource::None;
+        }
+        if !self.listed {
+            return ReferrerSource::Api(needed);
+        }
+        let read_anyway: std::collections::HashSet<String> =
+            self.bodies_needed().into_iter().collect();
+        let mut could_be = 0usize;
+        let mut extra = Vec::new();
+        for manifest in &self.manifests {
+            let Some(digest) = &manifest.digest else {
+                continue;
+            };
+            if crate::registry::model::could_be_referrer(manifest.media_type.as_deref()) {
+                could_be += 1;
+                if !read_anyway.contains(digest) {
+                    extra.push(digest.clone());
+                }
+            }
+        }
+        if could_be == 0 {
+            return ReferrerSource::None;
+        }
+        let allowance = needed.len() as f64 * (reads_per_referrers_call.max(0.0) + 1.0);
+        if extra.len() as f64 <= allowance {
+            ReferrerSource::Bodies(extra)
+        } else {
+            ReferrerSource::Api(needed)
+        }
+    }
+
+    /// The referrers of [`Draft::referrers_needed`] as the listed manifests' bodies tell
+    /// them (for [`ReferrerSource::Bodies`]; `bodies` must hold every listed manifest that
+    /// could be a referrer). The same map the referrers API would give.
+    pub fn referrers_from_bodies(
+        &self,
+        bodies: &HashMap<String, Body>,
+    ) -> HashMap<String, Vec<String>> {
+        let needed: std::collections::HashSet<String> =
+            self.referrers_needed().into_iter().collect();
+        let mut found: HashMap<String, Vec<String>> = HashMap::new();
+        for manifest in &self.manifests {
+            let Some(digest) = &manifest.digest else {
+                continue;
+            };
+            if let Some(Body::Found(body)) = bodies.get(digest)
+                && let Some(subject) = &body.subject
+                && needed.contains(&subject.digest)
+            {
+                found
+                    .entry(subject.digest.clone())
+                    .or_default()
+                    .push(digest.clone());
+            }
+        }
+        for list in found.values_mut() {
+            list.sort();
+        }
+        found
+    }
+
     /// Walks the manifest graph and completes the plan. `referrers` maps each digest of
     /// [`Draft::referrers_needed`] to the digests of its referrers.
     pub fn finish(
@@ -184,6 +283,7 @@ impl Draft {
     ) -> RepositoryPlan {
         let Draft {
             repository,
+            listed: _,
             scope,
             mut tags,
             manifests,

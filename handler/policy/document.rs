@@ -3,14 +3,15 @@
 //!
 //! ```json
 //! {"rules": [{"filter": ["app:.*"], "ago": "30d", "keep": 5, "untagged": true}],
-//!  "protect": ["app:^(latest|prod)$"], "dryRun": false, "concurrency": 8}
+//!  "protect": ["app:^(latest|prod)$"], "dryRun": false, "concurrency": 8,
+//!  "rateCard": "standard"}
 //! ```
 //!
 //! Each rule's fields mirror `acr purge`'s flags and are validated exactly as the command
 //! line validates them; unknown fields are errors, and every error names where it is.
 
 use super::{Filter, Policy, Rule, RuleSpec, RuleSpecError};
-use crate::registry::Concurrency;
+use crate::registry::{Concurrency, RateCard};
 use serde::Deserialize;
 
 /// A validated policy document.
@@ -22,6 +23,8 @@ pub struct PolicyDocument {
     pub dry_run: bool,
     /// Requests in flight at most.
     pub concurrency: usize,
+    /// ACR's per-identity request budgets to pace to (default Standard).
+    pub rate_card: RateCard,
 }
 
 /// What is wrong with a policy document, and where.
@@ -39,6 +42,8 @@ struct RawPolicy {
     dry_run: bool,
     #[serde(default)]
     concurrency: Option<usize>,
+    #[serde(default)]
+    rate_card: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -118,10 +123,17 @@ impl PolicyDocument {
                 )));
             }
         };
+        let rate_card = match raw.rate_card {
+            None => RateCard::default(),
+            Some(text) => {
+                RateCard::parse(&text).map_err(|e| PolicyError(format!("rateCard: {e}")))?
+            }
+        };
         Ok(PolicyDocument {
             policy: Policy { rules, protect },
             dry_run: raw.dry_run,
             concurrency,
+            rate_card,
         })
     }
 }
@@ -246,7 +258,7 @@ mod schema_tests {
         let rule = keys(&schema["$defs"]["rule"]["properties"]);
         assert_eq!(
             top,
-            ["concurrency", "dryRun", "protect", "rules"]
+            ["concurrency", "dryRun", "protect", "rateCard", "rules"]
                 .map(String::from)
                 .into()
         );

@@ -5,13 +5,15 @@ mod auth;
 mod endpoint;
 mod error;
 pub mod model;
+pub mod pacing;
 mod paging;
 mod transport;
 
 pub use auth::{ACR_SCOPE, Credentials, ZERO_GUID};
 pub use endpoint::{Endpoint, EndpointError};
 pub use error::RegistryError;
-pub use transport::{RequestStats, RetryPolicy, StatsSnapshot};
+pub use pacing::{Category, RateCard, RateCardError};
+pub use transport::{ByCategory, CategoryCounts, RequestStats, RetryPolicy, StatsSnapshot};
 
 use crate::outbound::{self, OutboundError};
 use auth::{Authenticator, Scope};
@@ -80,6 +82,8 @@ pub struct ClientOptions {
     pub abac_batch_size: usize,
     /// Extra trusted root certificates (PEM), besides the system roots and `SSL_CERT_FILE`.
     pub extra_roots_pem: Vec<Vec<u8>>,
+    /// The per-identity request budgets to pace to (`--rate-card`, default Standard).
+    pub rate_card: RateCard,
 }
 
 impl Default for ClientOptions {
@@ -89,6 +93,7 @@ impl Default for ClientOptions {
             retry: RetryPolicy::default(),
             abac_batch_size: 10,
             extra_roots_pem: Vec::new(),
+            rate_card: RateCard::default(),
         }
     }
 }
@@ -111,7 +116,12 @@ impl RegistryClient {
         options: ClientOptions,
     ) -> Result<RegistryClient, RegistryError> {
         let http = build_http(&options)?;
-        let transport = Transport::new(http, options.retry.clone(), options.concurrency);
+        let transport = Transport::new(
+            http,
+            options.retry.clone(),
+            options.concurrency,
+            options.rate_card,
+        );
         let url = endpoint.url("/v2/");
         let probe = transport
             .execute(
@@ -167,6 +177,11 @@ impl RegistryClient {
         &self.endpoint
     }
 
+    /// The rate card this client paces to.
+    pub fn rate_card(&self) -> RateCard {
+        self.transport.rate_card()
+    }
+
     /// What the transport has done so far.
     pub fn stats(&self) -> StatsSnapshot {
         self.transport.stats.snapshot()
@@ -214,21 +229,44 @@ impl RegistryClient {
             "/acr/v1/{}/_tags?n={LIST_PAGE_SIZE}&orderby=timedesc",
             encode_repo(repository)
         );
-        paging::Pager::new(
-            first,
-            LIST_PAGE_SIZE,
-            &format!("listing tags of {repository}"),
-        )
-        .collect(
-            self,
-            &Scope::Repository(repository.to_string()),
-            |bytes| {
-                let page: TagPage = serde_json::from_slice(bytes)?;
-                Ok(page.tags.unwrap_or_default())
-            },
-            |tag| tag.name.clone(),
-        )
-        .await
+        self.tag_pages(repository, first, &format!("listing tags of {repository}"))
+            .await
+    }
+
+    /// The tags on manifest `digest` now (`_tags?digest=`), with their attributes: the one
+    /// read that verifies an image before it is deleted whole. `None` on 404.
+    pub async fn tags_of_manifest(
+        &self,
+        repository: &str,
+        digest: &str,
+    ) -> Result<Option<Vec<TagAttributes>>, RegistryError> {
+        let first = format!(
+            "/acr/v1/{}/_tags?n={LIST_PAGE_SIZE}&digest={}",
+            encode_repo(repository),
+            encode_segment(digest)
+        );
+        let context = format!("reading the tags of {repository}@{digest}");
+        self.tag_pages(repository, first, &context).await
+    }
+
+    /// Every tag of the tag listing starting at `first`.
+    async fn tag_pages(
+        &self,
+        repository: &str,
+        first: String,
+        context: &str,
+    ) -> Result<Option<Vec<TagAttributes>>, RegistryError> {
+        paging::Pager::new(first, LIST_PAGE_SIZE, context)
+            .collect(
+                self,
+                &Scope::Repository(repository.to_string()),
+                |bytes| {
+                    let page: TagPage = serde_json::from_slice(bytes)?;
+                    Ok(page.tags.unwrap_or_default())
+                },
+                |tag| tag.name.clone(),
+            )
+            .await
     }
 
     /// Every manifest of `repository`, in digest order. `None` when the repository does not

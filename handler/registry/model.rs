@@ -23,6 +23,13 @@ pub fn is_index(media_type: &str) -> bool {
     media_type == OCI_INDEX || media_type == DOCKER_LIST
 }
 
+/// Whether a listed manifest could be a referrer, as far as its listed media type tells:
+/// only the Docker schema 2 types certainly cannot carry a `subject`; an OCI type, an
+/// unknown type or no type at all may.
+pub fn could_be_referrer(media_type: Option<&str>) -> bool {
+    !matches!(media_type, Some(DOCKER_MANIFEST | DOCKER_LIST))
+}
+
 /// Whether a manifest of this media type may carry an OCI 1.1 `subject`.
 pub fn may_have_subject(media_type: &str) -> bool {
     media_type == OCI_MANIFEST || media_type == OCI_INDEX || media_type == OCI_ARTIFACT

@@ -1,8 +1,11 @@
-//! Sending one request: bounded concurrency, retries, and throttling.
+//! Sending one request: pacing to the rate card, bounded concurrency, retries, and
+//! throttling.
 //!
-//! A 429 slows the whole client down (every request waits out the `Retry-After`, or an
-//! exponential backoff with jitter) and is retried for as long as
-//! [`RetryPolicy::max_throttled_wait`] allows; it never aborts the run by itself. Transport
+//! Every data-plane request first waits for its category's slot ([`super::pacing`]). A 429
+//! slows its category down (its requests wait out the `Retry-After`, or an exponential
+//! backoff with jitter, and its rate is halved; a 429 on an unmetered token request pauses
+//! the whole client) and is retried for as long as [`RetryPolicy::max_throttled_wait`]
+//! allows; it never aborts the run by itself. Transport
 //! errors, 408 and 5xx answers are retried [`RetryPolicy::attempts`] times, then returned so
 //! that the caller can fail just that one item.
 //!
@@ -18,6 +21,7 @@
 //! fails at once with [`RegistryError::Unavailable`], which stops the run.
 
 use super::error::{RegistryError, error_chain};
+use super::pacing::{Category, Pacer, RateCard};
 use rand::Rng;
 use reqwest::{RequestBuilder, Response, StatusCode};
 use std::sync::Arc;
@@ -104,6 +108,44 @@ pub struct RequestStats {
     requests: AtomicU64,
     retries: AtomicU64,
     throttled: AtomicU64,
+    /// Per [`Category`]: requests sent and 429s received.
+    by_category: [(AtomicU64, AtomicU64); 4],
+}
+
+/// Requests sent and 429s received in one [`Category`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CategoryCounts {
+    /// HTTP requests sent (each retry counts).
+    pub requests: u64,
+    /// 429 answers received.
+    pub throttled: u64,
+}
+
+/// [`CategoryCounts`] per rate-card category.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ByCategory {
+    /// GET and HEAD (referrers calls excluded).
+    pub read: CategoryCounts,
+    /// PUT, PATCH, POST.
+    pub write: CategoryCounts,
+    /// DELETE.
+    pub delete: CategoryCounts,
+    /// The referrers API.
+    pub referrers: CategoryCounts,
+}
+
+impl ByCategory {
+    /// The counts of one category.
+    pub fn get(&self, category: Category) -> CategoryCounts {
+        match category {
+            Category::Read => self.read,
+            Category::Write => self.write,
+            Category::Delete => self.delete,
+            Category::Referrers => self.referrers,
+        }
+    }
 }
 
 /// A snapshot of [`RequestStats`].
@@ -116,15 +158,40 @@ pub struct StatsSnapshot {
     pub retries: u64,
     /// 429 answers received.
     pub throttled: u64,
+    /// Data-plane requests per rate-card category (token requests are not metered).
+    pub by_category: ByCategory,
 }
 
 impl RequestStats {
     /// Reads the counters.
     pub fn snapshot(&self) -> StatsSnapshot {
+        let counts = |c: Category| {
+            let (requests, throttled) = &self.by_category[c as usize];
+            CategoryCounts {
+                requests: requests.load(Ordering::Relaxed),
+                throttled: throttled.load(Ordering::Relaxed),
+            }
+        };
         StatsSnapshot {
             requests: self.requests.load(Ordering::Relaxed),
             retries: self.retries.load(Ordering::Relaxed),
             throttled: self.throttled.load(Ordering::Relaxed),
+            by_category: ByCategory {
+                read: counts(Category::Read),
+                write: counts(Category::Write),
+                delete: counts(Category::Delete),
+                referrers: counts(Category::Referrers),
+            },
+        }
+    }
+
+    fn count(&self, category: Option<Category>, throttled: bool) {
+        if let Some(c) = category {
+            let (requests, throttles) = &self.by_category[c as usize];
+            requests.fetch_add(1, Ordering::Relaxed);
+            if throttled {
+                throttles.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 }
@@ -135,6 +202,7 @@ pub(crate) struct Transport {
     pub http: reqwest::Client,
     pub retry: RetryPolicy,
     pub stats: Arc<RequestStats>,
+    pacer: Arc<Pacer>,
     permits: Arc<Semaphore>,
     resume_at: Arc<std::sync::Mutex<Option<Instant>>>,
     /// Requests in a row that failed after all their retries (the circuit breaker's count).
@@ -142,11 +210,17 @@ pub(crate) struct Transport {
 }
 
 impl Transport {
-    pub fn new(http: reqwest::Client, retry: RetryPolicy, concurrency: usize) -> Transport {
+    pub fn new(
+        http: reqwest::Client,
+        retry: RetryPolicy,
+        concurrency: usize,
+        card: RateCard,
+    ) -> Transport {
         Transport {
             http,
             retry,
             stats: Arc::default(),
+            pacer: Arc::new(Pacer::new(card)),
             permits: Arc::new(Semaphore::new(concurrency.max(1))),
             resume_at: Arc::default(),
             failures_in_a_row: Arc::default(),
@@ -172,10 +246,18 @@ impl Transport {
             url.template = route.template,
             server.address = route.host,
             http.response.status_code = tracing::field::Empty,
+            purge.category = tracing::field::Empty,
             purge.retries = tracing::field::Empty,
             purge.throttled = tracing::field::Empty,
         );
-        let result = self.attempts(context, build).instrument(span.clone()).await;
+        let category = Category::of(route.method, route.template);
+        if let Some(c) = category {
+            span.record("purge.category", c.name());
+        }
+        let result = self
+            .attempts(category, context, build)
+            .instrument(span.clone())
+            .await;
         match &result {
             Ok(response) => {
                 let status = response.status().as_u16();
@@ -193,6 +275,7 @@ impl Transport {
 
     async fn attempts(
         &self,
+        category: Option<Category>,
         context: &str,
         build: impl Fn() -> RequestBuilder,
     ) -> Result<Response, RegistryError> {
@@ -201,14 +284,22 @@ impl Transport {
         let mut throttles = 0u32;
         loop {
             self.check_breaker(context)?;
-            self.wait_for_gate().await;
+            match category {
+                Some(c) => self.pacer.acquire(c).await,
+                None => self.wait_for_gate().await,
+            }
             let sent = {
                 let _permit = self.permits.acquire().await;
                 self.stats.requests.fetch_add(1, Ordering::Relaxed);
                 build().timeout(self.retry.request_timeout).send().await
             };
+            let throttled = matches!(&sent, Ok(r) if r.status() == StatusCode::TOO_MANY_REQUESTS);
+            self.stats.count(category, throttled);
+            if let Some(c) = category.filter(|_| !throttled) {
+                self.pacer.succeeded(c);
+            }
             let delay = match sent {
-                Ok(response) if response.status() == StatusCode::TOO_MANY_REQUESTS => {
+                Ok(response) if throttled => {
                     self.stats.throttled.fetch_add(1, Ordering::Relaxed);
                     throttles += 1;
                     let delay = self.retry.throttle_wait(retry_after(&response), throttles);
@@ -219,8 +310,18 @@ impl Transport {
                         });
                     }
                     throttled_for += delay;
-                    self.close_gate(delay);
-                    delay
+                    match category {
+                        // The pacer holds the category back for `delay`: no sleep here, so
+                        // the retry takes the first slot after the gate.
+                        Some(c) => {
+                            self.pacer.throttled(c, delay);
+                            Duration::ZERO
+                        }
+                        None => {
+                            self.close_gate(delay);
+                            delay
+                        }
+                    }
                 }
                 Ok(response) if is_retryable(response.status()) => {
                     failures += 1;
@@ -255,6 +356,11 @@ impl Transport {
             current.record("purge.throttled", i64::from(throttles));
             tokio::time::sleep(delay).await;
         }
+    }
+
+    /// The rate card the pacer follows.
+    pub fn rate_card(&self) -> RateCard {
+        self.pacer.card()
     }
 
     /// Fails fast once [`RetryPolicy::breaker_failures`] requests in a row have failed.

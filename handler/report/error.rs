@@ -20,13 +20,19 @@ pub enum PlanError {
 }
 
 impl PlanError {
-    /// Whether the error must stop the whole run (permissions, a registry that stopped
-    /// answering, bad filters) rather than just this repository.
+    /// Whether the error must stop the whole run: only a registry that stopped answering
+    /// (the circuit breaker). A permission error or a filter that cannot be evaluated
+    /// concerns just the repository being planned: it is skipped and reported.
     pub fn is_fatal(&self) -> bool {
         match self {
-            PlanError::Registry(e) => e.stops_run(),
-            PlanError::Match(_) => true,
+            PlanError::Registry(e) => matches!(e, RegistryError::Unavailable { .. }),
+            PlanError::Match(_) => false,
         }
+    }
+
+    /// Whether the identity lacks permission on the repository.
+    pub fn is_denied(&self) -> bool {
+        matches!(self, PlanError::Registry(e) if e.is_denied())
     }
 }
 
@@ -50,6 +56,14 @@ impl fmt::Display for ListingFailure {
 pub enum Problem {
     /// A repository could not be listed; nothing was deleted in it.
     ListingFailed(ListingFailure),
+    /// The identity may not delete in a repository (an ABAC registry or a scope-map token
+    /// without that repository); its remaining deletions were not attempted.
+    Denied {
+        /// The repository.
+        repository: String,
+        /// The error.
+        error: String,
+    },
     /// Some deletions in a repository failed.
     DeletionsFailed {
         /// The repository.
@@ -63,6 +77,9 @@ impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Problem::ListingFailed(failure) => failure.fmt(f),
+            Problem::Denied { repository, error } => {
+                write!(f, "{repository}: insufficient permissions: {error}")
+            }
             Problem::DeletionsFailed { repository, count } => {
                 write!(f, "{repository}: {count} deletion(s) failed")
             }
@@ -91,18 +108,11 @@ pub enum RunError {
     /// A repository regex could not be evaluated against a repository name.
     #[error("{0}")]
     Filter(MatchError),
-    /// Planning met an error that stops the run; nothing was deleted.
-    #[error("planning {repository}: {error}; nothing was deleted")]
-    PlanningStopped {
-        /// The repository being planned.
-        repository: String,
-        /// The error.
-        error: PlanError,
-    },
     /// No repository could be listed.
     #[error("every repository failed to list: {}", join(.0))]
     EveryRepositoryFailed(Vec<ListingFailure>),
-    /// A permission error while deleting stopped the run.
+    /// Permission errors in repository after repository, with nothing deleted anywhere,
+    /// stopped the run: the identity lacks the rights the purge needs.
     #[error(
         "insufficient permissions to purge repository {repository:?}: {error}; completed: [{}]; remaining: [{}]",
         progress.completed.join(", "),
@@ -169,7 +179,6 @@ impl RunError {
             RunError::Connect(_)
             | RunError::Catalog(_)
             | RunError::Filter(_)
-            | RunError::PlanningStopped { .. }
             | RunError::EveryRepositoryFailed(_)
             | RunError::Denied { .. }
             | RunError::RegistryGone { .. }
@@ -201,7 +210,7 @@ impl RunError {
             RunError::Partial(problems) => u64::from(
                 problems
                     .iter()
-                    .any(|p| matches!(p, Problem::ListingFailed(_))),
+                    .any(|p| matches!(p, Problem::ListingFailed(_) | Problem::Denied { .. })),
             ),
             _ => 1,
         }

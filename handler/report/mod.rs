@@ -117,6 +117,14 @@ pub struct RepositoryReport {
     pub tags: Vec<TagReport>,
     /// Every manifest considered.
     pub manifests: Vec<ManifestReport>,
+    /// Items left out of `tags` and `manifests` to bound the run's memory (see
+    /// [`RunReport::MAX_ITEMS`]); `--output json` streamed them as the repository finished.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub items_omitted: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl RepositoryReport {
@@ -141,7 +149,16 @@ impl RepositoryReport {
                     outcome: None,
                 })
                 .collect(),
+            items_omitted: 0,
         }
+    }
+
+    /// Drops the items (their counts are in the summary already), keeping how many there
+    /// were; frees their memory.
+    pub fn omit_items(&mut self) {
+        self.items_omitted += (self.tags.len() + self.manifests.len()) as u64;
+        self.tags = Vec::new();
+        self.manifests = Vec::new();
     }
 
     /// Every tag, then every manifest.
@@ -157,6 +174,7 @@ impl RepositoryReport {
             status,
             tags: Vec::new(),
             manifests: Vec::new(),
+            items_omitted: 0,
         }
     }
 }
@@ -208,6 +226,11 @@ pub struct RunReport {
 }
 
 impl RunReport {
+    /// The most items (tags and manifests) a run's report keeps: a repository whose items
+    /// would pass it keeps only its counts ([`RepositoryReport::items_omitted`]), so a run
+    /// over a million tags holds one repository's plan at a time, not the registry's.
+    pub const MAX_ITEMS: usize = 10_000;
+
     /// A run that failed before it could list anything (bad configuration, unreachable
     /// registry, failed sign-in).
     pub fn failed(registry: &str, dry_run: bool, error: RunError) -> RunReport {
@@ -228,30 +251,19 @@ impl RunReport {
         self.error.is_none()
     }
 
-    /// Fills in the summary from the repositories.
-    pub fn summarize(&mut self, requests: StatsSnapshot) {
-        let mut summary = Summary {
-            requests,
-            ..Summary::default()
-        };
-        for repo in &self.repositories {
-            match repo.status {
-                RepositoryStatus::Done => summary.repositories += 1,
-                RepositoryStatus::Failed { .. } => summary.repositories_failed += 1,
-                _ => {}
-            }
-            for item in repo.items() {
-                let (verdict, outcome) = (item.verdict(), item.outcome());
-                count(&mut summary, self.dry_run, verdict, outcome);
-                if removed(self.dry_run, verdict, outcome) {
-                    match item.kind() {
-                        Kind::Tags => summary.tags_deleted += 1,
-                        Kind::Manifests => summary.manifests_deleted += 1,
-                    }
-                }
-            }
+    /// Adds a finished repository: counts it into the summary, then keeps its items if the
+    /// report has room for them ([`RunReport::MAX_ITEMS`]), else only their count.
+    pub fn add(&mut self, mut repo: RepositoryReport) {
+        self.summary.add(&repo, self.dry_run);
+        let held: usize = self
+            .repositories
+            .iter()
+            .map(|r| r.tags.len() + r.manifests.len())
+            .sum();
+        if held + repo.tags.len() + repo.manifests.len() > RunReport::MAX_ITEMS {
+            repo.omit_items();
         }
-        self.summary = summary;
+        self.repositories.push(repo);
     }
 
     /// acr purge's closing lines.
@@ -266,6 +278,27 @@ impl RunReport {
             count(Kind::Tags, self.summary.tags_deleted),
             count(Kind::Manifests, self.summary.manifests_deleted),
         ]
+    }
+}
+
+impl Summary {
+    /// Counts one repository's items in.
+    pub fn add(&mut self, repo: &RepositoryReport, dry_run: bool) {
+        match repo.status {
+            RepositoryStatus::Done => self.repositories += 1,
+            RepositoryStatus::Failed { .. } => self.repositories_failed += 1,
+            _ => {}
+        }
+        for item in repo.items() {
+            let (verdict, outcome) = (item.verdict(), item.outcome());
+            count(self, dry_run, verdict, outcome);
+            if removed(dry_run, verdict, outcome) {
+                match item.kind() {
+                    Kind::Tags => self.tags_deleted += 1,
+                    Kind::Manifests => self.manifests_deleted += 1,
+                }
+            }
+        }
     }
 }
 

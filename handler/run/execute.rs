@@ -2,14 +2,25 @@
 //! or a signed subject before what depends on it), each deletion concurrent up to the
 //! client's limit.
 //!
+//! Request economy: an image whose every tag is deleted and which the rule then deletes as
+//! untagged is removed with one manifest DELETE (the registry removes its tags with it)
+//! instead of untagging each tag first. It is verified with one read just before, and its
+//! lines, counts and report still name each tag as deleted, as acr purge reports them. Only
+//! images that nothing must precede (no parent index deleted in this run) and that need no
+//! unlocking are deleted whole; the others go the long way.
+//!
 //! Every deletion is checked against the registry just before it is sent: a tag that moved
 //! to another digest or was re-pushed, or a manifest that gained a tag since it was listed,
-//! is skipped, not deleted. A tag deletion that did not succeed keeps its manifest; a
-//! parent whose deletion did not succeed keeps its children. A permission error, or a
-//! registry that stopped answering (the transport's circuit breaker), stops the run; any
-//! other failure fails just that item.
+//! is skipped, not deleted (an image deleted whole is skipped entirely when any of its tags
+//! changed). A tag deletion that did not succeed keeps its manifest; a parent whose
+//! deletion did not succeed keeps its children. A permission error, or a registry that
+//! stopped answering (the transport's circuit breaker), ends the repository and is returned;
+//! any other failure fails just that item. Once `stop` is set, no further deletion starts.
 
-use super::Lines;
+use super::{Lines, StopSignal};
+
+/// Whether the run is stopping (checked before each deletion starts).
+pub type Stopping<'a> = &'a (dyn Fn() -> bool + Sync);
 use crate::plan::Verdict;
 use crate::registry::{DeleteStatus, RegistryClient, RegistryError};
 use crate::report::text::{ItemName, Kind, Line, Reference};
@@ -17,34 +28,78 @@ use crate::report::{Item, ManifestReport, Outcome, RepositoryReport, TagReport};
 use futures::StreamExt;
 use std::collections::{HashMap, HashSet};
 
+/// Why an item was not attempted once the run or its repository was stopping.
+pub const STOPPED: &str = "not attempted: the purge stopped first";
+
 /// Executes the deletions of `report` (a planned repository) and records their outcomes.
-/// Returns the error that must stop the run (see [`RegistryError::stops_run`]), if one
-/// occurred.
+/// Returns the error that must stop the repository (see [`RegistryError::stops_run`]), if
+/// one occurred.
 pub async fn execute(
     client: &RegistryClient,
     report: &mut RepositoryReport,
     concurrency: usize,
+    stop: Stopping<'_>,
     out: Lines<'_>,
 ) -> Result<(), RegistryError> {
     let host = client.endpoint().host().to_string();
     let repo = report.repository.clone();
-    let jobs: Vec<usize> = (0..report.tags.len())
-        .filter(|&i| report.tags[i].decision.verdict.is_delete())
+    let whole = images_deleted_whole(report);
+    let folded_tags: HashSet<usize> = whole.values().flatten().copied().collect();
+    let mut jobs: Vec<Job> = (0..report.tags.len())
+        .filter(|i| report.tags[*i].decision.verdict.is_delete() && !folded_tags.contains(i))
+        .map(Job::Tag)
         .collect();
+    let mut images: Vec<(&usize, &Vec<usize>)> = whole.iter().collect();
+    images.sort();
+    jobs.extend(
+        images
+            .into_iter()
+            .map(|(&m, tags)| Job::Image(m, tags.clone())),
+    );
     if !jobs.is_empty() {
         out(Line::DeletingIn(Kind::Tags, &repo).to_string());
     }
-    let tags = &report.tags;
+    let (tags, manifests) = (&report.tags, &report.manifests);
+    let name = repo.as_str();
     let (done, fatal) = attempt_all(
         jobs,
         concurrency,
-        |i| delete_tag(client, &repo, &tags[i]),
-        |i| Item::Tag(&tags[i]).reference(&host, &repo),
-        out,
+        stop,
+        |job| async move {
+            match job {
+                Job::Tag(t) => delete_tag(client, name, &tags[t]).await,
+                Job::Image(m, ts) => {
+                    let planned: Vec<&TagReport> = ts.iter().map(|&t| &tags[t]).collect();
+                    delete_image(client, name, &manifests[m], &planned).await
+                }
+            }
+        },
+        |job, attempt| match job {
+            Job::Tag(t) => attempt.print(Item::Tag(&tags[*t]).reference(&host, &repo), out),
+            Job::Image(_, ts) => {
+                for (&t, outcome) in ts.iter().zip(&attempt.tag_outcomes) {
+                    let reference = Item::Tag(&tags[t]).reference(&host, &repo);
+                    out(Line::outcome(reference, outcome).to_string());
+                }
+            }
+        },
     )
     .await;
-    for (i, outcome) in done {
-        report.tags[i].outcome = Some(outcome);
+    let mut finished: HashMap<String, bool> = HashMap::new();
+    let mut whole_done = Vec::new();
+    for (job, attempt) in done {
+        match job {
+            Job::Tag(t) => report.tags[t].outcome = Some(attempt.outcome),
+            Job::Image(m, ts) => {
+                for (t, outcome) in ts.into_iter().zip(attempt.tag_outcomes) {
+                    report.tags[t].outcome = Some(outcome);
+                }
+                let manifest = &mut report.manifests[m];
+                finished.insert(manifest.decision.digest.clone(), attempt.outcome.is_gone());
+                manifest.outcome = Some(attempt.outcome);
+                whole_done.push(m);
+            }
+        }
     }
     if let Some(error) = fatal {
         return Err(error);
@@ -52,13 +107,21 @@ pub async fn execute(
 
     let mut pending: Vec<usize> = (0..report.manifests.len())
         .filter(|&i| report.manifests[i].decision.verdict.is_delete())
+        .filter(|&i| report.manifests[i].outcome.is_none())
         .collect();
-    if pending.is_empty() {
+    if pending.is_empty() && whole_done.is_empty() {
         return Ok(());
     }
     out(Line::DeletingIn(Kind::Manifests, &repo).to_string());
+    whole_done.sort();
+    for m in whole_done {
+        let manifest = &report.manifests[m];
+        if let Some(outcome) = &manifest.outcome {
+            let reference = Item::Manifest(manifest).reference(&host, &repo);
+            out(Line::outcome(reference, outcome).to_string());
+        }
+    }
     let untag_failures = untag_failures(&report.tags);
-    let mut finished: HashMap<String, bool> = HashMap::new();
     while !pending.is_empty() {
         let waiting: HashSet<&str> = pending
             .iter()
@@ -108,20 +171,21 @@ pub async fn execute(
             }
         }
         let (manifests, tags) = (&report.manifests, &report.tags);
+        let name = repo.as_str();
         let (done, fatal) = attempt_all(
             runnable,
             concurrency,
-            |i| delete_manifest(client, &repo, &manifests[i], tags),
-            |i| Item::Manifest(&manifests[i]).reference(&host, &repo),
-            out,
+            stop,
+            |i| delete_manifest(client, name, &manifests[i], tags),
+            |&i, attempt| attempt.print(Item::Manifest(&manifests[i]).reference(&host, &repo), out),
         )
         .await;
-        for (i, outcome) in done {
+        for (i, attempt) in done {
             finished.insert(
                 report.manifests[i].decision.digest.clone(),
-                outcome.is_gone(),
+                attempt.outcome.is_gone(),
             );
-            report.manifests[i].outcome = Some(outcome);
+            report.manifests[i].outcome = Some(attempt.outcome);
         }
         if let Some(error) = fatal {
             return Err(error);
@@ -131,33 +195,93 @@ pub async fn execute(
     Ok(())
 }
 
-/// Runs `attempt` for every job, `concurrency` at a time, printing each attempt's lines
-/// about `reference(job)`. Returns the outcomes and the error that must stop the run, if any.
-async fn attempt_all<'r, F, Fut>(
-    jobs: Vec<usize>,
+/// One deletion of the tag phase.
+#[derive(Debug, Clone)]
+enum Job {
+    /// Untag the tag at this index.
+    Tag(usize),
+    /// Delete the manifest at this index whole, with the tags at these indexes.
+    Image(usize, Vec<usize>),
+}
+
+/// Manifest index → tag indexes, for every image that is deleted whole: a manifest the plan
+/// deletes as untagged once all its tags are deleted, that must not wait for another
+/// deletion (`after` is empty), and where neither it nor any of its tags is locked (the
+/// long way unlocks each one).
+fn images_deleted_whole(report: &RepositoryReport) -> HashMap<usize, Vec<usize>> {
+    let by_name: HashMap<&str, usize> = report
+        .tags
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.decision.name.as_str(), i))
+        .collect();
+    let mut whole = HashMap::new();
+    for (m, manifest) in report.manifests.iter().enumerate() {
+        let d = &manifest.decision;
+        if !d.verdict.is_delete()
+            || !d.after.is_empty()
+            || d.locked
+            || d.unlock
+            || d.tags.is_empty()
+        {
+            continue;
+        }
+        let tags: Option<Vec<usize>> = d
+            .tags
+            .iter()
+            .map(|name| {
+                let &t = by_name.get(name.as_str())?;
+                let tag = &report.tags[t].decision;
+                let ok =
+                    tag.verdict.is_delete() && tag.digest == d.digest && !tag.locked && !tag.unlock;
+                ok.then_some(t)
+            })
+            .collect();
+        if let Some(tags) = tags {
+            whole.insert(m, tags);
+        }
+    }
+    whole
+}
+
+/// Runs `attempt` for every job, `concurrency` at a time, calling `print` as each ends.
+/// Once `stop` is set, the jobs not yet started are skipped. Returns the outcomes and the
+/// error that must stop the repository, if any (jobs after it are skipped too).
+async fn attempt_all<J: Clone, F, Fut>(
+    jobs: Vec<J>,
     concurrency: usize,
+    stop: Stopping<'_>,
     attempt: F,
-    reference: impl Fn(usize) -> Reference<'r>,
-    out: Lines<'_>,
-) -> (Vec<(usize, Outcome)>, Option<RegistryError>)
+    mut print: impl FnMut(&J, &Attempt),
+) -> (Vec<(J, Attempt)>, Option<RegistryError>)
 where
-    F: Fn(usize) -> Fut,
+    F: Fn(J) -> Fut,
     Fut: std::future::Future<Output = Attempt>,
 {
+    let halted = StopSignal::default();
+    let attempt = &attempt;
+    let halted_ref = &halted;
     let mut results = futures::stream::iter(jobs)
-        .map(|i| {
-            let future = attempt(i);
-            async move { (i, future.await) }
+        .map(|job| async move {
+            let result = if stop() || halted_ref.is_stopped() {
+                Attempt::skipped(STOPPED)
+            } else {
+                attempt(job.clone()).await
+            };
+            (job, result)
         })
         .buffer_unordered(concurrency.max(1));
     let mut done = Vec::new();
     let mut fatal = None;
-    while let Some((i, attempt)) = results.next().await {
-        attempt.print(reference(i), out);
-        if fatal.is_none() && attempt.error.as_ref().is_some_and(RegistryError::stops_run) {
-            fatal = attempt.error;
+    while let Some((job, attempt)) = results.next().await {
+        if !attempt.was_stopped() {
+            print(&job, &attempt);
         }
-        done.push((i, attempt.outcome));
+        if fatal.is_none() && attempt.error.as_ref().is_some_and(RegistryError::stops_run) {
+            fatal = attempt.error.clone();
+            halted.stop();
+        }
+        done.push((job, attempt));
     }
     (done, fatal)
 }
@@ -177,6 +301,8 @@ struct Attempt {
     unlock: Option<Result<(), RegistryError>>,
     /// How it ended.
     outcome: Outcome,
+    /// For an image deleted whole: how each of its tags ended, in the job's order.
+    tag_outcomes: Vec<Outcome>,
     /// The error behind a failed outcome, to tell whether it stops the run.
     error: Option<RegistryError>,
 }
@@ -186,18 +312,24 @@ impl Attempt {
         Attempt {
             unlock: None,
             outcome,
+            tag_outcomes: Vec::new(),
             error: None,
         }
     }
 
     fn failed(error: RegistryError) -> Attempt {
         Attempt {
-            unlock: None,
-            outcome: Outcome::Failed {
+            error: Some(error.clone()),
+            ..Attempt::ended(Outcome::Failed {
                 error: error.to_string(),
-            },
-            error: Some(error),
+            })
         }
+    }
+
+    /// Whether it was not attempted because the run or repository was stopping (no line
+    /// is printed for those).
+    fn was_stopped(&self) -> bool {
+        matches!(&self.outcome, Outcome::Skipped { why } if why == STOPPED)
     }
 
     fn skipped(why: &str) -> Attempt {
@@ -250,6 +382,70 @@ async fn delete_tag(client: &RegistryClient, repo: &str, tag: &TagReport) -> Att
         }
     }
     Attempt::finish(unlock, client.delete_tag(repo, &planned.name).await)
+}
+
+/// Deletes an image whole: one read of the tags on its manifest (each must be one of
+/// `tags`, unchanged and unlocked; a planned tag that is gone already counts as gone), then
+/// one manifest DELETE. The tags share the manifest's outcome.
+async fn delete_image(
+    client: &RegistryClient,
+    repo: &str,
+    manifest: &ManifestReport,
+    tags: &[&TagReport],
+) -> Attempt {
+    let digest = &manifest.decision.digest;
+    let planned: HashMap<&str, &TagReport> = tags
+        .iter()
+        .map(|t| (t.decision.name.as_str(), *t))
+        .collect();
+    let now = match client.tags_of_manifest(repo, digest).await {
+        Err(error) => return Attempt::failed(error).for_tags(tags.len(), &HashSet::new()),
+        Ok(now) => now.unwrap_or_default(),
+    };
+    let mut present = HashSet::new();
+    for tag in &now {
+        let why = match planned.get(tag.name.as_str()) {
+            None => Some(format!("it was tagged {} since it was listed", tag.name)),
+            Some(p) if p.decision.last_update_time != tag.last_update_time => {
+                Some(format!("its tag {} changed since it was listed", tag.name))
+            }
+            Some(_) if tag.changeable_attributes.is_locked() => Some(format!(
+                "its tag {} was locked since it was listed",
+                tag.name
+            )),
+            Some(_) => None,
+        };
+        if let Some(why) = why {
+            return Attempt::skipped(&why).for_tags(tags.len(), &HashSet::new());
+        }
+        present.insert(tag.name.clone());
+    }
+    let attempt = Attempt::finish(None, client.delete_manifest(repo, digest).await);
+    let present: HashSet<usize> = tags
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| present.contains(&t.decision.name))
+        .map(|(i, _)| i)
+        .collect();
+    attempt.for_tags(tags.len(), &present)
+}
+
+impl Attempt {
+    /// Gives `count` tags of an image deleted whole their outcomes: the manifest's, except
+    /// that a tag already gone before the delete (not in `present`) counts as already gone,
+    /// as a 404 on its own delete would.
+    fn for_tags(mut self, count: usize, present: &HashSet<usize>) -> Attempt {
+        self.tag_outcomes = (0..count)
+            .map(|i| {
+                if self.outcome.is_gone() && !present.contains(&i) {
+                    Outcome::AlreadyGone
+                } else {
+                    self.outcome.clone()
+                }
+            })
+            .collect();
+        self
+    }
 }
 
 async fn delete_manifest(

@@ -2,8 +2,8 @@
 //! all before anything is deleted, so listings are never paged with a cursor this run has
 //! deleted and the plan sees the whole graph.
 
-use crate::plan::{Body, Draft, RepositoryPlan, Scope};
-use crate::registry::{RegistryClient, RegistryError};
+use crate::plan::{Body, Draft, ReferrerSource, RepositoryPlan, Scope};
+use crate::registry::{RateCard, RegistryClient, RegistryError};
 use crate::report::PlanError;
 use futures::{StreamExt, TryStreamExt};
 use std::collections::HashMap;
@@ -32,7 +32,12 @@ pub async fn plan_repository(
         None
     };
     let draft = Draft::new(repository, scope, tags, manifests)?;
-    let bodies: HashMap<String, Body> = futures::stream::iter(draft.bodies_needed())
+    let source = draft.referrer_source(reads_per_referrers_call(&client.rate_card()));
+    let mut wanted = draft.bodies_needed();
+    if let ReferrerSource::Bodies(extra) = &source {
+        wanted.extend(extra.iter().cloned());
+    }
+    let bodies: HashMap<String, Body> = futures::stream::iter(wanted)
         .map(|digest| async move {
             let body = client.manifest_body(repository, &digest).await?;
             Ok::<_, RegistryError>((digest, body.map_or(Body::Missing, Body::Found)))
@@ -40,13 +45,28 @@ pub async fn plan_repository(
         .buffer_unordered(concurrency.max(1))
         .try_collect()
         .await?;
-    let referrers: HashMap<String, Vec<String>> = futures::stream::iter(draft.referrers_needed())
-        .map(|digest| async move {
-            let list = client.referrers(repository, &digest).await?;
-            Ok::<_, RegistryError>((digest, list))
-        })
-        .buffer_unordered(concurrency.max(1))
-        .try_collect()
-        .await?;
+    let referrers: HashMap<String, Vec<String>> = match source {
+        ReferrerSource::None => HashMap::new(),
+        ReferrerSource::Bodies(_) => draft.referrers_from_bodies(&bodies),
+        ReferrerSource::Api(digests) => {
+            futures::stream::iter(digests)
+                .map(|digest| async move {
+                    let list = client.referrers(repository, &digest).await?;
+                    Ok::<_, RegistryError>((digest, list))
+                })
+                .buffer_unordered(concurrency.max(1))
+                .try_collect()
+                .await?
+        }
+    };
     Ok(Some(draft.finish(&bodies, &referrers)))
+}
+
+/// How many reads the rate card allows for one referrers call.
+fn reads_per_referrers_call(card: &RateCard) -> f64 {
+    match (card.read, card.referrers) {
+        (Some(read), Some(referrers)) => read / referrers,
+        (None, Some(_)) => f64::INFINITY,
+        (_, None) => 0.0,
+    }
 }

@@ -1,10 +1,25 @@
-//! One purge against a registry, the only stage that drives I/O: catalog → plan every
-//! repository ([`inventory`], then the pure [`crate::plan`]) → execute ([`execute`](mod@execute), unless
-//! dry run) → report, with an audit event per deletion ([`audit`]).
+//! One purge against a registry, the only stage that drives I/O: catalog → for each
+//! repository, list and plan it ([`inventory`], then the pure [`crate::plan`]) and execute
+//! the plan ([`execute`](mod@execute), unless dry run) → report, with an audit event per
+//! deletion ([`audit`]).
 //!
-//! Every repository is planned before anything is deleted, so a bad filter or a missing
-//! permission found while planning deletes nothing at all. A repository whose listing fails
-//! for another reason is reported failed (nothing deleted in it) and the others go on.
+//! Repositories are pipelined: up to `--concurrency` of them are listed, planned and
+//! executed side by side under the client's one request budget (its concurrency and its
+//! rate-card pacing), so deletions start while later repositories are still being listed
+//! and small repositories fill the budget together. Each repository is still planned whole
+//! before anything in it is deleted, and every flag, filter and policy is checked before
+//! the first request. Each repository's lines come out together: the first one to print
+//! streams, the others wait their turn.
+//!
+//! Failures stay in their repository where that is safe: a repository whose listing fails,
+//! whose filters cannot be evaluated, or where the identity lacks permission (an ABAC
+//! registry, or a token scope map, without it) is skipped and reported, and the others are
+//! purged (exit 1, partial). Permission errors in [`DENIED_REPOSITORIES_TO_STOP`]
+//! repositories while nothing at all was deleted stop the run: the identity lacks the
+//! rights everywhere. A registry that stops answering (the circuit breaker) stops the run.
+//!
+//! Memory stays bounded: a repository's plan is released once it is executed and reported;
+//! the run's report keeps counts and at most [`RunReport::MAX_ITEMS`] items.
 
 pub mod audit;
 pub mod execute;
@@ -12,25 +27,35 @@ pub mod inventory;
 
 use crate::plan::Scope;
 use crate::policy::Policy;
-use crate::registry::RegistryClient;
+use crate::registry::{RegistryClient, RegistryError};
 use crate::report::text::{Kind, Line};
 use crate::report::{
-    ListingFailure, Problem, Progress, RepositoryReport, RepositoryStatus, RunError, RunReport,
-    Summary,
+    ListingFailure, Outcome, PlanError, Problem, Progress, RepositoryReport, RepositoryStatus,
+    RunError, RunReport, Summary,
 };
 use audit::{DeletionEvents, MAX_DELETION_EVENTS};
 use chrono::Utc;
 use execute::execute;
 use futures::StreamExt;
 use inventory::plan_repository;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use tracing::Instrument;
 
 /// Where acr purge's text lines go ([`Line`]s, rendered).
 pub type Lines<'a> = &'a mut (dyn FnMut(String) + Send);
 
-/// Asks a run to stop before its next repository (on shutdown). Cloning shares the flag.
+/// Called with each repository's full report as it finishes, before the run's report
+/// trims it (`--output json` streams from here).
+pub type Finished<'a> = &'a mut (dyn FnMut(&RepositoryReport) + Send);
+
+/// Repositories with permission errors, while nothing was deleted anywhere, that stop the
+/// run.
+pub const DENIED_REPOSITORIES_TO_STOP: usize = 5;
+
+/// Asks a run to stop: no new repository and no new deletion starts (on shutdown).
+/// Cloning shares the flag.
 #[derive(Debug, Clone, Default)]
 pub struct StopSignal(Arc<AtomicBool>);
 
@@ -51,13 +76,14 @@ impl StopSignal {
 pub struct RunOptions {
     /// Plan only; send no DELETE or PATCH.
     pub dry_run: bool,
-    /// Requests in flight at most (`--concurrency`).
+    /// Requests in flight at most (`--concurrency`); also how many repositories are
+    /// processed side by side.
     pub concurrency: usize,
     /// Catalog page size (`--repository-page-size`).
     pub repository_page_size: usize,
     /// Only these repositories (the webhook narrows runs this way); `None` for all.
     pub only: Option<Vec<String>>,
-    /// Stops the run cleanly between repositories.
+    /// Stops the run cleanly: nothing new starts.
     pub stop: StopSignal,
 }
 
@@ -80,6 +106,17 @@ pub async fn run(
     options: &RunOptions,
     out: Lines<'_>,
 ) -> RunReport {
+    run_with(client, policy, options, out, &mut |_| {}).await
+}
+
+/// [`run`], also handing each repository's full report to `finished` as it completes.
+pub async fn run_with(
+    client: &RegistryClient,
+    policy: &Policy,
+    options: &RunOptions,
+    out: Lines<'_>,
+    finished: Finished<'_>,
+) -> RunReport {
     let started_at = Utc::now();
     let mut report = RunReport {
         registry: client.endpoint().host().to_string(),
@@ -90,44 +127,42 @@ pub async fn run(
         summary: Summary::default(),
         error: None,
     };
-    let mut events = DeletionEvents::new(MAX_DELETION_EVENTS);
-    if let Err(error) = plan_all(client, policy, options, &mut report).await {
-        report.error = Some(error);
-    } else if options.dry_run {
-        out(Line::DryRunBanner.to_string());
-        for repo in &report.repositories {
-            print_dry_run(client.endpoint().host(), repo, out);
-            events.repository(repo, true);
+    let printer = Mutex::new(Printer::new(out));
+    match covered_repositories(client, policy, options).await {
+        Err(error) => report.error = Some(error),
+        Ok(covered) => {
+            if options.dry_run
+                && let Ok(mut printer) = printer.lock()
+            {
+                printer.direct(Line::DryRunBanner.to_string());
+            }
+            report.error =
+                pipeline(client, options, covered, &printer, &mut report, finished).await;
         }
-        // A preview that could not see every repository is incomplete, as a real run
-        // would be: it fails the same way (exit 1, HTTP 500).
-        let failures = listing_failures(&report.repositories);
-        if !failures.is_empty() {
-            report.error = Some(RunError::PartialDryRun(failures));
-        }
-    } else {
-        report.error =
-            execute_all(client, options, &mut report.repositories, &mut events, out).await;
     }
-    events.finish();
     report.finished_at = Utc::now();
-    report.summarize(client.stats());
-    for line in report.summary_lines() {
-        out(line.to_string());
-    }
-    if let Some(error) = &report.error {
-        out(Line::FailedToComplete(&error.to_string()).to_string());
+    report.summary.requests = client.stats();
+    report
+        .repositories
+        .sort_by(|a, b| a.repository.cmp(&b.repository));
+    if let Ok(mut printer) = printer.lock() {
+        for line in report.summary_lines() {
+            printer.direct(line.to_string());
+        }
+        if let Some(error) = &report.error {
+            printer.direct(Line::FailedToComplete(&error.to_string()).to_string());
+        }
     }
     report
 }
 
-/// Lists the catalog and plans every covered repository into `report.repositories`.
-async fn plan_all(
+/// Lists the catalog and decides which repositories the policy covers; every repository
+/// regex is evaluated here, before any repository is read.
+async fn covered_repositories(
     client: &RegistryClient,
     policy: &Policy,
     options: &RunOptions,
-    report: &mut RunReport,
-) -> Result<(), RunError> {
+) -> Result<Vec<(String, Scope)>, RunError> {
     let now = Utc::now();
     let catalog = client
         .catalog(options.repository_page_size)
@@ -148,159 +183,335 @@ async fn plan_all(
     }
     let names: Vec<String> = covered.iter().map(|(n, _)| n.clone()).collect();
     client.plan_token_batches(&names);
-    let concurrency = options.concurrency.max(1);
-    let mut planned = futures::stream::iter(covered)
-        .map(|(name, scope)| async move {
-            let span = tracing::info_span!("plan repository", purge.repository = name.as_str());
-            let result = plan_repository(client, &name, scope, concurrency)
-                .instrument(span)
-                .await;
-            (name, result)
-        })
-        .buffered(concurrency);
-    let mut fatal = None;
-    while let Some((name, result)) = planned.next().await {
-        let repo = match result {
-            Ok(Some(plan)) => RepositoryReport::planned(plan),
-            Ok(None) => RepositoryReport::empty(&name, RepositoryStatus::NotFound),
-            Err(error) => {
-                let status = RepositoryStatus::Failed {
-                    error: error.to_string(),
-                };
-                if error.is_fatal() && fatal.is_none() {
-                    fatal = Some(RunError::PlanningStopped {
-                        repository: name.clone(),
-                        error,
-                    });
-                }
-                RepositoryReport::empty(&name, status)
-            }
-        };
-        report.repositories.push(repo);
-    }
-    if let Some(error) = fatal {
-        return Err(error);
-    }
-    let failures = listing_failures(&report.repositories);
-    if !failures.is_empty() && failures.len() == report.repositories.len() {
-        return Err(RunError::EveryRepositoryFailed(failures));
-    }
-    Ok(())
+    Ok(covered)
 }
 
-/// Every repository whose listing or planning failed.
-fn listing_failures(repositories: &[RepositoryReport]) -> Vec<ListingFailure> {
-    repositories.iter().filter_map(listing_failure).collect()
+/// How one repository ended, for the run's verdict.
+enum Ending {
+    /// Planned (and executed, in a real run) to the end.
+    Completed,
+    /// Not started: the run was stopping.
+    NotReached,
+    /// Started, but the run stopped before all its deletions were attempted.
+    Interrupted,
+    /// Listing or planning failed: skipped, nothing deleted in it.
+    NotPlanned {
+        denied: bool,
+        fatal: Option<PlanError>,
+    },
+    /// Executing hit a permission error (its remaining deletions were not attempted) or
+    /// a registry that stopped answering.
+    Stopped(RegistryError),
 }
 
-fn listing_failure(repo: &RepositoryReport) -> Option<ListingFailure> {
-    match &repo.status {
-        RepositoryStatus::Failed { error } => Some(ListingFailure {
-            repository: repo.repository.clone(),
-            error: error.clone(),
-        }),
-        RepositoryStatus::Done | RepositoryStatus::NotFound | RepositoryStatus::NotReached => None,
-    }
-}
-
-/// Executes every planned repository in name order; returns the run's error, if any.
-async fn execute_all(
+/// Processes every covered repository, `concurrency` at a time, adding each to `report`
+/// as it finishes. Returns the run's error, if any.
+async fn pipeline(
     client: &RegistryClient,
     options: &RunOptions,
-    repositories: &mut [RepositoryReport],
-    events: &mut DeletionEvents,
-    out: Lines<'_>,
+    covered: Vec<(String, Scope)>,
+    printer: &Mutex<Printer<'_>>,
+    report: &mut RunReport,
+    finished: Finished<'_>,
 ) -> Option<RunError> {
-    let mut completed = Vec::new();
-    let mut problems = Vec::new();
-    for index in 0..repositories.len() {
-        if options.stop.is_stopped() {
-            let remaining = mark_not_reached(&mut repositories[index..]);
-            return Some(RunError::Shutdown(Progress {
-                completed,
-                remaining,
-            }));
-        }
-        let repo = &mut repositories[index];
-        match &repo.status {
-            RepositoryStatus::NotFound => {
-                out(Line::RepositoryNotFound(&repo.repository).to_string());
-                continue;
-            }
-            RepositoryStatus::Failed { .. } => {
-                problems.extend(listing_failure(repo).map(Problem::ListingFailed));
-                continue;
-            }
-            RepositoryStatus::Done | RepositoryStatus::NotReached => {}
-        }
-        let span = tracing::info_span!(
-            "purge repository",
-            purge.repository = repo.repository.as_str()
-        );
-        let result = execute(client, repo, options.concurrency, out)
-            .instrument(span.clone())
-            .await;
-        span.in_scope(|| events.repository(repo, false));
-        if let Err(error) = result {
-            let repository = repositories[index].repository.clone();
-            let progress = Progress {
-                completed,
-                remaining: mark_not_reached(&mut repositories[index + 1..]),
+    let total = covered.len();
+    let fatal = StopSignal::default();
+    let stopping = || options.stop.is_stopped() || fatal.is_stopped();
+    let stopping = &stopping;
+    let mut stream = futures::stream::iter(covered.into_iter().enumerate())
+        .map(|(index, (name, scope))| async move {
+            let mut lines = |line: String| {
+                if let Ok(mut p) = printer.lock() {
+                    p.line(index, line);
+                }
             };
-            return Some(if error.is_denied() {
-                RunError::Denied {
-                    repository,
-                    error,
-                    progress,
-                }
-            } else {
-                RunError::RegistryGone {
-                    repository,
-                    error,
-                    progress,
-                }
-            });
+            let (repo, ending, span) =
+                process(client, options, &name, scope, stopping, &mut lines).await;
+            (index, repo, ending, span)
+        })
+        .buffer_unordered(options.concurrency.max(1));
+    let mut events = DeletionEvents::new(MAX_DELETION_EVENTS);
+    let mut tally = Tally::default();
+    while let Some((index, repo, ending, span)) = stream.next().await {
+        if let Ok(mut p) = printer.lock() {
+            p.finish(index);
         }
-        let repo = &repositories[index];
-        let failed = repo
+        match span {
+            Some(span) => span.in_scope(|| events.repository(&repo, options.dry_run)),
+            None => events.repository(&repo, options.dry_run),
+        }
+        finished(&repo);
+        let deleted_here = repo
             .items()
-            .filter(|i| matches!(i.outcome(), Some(crate::report::Outcome::Failed { .. })))
-            .count() as u64;
-        if failed > 0 {
-            problems.push(Problem::DeletionsFailed {
-                repository: repo.repository.clone(),
-                count: failed,
-            });
+            .any(|i| i.outcome().is_some_and(|o| matches!(o, Outcome::Deleted)));
+        tally.record(&repo, ending, deleted_here);
+        if tally.must_stop() {
+            fatal.stop();
         }
-        completed.push(repo.repository.clone());
+        report.add(repo);
     }
-    (!problems.is_empty()).then_some(RunError::Partial(problems))
+    drop(stream);
+    events.finish();
+    tally.error(options.dry_run, total)
 }
 
-/// Marks repositories as not reached; returns their names.
-fn mark_not_reached(repositories: &mut [RepositoryReport]) -> Vec<String> {
-    repositories
-        .iter_mut()
-        .map(|r| {
-            r.status = RepositoryStatus::NotReached;
-            r.repository.clone()
-        })
-        .collect()
+/// Lists, plans and (unless dry run) executes one repository; also returns the span its
+/// deletions ran in (their audit events belong there).
+async fn process(
+    client: &RegistryClient,
+    options: &RunOptions,
+    name: &str,
+    scope: Scope,
+    stopping: &(dyn Fn() -> bool + Sync),
+    out: Lines<'_>,
+) -> (RepositoryReport, Ending, Option<tracing::Span>) {
+    if stopping() {
+        let repo = RepositoryReport::empty(name, RepositoryStatus::NotReached);
+        return (repo, Ending::NotReached, None);
+    }
+    let span = tracing::info_span!("plan repository", purge.repository = name);
+    let planned = plan_repository(client, name, scope, options.concurrency)
+        .instrument(span)
+        .await;
+    let mut repo = match planned {
+        Ok(Some(plan)) => RepositoryReport::planned(plan),
+        Ok(None) => {
+            out(Line::RepositoryNotFound(name).to_string());
+            let repo = RepositoryReport::empty(name, RepositoryStatus::NotFound);
+            return (repo, Ending::Completed, None);
+        }
+        Err(error) => {
+            if options.dry_run {
+                out(Line::FailedToPlan(name, &error.to_string()).to_string());
+            }
+            let status = RepositoryStatus::Failed {
+                error: error.to_string(),
+            };
+            let ending = Ending::NotPlanned {
+                denied: error.is_denied(),
+                fatal: error.is_fatal().then_some(error),
+            };
+            return (RepositoryReport::empty(name, status), ending, None);
+        }
+    };
+    if options.dry_run {
+        print_dry_run(client.endpoint().host(), &repo, out);
+        return (repo, Ending::Completed, None);
+    }
+    let span = tracing::info_span!("purge repository", purge.repository = name);
+    let result = execute(client, &mut repo, options.concurrency, stopping, out)
+        .instrument(span.clone())
+        .await;
+    let interrupted = repo
+        .items()
+        .any(|i| matches!(i.outcome(), Some(Outcome::Skipped { why }) if why == execute::STOPPED));
+    let ending = match result {
+        Err(error) => Ending::Stopped(error),
+        Ok(()) if interrupted => Ending::Interrupted,
+        Ok(()) => Ending::Completed,
+    };
+    (repo, ending, Some(span))
+}
+
+/// Tallies how the repositories ended and decides the run's error.
+#[derive(Default)]
+struct Tally {
+    completed: Vec<String>,
+    remaining: Vec<String>,
+    problems: Vec<Problem>,
+    listing_failures: Vec<ListingFailure>,
+    denied: usize,
+    deleted_anything: bool,
+    /// The first error that stops the run, with its repository.
+    stopper: Option<(String, RunErrorKind, RegistryError)>,
+}
+
+#[derive(Clone, Copy)]
+enum RunErrorKind {
+    Denied,
+    Gone,
+}
+
+impl Tally {
+    fn record(&mut self, repo: &RepositoryReport, ending: Ending, deleted_here: bool) {
+        let name = repo.repository.clone();
+        self.deleted_anything |= deleted_here;
+        match ending {
+            Ending::Completed => {
+                let failed = repo
+                    .items()
+                    .filter(|i| matches!(i.outcome(), Some(Outcome::Failed { .. })))
+                    .count() as u64;
+                if failed > 0 {
+                    self.problems.push(Problem::DeletionsFailed {
+                        repository: name.clone(),
+                        count: failed,
+                    });
+                }
+                if matches!(repo.status, RepositoryStatus::Done) {
+                    self.completed.push(name);
+                }
+            }
+            Ending::NotReached | Ending::Interrupted => self.remaining.push(name),
+            Ending::NotPlanned { denied, fatal } => {
+                if let RepositoryStatus::Failed { error } = &repo.status {
+                    let failure = ListingFailure {
+                        repository: name.clone(),
+                        error: error.clone(),
+                    };
+                    self.listing_failures.push(failure.clone());
+                    self.problems.push(Problem::ListingFailed(failure));
+                }
+                if denied {
+                    self.denied += 1;
+                }
+                if let Some(PlanError::Registry(error)) = fatal {
+                    self.stop_with(name, RunErrorKind::Gone, error);
+                } else if denied && self.too_many_denials() {
+                    let error = RegistryError::Auth(
+                        "permission denied in every repository tried".to_string(),
+                    );
+                    self.stop_with(name, RunErrorKind::Denied, error);
+                }
+            }
+            Ending::Stopped(error) => {
+                if error.is_denied() {
+                    self.denied += 1;
+                    self.problems.push(Problem::Denied {
+                        repository: name.clone(),
+                        error: error.to_string(),
+                    });
+                    if self.too_many_denials() {
+                        self.stop_with(name, RunErrorKind::Denied, error);
+                    }
+                } else {
+                    self.stop_with(name, RunErrorKind::Gone, error);
+                }
+            }
+        }
+    }
+
+    fn too_many_denials(&self) -> bool {
+        self.denied >= DENIED_REPOSITORIES_TO_STOP && !self.deleted_anything
+    }
+
+    fn stop_with(&mut self, repository: String, kind: RunErrorKind, error: RegistryError) {
+        if self.stopper.is_none() {
+            self.stopper = Some((repository, kind, error));
+        }
+    }
+
+    fn must_stop(&self) -> bool {
+        self.stopper.is_some()
+    }
+
+    fn error(self, dry_run: bool, total: usize) -> Option<RunError> {
+        let mut remaining = self.remaining;
+        remaining.sort();
+        let mut completed = self.completed;
+        completed.sort();
+        let progress = Progress {
+            completed,
+            remaining,
+        };
+        if let Some((repository, kind, error)) = self.stopper {
+            return Some(match kind {
+                RunErrorKind::Denied => RunError::Denied {
+                    repository,
+                    error,
+                    progress,
+                },
+                RunErrorKind::Gone => RunError::RegistryGone {
+                    repository,
+                    error,
+                    progress,
+                },
+            });
+        }
+        if !progress.remaining.is_empty() {
+            return Some(RunError::Shutdown(progress));
+        }
+        let mut failures = self.listing_failures;
+        failures.sort_by(|a, b| a.repository.cmp(&b.repository));
+        if !failures.is_empty() && failures.len() == total {
+            return Some(RunError::EveryRepositoryFailed(failures));
+        }
+        if dry_run {
+            // A preview that could not see every repository is incomplete, as a real run
+            // would be: it fails the same way (exit 1, HTTP 500).
+            return (!failures.is_empty()).then_some(RunError::PartialDryRun(failures));
+        }
+        let mut problems = self.problems;
+        problems.sort_by_key(problem_repository);
+        (!problems.is_empty()).then_some(RunError::Partial(problems))
+    }
+}
+
+fn problem_repository(problem: &Problem) -> String {
+    match problem {
+        Problem::ListingFailed(failure) => failure.repository.clone(),
+        Problem::Denied { repository, .. } | Problem::DeletionsFailed { repository, .. } => {
+            repository.clone()
+        }
+    }
+}
+
+/// Keeps each repository's lines together while repositories run side by side: the first
+/// repository to print streams its lines; the others' lines wait, and come out whole, in
+/// turn, as the streaming one finishes.
+struct Printer<'o> {
+    out: Lines<'o>,
+    active: Option<usize>,
+    waiting: BTreeMap<usize, Vec<String>>,
+    finished: HashSet<usize>,
+}
+
+impl<'o> Printer<'o> {
+    fn new(out: Lines<'o>) -> Printer<'o> {
+        Printer {
+            out,
+            active: None,
+            waiting: BTreeMap::new(),
+            finished: HashSet::new(),
+        }
+    }
+
+    /// A line of no repository (banner, summary).
+    fn direct(&mut self, line: String) {
+        (self.out)(line);
+    }
+
+    fn line(&mut self, repository: usize, line: String) {
+        match self.active {
+            None => {
+                self.active = Some(repository);
+                (self.out)(line);
+            }
+            Some(active) if active == repository => (self.out)(line),
+            Some(_) => self.waiting.entry(repository).or_default().push(line),
+        }
+    }
+
+    fn finish(&mut self, repository: usize) {
+        if self.active != Some(repository) {
+            self.finished.insert(repository);
+            return;
+        }
+        self.active = None;
+        while let Some((next, lines)) = self.waiting.pop_first() {
+            for line in lines {
+                (self.out)(line);
+            }
+            if !self.finished.remove(&next) {
+                self.active = Some(next);
+                return;
+            }
+        }
+    }
 }
 
 fn print_dry_run(host: &str, repo: &RepositoryReport, out: Lines<'_>) {
     let name = &repo.repository;
-    match &repo.status {
-        RepositoryStatus::NotFound => {
-            out(Line::RepositoryNotFound(name).to_string());
-            return;
-        }
-        RepositoryStatus::Failed { error } => {
-            out(Line::FailedToPlan(name, error).to_string());
-            return;
-        }
-        RepositoryStatus::Done | RepositoryStatus::NotReached => {}
-    }
     for kind in [Kind::Tags, Kind::Manifests] {
         let mut deleted = repo
             .items()
