@@ -7,6 +7,8 @@ mod support;
 mod acr_parity;
 /// sign-in: managed identity (real azure_identity), token exchange and renewal, ABAC, Basic.
 mod auth;
+/// request economy and pipelining, counted at the emulator against acr purge's requests.
+mod economy;
 /// the `handler` binary started as the Functions host starts it.
 mod functions_host;
 /// infra/ deploys what the handler reads; the package and the workbook agree.

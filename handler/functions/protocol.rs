@@ -29,25 +29,68 @@ fn is_key_line(line: &str) -> bool {
 }
 
 /// `lines` capped at [`MAX_LOG_LINES`]: head, key lines of the middle, a note, tail.
-pub fn cap_lines(mut lines: Vec<String>) -> Vec<String> {
-    if lines.len() <= MAX_LOG_LINES {
-        return lines;
+pub fn cap_lines(lines: Vec<String>) -> Vec<String> {
+    let mut capped = LogLines::default();
+    for line in lines {
+        capped.push(line);
     }
-    let tail = lines.split_off(lines.len() - TAIL_LINES);
-    let middle = lines.split_off(HEAD_LINES);
-    let total_middle = middle.len();
-    let key: Vec<String> = middle
-        .into_iter()
-        .filter(|line| is_key_line(line))
-        .take(KEY_LINES)
-        .collect();
-    let dropped = total_middle - key.len();
-    lines.extend(key);
-    lines.push(format!(
-        "… {dropped} more lines left out here (the report and the handler's logs have everything)"
-    ));
-    lines.extend(tail);
-    lines
+    capped.finish()
+}
+
+/// A run's log lines as they come, capped as [`cap_lines`] caps them while holding at most
+/// [`MAX_LOG_LINES`] of them: a run over a million tags must not keep a million lines for
+/// the host.
+#[derive(Debug, Default)]
+pub struct LogLines {
+    head: Vec<String>,
+    /// Lines that fell out of the tail: all of them while they fit in [`KEY_LINES`]
+    /// (then nothing is left out), afterwards only the first key lines.
+    middle: Vec<String>,
+    /// Whether `middle` holds only key lines.
+    only_key: bool,
+    /// Every line after the head: the last [`TAIL_LINES`] of them.
+    tail: std::collections::VecDeque<String>,
+    /// Lines that fell out of the tail.
+    passed: usize,
+}
+
+impl LogLines {
+    /// Takes one line.
+    pub fn push(&mut self, line: String) {
+        if self.head.len() < HEAD_LINES {
+            self.head.push(line);
+            return;
+        }
+        self.tail.push_back(line);
+        if self.tail.len() <= TAIL_LINES {
+            return;
+        }
+        let Some(line) = self.tail.pop_front() else {
+            return;
+        };
+        self.passed += 1;
+        if self.passed > KEY_LINES && !self.only_key {
+            self.middle.retain(|l| is_key_line(l));
+            self.only_key = true;
+        }
+        if !self.only_key || (is_key_line(&line) && self.middle.len() < KEY_LINES) {
+            self.middle.push(line);
+        }
+    }
+
+    /// The capped lines.
+    pub fn finish(self) -> Vec<String> {
+        let mut lines = self.head;
+        let dropped = self.passed - self.middle.len();
+        lines.extend(self.middle);
+        if dropped > 0 {
+            lines.push(format!(
+                "… {dropped} more lines left out here (the report and the handler's logs have everything)"
+            ));
+        }
+        lines.extend(self.tail);
+        lines
+    }
 }
 
 /// The host's request for a timer invocation.

@@ -2,6 +2,7 @@
 //! repositories, through the same engine as `handler purge`.
 
 use super::config::Config;
+use super::protocol::LogLines;
 use crate::plan::Scope;
 use crate::registry::{ClientOptions, RegistryClient};
 use crate::report::text::Line;
@@ -81,11 +82,14 @@ async fn run_in_span(
         stop,
         ..RunOptions::default()
     };
-    let mut lines = Vec::new();
+    let mut lines = LogLines::default();
     let report = run::run(&client, &config.policy.policy, &options, &mut |line| {
         tracing::info!(target: crate::telemetry::OUTPUT_TARGET, "{line}");
         lines.push(line);
     })
     .await;
-    Finished { report, lines }
+    Finished {
+        report,
+        lines: lines.finish(),
+    }
 }

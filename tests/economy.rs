@@ -1,0 +1,251 @@
+//! Request economy and pipelining: what a purge sends, counted at the emulator, against what
+//! acr purge would send for the same registry; and that deleting an image whole keeps every
+//! safety check.
+
+use crate::support::purge::{Registry, Run, tagged};
+use acr_emulator::{Fault, ManifestSeed, RecordedRequest, RepoSeed, Seed, TagSeed};
+use std::collections::BTreeSet;
+
+/// `repos` repositories of `images` single-tag Docker images, every other one older than a
+/// day: the issue's benchmark registry, small.
+fn docker_registry(repos: usize, images: usize) -> Seed {
+    (0..repos).fold(Seed::new(), |seed, r| {
+        let mut repo = RepoSeed::new(&format!("repo{r:02}"));
+        for i in 0..images {
+            let age = if i % 2 == 0 { "3d" } else { "1h" };
+            repo.push(
+                ManifestSeed::docker(&format!("i{i}"))
+                    .age(age)
+                    .tag(TagSeed::new(&format!("v{i:03}")).age(age)),
+            );
+        }
+        seed.repo(repo)
+    })
+}
+
+fn data_plane(requests: &[RecordedRequest]) -> Vec<&RecordedRequest> {
+    requests
+        .iter()
+        .filter(|r| !r.path.starts_with("/oauth2/") && r.path != "/v2/")
+        .collect()
+}
+
+fn count(requests: &[&RecordedRequest], method: &str, path_part: &str) -> usize {
+    requests
+        .iter()
+        .filter(|r| r.method == method && r.path.contains(path_part))
+        .count()
+}
+
+#[tokio::test]
+async fn stale_images_cost_one_read_and_one_delete_each_and_fewer_requests_than_acr_purge() {
+    let (repos, images) = (4, 10);
+    let registry = Registry::start(docker_registry(repos, images)).await;
+    let run = registry
+        .purge(&["--filter", ".*:.*", "--ago", "1d", "--untagged"])
+        .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let stale = repos * images / 2;
+    assert!(
+        run.stdout
+            .contains(&format!("Number of deleted tags: {stale}")),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains(&format!("Number of deleted manifests: {stale}")),
+        "{}",
+        run.stdout
+    );
+    // Every stale tag is still named as deleted, under its repository's tag section.
+    let deleted = run.lines("Deleted ");
+    for r in 0..repos {
+        let p = registry.prefix(&format!("repo{r:02}"));
+        for i in (0..images).step_by(2) {
+            assert!(deleted.contains(&format!("{p}:v{i:03}")), "{deleted:?}");
+        }
+    }
+    let all = registry.emulator().requests();
+    let requests = data_plane(&all);
+    assert_eq!(count(&requests, "DELETE", "/manifests/"), stale);
+    assert_eq!(
+        count(&requests, "DELETE", "/_tags/"),
+        0,
+        "no untagging first"
+    );
+    assert_eq!(
+        count(&requests, "GET", "/referrers/"),
+        0,
+        "the listing decides"
+    );
+    let verifications = requests
+        .iter()
+        .filter(|r| r.method == "GET" && r.query.contains("digest="))
+        .count();
+    assert_eq!(verifications, stale, "one verifying read per image");
+    // acr purge: the catalog, a tag and a manifest page per repository, then an untag and
+    // a manifest DELETE per stale image (Docker manifests are not read).
+    let acr_purge = 1 + repos * 2 + stale * 2;
+    assert!(
+        requests.len() <= acr_purge,
+        "{} requests, acr purge sends {acr_purge}",
+        requests.len()
+    );
+    // Every young image is intact.
+    for r in 0..repos {
+        let tags = registry.tags(&format!("repo{r:02}"));
+        let young: BTreeSet<String> = (1..images).step_by(2).map(|i| format!("v{i:03}")).collect();
+        assert_eq!(tags, young);
+    }
+}
+
+#[tokio::test]
+async fn the_dry_run_names_exactly_what_the_real_run_deletes() {
+    // Images deleted whole, tags untagged only (the manifest keeps another tag), an index
+    // with its children, and a locked image.
+    let repo = RepoSeed::new("r")
+        .manifest(tagged("whole", "old-1", "3d"))
+        .manifest(
+            ManifestSeed::image("shared")
+                .age("3d")
+                .tag(TagSeed::new("old-2").age("3d"))
+                .tag(TagSeed::new("stays").age("1h")),
+        )
+        .manifest(ManifestSeed::image("amd64").age("3d"))
+        .manifest(ManifestSeed::image("arm64").age("3d"))
+        .manifest(
+            ManifestSeed::index("multi")
+                .age("3d")
+                .child("amd64")
+                .child("arm64")
+                .tag(TagSeed::new("old-3").age("3d")),
+        )
+        .manifest(
+            ManifestSeed::image("locked")
+                .age("3d")
+                .tag(TagSeed::new("old-4").age("3d").locked()),
+        )
+        .manifest(ManifestSeed::image("loose").age("3d"));
+    let seed = Seed::new().repo(repo);
+    let args = ["--filter", "r:.*", "--ago", "1d", "--untagged"];
+    let preview = Registry::start(seed.clone()).await;
+    let dry = preview.purge(&[&args[..], &["--dry-run"]].concat()).await;
+    assert_eq!(dry.code, 0, "{}", dry.stderr);
+    assert!(preview.mutations().is_empty());
+    let real_registry = Registry::start(seed).await;
+    let real = real_registry.purge(&args).await;
+    assert_eq!(real.code, 0, "{}", real.stderr);
+    // Both registries print the same host, so the lines compare as they are.
+    let strip = |run: &Run, prefix: &str| -> BTreeSet<String> {
+        run.lines(prefix)
+            .into_iter()
+            .map(|l| l.replace(&real_registry.running.host(), "HOST"))
+            .map(|l| l.replace(&preview.running.host(), "HOST"))
+            .collect()
+    };
+    let would = strip(&dry, "Would delete: ");
+    let done = strip(&real, "Deleted ");
+    assert_eq!(would, done);
+    assert!(would.contains("HOST/r:old-1") && would.contains("HOST/r:old-2"));
+    assert!(!would.iter().any(|l| l.ends_with(":old-4")), "locked stays");
+    let left = real_registry.emulator().snapshot();
+    assert!(left.has_manifest("r", &real_registry.digest("r", "shared")));
+    assert!(!left.has_manifest("r", &real_registry.digest("r", "amd64")));
+    assert_eq!(
+        real_registry.tags("r"),
+        ["old-4", "stays"].map(String::from).into()
+    );
+}
+
+#[tokio::test]
+async fn an_image_locked_while_its_tags_are_verified_is_kept_whole() {
+    let repo = RepoSeed::new("r")
+        .manifest(tagged("a", "v1", "2d"))
+        .manifest(tagged("b", "v2", "2d"));
+    let registry = Registry::start(Seed::new().repo(repo)).await;
+    let a = registry.digest("r", "a");
+    // Hold the verifying read of image a, and lock its tag meanwhile.
+    registry.emulator().inject(
+        Fault::delay(std::time::Duration::from_millis(1500))
+            .method("GET")
+            .path_contains("/_tags")
+            .query_contains(&a)
+            .times(1),
+    );
+    let url = format!("{}/acr/v1/r/_tags/v1", registry.running.url);
+    let (run, locked) = tokio::join!(
+        registry.purge(&["--filter", "r:.*", "--ago", "1d", "--untagged"]),
+        async {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            reqwest::Client::new()
+                .patch(&url)
+                .json(&serde_json::json!({"deleteEnabled": false}))
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        }
+    );
+    assert_eq!(locked.ok(), Some(200));
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout
+            .contains("its tag v1 was locked since it was listed"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(registry.tags("r"), ["v1".to_string()].into());
+    assert!(registry.has("r", "a"), "the image stays whole");
+    assert!(!registry.has("r", "b"));
+}
+
+#[tokio::test]
+async fn deletions_start_before_the_last_repository_is_listed() {
+    let registry = Registry::start(docker_registry(6, 4)).await;
+    registry
+        .emulator()
+        .set_latency(std::time::Duration::from_millis(30));
+    let run = registry
+        .purge(&["--filter", ".*:.*", "--ago", "1d", "--concurrency", "2"])
+        .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let requests = registry.emulator().requests();
+    let first_delete = requests
+        .iter()
+        .position(|r| r.method == "DELETE")
+        .expect("deletions");
+    let last_listing = requests
+        .iter()
+        .rposition(|r| r.path.ends_with("/_tags") && r.query.contains("orderby"))
+        .expect("listings");
+    assert!(
+        first_delete < last_listing,
+        "the first DELETE (request {first_delete}) comes before the last listing \
+         (request {last_listing})"
+    );
+    // Each repository's lines still come out together.
+    let headers: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("Deleting tags for repository: "))
+        .collect();
+    let mut sorted = headers.clone();
+    sorted.dedup();
+    assert_eq!(headers.len(), 6);
+    assert_eq!(sorted.len(), 6, "{headers:?}");
+    for repo in headers {
+        let lines: Vec<usize> = run
+            .stdout
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| l.contains(&format!("/{repo}:")))
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(
+            lines.last().unwrap() - lines.first().unwrap() + 1,
+            lines.len(),
+            "{repo}'s lines are together:\n{}",
+            run.stdout
+        );
+    }
+}
