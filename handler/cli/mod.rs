@@ -91,7 +91,7 @@ pub struct PurgeArgs {
     /// Unlock and delete locked tags and manifests too.
     #[arg(long)]
     pub include_locked: bool,
-    /// Requests in flight at most (1-32).
+    /// Requests of each kind (reads, deletes, …) in flight at most (1-32).
     #[arg(long, allow_negative_numbers = true)]
     pub concurrency: Option<i64>,
     /// ACR's per-identity request budgets to pace to: basic, standard, premium, unlimited,

@@ -205,7 +205,6 @@ impl Listing {
                     let tag = TagAttributes {
                         name: t.name.clone(),
                         digest: m.digest.clone(),
-                        created_time: None,
                         last_update_time: self.text(&t.updated),
                         changeable_attributes: lock(t.locked),
                     };
@@ -227,12 +226,8 @@ impl Listing {
                 ManifestAttributes {
                     digest: Some(m.digest.clone()),
                     image_size: None,
-                    created_time: None,
                     last_update_time: self.text(&m.updated),
-                    architecture: None,
-                    os: None,
                     media_type: m.media_type.clone(),
-                    config_media_type: None,
                     tags: (!tags.is_empty()).then_some(tags),
                     changeable_attributes: lock(m.locked),
                 }

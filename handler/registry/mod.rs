@@ -40,9 +40,9 @@ pub enum DeleteStatus {
     NotAllowed,
 }
 
-/// Requests in flight at most: `--concurrency` and the policy's `concurrency`, 1 to
-/// [`Concurrency::MAX`] (ACR's recommended maximum of parallel deletes), default
-/// [`Concurrency::DEFAULT`]. The one definition of both numbers.
+/// Requests of each rate-card category in flight at most: `--concurrency` and the policy's
+/// `concurrency`, 1 to [`Concurrency::MAX`] (ACR's recommended maximum of parallel deletes),
+/// default [`Concurrency::DEFAULT`]. The one definition of both numbers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Concurrency(usize);
 

@@ -1,5 +1,7 @@
 //! The ACR and OCI payloads the engine reads, leniently typed: unknown fields are ignored
-//! and every field the service may omit is optional.
+//! and every field the service may omit is optional. Only the fields the engine uses are
+//! kept (a listing of a million tags is held while its repository is planned), so
+//! `createdTime`, `architecture`, `os` and `configMediaType` are not read.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -122,9 +124,6 @@ pub struct TagAttributes {
     /// The manifest digest it points to.
     #[serde(default)]
     pub digest: String,
-    /// When the tag was created.
-    #[serde(default)]
-    pub created_time: Option<String>,
     /// When the tag was last pushed or moved; this is what `--ago` compares.
     #[serde(default)]
     pub last_update_time: Option<String>,
@@ -143,24 +142,12 @@ pub struct ManifestAttributes {
     /// Size in bytes of the image.
     #[serde(default)]
     pub image_size: Option<u64>,
-    /// When the manifest was pushed.
-    #[serde(default)]
-    pub created_time: Option<String>,
     /// When the manifest was last updated; `--ago` for untagged manifests compares this.
     #[serde(default)]
     pub last_update_time: Option<String>,
-    /// CPU architecture, for platform manifests.
-    #[serde(default)]
-    pub architecture: Option<String>,
-    /// Operating system, for platform manifests.
-    #[serde(default)]
-    pub os: Option<String>,
     /// The manifest media type; absent on some old manifests.
     #[serde(default)]
     pub media_type: Option<String>,
-    /// The config blob media type.
-    #[serde(default)]
-    pub config_media_type: Option<String>,
     /// Tags on the manifest; absent or null when untagged.
     #[serde(default)]
     pub tags: Option<Vec<String>>,

@@ -1,7 +1,10 @@
 //! Sending one request: pacing to the rate card, bounded concurrency, retries, and
 //! throttling.
 //!
-//! Every data-plane request first waits for its category's slot ([`super::pacing`]). A 429
+//! At most `concurrency` requests of each rate-card category are in flight (so
+//! `--concurrency 8` means 8 deletes in flight, as in acr purge, while reads that verify
+//! the next deletions and list other repositories proceed beside them). Every data-plane
+//! request first waits for its category's slot ([`super::pacing`]). A 429
 //! slows its category down (its requests wait out the `Retry-After`, or an exponential
 //! backoff with jitter, and its rate is halved; a 429 on an unmetered token request pauses
 //! the whole client) and is retried for as long as [`RetryPolicy::max_throttled_wait`]
@@ -203,7 +206,8 @@ pub(crate) struct Transport {
     pub retry: RetryPolicy,
     pub stats: Arc<RequestStats>,
     pacer: Arc<Pacer>,
-    permits: Arc<Semaphore>,
+    /// Requests in flight, bounded per category (the last one is for token requests).
+    permits: Arc<[Semaphore; 5]>,
     resume_at: Arc<std::sync::Mutex<Option<Instant>>>,
     /// Requests in a row that failed after all their retries (the circuit breaker's count).
     failures_in_a_row: Arc<AtomicU32>,
@@ -221,7 +225,7 @@ impl Transport {
             retry,
             stats: Arc::default(),
             pacer: Arc::new(Pacer::new(card)),
-            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            permits: Arc::new(std::array::from_fn(|_| Semaphore::new(concurrency.max(1)))),
             resume_at: Arc::default(),
             failures_in_a_row: Arc::default(),
         }
@@ -289,7 +293,9 @@ impl Transport {
                 None => self.wait_for_gate().await,
             }
             let sent = {
-                let _permit = self.permits.acquire().await;
+                let _permit = self.permits[category.map_or(4, |c| c as usize)]
+                    .acquire()
+                    .await;
                 self.stats.requests.fetch_add(1, Ordering::Relaxed);
                 build().timeout(self.retry.request_timeout).send().await
             };

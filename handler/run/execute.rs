@@ -1,6 +1,7 @@
 //! Carrying out one repository's plan: tags first, then manifests in waves (a parent index
-//! or a signed subject before what depends on it), each deletion concurrent up to the
-//! client's limit.
+//! or a signed subject before what depends on it). Twice `concurrency` deletions are under
+//! way at once, so that while `concurrency` deletes are in flight (the client's limit per
+//! category) the next ones are being verified.
 //!
 //! Request economy: an image whose every tag is deleted and which the rule then deletes as
 //! untagged is removed with one manifest DELETE (the registry removes its tags with it)
@@ -259,6 +260,8 @@ where
     Fut: std::future::Future<Output = Attempt>,
 {
     let halted = StopSignal::default();
+    // Each job is a read then a delete: twice the jobs keep both kinds of request busy.
+    let concurrency = concurrency.max(1) * 2;
     let attempt = &attempt;
     let halted_ref = &halted;
     let mut results = futures::stream::iter(jobs)

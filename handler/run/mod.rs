@@ -76,7 +76,7 @@ impl StopSignal {
 pub struct RunOptions {
     /// Plan only; send no DELETE or PATCH.
     pub dry_run: bool,
-    /// Requests in flight at most (`--concurrency`); also how many repositories are
+    /// Requests of each kind in flight at most (`--concurrency`); also how many repositories are
     /// processed side by side.
     pub concurrency: usize,
     /// Catalog page size (`--repository-page-size`).
