@@ -3,7 +3,7 @@
 //! safety check.
 
 use crate::support::purge::{Registry, Run, tagged};
-use acr_emulator::{Fault, ManifestSeed, RecordedRequest, RepoSeed, Seed, TagSeed};
+use acr_emulator::{Fault, ManifestSeed, RateCard, RecordedRequest, RepoSeed, Seed, TagSeed};
 use std::collections::BTreeSet;
 
 /// `repos` repositories of `images` single-tag Docker images, every other one older than a
@@ -247,5 +247,100 @@ async fn deletions_start_before_the_last_repository_is_listed() {
             "{repo}'s lines are together:\n{}",
             run.stdout
         );
+    }
+}
+
+/// A small card: 10 deletes a second, bursts of half a second's worth, a 3 s penalty.
+fn small_card() -> RateCard {
+    RateCard {
+        read: 6000.0,
+        write: 600.0,
+        delete: 600.0,
+        referrers: 300.0,
+        burst_seconds: 0.5,
+        penalty_seconds: 3.0,
+    }
+}
+
+#[tokio::test]
+async fn under_a_small_rate_card_nothing_fails_and_deletes_run_at_the_bucket_rate() {
+    let registry = Registry::start(docker_registry(2, 120)).await;
+    let card = small_card();
+    registry.emulator().set_rate_card(Some(card.clone()));
+    let run = registry
+        .purge(&[
+            "--filter",
+            ".*:.*",
+            "--ago",
+            "1d",
+            "--untagged",
+            "--rate-card",
+            "read=6000,write=600,delete=600,referrers=300",
+        ])
+        .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("Number of deleted manifests: 120"),
+        "{}",
+        run.stdout
+    );
+    let stats = registry.emulator().rate_stats();
+    assert_eq!(stats.delete.allowed, 120);
+    assert_eq!(
+        stats.delete.throttled, 0,
+        "paced under the bucket: {stats:?}"
+    );
+    assert_eq!(stats.read.throttled, 0, "{stats:?}");
+    // The delete rate past the initial burst, as the emulator saw it (reported, and held
+    // to within 10% of the bucket: the pacer aims at 97% of the card).
+    let (first, last) = (
+        stats.delete.first_allowed.expect("deletes"),
+        stats.delete.last_allowed.expect("deletes"),
+    );
+    let burst = (card.delete / 60.0 * card.burst_seconds) as u64;
+    let seconds = (last - first).as_secs_f64();
+    let rate = (stats.delete.allowed - burst) as f64 / seconds;
+    let bucket = card.delete / 60.0;
+    println!("delete rate {rate:.2}/s against a bucket of {bucket:.2}/s over {seconds:.1} s");
+    assert!(
+        rate >= 0.9 * bucket && rate <= 1.02 * bucket,
+        "{rate:.2}/s against {bucket:.2}/s"
+    );
+}
+
+#[tokio::test]
+async fn a_registry_stricter_than_the_card_throttles_the_run_but_fails_nothing() {
+    let registry = Registry::start(docker_registry(2, 40)).await;
+    registry.emulator().set_rate_card(Some(small_card()));
+    // The client believes in five times the delete budget.
+    let run = registry
+        .purge(&[
+            "--filter",
+            ".*:.*",
+            "--ago",
+            "1d",
+            "--untagged",
+            "--rate-card",
+            "read=6000,write=600,delete=3000,referrers=300",
+            "--output",
+            "json",
+        ])
+        .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let report = run.json();
+    assert_eq!(report["summary"]["manifestsDeleted"], 40);
+    assert_eq!(report["summary"]["failed"], 0);
+    let stats = registry.emulator().rate_stats();
+    assert!(
+        stats.delete.throttled > 0,
+        "the registry pushed back: {stats:?}"
+    );
+    assert_eq!(
+        report["summary"]["requests"]["byCategory"]["delete"]["throttled"],
+        stats.delete.throttled
+    );
+    assert_eq!(stats.delete.allowed, 40);
+    for r in 0..2 {
+        assert_eq!(registry.tags(&format!("repo{r:02}")).len(), 20);
     }
 }

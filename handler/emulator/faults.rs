@@ -218,9 +218,18 @@ pub(crate) async fn middleware(
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
-    let response = match verdict.respond {
-        Some((status, retry_after)) => fault_response(status, retry_after),
-        None => next.run(request).await,
+    let authorization = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let throttled = match verdict.respond {
+        Some(_) => None,
+        None => shared.admit(&method, &path, authorization),
+    };
+    let response = match (verdict.respond, throttled) {
+        (Some((status, retry_after)), _) => fault_response(status, retry_after),
+        (None, Some(seconds)) => fault_response(429, Some(seconds.to_string())),
+        (None, None) => next.run(request).await,
     };
     shared.record_status(index, response.status().as_u16());
     response

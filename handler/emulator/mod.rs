@@ -68,6 +68,7 @@ mod body;
 mod faults;
 mod http;
 mod load;
+mod rates;
 mod routes_acr;
 mod routes_v2;
 mod sample;
@@ -89,6 +90,7 @@ use tokio::task::JoinHandle;
 pub use body::sha256_digest;
 pub use faults::{Fault, FaultAction, PathMatch, RecordedRequest};
 pub use load::format_time;
+pub use rates::{CategoryStats, RateCard, RateStats};
 pub use sample::sample_registry;
 pub use seed::{
     AuthMode, ChildSeed, DOCKER_LIST, DOCKER_MANIFEST, ManifestSeed, OCI_ARTIFACT, OCI_EMPTY,
@@ -106,6 +108,7 @@ pub(crate) struct Shared {
     faults: Mutex<Vec<Fault>>,
     requests: Mutex<Vec<RecordedRequest>>,
     latency: Mutex<Duration>,
+    limits: Mutex<rates::Limits>,
     secret: String,
 }
 
@@ -133,6 +136,16 @@ impl Shared {
 
     pub(crate) fn latency(&self) -> Duration {
         *lock(&self.latency)
+    }
+
+    /// Meters a request against the rate card; `Some(retry_after)` when it is throttled.
+    pub(crate) fn admit(
+        &self,
+        method: &str,
+        path: &str,
+        authorization: Option<&str>,
+    ) -> Option<u64> {
+        lock(&self.limits).admit(method, path, authorization)
     }
 
     pub(crate) fn evaluate_faults(&self, method: &str, path: &str, query: &str) -> faults::Verdict {
@@ -176,6 +189,7 @@ impl Emulator {
                 faults: Mutex::new(Vec::new()),
                 requests: Mutex::new(Vec::new()),
                 latency: Mutex::new(Duration::ZERO),
+                limits: Mutex::default(),
                 secret,
             }),
         })
@@ -235,6 +249,22 @@ impl Emulator {
             stop: Some(tx),
             task: Some(task),
         })
+    }
+
+    /// Enforces ACR's per-identity rate limits from `card` (`None`: unlimited, the default);
+    /// resets the buckets. See the `rates` module for the model.
+    pub fn set_rate_card(&self, card: Option<RateCard>) {
+        lock(&self.shared.limits).set_card(card);
+    }
+
+    /// Requests allowed and throttled per rate-card category so far.
+    pub fn rate_stats(&self) -> RateStats {
+        lock(&self.shared.limits).stats()
+    }
+
+    /// Clears the counters of [`Emulator::rate_stats`].
+    pub fn reset_rate_stats(&self) {
+        lock(&self.shared.limits).reset_stats();
     }
 
     /// Adds a fault rule (checked in insertion order before normal handling).
