@@ -59,6 +59,9 @@ async fn timer_run_spans_reach_otlp_before_the_answer() {
     assert_eq!(int("purge.manifests_deleted"), Some(3));
     assert_eq!(int("purge.failed"), Some(0));
     assert_eq!(int("purge.throttled"), Some(0));
+    // Per rate-card category: one DELETE per deleted manifest (both tags went with theirs).
+    assert_eq!(int("purge.requests.delete"), Some(3));
+    assert_eq!(int("purge.throttled.delete"), Some(0));
     assert_eq!(root.status.as_ref().map(|s| s.code), Some(1), "status OK");
 
     // Children: one plan and one purge span per repository, under the root.

@@ -68,7 +68,19 @@ pub fn record(report: &RunReport, seconds: f64, context: &RunContext) {
     for (reason, count) in &s.protected {
         m.protected.add(*count, &with("reason", reason.clone()));
     }
-    m.throttled.add(s.requests.throttled, &common);
+    // Per rate-card category; 429s on token requests (not metered by the card) as `token`.
+    let mut categorized = 0;
+    for category in crate::registry::Category::ALL {
+        let throttled = s.requests.by_category.get(category).throttled;
+        categorized += throttled;
+        m.throttled
+            .add(throttled, &with("purge.category", category.name().into()));
+    }
+    let token = s.requests.throttled.saturating_sub(categorized);
+    if token > 0 {
+        m.throttled
+            .add(token, &with("purge.category", "token".into()));
+    }
     let run_failed = report.error.as_ref().map_or(0, |e| e.run_failures());
     m.failures.add(s.failed + run_failed, &common);
     m.duration.record(

@@ -31,6 +31,14 @@ pub fn run_span(context: &RunContext) -> tracing::Span {
         purge.protected = Empty,
         purge.failed = Empty,
         purge.throttled = Empty,
+        purge.throttled.read = Empty,
+        purge.throttled.write = Empty,
+        purge.throttled.delete = Empty,
+        purge.throttled.referrers = Empty,
+        purge.requests.read = Empty,
+        purge.requests.write = Empty,
+        purge.requests.delete = Empty,
+        purge.requests.referrers = Empty,
         trace_id = Empty,
     );
     if let Some(parent) = &context.parent {
@@ -52,6 +60,22 @@ pub fn finish_run(span: &tracing::Span, context: &RunContext, report: &RunReport
     span.record("purge.protected", super::int(protected));
     span.record("purge.failed", super::int(s.failed));
     span.record("purge.throttled", super::int(s.requests.throttled));
+    let by = &s.requests.by_category;
+    for (category, counts) in [
+        ("read", by.read),
+        ("write", by.write),
+        ("delete", by.delete),
+        ("referrers", by.referrers),
+    ] {
+        span.record(
+            format!("purge.throttled.{category}").as_str(),
+            super::int(counts.throttled),
+        );
+        span.record(
+            format!("purge.requests.{category}").as_str(),
+            super::int(counts.requests),
+        );
+    }
     match &report.error {
         None => {
             span.record("otel.status_code", "ok");
