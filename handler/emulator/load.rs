@@ -8,7 +8,7 @@ use chrono::{DateTime, Duration, Timelike, Utc};
 
 use super::body::{self, BodySpec, Descriptor};
 use super::seed::{MEDIA_TYPES, ManifestSeed, RepoSeed, Seed, TagSeed, TimeSpec};
-use super::state::{Attributes, Manifest, Registry, Repo, Tag};
+use super::state::{Attributes, Manifest, Registry, Repo, Tag, Text};
 
 /// Default layer size of synthesized images.
 const DEFAULT_LAYER_SIZE: u64 = 2_621_440;
@@ -69,15 +69,15 @@ pub fn parse_age(text: &str) -> anyhow::Result<Duration> {
 fn resolve_time(
     spec: &TimeSpec,
     age: Option<&str>,
-    inherited: &Option<String>,
+    inherited: &Option<Text>,
     now: DateTime<Utc>,
-) -> anyhow::Result<Option<String>> {
+) -> anyhow::Result<Option<Text>> {
     Ok(match spec {
         TimeSpec::Null => None,
-        TimeSpec::At(text) => Some(text.clone()),
-        TimeSpec::Age(a) => Some(format_time(now - parse_age(a)?)),
+        TimeSpec::At(text) => Some(text.as_str().into()),
+        TimeSpec::Age(a) => Some(format_time(now - parse_age(a)?).into()),
         TimeSpec::Inherit => match age {
-            Some(a) => Some(format_time(now - parse_age(a)?)),
+            Some(a) => Some(format_time(now - parse_age(a)?).into()),
             None => inherited.clone(),
         },
     })
@@ -154,7 +154,7 @@ fn check_unique_tags(repo: &str, resolved: &[(Manifest, Vec<Tag>)]) -> anyhow::R
     let mut seen = HashSet::new();
     for (_, tags) in resolved {
         for t in tags {
-            if !seen.insert(t.name.as_str()) {
+            if !seen.insert(&*t.name) {
                 bail!("repository {repo:?}: tag {:?} is given twice", t.name);
             }
             if !valid_tag(&t.name) {
@@ -203,7 +203,7 @@ impl<'a> Resolver<'a> {
     }
 
     fn record(&mut self, i: usize, item: (Manifest, Vec<Tag>)) -> anyhow::Result<()> {
-        let digest = item.0.digest.clone();
+        let digest = item.0.digest.to_string();
         if let Some(other) = self.by_digest.insert(digest.clone(), i) {
             bail!(
                 "{} has the same digest {digest} as {}; give it a distinct alias or body",
@@ -250,7 +250,7 @@ impl<'a> Resolver<'a> {
             Lookup::Ready(m) => Some(Descriptor {
                 media_type: body::content_type(m.media_type.as_deref(), !m.children.is_empty())
                     .to_string(),
-                digest: m.digest.clone(),
+                digest: m.digest.to_string(),
                 size: m.body.len(),
                 platform: None,
             }),
@@ -308,8 +308,8 @@ impl<'a> Resolver<'a> {
     fn platform_of(&self, digest: &str) -> Option<super::seed::Platform> {
         let (m, _) = self.done[*self.by_digest.get(digest)?].as_ref()?;
         Some(super::seed::Platform {
-            architecture: m.architecture.clone()?,
-            os: m.os.clone()?,
+            architecture: m.architecture.as_deref()?.to_string(),
+            os: m.os.as_deref()?.to_string(),
             variant: None,
         })
     }
@@ -350,7 +350,7 @@ impl<'a> Resolver<'a> {
         let last_update_time = resolve_time(
             &seed.last_update_time,
             seed.age.as_deref(),
-            &Some(format_time(self.now)),
+            &Some(format_time(self.now).into()),
             self.now,
         )?;
         let created_time = resolve_time(
@@ -361,8 +361,8 @@ impl<'a> Resolver<'a> {
         )?;
         Ok(Manifest {
             alias: seed.alias.clone(),
-            digest: body::sha256_digest(&bytes),
-            media_type: seed.media_type.clone(),
+            digest: body::sha256_digest(&bytes).into(),
+            media_type: seed.media_type.as_deref().map(Text::from),
             image_size: seed
                 .image_size
                 .unwrap_or(bytes.len() as u64 + 512 + layer_size),
@@ -375,12 +375,13 @@ impl<'a> Resolver<'a> {
                 read_enabled: seed.read_enabled,
                 list_enabled: seed.list_enabled,
             },
-            subject,
+            subject: subject.map(Text::from),
             children,
             artifact_type: seed.artifact_type.clone(),
             config_media_type: seed.config_media_type.clone(),
-            architecture: seed.architecture.clone(),
-            os: seed.os.clone(),
+            architecture: seed.architecture.as_deref().map(Text::from),
+            os: seed.os.as_deref().map(Text::from),
+            tags: Vec::new(),
         })
     }
 }
@@ -403,7 +404,7 @@ fn check_media_type(seed: &ManifestSeed) -> anyhow::Result<()> {
 fn build_tag(seed: &TagSeed, manifest: &Manifest, now: DateTime<Utc>) -> anyhow::Result<Tag> {
     let ctx = || format!("tag {:?}", seed.name);
     Ok(Tag {
-        name: seed.name.clone(),
+        name: seed.name.as_str().into(),
         digest: manifest.digest.clone(),
         created_time: resolve_time(
             &seed.created_time,
@@ -461,7 +462,7 @@ impl Seed {
         let resolved = resolve_repo(seed, chrono::Utc::now())?;
         Ok(resolved
             .into_iter()
-            .filter_map(|(m, _)| m.alias.map(|a| (a, m.digest)))
+            .filter_map(|(m, _)| m.alias.map(|a| (a, m.digest.to_string())))
             .collect())
     }
 }
@@ -504,7 +505,7 @@ mod tests {
             );
         let out = resolve_repo(&repo, now()).unwrap();
         for (m, _) in &out {
-            assert_eq!(m.digest, body::sha256_digest(&m.body));
+            assert_eq!(&*m.digest, body::sha256_digest(&m.body));
         }
         let (a, tags) = &out[0];
         assert_eq!(
@@ -517,7 +518,7 @@ mod tests {
         );
         let (i, _) = &out[1];
         assert_eq!(i.media_type.as_deref(), Some(OCI_INDEX));
-        assert_eq!(i.children, vec![a.digest.clone()]);
+        assert_eq!(i.children, vec![a.digest.to_string()]);
         assert_eq!(i.last_update_time.as_deref(), Some("date"));
         assert_eq!(i.created_time, None);
         let body: serde_json::Value = serde_json::from_slice(&i.body).unwrap();
@@ -530,7 +531,7 @@ mod tests {
             .manifest(ManifestSeed::artifact("sig", "application/example").subject("a"))
             .manifest(ManifestSeed::image("a"));
         let out = resolve_repo(&repo, now()).unwrap();
-        assert_eq!(out[0].0.subject.as_deref(), Some(out[1].0.digest.as_str()));
+        assert_eq!(out[0].0.subject.as_deref(), Some(&*out[1].0.digest));
     }
 
     fn error_of(repo: RepoSeed) -> String {

@@ -131,35 +131,38 @@ fn dispatch(ctx: &Ctx<'_>, method: &Method, route: AcrRoute) -> ApiResult {
 /// A tag as the ACR API shows it.
 pub(crate) fn tag_json(tag: &Tag) -> Value {
     json!({
-        "name": tag.name,
-        "digest": tag.digest,
-        "createdTime": tag.created_time,
-        "lastUpdateTime": tag.last_update_time,
+        "name": &*tag.name,
+        "digest": &*tag.digest,
+        "createdTime": tag.created_time.as_deref(),
+        "lastUpdateTime": tag.last_update_time.as_deref(),
         "signed": false,
         "changeableAttributes": tag.attrs,
     })
 }
 
 /// A manifest as the ACR API shows it (`tags` omitted when untagged).
-pub(crate) fn manifest_json(repo: &Repo, m: &Manifest) -> Value {
+pub(crate) fn manifest_json(m: &Manifest) -> Value {
     let mut obj = Map::new();
-    obj.insert("digest".into(), json!(m.digest));
+    obj.insert("digest".into(), json!(&*m.digest));
     obj.insert("imageSize".into(), json!(m.image_size));
-    obj.insert("createdTime".into(), json!(m.created_time));
-    obj.insert("lastUpdateTime".into(), json!(m.last_update_time));
+    obj.insert("createdTime".into(), json!(m.created_time.as_deref()));
+    obj.insert(
+        "lastUpdateTime".into(),
+        json!(m.last_update_time.as_deref()),
+    );
     let optional = [
-        ("architecture", &m.architecture),
-        ("os", &m.os),
-        ("mediaType", &m.media_type),
-        ("configMediaType", &m.config_media_type),
+        ("architecture", m.architecture.as_deref()),
+        ("os", m.os.as_deref()),
+        ("mediaType", m.media_type.as_deref()),
+        ("configMediaType", m.config_media_type.as_deref()),
     ];
     for (key, value) in optional {
         if let Some(v) = value {
             obj.insert(key.into(), json!(v));
         }
     }
-    let tags = repo.tags_of(&m.digest);
-    if !tags.is_empty() {
+    if !m.tags.is_empty() {
+        let tags: Vec<&str> = m.tags.iter().map(|t| &**t).collect();
         obj.insert("tags".into(), json!(tags));
     }
     obj.insert("changeableAttributes".into(), json!(m.attrs));
@@ -194,16 +197,8 @@ fn with_repo_mut<T>(
 
 fn repo_attributes(ctx: &Ctx<'_>, name: &str) -> ApiResult {
     with_repo(ctx, name, |repo| {
-        let times = repo
-            .manifests
-            .values()
-            .filter_map(|m| m.created_time.clone());
-        let created = times.min();
-        let updated = repo
-            .manifests
-            .values()
-            .filter_map(|m| m.last_update_time.clone())
-            .max();
+        let (created, updated) = repo.time_span();
+        let (created, updated) = (created.map(|t| &**t), updated.map(|t| &**t));
         Ok(json_response(
             StatusCode::OK,
             &json!({
@@ -227,8 +222,8 @@ fn delete_repo(ctx: &Ctx<'_>, name: &str) -> ApiResult {
         .repos
         .remove(name)
         .ok_or_else(|| ApiError::name_unknown(name))?;
-    let manifests: Vec<&String> = repo.manifests.keys().collect();
-    let tags: Vec<&String> = repo.tags.keys().collect();
+    let manifests: Vec<&str> = repo.manifests.keys().map(|d| &**d).collect();
+    let tags: Vec<&str> = repo.tags.keys().map(|t| &**t).collect();
     Ok(json_response(
         StatusCode::ACCEPTED,
         &json!({ "manifestsDeleted": manifests, "tagsDeleted": tags }),
@@ -241,7 +236,7 @@ fn list_tags(ctx: &Ctx<'_>, name: &str) -> ApiResult {
     let order = Order::parse(orderby);
     with_repo(ctx, name, |repo| {
         let (page, more) = repo.tag_page(order, n, ctx.query.get("last"), ctx.query.get("digest"));
-        let last = page.last().map(|t| t.name.clone()).unwrap_or_default();
+        let last = page.last().map(|t| t.name.to_string()).unwrap_or_default();
         let tags: Vec<Value> = page.into_iter().map(tag_json).collect();
         let body = json!({ "registry": ctx.host, "imageName": name, "tags": tags });
         let path = format!("/acr/v1/{name}/_tags");
@@ -277,8 +272,11 @@ fn list_manifests(ctx: &Ctx<'_>, name: &str) -> ApiResult {
     let orderby = ctx.query.get("orderby");
     with_repo(ctx, name, |repo| {
         let (page, more) = repo.manifest_page(Order::parse(orderby), n, ctx.query.get("last"));
-        let last = page.last().map(|m| m.digest.clone()).unwrap_or_default();
-        let items: Vec<Value> = page.into_iter().map(|m| manifest_json(repo, m)).collect();
+        let last = page
+            .last()
+            .map(|m| m.digest.to_string())
+            .unwrap_or_default();
+        let items: Vec<Value> = page.into_iter().map(manifest_json).collect();
         let body = json!({ "registry": ctx.host, "imageName": name, "manifests": items });
         let path = format!("/acr/v1/{name}/_manifests");
         Ok(link_page(
@@ -346,7 +344,7 @@ fn manifest_response(ctx: &Ctx<'_>, name: &str, repo: &Repo, digest: &str) -> Ap
         .ok_or_else(|| ApiError::manifest_unknown(digest))?;
     Ok(json_response(
         StatusCode::OK,
-        &json!({ "registry": ctx.host, "imageName": name, "manifest": manifest_json(repo, m) }),
+        &json!({ "registry": ctx.host, "imageName": name, "manifest": manifest_json(m) }),
     ))
 }
 

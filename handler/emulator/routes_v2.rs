@@ -150,7 +150,7 @@ fn get_manifest(shared: &Shared, name: &str, reference: &str, head: bool) -> Api
             (header::CONTENT_LENGTH, m.body.len().to_string()),
             (
                 header::HeaderName::from_static("docker-content-digest"),
-                m.digest.clone(),
+                m.digest.to_string(),
             ),
         ];
         for (key, value) in values {
@@ -190,7 +190,7 @@ fn tags_list(shared: &Shared, name: &str, query: &Query) -> ApiResult {
     let n = query.page_size()?;
     with_repo(shared, name, |repo| {
         let (page, more) = repo.tag_page(Order::Default, n, query.get("last"), None);
-        let names: Vec<&str> = page.iter().map(|t| t.name.as_str()).collect();
+        let names: Vec<&str> = page.iter().map(|t| &*t.name).collect();
         let last = names.last().copied().unwrap_or_default();
         let response = json_response(StatusCode::OK, &json!({ "name": name, "tags": names }));
         let n_text = n.to_string();
@@ -211,7 +211,7 @@ fn referrer_descriptor(m: &Manifest) -> Value {
         .or_else(|| m.config_media_type.clone());
     json!({
         "mediaType": manifest_content_type(m),
-        "digest": m.digest,
+        "digest": &*m.digest,
         "size": m.body.len(),
         "artifactType": artifact_type,
     })

@@ -4,7 +4,11 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::state::{Attributes, Registry};
+use super::state::{Attributes, Registry, Text};
+
+fn text(value: &Option<Text>) -> Option<String> {
+    value.as_deref().map(str::to_string)
+}
 
 /// The whole registry.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -76,18 +80,18 @@ impl Snapshot {
                     .values()
                     .map(|m| {
                         let snap = ManifestSnapshot {
-                            digest: m.digest.clone(),
+                            digest: m.digest.to_string(),
                             alias: m.alias.clone(),
-                            media_type: m.media_type.clone(),
-                            tags: repo.tags_of(&m.digest),
+                            media_type: text(&m.media_type),
+                            tags: m.tags.iter().map(|t| t.to_string()).collect(),
                             attributes: m.attrs,
-                            created_time: m.created_time.clone(),
-                            last_update_time: m.last_update_time.clone(),
-                            subject: m.subject.clone(),
+                            created_time: text(&m.created_time),
+                            last_update_time: text(&m.last_update_time),
+                            subject: text(&m.subject),
                             children: m.children.clone(),
                             artifact_type: m.artifact_type.clone(),
                         };
-                        (m.digest.clone(), snap)
+                        (m.digest.to_string(), snap)
                     })
                     .collect();
                 let tags = repo
@@ -95,13 +99,13 @@ impl Snapshot {
                     .values()
                     .map(|t| {
                         let snap = TagSnapshot {
-                            name: t.name.clone(),
-                            digest: t.digest.clone(),
+                            name: t.name.to_string(),
+                            digest: t.digest.to_string(),
                             attributes: t.attrs,
-                            created_time: t.created_time.clone(),
-                            last_update_time: t.last_update_time.clone(),
+                            created_time: text(&t.created_time),
+                            last_update_time: text(&t.last_update_time),
                         };
-                        (t.name.clone(), snap)
+                        (t.name.to_string(), snap)
                     })
                     .collect();
                 (name.clone(), RepoSnapshot { manifests, tags })

@@ -1,8 +1,10 @@
 //! The registry model: repositories, manifests, tags, and the sorted indexes that keep
-//! paged listings linear (each page is a B-tree range scan, never a re-sort).
+//! every request O(log n + page) (each page is a B-tree range scan, never a re-sort or
+//! a scan of the repository), with digests, names and timestamps shared, not copied.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use chrono::{DateTime, Utc};
@@ -54,32 +56,38 @@ pub(crate) struct AttributesPatch {
     pub list_enabled: Option<bool>,
 }
 
+/// Shared, immutable text: digests, names and timestamps are stored once and referenced
+/// from the maps and indexes (a large registry holds millions of them).
+pub(crate) type Text = Arc<str>;
+
 /// A stored manifest.
 #[derive(Debug, Clone)]
 pub(crate) struct Manifest {
     pub alias: Option<String>,
-    pub digest: String,
-    pub media_type: Option<String>,
+    pub digest: Text,
+    pub media_type: Option<Text>,
     pub body: Bytes,
-    pub created_time: Option<String>,
-    pub last_update_time: Option<String>,
+    pub created_time: Option<Text>,
+    pub last_update_time: Option<Text>,
     pub attrs: Attributes,
-    pub subject: Option<String>,
+    pub subject: Option<Text>,
     pub children: Vec<String>,
     pub artifact_type: Option<String>,
     pub config_media_type: Option<String>,
-    pub architecture: Option<String>,
-    pub os: Option<String>,
+    pub architecture: Option<Text>,
+    pub os: Option<Text>,
     pub image_size: u64,
+    /// Names of the tags pointing here, sorted (kept by [`Repo`]; empty when built).
+    pub tags: Vec<Text>,
 }
 
 /// A stored tag.
 #[derive(Debug, Clone)]
 pub(crate) struct Tag {
-    pub name: String,
-    pub digest: String,
-    pub created_time: Option<String>,
-    pub last_update_time: Option<String>,
+    pub name: Text,
+    pub digest: Text,
+    pub created_time: Option<Text>,
+    pub last_update_time: Option<Text>,
     pub attrs: Attributes,
 }
 
@@ -112,7 +120,7 @@ pub(crate) enum Refusal {
     Locked,
 }
 
-type TimeKey = (Option<DateTime<Utc>>, String);
+type TimeKey = (Option<DateTime<Utc>>, Text);
 
 /// Parses a served timestamp for sorting; unparseable or null sorts as oldest.
 pub(crate) fn parse_time(text: Option<&str>) -> Option<DateTime<Utc>> {
@@ -120,15 +128,52 @@ pub(crate) fn parse_time(text: Option<&str>) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
-/// One repository.
+fn time_key(time: &Option<Text>, name: &Text) -> TimeKey {
+    (parse_time(time.as_deref()), name.clone())
+}
+
+/// A multiset of strings, for the repository's earliest and latest timestamps.
+#[derive(Debug, Default)]
+struct Counted(BTreeMap<Text, usize>);
+
+impl Counted {
+    fn add(&mut self, value: &Option<Text>) {
+        if let Some(v) = value {
+            *self.0.entry(v.clone()).or_default() += 1;
+        }
+    }
+
+    fn remove(&mut self, value: &Option<Text>) {
+        if let Some(v) = value
+            && let Some(count) = self.0.get_mut(v)
+        {
+            *count -= 1;
+            if *count == 0 {
+                self.0.remove(v);
+            }
+        }
+    }
+
+    fn min(&self) -> Option<&Text> {
+        self.0.keys().next()
+    }
+
+    fn max(&self) -> Option<&Text> {
+        self.0.keys().next_back()
+    }
+}
+
+/// One repository. Every request is served from the maps and indexes below in
+/// O(log n + page); nothing is scanned or sorted per request.
 #[derive(Debug, Default)]
 pub(crate) struct Repo {
-    pub manifests: BTreeMap<String, Manifest>,
-    pub tags: BTreeMap<String, Tag>,
-    tags_by_digest: HashMap<String, BTreeSet<String>>,
-    referrers: HashMap<String, BTreeSet<String>>,
+    pub manifests: BTreeMap<Text, Manifest>,
+    pub tags: BTreeMap<Text, Tag>,
+    referrers: HashMap<Text, BTreeSet<Text>>,
     tag_times: BTreeSet<TimeKey>,
     manifest_times: BTreeSet<TimeKey>,
+    created_times: Counted,
+    updated_times: Counted,
 }
 
 /// Takes up to `n` items and reports whether more remain.
@@ -144,7 +189,7 @@ fn time_iter<'a>(
     order: Order,
     start: Option<TimeKey>,
 ) -> Box<dyn Iterator<Item = &'a str> + 'a> {
-    let names = |k: &'a TimeKey| k.1.as_str();
+    let names = |k: &'a TimeKey| &*k.1;
     match (order, start) {
         (Order::TimeDesc, Some(k)) => Box::new(
             index
@@ -165,11 +210,10 @@ fn time_iter<'a>(
 impl Repo {
     /// Adds a manifest (replacing none; the loader checks duplicates).
     pub fn insert_manifest(&mut self, manifest: Manifest) {
-        let key = (
-            parse_time(manifest.last_update_time.as_deref()),
-            manifest.digest.clone(),
-        );
-        self.manifest_times.insert(key);
+        self.manifest_times
+            .insert(time_key(&manifest.last_update_time, &manifest.digest));
+        self.created_times.add(&manifest.created_time);
+        self.updated_times.add(&manifest.last_update_time);
         if let Some(subject) = &manifest.subject {
             self.referrers
                 .entry(subject.clone())
@@ -179,32 +223,26 @@ impl Repo {
         self.manifests.insert(manifest.digest.clone(), manifest);
     }
 
-    /// Adds a tag.
+    /// Adds a tag of a manifest already inserted (the loader checks both).
     pub fn insert_tag(&mut self, tag: Tag) {
-        let key = (
-            parse_time(tag.last_update_time.as_deref()),
-            tag.name.clone(),
-        );
-        self.tag_times.insert(key);
-        self.tags_by_digest
-            .entry(tag.digest.clone())
-            .or_default()
-            .insert(tag.name.clone());
+        self.tag_times
+            .insert(time_key(&tag.last_update_time, &tag.name));
+        if let Some(m) = self.manifests.get_mut(&tag.digest)
+            && let Err(at) = m.tags.binary_search(&tag.name)
+        {
+            m.tags.insert(at, tag.name.clone());
+        }
         self.tags.insert(tag.name.clone(), tag);
     }
 
     fn remove_tag(&mut self, name: &str) -> Option<Tag> {
         let tag = self.tags.remove(name)?;
-        let key = (
-            parse_time(tag.last_update_time.as_deref()),
-            tag.name.clone(),
-        );
-        self.tag_times.remove(&key);
-        if let Some(names) = self.tags_by_digest.get_mut(&tag.digest) {
-            names.remove(name);
-            if names.is_empty() {
-                self.tags_by_digest.remove(&tag.digest);
-            }
+        self.tag_times
+            .remove(&time_key(&tag.last_update_time, &tag.name));
+        if let Some(m) = self.manifests.get_mut(&tag.digest)
+            && let Ok(at) = m.tags.binary_search_by(|t| (**t).cmp(name))
+        {
+            m.tags.remove(at);
         }
         Some(tag)
     }
@@ -221,12 +259,12 @@ impl Repo {
 
     /// Deletes a manifest, its tags and (recursively) its referrers.
     /// Returns the deleted digests and tag names.
-    pub fn delete_manifest(&mut self, digest: &str) -> Result<(Vec<String>, Vec<String>), Refusal> {
+    pub fn delete_manifest(&mut self, digest: &str) -> Result<(Vec<Text>, Vec<Text>), Refusal> {
         let manifest = self.manifests.get(digest).ok_or(Refusal::NotFound)?;
         if manifest.attrs.locked() {
             return Err(Refusal::Locked);
         }
-        let mut queue = vec![digest.to_string()];
+        let mut queue = vec![manifest.digest.clone()];
         let mut digests = Vec::new();
         let mut tags = Vec::new();
         while let Some(next) = queue.pop() {
@@ -240,18 +278,16 @@ impl Repo {
     }
 
     /// Removes one manifest and its tags, returning the tag names.
-    fn remove_manifest(&mut self, digest: &str) -> Vec<String> {
-        let names: Vec<String> = self
-            .tags_by_digest
-            .get(digest)
-            .map(|s| s.iter().cloned().collect())
-            .unwrap_or_default();
+    fn remove_manifest(&mut self, digest: &str) -> Vec<Text> {
+        let names = self.tags_of(digest);
         for name in &names {
             self.remove_tag(name);
         }
         if let Some(m) = self.manifests.remove(digest) {
-            let key = (parse_time(m.last_update_time.as_deref()), m.digest.clone());
-            self.manifest_times.remove(&key);
+            self.manifest_times
+                .remove(&time_key(&m.last_update_time, &m.digest));
+            self.created_times.remove(&m.created_time);
+            self.updated_times.remove(&m.last_update_time);
             if let Some(subject) = &m.subject
                 && let Some(set) = self.referrers.get_mut(subject)
             {
@@ -271,11 +307,17 @@ impl Repo {
     }
 
     /// Tag names of a manifest, sorted.
-    pub fn tags_of(&self, digest: &str) -> Vec<String> {
-        self.tags_by_digest
+    pub fn tags_of(&self, digest: &str) -> Vec<Text> {
+        self.manifests
             .get(digest)
-            .map(|s| s.iter().cloned().collect())
+            .map(|m| m.tags.clone())
             .unwrap_or_default()
+    }
+
+    /// The earliest `createdTime` and the latest `lastUpdateTime` of the manifests, as
+    /// served (compared as strings; null ones ignored).
+    pub fn time_span(&self) -> (Option<&Text>, Option<&Text>) {
+        (self.created_times.min(), self.updated_times.max())
     }
 
     /// Manifests whose subject is `digest`.
@@ -289,7 +331,8 @@ impl Repo {
     }
 
     /// One page of tags. In a time order, a `last` that is not a current tag gives
-    /// an empty page (the cursor position is unknown).
+    /// an empty page (the cursor position is unknown). With `digest`, only that
+    /// manifest's tags are visited (none when it does not exist).
     pub fn tag_page(
         &self,
         order: Order,
@@ -297,21 +340,60 @@ impl Repo {
         last: Option<&str>,
         digest: Option<&str>,
     ) -> (Vec<&Tag>, bool) {
-        let keep = |t: &&Tag| digest.is_none_or(|d| t.digest == d);
+        if let Some(d) = digest {
+            return self.tag_page_of(d, order, n, last);
+        }
         if order == Order::Default {
             let start = last.map_or(Bound::Unbounded, Bound::Excluded);
             let iter = self.tags.range::<str, _>((start, Bound::Unbounded));
-            return take_page(iter.map(|(_, t)| t).filter(keep), n);
+            return take_page(iter.map(|(_, t)| t), n);
         }
         let start = match last {
             None => None,
             Some(name) => match self.tags.get(name) {
-                Some(t) => Some((parse_time(t.last_update_time.as_deref()), t.name.clone())),
+                Some(t) => Some(time_key(&t.last_update_time, &t.name)),
                 None => return (Vec::new(), false),
             },
         };
         let iter = time_iter(&self.tag_times, order, start).filter_map(|n| self.tags.get(n));
-        take_page(iter.filter(keep), n)
+        take_page(iter, n)
+    }
+
+    /// [`Repo::tag_page`] restricted to the tags of one manifest: O(its tags).
+    fn tag_page_of(
+        &self,
+        digest: &str,
+        order: Order,
+        n: usize,
+        last: Option<&str>,
+    ) -> (Vec<&Tag>, bool) {
+        let Some(m) = self.manifests.get(digest) else {
+            return (Vec::new(), false);
+        };
+        let tags = m.tags.iter().filter_map(|name| self.tags.get(name));
+        if order == Order::Default {
+            return take_page(tags.filter(|t| last.is_none_or(|l| &*t.name > l)), n);
+        }
+        let start = match last {
+            None => None,
+            Some(name) => match self.tags.get(name) {
+                Some(t) => Some(time_key(&t.last_update_time, &t.name)),
+                None => return (Vec::new(), false),
+            },
+        };
+        let mut keyed: Vec<(TimeKey, &Tag)> = tags
+            .map(|t| (time_key(&t.last_update_time, &t.name), t))
+            .filter(|(k, _)| match (&start, order) {
+                (None, _) => true,
+                (Some(s), Order::TimeDesc) => k < s,
+                (Some(s), _) => k > s,
+            })
+            .collect();
+        keyed.sort_by(|a, b| a.0.cmp(&b.0));
+        if order == Order::TimeDesc {
+            keyed.reverse();
+        }
+        take_page(keyed.into_iter().map(|(_, t)| t), n)
     }
 
     /// One page of manifests; `last` is a digest (same cursor rule as tags).
@@ -329,7 +411,7 @@ impl Repo {
         let start = match last {
             None => None,
             Some(d) => match self.manifests.get(d) {
-                Some(m) => Some((parse_time(m.last_update_time.as_deref()), m.digest.clone())),
+                Some(m) => Some(time_key(&m.last_update_time, &m.digest)),
                 None => return (Vec::new(), false),
             },
         };
@@ -358,7 +440,7 @@ impl Registry {
         &mut self,
         repo: &str,
         digest: &str,
-    ) -> Result<(Vec<String>, Vec<String>), Refusal> {
+    ) -> Result<(Vec<Text>, Vec<Text>), Refusal> {
         let r = self.repos.get_mut(repo).ok_or(Refusal::NotFound)?;
         let deleted = r.delete_manifest(digest)?;
         if r.manifests.is_empty() {
@@ -390,13 +472,14 @@ mod tests {
             created_time: None,
             last_update_time: None,
             attrs: attrs(),
-            subject: subject.map(str::to_string),
+            subject: subject.map(Text::from),
             children: Vec::new(),
             artifact_type: None,
             config_media_type: None,
             architecture: None,
             os: None,
             image_size: 0,
+            tags: Vec::new(),
         }
     }
 
@@ -425,7 +508,7 @@ mod tests {
     fn time_pages_follow_cursor() {
         let r = repo();
         let names = |p: (Vec<&Tag>, bool)| -> (Vec<String>, bool) {
-            (p.0.iter().map(|t| t.name.clone()).collect(), p.1)
+            (p.0.iter().map(|t| t.name.to_string()).collect(), p.1)
         };
         assert_eq!(
             names(r.tag_page(Order::TimeDesc, 2, None, None)),
@@ -450,6 +533,61 @@ mod tests {
     }
 
     #[test]
+    fn digest_filtered_pages_visit_only_that_manifest() {
+        let mut r = repo();
+        r.insert_tag(tag("v0", "sha256:a", "2024-01-05T00:00:00Z"));
+        let names = |p: (Vec<&Tag>, bool)| -> (Vec<String>, bool) {
+            (p.0.iter().map(|t| t.name.to_string()).collect(), p.1)
+        };
+        let a = Some("sha256:a");
+        assert_eq!(
+            names(r.tag_page(Order::TimeDesc, 2, None, a)),
+            (vec!["v0".into(), "v2".into()], true)
+        );
+        assert_eq!(
+            names(r.tag_page(Order::TimeDesc, 2, Some("v2"), a)),
+            (vec!["v1".into()], false)
+        );
+        // A cursor on another manifest's tag places the page by its time.
+        assert_eq!(
+            names(r.tag_page(Order::TimeAsc, 5, Some("v3"), a)),
+            (vec!["v2".into(), "v0".into()], false)
+        );
+        assert_eq!(
+            names(r.tag_page(Order::Default, 5, None, Some("sha256:none"))),
+            (vec![], false)
+        );
+        assert_eq!(
+            names(r.tag_page(Order::TimeDesc, 5, Some("gone"), a)),
+            (vec![], false)
+        );
+    }
+
+    #[test]
+    fn time_span_follows_deletions() {
+        let mut r = Repo::default();
+        for (d, t) in [("sha256:x", "2024-01-02"), ("sha256:y", "2024-01-01")] {
+            let mut m = manifest(d, None);
+            m.created_time = Some(t.into());
+            m.last_update_time = Some(t.into());
+            r.insert_manifest(m);
+        }
+        let span = |r: &Repo| {
+            let (c, u) = r.time_span();
+            (c.map(|t| t.to_string()), u.map(|t| t.to_string()))
+        };
+        assert_eq!(
+            span(&r),
+            (Some("2024-01-01".into()), Some("2024-01-02".into()))
+        );
+        assert!(r.delete_manifest("sha256:y").is_ok());
+        assert_eq!(
+            span(&r),
+            (Some("2024-01-02".into()), Some("2024-01-02".into()))
+        );
+    }
+
+    #[test]
     fn manifest_delete_cascades_to_referrers_recursively() {
         let mut r = repo();
         let (digests, tags) = r.delete_manifest("sha256:a").unwrap();
@@ -467,6 +605,6 @@ mod tests {
         assert_eq!(r.delete_tag("v1"), Err(Refusal::Locked));
         assert_eq!(r.delete_tag("nope"), Err(Refusal::NotFound));
         assert_eq!(r.delete_tag("v2"), Ok(()));
-        assert_eq!(r.tags_of("sha256:a"), vec!["v1".to_string()]);
+        assert_eq!(r.tags_of("sha256:a"), vec![Text::from("v1")]);
     }
 }
