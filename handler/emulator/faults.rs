@@ -204,16 +204,18 @@ pub(crate) async fn middleware(
     request: Request,
     next: Next,
 ) -> Response {
-    let method = request.method().as_str().to_string();
-    let path = request.uri().path().to_string();
-    let query = request.uri().query().unwrap_or_default().to_string();
-    let index = shared.record_start(RecordedRequest {
-        method: method.clone(),
-        path: path.clone(),
-        query: query.clone(),
-        status: 0,
+    let method = request.method().as_str();
+    let path = request.uri().path();
+    let query = request.uri().query().unwrap_or_default();
+    let index = shared.recording().then(|| {
+        shared.record_start(RecordedRequest {
+            method: method.to_string(),
+            path: path.to_string(),
+            query: query.to_string(),
+            status: 0,
+        })
     });
-    let verdict = shared.evaluate_faults(&method, &path, &query);
+    let verdict = shared.evaluate_faults(method, path, query);
     let delay = shared.latency() + verdict.delay;
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
@@ -231,7 +233,9 @@ pub(crate) async fn middleware(
         (None, Some(seconds)) => fault_response(429, Some(seconds.to_string())),
         (None, None) => next.run(request).await,
     };
-    shared.record_status(index, response.status().as_u16());
+    if let Some(index) = index {
+        shared.record_status(index, response.status().as_u16());
+    }
     response
 }
 

@@ -78,6 +78,7 @@ mod state;
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
@@ -107,6 +108,7 @@ pub(crate) struct Shared {
     auth: RwLock<AuthMode>,
     faults: Mutex<Vec<Fault>>,
     requests: Mutex<Vec<RecordedRequest>>,
+    recording: AtomicBool,
     latency: Mutex<Duration>,
     limits: Mutex<rates::Limits>,
     secret: String,
@@ -152,6 +154,10 @@ impl Shared {
         faults::evaluate(&mut lock(&self.faults), method, path, query)
     }
 
+    pub(crate) fn recording(&self) -> bool {
+        self.recording.load(Ordering::Relaxed)
+    }
+
     pub(crate) fn record_start(&self, request: RecordedRequest) -> usize {
         let mut requests = lock(&self.requests);
         requests.push(request);
@@ -188,6 +194,7 @@ impl Emulator {
                 auth: RwLock::new(seed.auth),
                 faults: Mutex::new(Vec::new()),
                 requests: Mutex::new(Vec::new()),
+                recording: AtomicBool::new(true),
                 latency: Mutex::new(Duration::ZERO),
                 limits: Mutex::default(),
                 secret,
@@ -282,7 +289,15 @@ impl Emulator {
         *lock(&self.shared.latency) = latency;
     }
 
-    /// Every request received, in arrival order, with its status (0 while in flight).
+    /// Turns request recording on (the default) or off. Each recorded request keeps its
+    /// method, path and query, so a benchmark sending millions of requests turns it off;
+    /// requests received meanwhile are not recorded (those recorded stay).
+    pub fn set_recording(&self, on: bool) {
+        self.shared.recording.store(on, Ordering::Relaxed);
+    }
+
+    /// Every request received while recording was on, in arrival order, with its status
+    /// (0 while in flight).
     pub fn requests(&self) -> Vec<RecordedRequest> {
         lock(&self.shared.requests).clone()
     }

@@ -952,3 +952,20 @@ async fn large_repository_lists_in_pages_quickly() {
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn recording_can_be_turned_off() {
+    let h = Harness::new(basic_seed()).await;
+    h.get("/v2/_catalog").await;
+    h.emulator().set_recording(false);
+    assert_eq!(h.get("/v2/app/tags/list").await.status, StatusCode::OK);
+    h.emulator().set_recording(true);
+    h.get("/v2/").await;
+    let paths: Vec<String> = h
+        .emulator()
+        .requests()
+        .into_iter()
+        .map(|r| r.path)
+        .collect();
+    assert_eq!(paths, vec!["/v2/_catalog", "/v2/"]);
+}
