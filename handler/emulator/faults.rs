@@ -226,7 +226,7 @@ pub(crate) async fn middleware(
         .and_then(|v| v.to_str().ok());
     let throttled = match verdict.respond {
         Some(_) => None,
-        None => shared.admit(&method, &path, authorization),
+        None => shared.admit(method, path, authorization),
     };
     let response = match (verdict.respond, throttled) {
         (Some((status, retry_after)), _) => fault_response(status, retry_after),

@@ -104,7 +104,7 @@ enum State {
 /// keep something to sign).
 pub(super) fn decide(
     scope: &Scope,
-    manifests: &[ManifestAttributes],
+    manifests: Vec<ManifestAttributes>,
     tags: &[TagDecision],
     mut candidates: HashMap<String, Candidate>,
     bodies: &HashMap<String, Body>,
@@ -121,7 +121,7 @@ pub(super) fn decide(
         .filter_map(|m| m.digest.as_deref())
         .collect();
     let mut states: HashMap<String, State> = HashMap::new();
-    for manifest in manifests {
+    for manifest in &manifests {
         let Some(digest) = &manifest.digest else {
             continue;
         };
@@ -139,10 +139,11 @@ pub(super) fn decide(
     protect_children(&mut states, bodies, by_keep);
     keep_subjects_of_kept_referrers(&mut states, bodies, referrers);
 
+    drop(present);
     manifests
-        .iter()
+        .into_iter()
         .filter_map(|manifest| {
-            let digest = manifest.digest.clone()?;
+            let digest = manifest.digest?;
             let (verdict, unlock) = match states.remove(&digest)? {
                 State::Keep(reason) => (Verdict::keep(reason), false),
                 State::Candidate(c) => {
@@ -156,9 +157,9 @@ pub(super) fn decide(
             };
             Some(ManifestDecision {
                 digest,
-                media_type: manifest.media_type.clone(),
-                tags: manifest.tag_names().to_vec(),
-                last_update_time: manifest.last_update_time.clone(),
+                media_type: manifest.media_type,
+                tags: manifest.tags.unwrap_or_default(),
+                last_update_time: manifest.last_update_time,
                 locked: manifest.changeable_attributes.is_locked(),
                 unlock,
                 verdict,

@@ -293,7 +293,7 @@ impl Draft {
         let locked_signatures = locked_signatures(&tags, &cosign_pending);
         let mut decisions = manifests::decide(
             &scope,
-            &manifests,
+            manifests,
             &tags,
             candidates,
             bodies,

@@ -10,6 +10,7 @@ use super::auth::Scope;
 use super::error::{RegistryError, error_chain, unexpected};
 use reqwest::{Method, StatusCode};
 use std::collections::HashSet;
+use std::hash::{BuildHasher, RandomState};
 
 pub(crate) struct Pager {
     first: String,
@@ -35,7 +36,11 @@ impl Pager {
         key: impl Fn(&T) -> String,
     ) -> Result<Option<Vec<T>>, RegistryError> {
         let mut items = Vec::new();
-        let mut seen = HashSet::new();
+        // Items seen, as two independent 64-bit fingerprints rather than names, so that a
+        // listing of a million tags does not hold a second copy of every name (the odds
+        // that two of a million items collide are about 1 in 10^27).
+        let mut seen: HashSet<(u64, u64)> = HashSet::new();
+        let fingerprints = (RandomState::new(), RandomState::new());
         let mut next = Some(self.first.clone());
         while let Some(path) = next.take() {
             let response = client
@@ -73,7 +78,11 @@ impl Pager {
             let mut fresh = 0;
             for item in page {
                 last_key = key(&item);
-                if seen.insert(last_key.clone()) {
+                let fingerprint = (
+                    fingerprints.0.hash_one(&last_key),
+                    fingerprints.1.hash_one(&last_key),
+                );
+                if seen.insert(fingerprint) {
                     fresh += 1;
                     items.push(item);
                 }
