@@ -8,7 +8,7 @@ use acr_emulator::{Emulator, ManifestSeed, RepoSeed, Seed, TagSeed};
 use acr_purge::plan::fixture::{Listing, Manifest, Snapshot};
 use acr_purge::plan::{Draft, Scope};
 use acr_purge::policy::{Ago, Filter, Policy, Rule};
-use acr_purge::registry::{ClientOptions, Endpoint, RegistryClient};
+use acr_purge::registry::{ClientOptions, Endpoint, RateCard, RegistryClient};
 use acr_purge::run::{self, RunOptions};
 use std::time::{Duration, Instant};
 
@@ -101,8 +101,11 @@ async fn bench_run(
     emulator.set_latency(latency);
     let running = emulator.start().await.expect("start emulator");
     let endpoint = Endpoint::parse(&running.url).expect("endpoint");
+    // No pacing: this measures the engine at a latency (`benches/scale.rs` measures it
+    // under rate cards).
     let options = ClientOptions {
         concurrency,
+        rate_card: RateCard::UNLIMITED,
         ..ClientOptions::default()
     };
     let client = RegistryClient::connect(endpoint, None, options)

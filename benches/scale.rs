@@ -11,9 +11,9 @@
 //! Printed per scenario: wall time; requests per category as the emulator counted them
 //! (throttled ones in brackets); deletions per second against the delete budget; the
 //! **floor** the budgets allow (for each category, its requests divided by its rate; the
-//! largest) and wall time over floor; peak RSS of the `handler` process; and the requests
-//! acr purge would send for the same purge (its documented algorithm: the catalog, a tag
-//! and a manifest listing page per 100 items, an untag and a manifest DELETE per stale
+//! largest) and wall time over floor; peak RSS of the `handler` process (its `VmHWM`); and the requests
+//! acr purge would send for the same purge (its documented algorithm: the catalog, the tag
+//! pages, the manifest pages up to an empty one, an untag and a manifest DELETE per stale
 //! image).
 
 use acr_emulator::{Emulator, ManifestSeed, RateCard, RepoSeed, Seed, TagSeed};
@@ -126,16 +126,27 @@ fn scenarios() -> Vec<Scenario> {
     ]
 }
 
-/// Peak RSS in MB of the child `pid`, waiting for it (`wait4`), and whether it exited 0.
-fn wait_with_rss(pid: u32) -> (bool, f64) {
-    let mut status = 0;
-    // SAFETY: an all-zero rusage is a valid value for wait4 to fill in.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: pid is our own child; status and usage point to live locals.
-    let waited = unsafe { libc::wait4(pid as libc::pid_t, &mut status, 0, &mut usage) };
-    assert_eq!(waited, pid as libc::pid_t, "wait4 on the handler");
-    let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
-    (ok, usage.ru_maxrss as f64 / 1024.0)
+/// Waits for `child`; returns whether it exited 0 and its peak RSS in MB (`VmHWM` of
+/// `/proc/<pid>/status`, read every 20 ms: it covers the process after `exec` only, where
+/// `getrusage` would also count the pages it shared with this process before).
+fn wait_with_rss(mut child: std::process::Child) -> (bool, f64) {
+    let status_path = format!("/proc/{}/status", child.id());
+    let mut peak_kb = 0u64;
+    loop {
+        if let Ok(text) = std::fs::read_to_string(&status_path)
+            && let Some(kb) = text
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        {
+            peak_kb = peak_kb.max(kb);
+        }
+        match child.try_wait() {
+            Ok(Some(status)) => return (status.success(), peak_kb as f64 / 1024.0),
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Err(error) => panic!("waiting for the handler: {error}"),
+        }
+    }
 }
 
 fn run(scenario: &Scenario, runtime: &tokio::runtime::Runtime) {
@@ -157,7 +168,6 @@ fn run(scenario: &Scenario, runtime: &tokio::runtime::Runtime) {
         .as_ref()
         .map_or("unlimited".to_string(), |(_, text)| text.clone());
     let started = Instant::now();
-    #[allow(clippy::zombie_processes)] // wait4 below reaps it
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_handler"))
         .args([
             "purge",
@@ -173,9 +183,7 @@ fn run(scenario: &Scenario, runtime: &tokio::runtime::Runtime) {
         .stderr(Stdio::null())
         .spawn()
         .expect("handler starts");
-    // Reaped by wait4 (for its rusage), not by Child::wait.
-    let (ok, rss) = wait_with_rss(child.id());
-    std::mem::forget(child);
+    let (ok, rss) = wait_with_rss(child);
     let wall = started.elapsed().as_secs_f64();
     let stats = emulator.rate_stats();
     let left = emulator.snapshot();
@@ -197,7 +205,10 @@ fn run(scenario: &Scenario, runtime: &tokio::runtime::Runtime) {
         .fold(0.0, f64::max)
     });
     let delete_rate = stats.delete.allowed as f64 / wall;
-    let acr_purge = 1 + scenario.repositories * (2 * scenario.images.div_ceil(100)) + 2 * stale;
+    // acr purge: the catalog; per repository its tag pages (it follows `Link`) and its
+    // manifest pages up to an empty one; an untag and a manifest DELETE per stale image.
+    let pages = scenario.images.div_ceil(100);
+    let acr_purge = 1 + scenario.repositories * (pages + pages + 1) + 2 * stale;
     let total = stats.read.allowed
         + stats.read.throttled
         + stats.write.allowed

@@ -142,12 +142,20 @@ impl Draft {
     ) -> Result<Draft, MatchError> {
         let listed = manifests.is_some();
         let manifests = manifests.unwrap_or_default();
-        let known: std::collections::HashSet<String> = manifests
+        // The manifests known to exist: those listed, and those tags point to (borrowed,
+        // not copied: a repository may hold a million of them).
+        let in_listing: std::collections::HashSet<&str> = manifests
             .iter()
-            .filter_map(|m| m.digest.clone())
-            .chain(tags.iter().map(|t| t.digest.clone()))
+            .filter_map(|m| m.digest.as_deref())
             .collect();
+        let unlisted: std::collections::HashSet<String> = tags
+            .iter()
+            .filter(|t| !in_listing.contains(t.digest.as_str()))
+            .map(|t| t.digest.clone())
+            .collect();
+        let known = |digest: &str| in_listing.contains(digest) || unlisted.contains(digest);
         let (tags, cosign_pending) = tags::decide(repository, &scope, tags, &known)?;
+        drop(in_listing);
         let deleted: std::collections::HashSet<&str> = tags
             .iter()
             .filter(|t| t.verdict.is_delete())

@@ -11,14 +11,13 @@ use super::scope::timestamp;
 use super::{DeleteReason, KeepReason, Scope, TagDecision, Verdict};
 use crate::policy::MatchError;
 use crate::registry::model::TagAttributes;
-use std::collections::HashSet;
 
 /// Decides every tag; also returns the indexes of cosign tags left pending.
 pub(super) fn decide(
     repository: &str,
     scope: &Scope,
     tags: Vec<TagAttributes>,
-    known_manifests: &HashSet<String>,
+    known_manifest: &dyn Fn(&str) -> bool,
 ) -> Result<(Vec<TagDecision>, Vec<usize>), MatchError> {
     let mut ranks = vec![0usize; scope.rules.len()];
     let mut decisions = Vec::with_capacity(tags.len());
@@ -28,9 +27,7 @@ pub(super) fn decide(
         let mut unlock = false;
         let verdict = if let Some(pattern) = protecting(scope, repository, &tag.name)? {
             Verdict::keep(KeepReason::Protected { pattern })
-        } else if let Some(subject) =
-            cosign_subject(&tag.name).filter(|s| known_manifests.contains(s))
-        {
+        } else if let Some(subject) = cosign_subject(&tag.name).filter(|s| known_manifest(s)) {
             pending.push(decisions.len());
             Verdict::keep(KeepReason::SignatureOfKept { subject })
         } else {

@@ -1,8 +1,10 @@
 //! Listing everything behind a paged endpoint.
 //!
-//! The next page is the `Link: <…>; rel="next"` target when the server sends one; a full
-//! page without a Link continues with `last=<last item>` (what acr purge does for catalog
-//! and manifests); an empty or short page ends the listing. A page that brings nothing new
+//! The next page is the `Link: <…>; rel="next"` target when the server sends one; once a
+//! server has sent a Link, a page without one is the last (no request for an empty page
+//! after it). From a server that sends none, a full page continues with `last=<last item>`
+//! (what acr purge does for catalog and manifests); an empty or short page ends the
+//! listing. A page that brings nothing new
 //! is an error rather than an endless loop.
 
 use super::RegistryClient;
@@ -42,6 +44,7 @@ impl Pager {
         let mut seen: HashSet<(u64, u64)> = HashSet::new();
         let fingerprints = (RandomState::new(), RandomState::new());
         let mut next = Some(self.first.clone());
+        let mut follows_links = false;
         while let Some(path) = next.take() {
             let response = client
                 .send_scoped(Method::GET, &path, scope, &self.context, None, None)
@@ -94,8 +97,12 @@ impl Pager {
                 });
             }
             next = match link {
-                Some(target) => Some(client_path(client, &target, &self.context)?),
-                None if count >= self.page_size => Some(format!(
+                Some(target) => {
+                    follows_links = true;
+                    Some(client_path(client, &target, &self.context)?)
+                }
+                // A server that pages with `Link` ends with a page without one, full or not.
+                None if count >= self.page_size && !follows_links => Some(format!(
                     "{}&last={}",
                     self.first,
                     url::form_urlencoded::byte_serialize(last_key.as_bytes()).collect::<String>()
@@ -103,6 +110,7 @@ impl Pager {
                 None => None,
             };
         }
+        items.shrink_to_fit();
         Ok(Some(items))
     }
 }
