@@ -24,6 +24,7 @@
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod durable;
 pub mod functions;
 pub mod outbound;
 pub mod plan;
@@ -32,4 +33,5 @@ pub mod registry;
 pub mod report;
 pub mod run;
 pub mod settings;
+pub mod store;
 pub mod telemetry;

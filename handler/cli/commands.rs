@@ -2,11 +2,14 @@
 
 use super::json::JsonStream;
 use super::output::{self, say};
-use super::{EmulatorArgs, OutputFormat, PurgeArgs};
+use super::{EmulatorArgs, OutputFormat, PurgeArgs, RunsArgs};
+use crate::durable::{self, Driven};
 use crate::registry::{ClientOptions, RegistryClient};
 use crate::report::RepositoryReport;
+use crate::report::{EXIT_RESUMABLE, RunError, RunReport};
 use crate::run;
 use crate::settings;
+use crate::store::RunStore;
 use crate::telemetry::{RunContext, Trigger, finish_run, run_span};
 use std::process::ExitCode;
 use tracing::Instrument;
@@ -16,6 +19,7 @@ pub const EXIT_USAGE: u8 = 2;
 
 /// `handler purge`.
 pub async fn purge(args: PurgeArgs) -> ExitCode {
+    let started = tokio::time::Instant::now();
     let request = match args.validate() {
         Ok(request) => request,
         Err(error) => {
@@ -63,15 +67,93 @@ pub async fn purge(args: PurgeArgs) -> ExitCode {
         None if args.verbose => print_kept(&host, repo),
         None => {}
     };
-    let report = run::run_with(
-        &client,
-        &request.policy,
-        &request.options,
-        &mut print,
-        &mut finished,
-    )
-    .instrument(span.clone())
-    .await;
+    let mut options = request.options;
+    options.deadline = request.deadline.map(|d| durable::stop_at(started, d));
+    let report = match &request.store {
+        None => {
+            run::run_with(
+                &client,
+                &request.policy,
+                &options,
+                &mut print,
+                &mut finished,
+            )
+            .instrument(span.clone())
+            .await
+        }
+        Some(location) => {
+            let credential = || crate::outbound::azure_credential().map_err(|e| e.to_string());
+            let store = match RunStore::open(location, credential).await {
+                Ok(store) => store,
+                Err(error) => {
+                    eprintln!(
+                        "Error: {error}; nothing was purged (--no-state runs without a store)"
+                    );
+                    return ExitCode::FAILURE;
+                }
+            };
+            let durable_request = durable::Request {
+                registry: host.clone(),
+                policy_digest: durable::policy_digest(&request.policy, None, options.dry_run),
+                dry_run: options.dry_run,
+                trigger: "cli".into(),
+                new_run: args.new_run,
+            };
+            let mut announce = |run: &durable::DurableRun| {
+                if run.is_resumed() {
+                    eprintln!(
+                        "Resuming run {} (invocation {}) from {}",
+                        run.id(),
+                        run.invocation(),
+                        run.store().location()
+                    );
+                }
+            };
+            let driven = durable::drive(
+                &store,
+                durable_request,
+                &client,
+                &request.policy,
+                options,
+                durable::Hooks {
+                    out: &mut print,
+                    finished: &mut finished,
+                    started: &mut announce,
+                },
+            )
+            .instrument(span.clone())
+            .await;
+            match driven {
+                Err(error) => {
+                    eprintln!("Error: {error}; nothing was purged");
+                    return ExitCode::FAILURE;
+                }
+                Ok(Driven::Busy { record, holder }) => {
+                    let by = holder.map_or_else(
+                        || "another run".to_string(),
+                        |h| format!("run {} ({}, since {})", h.run_id, h.trigger, h.since),
+                    );
+                    eprintln!(
+                        "Error: {by} is purging {} now; nothing was done (recorded as run {})",
+                        record.registry, record.id
+                    );
+                    return ExitCode::FAILURE;
+                }
+                Ok(Driven::Ran {
+                    report,
+                    run_id,
+                    record,
+                    ..
+                }) => {
+                    if let Err(error) = record {
+                        eprintln!("Warning: the run's record is incomplete: {error}");
+                    }
+                    note_resumable(&report, &run_id);
+                    report
+                }
+            }
+        }
+    };
     finish_run(&span, &context, &report);
     drop(span);
     if let Some(stream) = stream {
@@ -85,6 +167,20 @@ pub async fn purge(args: PurgeArgs) -> ExitCode {
             ExitCode::from(error.exit_code())
         }
     }
+}
+
+/// Says how to resume a run that stopped at its deadline.
+fn note_resumable(report: &RunReport, run_id: &str) {
+    if matches!(report.error, Some(RunError::Deadline(_))) {
+        eprintln!(
+            "Run {run_id} stopped before its deadline (exit code {EXIT_RESUMABLE}); run the same command again to resume it"
+        );
+    }
+}
+
+/// `handler runs`.
+pub async fn runs(args: RunsArgs) -> ExitCode {
+    super::runs::runs(args).await
 }
 
 /// Prints why each kept item of a finished repository is kept (`--verbose`).

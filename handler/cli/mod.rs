@@ -7,6 +7,7 @@ pub mod commands;
 mod demo;
 pub mod json;
 mod output;
+mod runs;
 
 use crate::policy::{
     AgoError, Filter, FilterError, Policy, Rule, RuleError, RuleSpec, RuleSpecError,
@@ -36,6 +37,82 @@ pub enum Command {
     Demo,
     /// Serve the ACR emulator standalone.
     Emulator(EmulatorArgs),
+    /// Show recorded runs: `runs list`, `runs show ID`, `runs audit ID`.
+    Runs(RunsArgs),
+}
+
+/// Where runs are recorded (`handler purge` and `handler runs`).
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// Directory of the run store (records, plans, audit logs, checkpoints, leases);
+    /// default: $XDG_STATE_HOME/acr-purge, else ~/.local/state/acr-purge.
+    #[arg(long, env = "PURGE_STATE_DIR", global = true)]
+    pub state_dir: Option<std::path::PathBuf>,
+    /// A Blob Storage container for the run store instead of a directory
+    /// (https://ACCOUNT.blob.core.windows.net/CONTAINER, signed in as the Azure identity):
+    /// the one the function app uses, so its runs and the command line's share leases.
+    #[arg(
+        long,
+        env = "PURGE_STATE_URL",
+        conflicts_with = "state_dir",
+        global = true
+    )]
+    pub state_url: Option<String>,
+}
+
+impl StoreArgs {
+    /// Where the store is.
+    pub fn location(&self) -> Result<crate::store::StoreLocation, UsageError> {
+        use crate::store::StoreLocation;
+        if let Some(url) = &self.state_url {
+            let parsed = url::Url::parse(url)
+                .ok()
+                .filter(|u| u.scheme() == "https" && u.path().trim_matches('/').len() > 0)
+                .ok_or_else(|| {
+                    UsageError::Store(format!(
+                        "--state-url {url:?} is not an https:// URL of a blob container"
+                    ))
+                })?;
+            return Ok(StoreLocation::Blob(parsed));
+        }
+        if let Some(dir) = &self.state_dir {
+            return Ok(StoreLocation::Dir(dir.clone()));
+        }
+        let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+        let base = var("XDG_STATE_HOME")
+            .map(std::path::PathBuf::from)
+            .or_else(|| var("HOME").map(|h| std::path::PathBuf::from(h).join(".local/state")))
+            .unwrap_or_else(std::env::temp_dir);
+        Ok(StoreLocation::Dir(base.join("acr-purge")))
+    }
+}
+
+/// `handler runs` flags.
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    /// What to show.
+    #[command(subcommand)]
+    pub what: RunsCommand,
+    /// Where runs are recorded.
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// `handler runs` subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum RunsCommand {
+    /// Every recorded run, newest first: id, status, registry, start, trigger, counts.
+    List,
+    /// One run's record, as JSON.
+    Show {
+        /// The run id.
+        id: String,
+    },
+    /// One run's audit log: a JSON line per deletion attempt.
+    Audit {
+        /// The run id.
+        id: String,
+    },
 }
 
 /// `handler emulator` flags.
@@ -113,6 +190,19 @@ pub struct PurgeArgs {
     /// Also print why each kept item is kept.
     #[arg(long)]
     pub verbose: bool,
+    /// Stop cleanly before this much time has passed (30s, 10m, 1h30m): exit code 3, and
+    /// the same command again resumes the run.
+    #[arg(long)]
+    pub deadline: Option<String>,
+    /// Start a new run even if an unfinished run of the same policy could be resumed.
+    #[arg(long)]
+    pub new_run: bool,
+    /// Record nothing: no run store, no lease, no checkpoint (acr purge's behaviour).
+    #[arg(long, conflicts_with_all = ["state_dir", "state_url", "new_run"])]
+    pub no_state: bool,
+    /// Where runs are recorded.
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 /// A flag value that must never be printed: `Debug` shows `<redacted>`.
@@ -167,6 +257,12 @@ pub enum UsageError {
     /// `--rate-card`.
     #[error("--rate-card: {0}")]
     RateCard(RateCardError),
+    /// `--deadline`.
+    #[error("--deadline: {0}")]
+    Deadline(String),
+    /// `--state-dir` / `--state-url`.
+    #[error("{0}")]
+    Store(String),
 }
 
 impl From<RuleSpecError> for UsageError {
@@ -195,6 +291,10 @@ pub struct PurgeRequest {
     pub rate_card: RateCard,
     /// Notes for stderr (capped values).
     pub warnings: Vec<String>,
+    /// `--deadline`.
+    pub deadline: Option<std::time::Duration>,
+    /// The run store, unless `--no-state`.
+    pub store: Option<crate::store::StoreLocation>,
 }
 
 impl PurgeArgs {
@@ -251,7 +351,14 @@ impl PurgeArgs {
             },
         };
         let rate_card = RateCard::parse(&self.rate_card).map_err(UsageError::RateCard)?;
+        let deadline = self.deadline.as_deref().map(parse_deadline).transpose()?;
+        let store = match self.no_state {
+            true => None,
+            false => Some(self.store.location()?),
+        };
         Ok(PurgeRequest {
+            deadline,
+            store,
             endpoint,
             credentials,
             policy,
@@ -264,6 +371,16 @@ impl PurgeArgs {
             },
             warnings,
         })
+    }
+}
+
+/// A `--deadline`: a positive duration in acr purge's `--ago` syntax.
+fn parse_deadline(text: &str) -> Result<std::time::Duration, UsageError> {
+    let bad = |why: String| UsageError::Deadline(format!("{text:?}: {why}"));
+    let ago = crate::policy::Ago::parse(text).map_err(|e| bad(e.to_string()))?;
+    match ago.duration.to_std() {
+        Ok(d) if !d.is_zero() => Ok(d),
+        _ => Err(bad("must be longer than zero".into())),
     }
 }
 

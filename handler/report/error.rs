@@ -147,6 +147,26 @@ pub enum RunError {
         .0.remaining.join(", ")
     )]
     Shutdown(Progress),
+    /// The run reached its deadline (`--deadline`, the host's `functionTimeout`) and
+    /// stopped cleanly before it; a durable run resumes from its checkpoint.
+    #[error(
+        "stopped before its deadline, to be resumed; completed: [{}]; not reached: [{}]",
+        .0.completed.join(", "),
+        .0.remaining.join(", ")
+    )]
+    Deadline(Progress),
+    /// The run store could not record the run's progress, so it stopped.
+    #[error(
+        "stopped: the run store failed ({error}); completed: [{}]; not reached: [{}]",
+        progress.completed.join(", "),
+        progress.remaining.join(", ")
+    )]
+    Unrecorded {
+        /// The store's error.
+        error: String,
+        /// What was done and what was left.
+        progress: Progress,
+    },
     /// The run completed, but some repositories or deletions failed.
     #[error("partial purge: {}", join(.0))]
     Partial(Vec<Problem>),
@@ -170,7 +190,13 @@ pub enum Extent {
     Stopped,
     /// It went through, but some repositories or deletions failed.
     Partial,
+    /// It stopped cleanly at its deadline, with what it did recorded: the next run of the
+    /// same policy carries on.
+    Resumable,
 }
+
+/// The exit code of a run that stopped at its deadline and can be resumed.
+pub const EXIT_RESUMABLE: u8 = 3;
 
 impl RunError {
     /// How much of the run was carried out; the exit code and the HTTP status follow.
@@ -182,24 +208,29 @@ impl RunError {
             | RunError::EveryRepositoryFailed(_)
             | RunError::Denied { .. }
             | RunError::RegistryGone { .. }
-            | RunError::Shutdown(_) => Extent::Stopped,
+            | RunError::Shutdown(_)
+            | RunError::Unrecorded { .. } => Extent::Stopped,
+            RunError::Deadline(_) => Extent::Resumable,
             RunError::Partial(_) | RunError::PartialDryRun(_) => Extent::Partial,
         }
     }
 
     /// The command line's exit code: 1, failed or partial, as acr purge (2 is for bad
-    /// arguments, which never reach a run).
+    /// arguments, which never reach a run); 3, incomplete and resumable.
     pub fn exit_code(&self) -> u8 {
         match self.extent() {
             Extent::Stopped | Extent::Partial => 1,
+            Extent::Resumable => EXIT_RESUMABLE,
         }
     }
 
     /// The HTTP status answered to the Functions host: 500, a failed invocation, so that
-    /// the host's retries and alerts see it, whether the run stopped or was partial.
+    /// the host's retries and alerts see it, whether the run stopped or was partial; 200
+    /// for a run that stopped at its deadline as planned (its record says `incomplete`).
     pub fn http_status(&self) -> u16 {
         match self.extent() {
             Extent::Stopped | Extent::Partial => 500,
+            Extent::Resumable => 200,
         }
     }
 

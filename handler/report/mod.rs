@@ -6,7 +6,7 @@
 mod error;
 pub mod text;
 
-pub use error::{Extent, ListingFailure, PlanError, Problem, Progress, RunError};
+pub use error::{EXIT_RESUMABLE, Extent, ListingFailure, PlanError, Problem, Progress, RunError};
 
 use crate::plan::{ManifestDecision, RepositoryPlan, TagDecision, Verdict};
 use crate::registry::StatsSnapshot;

@@ -18,12 +18,20 @@
 //! repositories while nothing at all was deleted stop the run: the identity lacks the
 //! rights everywhere. A registry that stops answering (the circuit breaker) stops the run.
 //!
+//! A durable run (see `crate::durable`) gives a [`Journal`] that records each repository's
+//! plan before its deletions and its attempts after; a deadline ([`RunOptions::deadline`])
+//! stops the run cleanly before it, between repositories or between deletions, and
+//! abandons a listing still under way (nothing was deleted in it). A resumed run passes the
+//! repositories already done ([`RunOptions::done`]) and the first invocation's time
+//! ([`RunOptions::reference_time`]), so it decides as the uninterrupted run would have.
+//!
 //! Memory stays bounded: a repository's plan is released once it is executed and reported;
 //! the run's report keeps counts and at most [`RunReport::MAX_ITEMS`] items.
 
 pub mod audit;
 pub mod execute;
 pub mod inventory;
+pub mod journal;
 
 use crate::plan::Scope;
 use crate::policy::Policy;
@@ -34,11 +42,12 @@ use crate::report::{
     RunError, RunReport, Summary,
 };
 use audit::{DeletionEvents, MAX_DELETION_EVENTS};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use execute::execute;
 use futures::StreamExt;
 use inventory::plan_repository;
-use std::collections::{BTreeMap, HashSet};
+pub use journal::{Journal, NoJournal};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tracing::Instrument;
@@ -85,6 +94,14 @@ pub struct RunOptions {
     pub only: Option<Vec<String>>,
     /// Stops the run cleanly: nothing new starts.
     pub stop: StopSignal,
+    /// When the run must have stopped: from then on nothing new starts, and a listing
+    /// under way is abandoned. The run then ends with [`RunError::Deadline`].
+    pub deadline: Option<tokio::time::Instant>,
+    /// Repositories an earlier invocation of this run completed: not listed again.
+    pub done: BTreeSet<String>,
+    /// The time ages are measured from (`None`: now). A resumed run passes its first
+    /// invocation's.
+    pub reference_time: Option<DateTime<Utc>>,
 }
 
 impl Default for RunOptions {
@@ -95,6 +112,9 @@ impl Default for RunOptions {
             repository_page_size: 100,
             only: None,
             stop: StopSignal::default(),
+            deadline: None,
+            done: BTreeSet::new(),
+            reference_time: None,
         }
     }
 }
@@ -117,6 +137,18 @@ pub async fn run_with(
     out: Lines<'_>,
     finished: Finished<'_>,
 ) -> RunReport {
+    run_journaled(client, policy, options, out, finished, &NoJournal).await
+}
+
+/// [`run_with`], recording its progress in `journal`.
+pub async fn run_journaled(
+    client: &RegistryClient,
+    policy: &Policy,
+    options: &RunOptions,
+    out: Lines<'_>,
+    finished: Finished<'_>,
+    journal: &dyn Journal,
+) -> RunReport {
     let started_at = Utc::now();
     let mut report = RunReport {
         registry: client.endpoint().host().to_string(),
@@ -136,8 +168,12 @@ pub async fn run_with(
             {
                 printer.direct(Line::DryRunBanner.to_string());
             }
-            report.error =
-                pipeline(client, options, covered, &printer, &mut report, finished).await;
+            let stages = Stages {
+                client,
+                options,
+                journal,
+            };
+            report.error = pipeline(&stages, covered, &printer, &mut report, finished).await;
         }
     }
     report.finished_at = Utc::now();
@@ -163,7 +199,7 @@ async fn covered_repositories(
     policy: &Policy,
     options: &RunOptions,
 ) -> Result<Vec<(String, Scope)>, RunError> {
-    let now = Utc::now();
+    let now = options.reference_time.unwrap_or_else(Utc::now);
     let catalog = client
         .catalog(options.repository_page_size)
         .await
@@ -175,6 +211,9 @@ async fn covered_repositories(
             .as_ref()
             .is_some_and(|only| !only.contains(&name))
         {
+            continue;
+        }
+        if options.done.contains(&name) {
             continue;
         }
         if let Some(scope) = Scope::new(policy, &name, now).map_err(RunError::Filter)? {
@@ -202,21 +241,39 @@ enum Ending {
     /// Executing hit a permission error (its remaining deletions were not attempted) or
     /// a registry that stopped answering.
     Stopped(RegistryError),
+    /// The journal could not record it (nothing in it was deleted if its plan was not
+    /// recorded): the run stops.
+    Unrecorded(String),
+}
+
+/// What every repository's processing shares.
+struct Stages<'a> {
+    client: &'a RegistryClient,
+    options: &'a RunOptions,
+    journal: &'a dyn Journal,
+}
+
+impl Stages<'_> {
+    fn past_deadline(&self) -> bool {
+        self.options
+            .deadline
+            .is_some_and(|d| tokio::time::Instant::now() >= d)
+    }
 }
 
 /// Processes every covered repository, `concurrency` at a time, adding each to `report`
 /// as it finishes. Returns the run's error, if any.
 async fn pipeline(
-    client: &RegistryClient,
-    options: &RunOptions,
+    stages: &Stages<'_>,
     covered: Vec<(String, Scope)>,
     printer: &Mutex<Printer<'_>>,
     report: &mut RunReport,
     finished: Finished<'_>,
 ) -> Option<RunError> {
+    let options = stages.options;
     let total = covered.len();
     let fatal = StopSignal::default();
-    let stopping = || options.stop.is_stopped() || fatal.is_stopped();
+    let stopping = || options.stop.is_stopped() || fatal.is_stopped() || stages.past_deadline();
     let stopping = &stopping;
     let mut stream = futures::stream::iter(covered.into_iter().enumerate())
         .map(|(index, (name, scope))| async move {
@@ -225,8 +282,7 @@ async fn pipeline(
                     p.line(index, line);
                 }
             };
-            let (repo, ending, span) =
-                process(client, options, &name, scope, stopping, &mut lines).await;
+            let (repo, ending, span) = process(stages, &name, scope, stopping, &mut lines).await;
             (index, repo, ending, span)
         })
         .buffer_unordered(options.concurrency.max(1));
@@ -252,14 +308,13 @@ async fn pipeline(
     }
     drop(stream);
     events.finish();
-    tally.error(options.dry_run, total)
+    tally.error(options.dry_run, total, stages.past_deadline())
 }
 
 /// Lists, plans and (unless dry run) executes one repository; also returns the span its
 /// deletions ran in (their audit events belong there).
 async fn process(
-    client: &RegistryClient,
-    options: &RunOptions,
+    stages: &Stages<'_>,
     name: &str,
     scope: Scope,
     stopping: &(dyn Fn() -> bool + Sync),
@@ -269,16 +324,29 @@ async fn process(
         let repo = RepositoryReport::empty(name, RepositoryStatus::NotReached);
         return (repo, Ending::NotReached, None);
     }
+    let (client, options, journal) = (stages.client, stages.options, stages.journal);
     let span = tracing::info_span!("plan repository", purge.repository = name);
-    let planned = plan_repository(client, name, scope, options.concurrency)
-        .instrument(span)
-        .await;
+    let planning = plan_repository(client, name, scope, options.concurrency).instrument(span);
+    let planned = match options.deadline {
+        None => planning.await,
+        Some(deadline) => tokio::select! {
+            planned = planning => planned,
+            () = tokio::time::sleep_until(deadline) => {
+                let repo = RepositoryReport::empty(name, RepositoryStatus::NotReached);
+                return (repo, Ending::NotReached, None);
+            }
+        },
+    };
     let mut repo = match planned {
         Ok(Some(plan)) => RepositoryReport::planned(plan),
         Ok(None) => {
             out(Line::RepositoryNotFound(name).to_string());
             let repo = RepositoryReport::empty(name, RepositoryStatus::NotFound);
-            return (repo, Ending::Completed, None);
+            let ending = match record(journal, &repo, true).await {
+                Ok(()) => Ending::Completed,
+                Err(error) => Ending::Unrecorded(error),
+            };
+            return (repo, ending, None);
         }
         Err(error) => {
             if options.dry_run {
@@ -294,9 +362,20 @@ async fn process(
             return (RepositoryReport::empty(name, status), ending, None);
         }
     };
+    if let Err(error) = journal.planned(&repo).await {
+        let status = RepositoryStatus::Failed {
+            error: format!("its plan could not be recorded, so nothing in it was deleted: {error}"),
+        };
+        let repo = RepositoryReport::empty(name, status);
+        return (repo, Ending::Unrecorded(error), None);
+    }
     if options.dry_run {
         print_dry_run(client.endpoint().host(), &repo, out);
-        return (repo, Ending::Completed, None);
+        let ending = match journal.ended(&repo, true).await {
+            Ok(()) => Ending::Completed,
+            Err(error) => Ending::Unrecorded(error),
+        };
+        return (repo, ending, None);
     }
     let span = tracing::info_span!("purge repository", purge.repository = name);
     let result = execute(client, &mut repo, options.concurrency, stopping, out)
@@ -310,7 +389,21 @@ async fn process(
         Ok(()) if interrupted => Ending::Interrupted,
         Ok(()) => Ending::Completed,
     };
+    let completed = matches!(ending, Ending::Completed);
+    if let Err(error) = journal.ended(&repo, completed).await {
+        return (repo, Ending::Unrecorded(error), Some(span));
+    }
     (repo, ending, Some(span))
+}
+
+/// Records a repository with nothing to delete (planned and ended at once).
+async fn record(
+    journal: &dyn Journal,
+    repo: &RepositoryReport,
+    completed: bool,
+) -> Result<(), String> {
+    journal.planned(repo).await?;
+    journal.ended(repo, completed).await
 }
 
 /// Tallies how the repositories ended and decides the run's error.
@@ -324,6 +417,8 @@ struct Tally {
     deleted_anything: bool,
     /// The first error that stops the run, with its repository.
     stopper: Option<(String, RunErrorKind, RegistryError)>,
+    /// The journal's first failure, which stops the run.
+    unrecorded: Option<String>,
 }
 
 #[derive(Clone, Copy)]
@@ -353,6 +448,10 @@ impl Tally {
                 }
             }
             Ending::NotReached | Ending::Interrupted => self.remaining.push(name),
+            Ending::Unrecorded(error) => {
+                self.remaining.push(name);
+                self.unrecorded.get_or_insert(error);
+            }
             Ending::NotPlanned { denied, fatal } => {
                 if let RepositoryStatus::Failed { error } = &repo.status {
                     let failure = ListingFailure {
@@ -402,10 +501,10 @@ impl Tally {
     }
 
     fn must_stop(&self) -> bool {
-        self.stopper.is_some()
+        self.stopper.is_some() || self.unrecorded.is_some()
     }
 
-    fn error(self, dry_run: bool, total: usize) -> Option<RunError> {
+    fn error(self, dry_run: bool, total: usize, past_deadline: bool) -> Option<RunError> {
         let mut remaining = self.remaining;
         remaining.sort();
         let mut completed = self.completed;
@@ -428,8 +527,15 @@ impl Tally {
                 },
             });
         }
+        if let Some(error) = self.unrecorded {
+            return Some(RunError::Unrecorded { error, progress });
+        }
         if !progress.remaining.is_empty() {
-            return Some(RunError::Shutdown(progress));
+            return Some(if past_deadline {
+                RunError::Deadline(progress)
+            } else {
+                RunError::Shutdown(progress)
+            });
         }
         let mut failures = self.listing_failures;
         failures.sort_by(|a, b| a.repository.cmp(&b.repository));

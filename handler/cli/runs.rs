@@ -1,0 +1,88 @@
+//! `handler runs`: the recorded runs, read from the run store (the same one `handler
+//! purge` and the function app write), so any machine can answer what a run did.
+
+use super::RunsArgs;
+use super::RunsCommand;
+use super::output::say;
+use crate::store::RunStore;
+use std::process::ExitCode;
+
+/// `handler runs list|show|audit`.
+pub async fn runs(args: RunsArgs) -> ExitCode {
+    let location = match args.store.location() {
+        Ok(location) => location,
+        Err(error) => {
+            eprintln!("Error: {error}");
+            return ExitCode::from(super::commands::EXIT_USAGE);
+        }
+    };
+    let credential = || crate::outbound::azure_credential().map_err(|e| e.to_string());
+    let store = match RunStore::open(&location, credential).await {
+        Ok(store) => store,
+        Err(error) => {
+            eprintln!("Error: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let shown = match &args.what {
+        RunsCommand::List => list(&store).await,
+        RunsCommand::Show { id } => show(&store, id).await,
+        RunsCommand::Audit { id } => audit(&store, id).await,
+    };
+    super::output::flush();
+    match shown {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("Error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn list(store: &RunStore) -> Result<(), String> {
+    let records = store.records().await.map_err(|e| e.to_string())?;
+    say!(
+        "{:<36}  {:<10}  {:<20}  {:<30}  {:<7}  {:>5}  {:>9}  {:>6}",
+        "RUN",
+        "STATUS",
+        "STARTED",
+        "REGISTRY",
+        "TRIGGER",
+        "TAGS",
+        "MANIFESTS",
+        "FAILED"
+    );
+    for r in records {
+        say!(
+            "{:<36}  {:<10}  {:<20}  {:<30}  {:<7}  {:>5}  {:>9}  {:>6}",
+            r.id,
+            r.status.name(),
+            r.started_at.format("%Y-%m-%d %H:%M:%S"),
+            r.registry,
+            r.trigger,
+            r.summary.tags_deleted,
+            r.summary.manifests_deleted,
+            r.summary.failed
+        );
+    }
+    Ok(())
+}
+
+async fn show(store: &RunStore, id: &str) -> Result<(), String> {
+    let record = store.record(id).await.map_err(|e| e.to_string())?;
+    let record = record.ok_or_else(|| format!("no run {id:?} in {}", store.location()))?;
+    let text = serde_json::to_string_pretty(&record).map_err(|e| e.to_string())?;
+    say!("{text}");
+    Ok(())
+}
+
+async fn audit(store: &RunStore, id: &str) -> Result<(), String> {
+    if store.record(id).await.map_err(|e| e.to_string())?.is_none() {
+        return Err(format!("no run {id:?} in {}", store.location()));
+    }
+    for line in store.audit(id).await.map_err(|e| e.to_string())? {
+        let text = serde_json::to_string(&line).map_err(|e| e.to_string())?;
+        say!("{text}");
+    }
+    Ok(())
+}

@@ -1,0 +1,36 @@
+//! What a durable run records as it goes ([`Journal`]): each repository's plan before
+//! anything in it is deleted, and its deletion attempts once it ends. The run store's
+//! journal (`crate::durable`) writes them to the run store; a plain run records nothing
+//! ([`NoJournal`]).
+//!
+//! Safety: when a repository's plan cannot be recorded, nothing in it is deleted (the
+//! repository is skipped and reported), and when its attempts cannot be recorded the run
+//! stops, so no deletion goes unrecorded beyond the repository in flight (whose plan, on
+//! record, lets the next invocation reconcile it).
+
+use crate::report::RepositoryReport;
+use async_trait::async_trait;
+
+/// Records a run's progress; see the module docs for what an error means.
+#[async_trait]
+pub trait Journal: Send + Sync {
+    /// `repo` is planned (or, with status `notFound`, gone); nothing in it is deleted yet.
+    async fn planned(&self, repo: &RepositoryReport) -> Result<(), String>;
+    /// `repo` ended; its deletion attempts are its items' outcomes. `completed` when
+    /// nothing is left to do in it (a resumed run does not list it again).
+    async fn ended(&self, repo: &RepositoryReport, completed: bool) -> Result<(), String>;
+}
+
+/// The journal of a run that records nothing.
+pub struct NoJournal;
+
+#[async_trait]
+impl Journal for NoJournal {
+    async fn planned(&self, _repo: &RepositoryReport) -> Result<(), String> {
+        Ok(())
+    }
+
+    async fn ended(&self, _repo: &RepositoryReport, _completed: bool) -> Result<(), String> {
+        Ok(())
+    }
+}

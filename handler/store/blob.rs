@@ -1,0 +1,260 @@
+//! The run store in Azure Blob Storage, through the official `azure_storage_blob` crate,
+//! signed in with Entra ID (the managed identity; no account keys): objects are block
+//! blobs, appends go to append blobs (in blocks of at most 4 MiB), and a lease is a blob
+//! lease, which expires when its holder stops renewing it.
+
+use super::backend::{Acquired, Backend, LeaseHandle, StoreError};
+use async_trait::async_trait;
+use azure_core::credentials::TokenCredential;
+use azure_core::http::{RequestContent, StatusCode, Url};
+use azure_storage_blob::models::{
+    AppendBlobClientCreateOptions, BlobClientAcquireLeaseResultHeaders,
+    BlobClientGetPropertiesResultHeaders, BlobClientUploadOptions,
+    BlobContainerClientListBlobsOptions, LeaseState,
+};
+use azure_storage_blob::{BlobContainerClient, BlobContainerClientOptions};
+use futures::TryStreamExt;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+/// The most an append blob takes in one block.
+const MAX_APPEND_BLOCK: usize = 4 * 1024 * 1024;
+
+/// A blob container holding run stores' objects.
+pub struct BlobBackend {
+    container: BlobContainerClient,
+    url: String,
+    /// Append blobs known to exist (so appending costs one request).
+    appendable: Mutex<HashSet<String>>,
+}
+
+impl BlobBackend {
+    /// A backend on the container at `container_url` (`https://ACCOUNT.blob.core.windows.net/NAME`),
+    /// signed in with `credential`, over `http` (which trusts the configured roots).
+    pub fn new(
+        container_url: &Url,
+        credential: Arc<dyn TokenCredential>,
+        http: reqwest::Client,
+    ) -> Result<BlobBackend, StoreError> {
+        let mut options = BlobContainerClientOptions::default();
+        options.client_options.transport = Some(azure_core::http::Transport::new(Arc::new(http)));
+        let container =
+            BlobContainerClient::new(container_url.clone(), Some(credential), Some(options))
+                .map_err(|e| StoreError {
+                    location: container_url.to_string(),
+                    action: "setting up the Blob Storage client".into(),
+                    error: crate::outbound::error_chain(&e),
+                })?;
+        Ok(BlobBackend {
+            container,
+            url: container_url.to_string(),
+            appendable: Mutex::default(),
+        })
+    }
+
+    fn error(&self, action: String, error: &azure_core::Error) -> StoreError {
+        StoreError {
+            location: self.url.clone(),
+            action,
+            error: crate::outbound::error_chain(error),
+        }
+    }
+
+    async fn create_append_blob(&self, name: &str) -> Result<(), StoreError> {
+        let options = AppendBlobClientCreateOptions::default().if_not_exists();
+        let blob = self.container.blob_client(name).append_blob_client();
+        match blob.create(Some(options)).await {
+            Ok(_) => Ok(()),
+            Err(e) if status(&e) == Some(StatusCode::Conflict) => Ok(()),
+            Err(e) => Err(self.error(format!("creating {name}"), &e)),
+        }
+    }
+}
+
+fn status(error: &azure_core::Error) -> Option<StatusCode> {
+    error.http_status()
+}
+
+#[async_trait]
+impl Backend for BlobBackend {
+    fn location(&self) -> String {
+        self.url.clone()
+    }
+
+    async fn prepare(&self) -> Result<(), StoreError> {
+        match self.container.create(None).await {
+            Ok(_) => Ok(()),
+            Err(e) if status(&e) == Some(StatusCode::Conflict) => Ok(()),
+            Err(e) => Err(self.error("creating the container".into(), &e)),
+        }
+    }
+
+    async fn read(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let blob = self.container.blob_client(name);
+        match blob.download(None).await {
+            Ok(response) => {
+                let bytes = response
+                    .body
+                    .collect()
+                    .await
+                    .map_err(|e| self.error(format!("reading {name}"), &e))?;
+                Ok(Some(bytes.to_vec()))
+            }
+            Err(e) if status(&e) == Some(StatusCode::NotFound) => Ok(None),
+            Err(e) => Err(self.error(format!("reading {name}"), &e)),
+        }
+    }
+
+    async fn write(&self, name: &str, data: Vec<u8>) -> Result<(), StoreError> {
+        let blob = self.container.blob_client(name);
+        blob.upload(RequestContent::from(data), None)
+            .await
+            .map(|_| ())
+            .map_err(|e| self.error(format!("writing {name}"), &e))
+    }
+
+    async fn append(&self, name: &str, data: Vec<u8>) -> Result<(), StoreError> {
+        let known = self
+            .appendable
+            .lock()
+            .map(|s| s.contains(name))
+            .unwrap_or(false);
+        if !known {
+            self.create_append_blob(name).await?;
+            if let Ok(mut set) = self.appendable.lock() {
+                set.insert(name.to_string());
+            }
+        }
+        let blob = self.container.blob_client(name).append_blob_client();
+        for chunk in data.chunks(MAX_APPEND_BLOCK) {
+            let bytes = chunk.to_vec();
+            blob.append_block(RequestContent::from(bytes), chunk.len() as u64, None)
+                .await
+                .map_err(|e| self.error(format!("appending to {name}"), &e))?;
+        }
+        Ok(())
+    }
+
+    async fn delete(&self, name: &str) -> Result<(), StoreError> {
+        match self.container.blob_client(name).delete(None).await {
+            Ok(_) => Ok(()),
+            Err(e) if status(&e) == Some(StatusCode::NotFound) => Ok(()),
+            Err(e) => Err(self.error(format!("deleting {name}"), &e)),
+        }
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let options = BlobContainerClientListBlobsOptions {
+            prefix: Some(prefix.to_string()),
+            ..Default::default()
+        };
+        let action = || format!("listing {prefix}");
+        let mut pager = self
+            .container
+            .list_blobs(Some(options))
+            .map_err(|e| self.error(action(), &e))?;
+        let mut names = Vec::new();
+        while let Some(item) = pager
+            .try_next()
+            .await
+            .map_err(|e| self.error(action(), &e))?
+        {
+            if let Some(name) = item.name {
+                names.push(name);
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    async fn acquire(
+        &self,
+        name: &str,
+        seconds: u32,
+        holder: Vec<u8>,
+    ) -> Result<Acquired, StoreError> {
+        let blob = self.container.blob_client(name);
+        // The lease blob must exist to be leased; create it empty unless it does.
+        let create = BlobClientUploadOptions {
+            if_none_match: Some("*".into()),
+            ..Default::default()
+        };
+        match blob
+            .upload(RequestContent::from(Vec::new()), Some(create))
+            .await
+        {
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    status(&e),
+                    Some(StatusCode::Conflict | StatusCode::PreconditionFailed)
+                ) => {}
+            Err(e) => return Err(self.error(format!("creating {name}"), &e)),
+        }
+        let seconds = i32::try_from(seconds).unwrap_or(60);
+        let id = match blob.acquire_lease(seconds, None).await {
+            Ok(response) => response
+                .lease_id()
+                .ok()
+                .flatten()
+                .ok_or_else(|| StoreError {
+                    location: self.url.clone(),
+                    action: format!("leasing {name}"),
+                    error: "the answer carried no lease id".into(),
+                })?,
+            Err(e) if status(&e) == Some(StatusCode::Conflict) => {
+                return Ok(Acquired::Busy(self.read(name).await?));
+            }
+            Err(e) => return Err(self.error(format!("leasing {name}"), &e)),
+        };
+        let write = BlobClientUploadOptions {
+            lease_id: Some(id.clone()),
+            ..Default::default()
+        };
+        blob.upload(RequestContent::from(holder), Some(write))
+            .await
+            .map_err(|e| self.error(format!("writing {name}"), &e))?;
+        Ok(Acquired::Held(LeaseHandle::Blob {
+            name: name.to_string(),
+            id,
+        }))
+    }
+
+    async fn renew(&self, lease: &LeaseHandle) -> Result<(), StoreError> {
+        let LeaseHandle::Blob { name, id } = lease else {
+            return Ok(());
+        };
+        self.container
+            .blob_client(name)
+            .renew_lease(id.clone(), None)
+            .await
+            .map(|_| ())
+            .map_err(|e| self.error(format!("renewing the lease on {name}"), &e))
+    }
+
+    async fn release(&self, lease: LeaseHandle) -> Result<(), StoreError> {
+        let LeaseHandle::Blob { name, id } = lease else {
+            return Ok(());
+        };
+        self.container
+            .blob_client(&name)
+            .release_lease(id, None)
+            .await
+            .map(|_| ())
+            .map_err(|e| self.error(format!("releasing the lease on {name}"), &e))
+    }
+
+    async fn holder(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let blob = self.container.blob_client(name);
+        let properties = match blob.get_properties(None).await {
+            Ok(properties) => properties,
+            Err(e) if status(&e) == Some(StatusCode::NotFound) => return Ok(None),
+            Err(e) => return Err(self.error(format!("reading the lease on {name}"), &e)),
+        };
+        let leased = matches!(properties.lease_state(), Ok(Some(LeaseState::Leased)));
+        if !leased {
+            return Ok(None);
+        }
+        Ok(Some(self.read(name).await?.unwrap_or_default()))
+    }
+}
