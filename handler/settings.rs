@@ -71,6 +71,17 @@ pub const APPLICATIONINSIGHTS_AUTHENTICATION_STRING: &str =
     "APPLICATIONINSIGHTS_AUTHENTICATION_STRING";
 /// `OTEL_EXPORTER_OTLP_ENDPOINT`.
 pub const OTEL_EXPORTER_OTLP_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+/// `AzureWebJobsStorage__accountName`: the app's storage account (host and run store).
+pub const STORAGE_ACCOUNT_NAME: &str = "AzureWebJobsStorage__accountName";
+/// `AzureWebJobsStorage__blobServiceUri`: the blob endpoint, where it is not the public
+/// cloud's `https://{account}.blob.core.windows.net`.
+pub const STORAGE_BLOB_SERVICE_URI: &str = "AzureWebJobsStorage__blobServiceUri";
+/// `AzureWebJobsStorage__clientId`: the identity used for that storage.
+pub const STORAGE_CLIENT_ID: &str = "AzureWebJobsStorage__clientId";
+/// `PURGE_RUNS_CONTAINER`.
+pub const PURGE_RUNS_CONTAINER: &str = "PURGE_RUNS_CONTAINER";
+/// `PURGE_STATE_DIR`.
+pub const PURGE_STATE_DIR: &str = "PURGE_STATE_DIR";
 /// `FUNCTIONS_CUSTOMHANDLER_PORT`.
 pub const FUNCTIONS_CUSTOMHANDLER_PORT: &str = "FUNCTIONS_CUSTOMHANDLER_PORT";
 
@@ -141,14 +152,31 @@ pub const APP_SETTINGS: &[Setting] = &[
         false,
         "An OTLP/HTTP collector to send traces to as well (standard OTEL_* variables apply).",
     ),
-    host(
-        "AzureWebJobsStorage__accountName",
-        "Host storage account, reached with the managed identity (no keys).",
+    handler(
+        STORAGE_ACCOUNT_NAME,
+        true,
+        "Storage account of the host and of the run store (records, plans, audit logs, checkpoints, leases), reached with the managed identity (no keys).",
+    ),
+    handler(
+        STORAGE_BLOB_SERVICE_URI,
+        false,
+        "Blob endpoint of that account, where it is not https://{account}.blob.core.windows.net (sovereign clouds, Azurite).",
     ),
     host("AzureWebJobsStorage__credential", "`managedidentity`."),
-    host(
-        "AzureWebJobsStorage__clientId",
-        "Client id of the identity the host uses for its storage.",
+    handler(
+        STORAGE_CLIENT_ID,
+        true,
+        "Client id of the identity used for that storage (the host's and the run store's).",
+    ),
+    handler(
+        PURGE_RUNS_CONTAINER,
+        false,
+        "Blob container of the run store (default acr-purge-runs; created if missing).",
+    ),
+    handler(
+        PURGE_STATE_DIR,
+        false,
+        "A local directory for the run store when no storage account is set (runs are then known to this machine only).",
     ),
 ];
 

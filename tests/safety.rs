@@ -484,7 +484,7 @@ async fn a_registry_that_goes_away_stops_the_run_instead_of_failing_every_item()
         a.push(ManifestSeed::image(&format!("m{i}")).age("2d"));
     }
     let b = RepoSeed::new("b").manifest(ManifestSeed::image("kept").age("2d"));
-    let Registry { running, seed } = Registry::start(Seed::new().repo(a).repo(b)).await;
+    let Registry { running, seed, .. } = Registry::start(Seed::new().repo(a).repo(b)).await;
     // Deletes are slow, so the registry can disappear while the run is deleting.
     running
         .emulator()

@@ -57,6 +57,7 @@ pub async fn purge(args: PurgeArgs) -> ExitCode {
         registry: client.endpoint().host().to_string(),
         dry_run: request.options.dry_run,
         parent: None,
+        run_id: None,
     };
     let span = run_span(&context);
     let mut stream =
@@ -98,6 +99,7 @@ pub async fn purge(args: PurgeArgs) -> ExitCode {
                 dry_run: options.dry_run,
                 trigger: "cli".into(),
                 new_run: args.new_run,
+                request_id: None,
             };
             let mut announce = |run: &durable::DurableRun| {
                 if run.is_resumed() {

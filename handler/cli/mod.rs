@@ -27,6 +27,7 @@ pub struct Cli {
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
 pub enum Command {
     /// Serve the Azure Functions custom handler (the default without a subcommand) on
     /// 127.0.0.1:$FUNCTIONS_CUSTOMHANDLER_PORT (8080 when unset).
@@ -67,7 +68,7 @@ impl StoreArgs {
         if let Some(url) = &self.state_url {
             let parsed = url::Url::parse(url)
                 .ok()
-                .filter(|u| u.scheme() == "https" && u.path().trim_matches('/').len() > 0)
+                .filter(|u| u.scheme() == "https" && !u.path().trim_matches('/').is_empty())
                 .ok_or_else(|| {
                     UsageError::Store(format!(
                         "--state-url {url:?} is not an https:// URL of a blob container"

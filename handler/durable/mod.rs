@@ -47,6 +47,9 @@ pub struct Request {
     pub trigger: String,
     /// Start a new run even if a checkpoint of the same policy could be resumed.
     pub new_run: bool,
+    /// The id the caller already gave the run (the webhook's `runId`): a new run takes it; a
+    /// resumed run keeps its own, and this id is recorded as naming it.
+    pub request_id: Option<String>,
 }
 
 /// The digest that identifies what a run does: the policy as parsed, the repositories it
@@ -63,6 +66,7 @@ pub fn policy_digest(
 }
 
 /// How [`begin`] went.
+#[allow(clippy::large_enum_variant)] // one per run
 pub enum Begun {
     /// The run goes on (new, or resumed from its checkpoint).
     Started(Box<DurableRun>),
@@ -99,9 +103,13 @@ pub async fn begin(store: &RunStore, request: Request) -> Result<Begun, StoreErr
     let resumable = existing
         .as_ref()
         .filter(|c| c.policy_digest == request.policy_digest && !request.new_run);
-    let id = resumable
-        .map(|c| c.run_id.clone())
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let new_id = || {
+        request
+            .request_id
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+    };
+    let id = resumable.map(|c| c.run_id.clone()).unwrap_or_else(new_id);
     let lease = if request.dry_run {
         None
     } else {
@@ -113,7 +121,7 @@ pub async fn begin(store: &RunStore, request: Request) -> Result<Begun, StoreErr
         match store.acquire(&request.registry, &holder).await? {
             Ok(lease) => Some(lease),
             Err(holder) => {
-                let skipped_id = uuid::Uuid::new_v4().to_string();
+                let skipped_id = new_id();
                 let record = skipped(&skipped_id, &request, now, holder.as_ref());
                 store.write_record(&record).await?;
                 return Ok(Begun::Busy { record, holder });
@@ -153,6 +161,9 @@ pub async fn begin(store: &RunStore, request: Request) -> Result<Begun, StoreErr
     record.invocations.push(invocation);
     let number = record.invocations.len() as u32;
     store.write_record(&record).await?;
+    if let Some(alias) = request.request_id.as_ref().filter(|a| **a != id) {
+        store.write_alias(alias, &id).await?;
+    }
     let mut recorded = HashSet::new();
     if let Some(checkpoint) = &resume {
         for line in store.audit(&id).await? {
@@ -348,6 +359,7 @@ pub fn stop_at(start: tokio::time::Instant, allowed: std::time::Duration) -> tok
 }
 
 /// How [`drive`] went.
+#[allow(clippy::large_enum_variant)] // one per run
 pub enum Driven {
     /// The run ran (to its end, or to its deadline).
     Ran {

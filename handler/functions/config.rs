@@ -11,6 +11,7 @@
 use crate::policy::PolicyDocument;
 use crate::registry::Endpoint;
 use crate::settings::*;
+use crate::store::{DEFAULT_CONTAINER, StoreLocation};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -77,6 +78,13 @@ pub struct Config {
     pub http_deadline: Duration,
     /// The webhook secret's source, or why it is not configured.
     pub webhook_secret: Result<SecretSource, ConfigError>,
+    /// Where runs are recorded: the storage account's blob container, else a directory.
+    pub store: StoreLocation,
+    /// The client id of the identity for the store (`AzureWebJobsStorage__clientId`, else
+    /// `AZURE_CLIENT_ID`).
+    pub store_client_id: Option<String>,
+    /// `functionTimeout` of `host.json`: the deadline of every run (`None`: unbounded).
+    pub function_timeout: Option<Duration>,
 }
 
 impl Config {
@@ -179,14 +187,107 @@ impl Config {
                 "the webhook has no secret: set KEY_VAULT_URL and WEBHOOK_SECRET_NAME, or WEBHOOK_SECRET",
             )),
         };
+        let store = store_location(&get)?;
+        let store_client_id = get(STORAGE_CLIENT_ID).or_else(|| get(AZURE_CLIENT_ID));
+        let function_timeout = function_timeout(app_root)?;
         Ok(Config {
             registry,
             policy,
             force_dry_run,
             http_deadline,
             webhook_secret,
+            store,
+            store_client_id,
+            function_timeout,
         })
     }
+}
+
+/// The run store: `AzureWebJobsStorage__blobServiceUri` or `__accountName` with
+/// `PURGE_RUNS_CONTAINER`, else `PURGE_STATE_DIR`, else a folder of the temporary directory.
+fn store_location(get: &impl Fn(&str) -> Option<String>) -> Result<StoreLocation, ConfigError> {
+    let container = get(PURGE_RUNS_CONTAINER).unwrap_or_else(|| DEFAULT_CONTAINER.to_string());
+    let valid = container.len() >= 3
+        && container.len() <= 63
+        && container
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !container.starts_with('-');
+    if !valid {
+        return Err(error(
+            PURGE_RUNS_CONTAINER,
+            format!(
+                "{container:?} is not a blob container name (3-63 lowercase letters, digits, hyphens)"
+            ),
+        ));
+    }
+    let service = match (get(STORAGE_BLOB_SERVICE_URI), get(STORAGE_ACCOUNT_NAME)) {
+        (Some(uri), _) => Some((STORAGE_BLOB_SERVICE_URI, uri)),
+        (None, Some(account)) => Some((
+            STORAGE_ACCOUNT_NAME,
+            format!("https://{account}.blob.core.windows.net/"),
+        )),
+        (None, None) => None,
+    };
+    match service {
+        Some((setting, uri)) => {
+            let mut url = url::Url::parse(&uri)
+                .ok()
+                .filter(|u| u.scheme() == "https")
+                .ok_or_else(|| {
+                    error(
+                        setting,
+                        format!("{uri:?} does not make an https:// blob endpoint"),
+                    )
+                })?;
+            let path = format!("{}/{container}", url.path().trim_end_matches('/'));
+            url.set_path(&path);
+            Ok(StoreLocation::Blob(url))
+        }
+        None => Ok(StoreLocation::Dir(
+            get(PURGE_STATE_DIR)
+                .map(PathBuf::from)
+                .unwrap_or_else(|| std::env::temp_dir().join("acr-purge-state")),
+        )),
+    }
+}
+
+/// `functionTimeout` from the app's `host.json` (`hh:mm:ss`, or `-1` / absent: none).
+fn function_timeout(app_root: &Path) -> Result<Option<Duration>, ConfigError> {
+    let path = app_root.join("host.json");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(None);
+    };
+    let fail = |why: String| error("functionTimeout", format!("{}: {why}", path.display()));
+    let host: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| fail(format!("not JSON: {e}")))?;
+    let Some(value) = host.get("functionTimeout").filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
+    let text = value.as_str().ok_or_else(|| fail("not a string".into()))?;
+    if text.trim() == "-1" {
+        return Ok(None);
+    }
+    parse_timespan(text)
+        .map(Some)
+        .ok_or_else(|| fail(format!("{text:?} is not [d.]hh:mm:ss")))
+}
+
+/// A .NET `TimeSpan` as host.json writes it: `[d.]hh:mm:ss[.fff]`.
+fn parse_timespan(text: &str) -> Option<Duration> {
+    let (days, rest) = match text.split_once('.') {
+        Some((d, rest)) if !d.contains(':') => (d.parse::<u64>().ok()?, rest),
+        _ => (0, text),
+    };
+    let mut parts = rest.split(':');
+    let hours: u64 = parts.next()?.parse().ok()?;
+    let minutes: u64 = parts.next()?.parse().ok()?;
+    let seconds: f64 = parts.next()?.parse().ok()?;
+    if parts.next().is_some() || minutes > 59 || !(0.0..60.0).contains(&seconds) {
+        return None;
+    }
+    let whole = days * 86_400 + hours * 3_600 + minutes * 60;
+    Some(Duration::from_secs(whole) + Duration::from_secs_f64(seconds))
 }
 
 /// The Key Vault source, if `url` is a plain https URL (no user information).

@@ -258,6 +258,7 @@ mod tests {
             registry: "r".to_string(),
             dry_run: false,
             parent: None,
+            run_id: None,
         }
     }
 

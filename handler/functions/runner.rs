@@ -3,12 +3,16 @@
 
 use super::config::Config;
 use super::protocol::LogLines;
+use crate::durable::{self, Driven};
 use crate::plan::Scope;
 use crate::registry::{ClientOptions, RegistryClient};
 use crate::report::text::Line;
 use crate::report::{RunError, RunReport};
-use crate::run::{self, RunOptions, StopSignal};
+use crate::run::{RunOptions, StopSignal};
+use crate::store::{RunStore, StoreError};
 use crate::telemetry::{RunContext, finish_run, run_span};
+use std::collections::HashSet;
+use std::sync::Mutex;
 use tracing::Instrument;
 
 /// A finished run: its report and acr purge's lines.
@@ -34,27 +38,84 @@ pub fn uncovered(config: &Config, repositories: &[String]) -> Result<Option<Stri
     Ok(None)
 }
 
-/// Runs the configured policy (narrowed to `only` when given) under the run's root span.
+/// What runs on this instance share for durability: the run store (opened once) and the
+/// ids of the runs this instance is carrying out now.
+#[derive(Default)]
+pub struct Durability {
+    store: tokio::sync::OnceCell<RunStore>,
+    running: Mutex<HashSet<String>>,
+}
+
+impl Durability {
+    /// The run store of `config`, opened on first use (a failure is retried next time).
+    pub async fn store(&self, config: &Config) -> Result<&RunStore, StoreError> {
+        self.store
+            .get_or_try_init(|| async {
+                let client_id = config.store_client_id.clone();
+                let credential = move || {
+                    let credential = match std::env::var_os(crate::settings::IDENTITY_ENDPOINT) {
+                        Some(_) => crate::outbound::managed_identity(client_id),
+                        None => crate::outbound::azure_credential(),
+                    };
+                    credential.map_err(|e| e.to_string())
+                };
+                RunStore::open(&config.store, credential).await
+            })
+            .await
+    }
+
+    /// Whether this instance is carrying out run `id` now.
+    pub fn is_running_here(&self, id: &str) -> bool {
+        self.running.lock().is_ok_and(|r| r.contains(id))
+    }
+
+    fn mark(&self, id: &str, running: bool) {
+        if let Ok(mut set) = self.running.lock() {
+            if running {
+                set.insert(id.to_string());
+            } else {
+                set.remove(id);
+            }
+        }
+    }
+}
+
+/// Runs the configured policy (narrowed to `only` when given) under the run's root span,
+/// recorded in the run store.
 pub async fn run(
     config: &Config,
+    durability: &Durability,
     only: Option<Vec<String>>,
     stop: StopSignal,
     context: RunContext,
 ) -> Finished {
+    let started = tokio::time::Instant::now();
     let span = run_span(&context);
-    let finished = run_in_span(config, only, context.dry_run, stop)
+    let finished = run_in_span(config, durability, only, stop, &context, started)
         .instrument(span.clone())
         .await;
     finish_run(&span, &context, &finished.report);
     finished
 }
 
+fn failed(config: &Config, dry_run: bool, error: RunError) -> Finished {
+    let line = Line::FailedToComplete(&error.to_string()).to_string();
+    tracing::error!("{line}");
+    Finished {
+        report: RunReport::failed(config.registry.host(), dry_run, error),
+        lines: vec![line],
+    }
+}
+
 async fn run_in_span(
     config: &Config,
+    durability: &Durability,
     only: Option<Vec<String>>,
-    dry_run: bool,
     stop: StopSignal,
+    context: &RunContext,
+    started: tokio::time::Instant,
 ) -> Finished {
+    let dry_run = context.dry_run;
     let concurrency = config.policy.concurrency;
     let client_options = ClientOptions {
         concurrency,
@@ -65,31 +126,100 @@ async fn run_in_span(
     let client = match RegistryClient::connect(config.registry.clone(), None, client_options).await
     {
         Ok(client) => client,
+        Err(error) => return failed(config, dry_run, RunError::Connect(error)),
+    };
+    let store = match durability.store(config).await {
+        Ok(store) => store,
         Err(error) => {
-            let error = RunError::Connect(error);
-            let line = Line::FailedToComplete(&error.to_string()).to_string();
-            tracing::error!("{line}");
-            return Finished {
-                report: RunReport::failed(config.registry.host(), dry_run, error),
-                lines: vec![line],
-            };
+            return failed(
+                config,
+                dry_run,
+                RunError::StoreUnavailable(error.to_string()),
+            );
         }
+    };
+    let request = durable::Request {
+        registry: client.endpoint().host().to_string(),
+        policy_digest: durable::policy_digest(&config.policy.policy, only.as_deref(), dry_run),
+        dry_run,
+        trigger: context.trigger.as_str().to_string(),
+        new_run: false,
+        request_id: context.run_id.clone(),
     };
     let options = RunOptions {
         dry_run,
         concurrency,
         only,
         stop,
+        deadline: config
+            .function_timeout
+            .map(|t| durable::stop_at(started, t)),
         ..RunOptions::default()
     };
     let mut lines = LogLines::default();
-    let report = run::run(&client, &config.policy.policy, &options, &mut |line| {
+    let mut out = |line: String| {
         tracing::info!(target: crate::telemetry::OUTPUT_TARGET, "{line}");
         lines.push(line);
-    })
+    };
+    let mut run_id = None;
+    let mut started_hook = |run: &durable::DurableRun| {
+        durability.mark(run.id(), true);
+        run_id = Some(run.id().to_string());
+        if run.is_resumed() {
+            tracing::info!(
+                run_id = run.id(),
+                invocation = run.invocation(),
+                "resuming run"
+            );
+        }
+    };
+    let hooks = durable::Hooks {
+        out: &mut out,
+        finished: &mut |_| {},
+        started: &mut started_hook,
+    };
+    let driven = durable::drive(
+        store,
+        request,
+        &client,
+        &config.policy.policy,
+        options,
+        hooks,
+    )
     .await;
-    Finished {
-        report,
-        lines: lines.finish(),
+    if let Some(id) = &run_id {
+        durability.mark(id, false);
+    }
+    match driven {
+        Err(error) => failed(
+            config,
+            dry_run,
+            RunError::StoreUnavailable(error.to_string()),
+        ),
+        Ok(Driven::Busy { record, holder }) => {
+            let error = RunError::Busy {
+                registry: record.registry.clone(),
+                holder: holder.map(|h| h.run_id),
+            };
+            tracing::warn!(run_id = record.id, "{error}");
+            Finished {
+                report: RunReport::failed(config.registry.host(), dry_run, error),
+                lines: lines.finish(),
+            }
+        }
+        Ok(Driven::Ran {
+            report,
+            record,
+            run_id,
+            ..
+        }) => {
+            if let Err(error) = record {
+                tracing::error!(run_id, "the run's record could not be written: {error}");
+            }
+            Finished {
+                report,
+                lines: lines.finish(),
+            }
+        }
     }
 }

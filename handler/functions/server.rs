@@ -14,7 +14,7 @@ use super::listener;
 use super::proof::{self, ProofError};
 use super::protocol::{InvocationResult, TimerInvocation};
 use super::queue::{Admitted, MAX_PENDING_REPOSITORIES, Outcome, RunQueue, Scope, Turn};
-use super::runner::{self, Finished};
+use super::runner::{self, Durability, Finished};
 use super::runs::{RunState, Runs};
 use super::secret::{Verdict, WebhookSecret};
 use super::webhook::{self, MAX_BODY, Request, quoted};
@@ -73,6 +73,7 @@ pub struct AppState {
     body_reads: Arc<Semaphore>,
     stop: StopSignal,
     runner: Runner,
+    durability: Arc<Durability>,
 }
 
 impl AppState {
@@ -83,6 +84,8 @@ impl AppState {
             .ok()
             .and_then(|c| c.webhook_secret.clone().ok())
             .map(|source| Arc::new(WebhookSecret::new(source)));
+        let durability = Arc::new(Durability::default());
+        let shared = durability.clone();
         AppState {
             config: config.map(Arc::new),
             secret,
@@ -90,9 +93,13 @@ impl AppState {
             queue: Arc::default(),
             body_reads: Arc::new(Semaphore::new(MAX_CONCURRENT_BODY_READS)),
             stop: StopSignal::default(),
-            runner: Arc::new(|config, only, stop, context| {
-                Box::pin(async move { runner::run(&config, only, stop, context).await })
+            runner: Arc::new(move |config, only, stop, context| {
+                let durability = shared.clone();
+                Box::pin(
+                    async move { runner::run(&config, &durability, only, stop, context).await },
+                )
             }),
+            durability,
         }
     }
 
@@ -211,6 +218,7 @@ async fn timer(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -
         registry: config.registry.host().to_string(),
         dry_run,
         parent: None,
+        run_id: None,
     };
     let turn = state.queue.turn(true).await;
     let registry = config.registry.host().to_string();
@@ -229,7 +237,21 @@ async fn timer(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -
                 .into_response();
         }
     };
-    let status = report_status(&report);
+    // A skipped occurrence (another instance's run holds the registry) is not a failure.
+    let status = match &report.error {
+        Some(crate::report::RunError::Busy { .. }) => {
+            notes.push(format!(
+                "PurgeTimer occurrence skipped: {}",
+                report
+                    .error
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default()
+            ));
+            StatusCode::OK
+        }
+        _ => report_status(&report),
+    };
     notes.extend(lines);
     (status, Json(InvocationResult::new(notes, Some(report)))).into_response()
 }
@@ -317,6 +339,9 @@ async fn webhook(
         return error(status, &message);
     }
     let dry_run = dry_run || config.force_dry_run || config.policy.dry_run;
+    if !dry_run && let Some(response) = held_elsewhere(&state, &config).await {
+        return response;
+    }
     let context = RunContext {
         trigger: Trigger::Http,
         invocation_id: invocation_id(&headers),
@@ -326,6 +351,7 @@ async fn webhook(
         parent: Some(opentelemetry::global::get_text_map_propagator(|p| {
             p.extract(&opentelemetry_http::HeaderExtractor(&headers))
         })),
+        run_id: None,
     };
     let count = repositories.as_ref().map_or(0, Vec::len);
     let first: Vec<String> = repositories
@@ -355,6 +381,48 @@ async fn webhook(
         tokio::spawn(work(state.clone(), config.clone(), dry_run));
     }
     answer(&state, admitted, config.http_deadline).await
+}
+
+/// `409` with the holder's run id and status URL when another instance's run holds the
+/// registry (this instance's own run queues the request instead). A store that cannot be
+/// read answers `503`: no run starts without its lease anyway.
+async fn held_elsewhere(state: &AppState, config: &Config) -> Option<Response> {
+    let store = match state.durability.store(config).await {
+        Ok(store) => store,
+        Err(e) => {
+            tracing::error!("webhook refused: {e}");
+            return Some(error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the run store is unavailable (see the logs); retry later",
+            ));
+        }
+    };
+    let holder = match store.holder(config.registry.host()).await {
+        Ok(holder) => holder?,
+        Err(e) => {
+            tracing::error!("webhook refused: {e}");
+            return Some(error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the run store is unavailable (see the logs); retry later",
+            ));
+        }
+    };
+    let run_id = holder.as_ref().map(|h| h.run_id.clone());
+    if run_id
+        .as_deref()
+        .is_some_and(|id| state.durability.is_running_here(id))
+    {
+        return None;
+    }
+    let mut body = json!({
+        "error": format!("another run is purging {} now", config.registry.host()),
+        "status": 409,
+    });
+    if let Some(id) = run_id {
+        body["runId"] = json!(id);
+        body["statusUrl"] = json!(format!("/api/purge/{id}"));
+    }
+    Some((StatusCode::CONFLICT, Json(body)).into_response())
 }
 
 /// The configuration and the webhook secret; `None` (the details logged) when the
@@ -445,7 +513,9 @@ async fn work(state: AppState, config: Arc<Config>, dry_run: bool) {
     }
     state.runs.set(&pending.id, RunState::Running);
     let only = pending.scope.clone().into_repositories();
-    let result = supervise(&state, turn, config, only, pending.context.clone()).await;
+    let mut context = pending.context.clone();
+    context.run_id = Some(pending.id.clone());
+    let result = supervise(&state, turn, config, only, context).await;
     let outcome: Outcome = Arc::new(result.map(|finished| finished.report));
     let run_state = match outcome.as_ref() {
         Ok(report) => RunState::Finished {
@@ -510,7 +580,7 @@ async fn status(
     if method != Method::GET {
         return method_not_allowed("GET");
     }
-    let Some((_, secret)) = configured(&state) else {
+    let Some((config, secret)) = configured(&state) else {
         return error(StatusCode::INTERNAL_SERVER_ERROR, INVALID_CONFIGURATION);
     };
     let proof = match proof::proof(&headers) {
@@ -520,9 +590,34 @@ async fn status(
     if let Err(response) = check(secret, |s| proof::verify(proof, s, b"")).await {
         return response;
     }
-    match state.runs.get(&run_id) {
-        Some(run) => (StatusCode::OK, Json(run)).into_response(),
-        None => error(StatusCode::NOT_FOUND, "no such run on this instance"),
+    if let Some(run) = state.runs.get(&run_id) {
+        return (StatusCode::OK, Json(run)).into_response();
+    }
+    // Not started here: the run store knows every instance's runs.
+    let store = match state.durability.store(&config).await {
+        Ok(store) => store,
+        Err(e) => {
+            tracing::error!("run status unavailable: {e}");
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the run store is unavailable (see the logs)",
+            );
+        }
+    };
+    match store.resolve(&run_id).await {
+        Ok(Some(record)) => {
+            let body =
+                json!({"status": record.status.name(), "runId": record.id, "record": record});
+            (StatusCode::OK, Json(body)).into_response()
+        }
+        Ok(None) => error(StatusCode::NOT_FOUND, "no such run"),
+        Err(e) => {
+            tracing::error!("run status unavailable: {e}");
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the run store is unavailable (see the logs)",
+            )
+        }
     }
 }
 

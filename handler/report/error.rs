@@ -167,6 +167,18 @@ pub enum RunError {
         /// What was done and what was left.
         progress: Progress,
     },
+    /// The run store could not be opened or the run could not begin in it, so nothing was
+    /// purged (a real run never purges without its lease and its records).
+    #[error("the run store is unavailable, so nothing was purged: {0}")]
+    StoreUnavailable(String),
+    /// Another run holds the registry's lease: this one did nothing.
+    #[error("skipped: {} is purging {registry} now", holder.as_ref().map_or_else(|| "another run".to_string(), |h| format!("run {h}")))]
+    Busy {
+        /// The registry.
+        registry: String,
+        /// The run holding it, if known.
+        holder: Option<String>,
+    },
     /// The run completed, but some repositories or deletions failed.
     #[error("partial purge: {}", join(.0))]
     Partial(Vec<Problem>),
@@ -209,7 +221,9 @@ impl RunError {
             | RunError::Denied { .. }
             | RunError::RegistryGone { .. }
             | RunError::Shutdown(_)
-            | RunError::Unrecorded { .. } => Extent::Stopped,
+            | RunError::Unrecorded { .. }
+            | RunError::StoreUnavailable(_)
+            | RunError::Busy { .. } => Extent::Stopped,
             RunError::Deadline(_) => Extent::Resumable,
             RunError::Partial(_) | RunError::PartialDryRun(_) => Extent::Partial,
         }
@@ -226,8 +240,12 @@ impl RunError {
 
     /// The HTTP status answered to the Functions host: 500, a failed invocation, so that
     /// the host's retries and alerts see it, whether the run stopped or was partial; 200
-    /// for a run that stopped at its deadline as planned (its record says `incomplete`).
+    /// for a run that stopped at its deadline as planned (its record says `incomplete`);
+    /// 409 for a run skipped because another run holds the registry.
     pub fn http_status(&self) -> u16 {
+        if matches!(self, RunError::Busy { .. }) {
+            return 409;
+        }
         match self.extent() {
             Extent::Stopped | Extent::Partial => 500,
             Extent::Resumable => 200,

@@ -140,6 +140,29 @@ impl RunStore {
         self.write_json(&record_name(&record.id), record).await
     }
 
+    /// Records that the caller's id `alias` names run `run_id` (a webhook request that
+    /// resumed an unfinished run).
+    pub async fn write_alias(&self, alias: &str, run_id: &str) -> Result<(), StoreError> {
+        let value = serde_json::json!({ "runId": run_id });
+        self.write_json(&alias_name(alias), &value).await
+    }
+
+    /// The record of run `id`, or of the run that the id `id` names ([`RunStore::write_alias`]).
+    pub async fn resolve(&self, id: &str) -> Result<Option<RunRecord>, StoreError> {
+        if let Some(record) = self.record(id).await? {
+            return Ok(Some(record));
+        }
+        let alias: Option<serde_json::Value> = self.read_json(&alias_name(id)).await?;
+        match alias
+            .as_ref()
+            .and_then(|a| a.get("runId"))
+            .and_then(|v| v.as_str())
+        {
+            Some(run) if run != id => self.record(run).await,
+            _ => Ok(None),
+        }
+    }
+
     /// Every run's record, newest first.
     pub async fn records(&self) -> Result<Vec<RunRecord>, StoreError> {
         let mut records = Vec::new();
@@ -150,7 +173,7 @@ impl RunStore {
                 records.push(record);
             }
         }
-        records.sort_by(|a, b| b.started_at.cmp(&a.started_at));
+        records.sort_by_key(|r| std::cmp::Reverse(r.started_at));
         Ok(records)
     }
 
@@ -318,6 +341,10 @@ fn segment(name: &str) -> String {
 
 fn record_name(run_id: &str) -> String {
     format!("runs/{}/record.json", segment(run_id))
+}
+
+fn alias_name(alias: &str) -> String {
+    format!("runs/{}/alias.json", segment(alias))
 }
 
 fn audit_name(run_id: &str) -> String {

@@ -40,7 +40,9 @@ async fn a_held_lease_names_its_holder_and_frees_on_release() {
     let dir = tempfile::tempdir().unwrap();
     let store = store(&dir).await;
     let first = store.acquire("r.azurecr.io", &holder("one")).await.unwrap();
-    let lease = first.ok().expect("the first acquire wins");
+    let Ok(lease) = first else {
+        panic!("the first acquire wins");
+    };
     let second = store.acquire("r.azurecr.io", &holder("two")).await.unwrap();
     let busy = second.err().expect("the second is refused");
     assert_eq!(busy.map(|h| h.run_id), Some("one".to_string()));

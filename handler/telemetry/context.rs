@@ -37,4 +37,6 @@ pub struct RunContext {
     pub dry_run: bool,
     /// An incoming W3C trace context (`traceparent`), to continue the caller's trace.
     pub parent: Option<opentelemetry::Context>,
+    /// The id the caller knows the run by (the webhook's `runId`), when it has one.
+    pub run_id: Option<String>,
 }

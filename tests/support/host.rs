@@ -14,6 +14,8 @@ pub struct Handler {
     http: reqwest::Client,
     /// How long readiness took.
     pub ready_after: Duration,
+    /// Its own run store, unless the settings name one (`PURGE_STATE_DIR`).
+    _state: tempfile::TempDir,
 }
 
 /// An answer: status and JSON body.
@@ -30,6 +32,7 @@ impl Handler {
     pub async fn start(settings: &[(&str, &str)]) -> Handler {
         let port = free_port();
         let root = std::env::temp_dir();
+        let state = tempfile::tempdir().expect("state dir");
         let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_handler"));
         for name in [
             "IDENTITY_ENDPOINT",
@@ -43,6 +46,7 @@ impl Handler {
             .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
             .env("FUNCTIONS_CUSTOMHANDLER_WORKER_ID", "test-worker")
             .env("FUNCTIONS_APP_ROOT_PATH", root)
+            .env("PURGE_STATE_DIR", state.path())
             .envs(settings.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -80,6 +84,7 @@ impl Handler {
             stdout,
             http,
             ready_after: started.elapsed(),
+            _state: state,
         }
     }
 

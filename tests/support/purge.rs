@@ -37,6 +37,8 @@ pub struct Registry {
     pub running: RunningEmulator,
     /// The seed it was started from.
     pub seed: Seed,
+    /// The run store of `handler purge` runs against it.
+    pub state: tempfile::TempDir,
 }
 
 impl Registry {
@@ -44,7 +46,12 @@ impl Registry {
     pub async fn start(seed: Seed) -> Registry {
         let emulator = Emulator::new(seed.clone()).expect("seed loads");
         let running = emulator.start().await.expect("emulator starts");
-        Registry { running, seed }
+        let state = tempfile::tempdir().expect("state dir");
+        Registry {
+            running,
+            seed,
+            state,
+        }
     }
 
     /// The emulator.
@@ -61,7 +68,10 @@ impl Registry {
     pub async fn purge_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
         let mut all = vec!["purge", "-r", self.running.url.as_str()];
         all.extend_from_slice(args);
-        handler_with_env(&all, env).await
+        let state = self.state.path().to_string_lossy().into_owned();
+        let mut env_with_state = vec![("PURGE_STATE_DIR", state.as_str())];
+        env_with_state.extend_from_slice(env);
+        handler_with_env(&all, &env_with_state).await
     }
 
     /// Recorded requests whose path is `path`.
@@ -124,9 +134,16 @@ pub async fn handler_with_env(args: &[&str], env: &[(&str, &str)]) -> Run {
         "AZURE_CLIENT_ID",
         "AZURE_FEDERATED_TOKEN_FILE",
         "ABAC_BATCH_SIZE",
+        "PURGE_STATE_DIR",
+        "PURGE_STATE_URL",
     ] {
         command.env_remove(name);
     }
+    // Runs not against a Registry above record in a shared scratch store, not the home folder.
+    command.env(
+        "XDG_STATE_HOME",
+        std::env::temp_dir().join("acr-purge-tests-state"),
+    );
     let output = command
         .args(args)
         .envs(env.iter().copied())
