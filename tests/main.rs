@@ -7,6 +7,8 @@ mod support;
 mod acr_parity;
 /// sign-in: managed identity (real azure_identity), token exchange and renewal, ABAC, Basic.
 mod auth;
+/// durable runs: deadlines, kill -9 and resumption, two instances, the store in Azurite.
+mod durable;
 /// request economy and pipelining, counted at the emulator against acr purge's requests.
 mod economy;
 /// the `handler` binary started as the Functions host starts it.

@@ -142,7 +142,9 @@ pub enum KeepReason {
     },
     /// The manifest still has tags after this run.
     Tagged {
-        /// The tags it keeps.
+        /// The tags it keeps (`keptTags`: a manifest's own `tags` are those it was listed
+        /// with).
+        #[serde(rename = "keptTags")]
         tags: Vec<String>,
     },
     /// A child of an index that stays.
@@ -408,6 +410,36 @@ mod tests {
             .as_str()
             .unwrap()
             .to_string()
+    }
+
+    #[test]
+    fn no_reason_field_shadows_an_item_field() {
+        // Reasons are flattened into tag and manifest items: a shared key would be written
+        // twice, and readers keep only one of them.
+        const ITEM_FIELDS: &[&str] = &[
+            "name",
+            "digest",
+            "mediaType",
+            "tags",
+            "lastUpdateTime",
+            "locked",
+            "unlock",
+            "after",
+            "decision",
+            "outcome",
+        ];
+        let keep = every_keep_reason()
+            .into_iter()
+            .map(|r| serde_json::to_value(r).unwrap());
+        let delete = every_delete_reason()
+            .into_iter()
+            .map(|r| serde_json::to_value(r).unwrap());
+        for value in keep.chain(delete) {
+            let fields = value.as_object().unwrap();
+            for key in fields.keys() {
+                assert!(!ITEM_FIELDS.contains(&key.as_str()), "{key} in {value}");
+            }
+        }
     }
 
     #[test]

@@ -28,6 +28,21 @@ pub struct BlobBackend {
     appendable: Mutex<HashSet<String>>,
 }
 
+/// Retries of one store request: a few, within [`RETRY_WITHIN`], so that a store that does
+/// not answer fails the run quickly (nothing is purged without it) and a lease renewal
+/// (every 15 s of a 60 s lease) has time for its retries.
+fn retry() -> azure_core::http::RetryOptions {
+    azure_core::http::RetryOptions::exponential(azure_core::http::ExponentialRetryOptions {
+        initial_delay: azure_core::time::Duration::milliseconds(250),
+        max_retries: 4,
+        max_total_elapsed: azure_core::time::Duration::seconds(RETRY_WITHIN),
+        max_delay: azure_core::time::Duration::seconds(4),
+    })
+}
+
+/// How long, in seconds, one store request is retried at most.
+pub const RETRY_WITHIN: i64 = 10;
+
 impl BlobBackend {
     /// A backend on the container at `container_url` (`https://ACCOUNT.blob.core.windows.net/NAME`),
     /// signed in with `credential`, over `http` (which trusts the configured roots).
@@ -38,6 +53,7 @@ impl BlobBackend {
     ) -> Result<BlobBackend, StoreError> {
         let mut options = BlobContainerClientOptions::default();
         options.client_options.transport = Some(azure_core::http::Transport::new(Arc::new(http)));
+        options.client_options.retry = retry();
         let container =
             BlobContainerClient::new(container_url.clone(), Some(credential), Some(options))
                 .map_err(|e| StoreError {

@@ -221,7 +221,9 @@ impl RunStore {
         if lines.is_empty() {
             return Ok(());
         }
-        let mut bytes = Vec::new();
+        // Each batch starts on a line of its own: after a writer died mid-line, the torn
+        // line stays alone (and is skipped) instead of swallowing the next one.
+        let mut bytes = vec![b'\n'];
         for line in lines {
             serde_json::to_writer(&mut bytes, line).map_err(|e| self.corrupt("audit", e))?;
             bytes.push(b'\n');

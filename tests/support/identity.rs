@@ -76,10 +76,36 @@ async fn token(
         list.push(query);
     }
     let expires_on = chrono::Utc::now().timestamp() + 3600;
+    // Storage (Azurite) reads the token's claims; the other services take it as it is.
+    let token = if resource.starts_with("https://storage.azure.com") {
+        storage_token()
+    } else {
+        ENTRA_TOKEN.to_string()
+    };
     Ok(Json(serde_json::json!({
-        "access_token": ENTRA_TOKEN,
+        "access_token": token,
         "expires_on": expires_on.to_string(),
         "resource": resource,
         "token_type": "Bearer",
     })))
+}
+
+/// An unsigned JWT with the claims Azurite's OAuth check reads (audience, issuer, validity).
+fn storage_token() -> String {
+    use base64::Engine;
+    let now = chrono::Utc::now().timestamp();
+    let encode = |value: serde_json::Value| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(value.to_string())
+    };
+    let header = encode(serde_json::json!({"alg": "RS256", "typ": "JWT"}));
+    let claims = encode(serde_json::json!({
+        "aud": "https://storage.azure.com",
+        "iss": "https://sts.windows.net/00000000-0000-0000-0000-000000000001/",
+        "iat": now - 60,
+        "nbf": now - 60,
+        "exp": now + 3600,
+        "oid": "00000000-0000-0000-0000-0000000000aa",
+        "tid": "00000000-0000-0000-0000-000000000001",
+    }));
+    format!("{header}.{claims}.c2lnbmF0dXJl")
 }

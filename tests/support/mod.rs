@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod appinsights;
+pub mod azurite;
 pub mod host;
 pub mod identity;
 pub mod keyvault;

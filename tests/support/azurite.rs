@@ -1,0 +1,103 @@
+//! Azurite, the official Azure Storage emulator (npm `azurite`), serving Blob Storage over
+//! TLS with Entra (OAuth) sign-in, as the run store's real `azure_storage_blob` client
+//! reaches a storage account. `scripts/test` installs it; `AZURITE_BLOB` names the
+//! `azurite-blob` script (default: `target/azurite/node_modules/.bin/azurite-blob`).
+
+use std::io::Write;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+/// A running Azurite blob service.
+pub struct Azurite {
+    /// `https://localhost:PORT/devstoreaccount1`, the account's blob endpoint.
+    pub blob_service: String,
+    /// The certificate it serves (PEM), to trust through `SSL_CERT_FILE`.
+    pub cert_file: tempfile::NamedTempFile,
+    _key_file: tempfile::NamedTempFile,
+    child: tokio::process::Child,
+}
+
+impl Azurite {
+    /// Starts Azurite on a free port and waits until it accepts connections.
+    pub async fn start() -> Azurite {
+        let script = std::env::var("AZURITE_BLOB").unwrap_or_else(|_| {
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/target/azurite/node_modules/.bin/azurite-blob"
+            )
+            .to_string()
+        });
+        assert!(
+            std::path::Path::new(&script).exists(),
+            "Azurite is not installed at {script}: run scripts/test (npm install azurite@3), or set AZURITE_BLOB"
+        );
+        let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()])
+            .expect("self-signed certificate");
+        let mut cert_file = tempfile::NamedTempFile::new().expect("temp file");
+        cert_file
+            .write_all(certified.cert.pem().as_bytes())
+            .expect("write certificate");
+        let mut key_file = tempfile::NamedTempFile::new().expect("temp file");
+        key_file
+            .write_all(certified.signing_key.serialize_pem().as_bytes())
+            .expect("write key");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let mut child = tokio::process::Command::new(&script)
+            .args([
+                "--silent",
+                "--disableTelemetry",
+                "--skipApiVersionCheck",
+                "--loose",
+            ])
+            .args(["--oauth", "basic", "--inMemoryPersistence"])
+            .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string()])
+            .arg("--cert")
+            .arg(cert_file.path())
+            .arg("--key")
+            .arg(key_file.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("azurite starts");
+        let started = Instant::now();
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "Azurite not up after 30 s"
+            );
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("Azurite exited at start ({status}); its error is above");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Azurite {
+            blob_service: format!("https://localhost:{port}/devstoreaccount1"),
+            cert_file,
+            _key_file: key_file,
+            child,
+        }
+    }
+
+    /// The certificate file's path.
+    pub fn cert_path(&self) -> String {
+        self.cert_file.path().to_string_lossy().into_owned()
+    }
+
+    /// A container URL for `handler purge --state-url`.
+    pub fn container(&self, name: &str) -> String {
+        format!("{}/{name}", self.blob_service)
+    }
+}
+
+impl Drop for Azurite {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
