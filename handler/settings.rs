@@ -170,7 +170,7 @@ pub const APP_SETTINGS: &[Setting] = &[
     ),
     handler(
         PURGE_RUNS_CONTAINER,
-        false,
+        true,
         "Blob container of the run store (default acr-purge-runs; created if missing).",
     ),
     handler(

@@ -69,13 +69,18 @@ param location string = resourceGroup().location
 @maxLength(12)
 param namePrefix string = 'acr-purge'
 
-// One instance per scale group (the timer has its own group, the HTTP functions share one): a
-// purge runs in one process anyway, runs started by webhooks do not overlap across instances,
-// and GET /api/purge/{runId} reaches the instance that holds the run.
-@description('Most instances per scale group (1-1000). 1 keeps webhook runs in one process.')
+// Instances may scale out freely: a run holds its registry's lease in the run store, so two
+// instances never purge one registry at once (the loser answers 409 or skips its timer), and
+// GET /api/purge/{runId} reads the run's record from the store on whichever instance it reaches.
+@description('Most instances per scale group (1-1000; the platform default is 100).')
 @minValue(1)
 @maxValue(1000)
-param maximumInstanceCount int = 1
+param maximumInstanceCount int = 100
+
+@description('Days a run\'s record, plans and audit log are kept in the run store (lifecycle rule).')
+@minValue(30)
+@maxValue(3650)
+param runRetentionDays int = 400
 
 @description('Memory per instance, in MB (512, 2048 or 4096).')
 @allowed([
@@ -121,6 +126,9 @@ module identity 'modules/identity.bicep' = {
   }
 }
 
+// The run store: records, plans, audit logs, checkpoints and leases of every run.
+var runsContainerName = 'acr-purge-runs'
+
 module storage 'modules/storage.bicep' = {
   name: 'storage'
   params: {
@@ -128,6 +136,8 @@ module storage 'modules/storage.bicep' = {
     location: location
     tags: tags
     deploymentContainerName: names.deploymentContainer
+    runsContainerName: runsContainerName
+    runRetentionDays: runRetentionDays
     principalId: identity.outputs.principalId
   }
 }
@@ -179,6 +189,7 @@ module functionApp 'modules/functionapp.bicep' = {
     identityClientId: identity.outputs.clientId
     storageAccountName: storage.outputs.name
     deploymentContainerUrl: storage.outputs.deploymentContainerUrl
+    runsContainerName: storage.outputs.runsContainerName
     maximumInstanceCount: maximumInstanceCount
     instanceMemoryMB: instanceMemoryMB
     registryLoginServer: registryRoles.outputs.loginServer
@@ -218,5 +229,7 @@ output functionAppName string = functionApp.outputs.name
 @description('PurgeHttp without its key: add ?code=<function key> (az functionapp function keys list).')
 output webhookUrl string = 'https://${functionApp.outputs.defaultHostName}/api/purge'
 output identityClientId string = identity.outputs.clientId
+@description('The run store, for handler runs list --state-url (needs Storage Blob Data Reader on it).')
+output runStoreUrl string = storage.outputs.runsContainerUrl
 output keyVaultName string = keyVault.outputs.name
 output registryLoginServer string = registryRoles.outputs.loginServer

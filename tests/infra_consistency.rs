@@ -314,6 +314,9 @@ const REQUEST_DIMENSIONS: &[&str] = &[
     "faas.trigger",
     "purge.registry",
     "purge.dry_run",
+    "purge.run_id",
+    "purge.invocation",
+    "purge.run_status",
     "purge.tags_deleted",
     "purge.manifests_deleted",
     "purge.protected",
@@ -441,4 +444,19 @@ fn the_default_policy_is_valid() {
         .as_str()
         .expect("purgePolicy parameter");
     acr_purge::policy::PolicyDocument::parse(value).expect("parameters policy");
+}
+
+/// The run store's container is the one the handler opens by default, and the lifecycle rule
+/// expires the runs in it, not the leases and checkpoints of runs under way.
+#[test]
+fn the_run_store_container_is_the_handlers_default() {
+    let main = read(&root().join("infra/main.bicep"));
+    let declared = format!(
+        "var runsContainerName = '{}'",
+        acr_purge::store::DEFAULT_CONTAINER
+    );
+    assert!(main.contains(&declared), "main.bicep lacks {declared}");
+    let storage = read(&root().join("infra/modules/storage.bicep"));
+    assert!(storage.contains("'${runsContainerName}/runs/'"));
+    assert!(!storage.contains("'${runsContainerName}/registries/'"));
 }

@@ -53,8 +53,13 @@ async fn timer_run_spans_reach_otlp_before_the_answer() {
     assert_eq!(attr("cloud.provider").as_deref(), Some("azure"));
     assert_eq!(attr("purge.registry"), Some(registry.running.host()));
     assert_eq!(attr("purge.dry_run").as_deref(), Some("false"));
+    // The durable run it was: its id (as the run store names it), invocation and status.
+    let run_id = attr("purge.run_id").expect("purge.run_id");
+    assert_eq!(run_id.len(), 36, "{run_id}");
+    assert_eq!(attr("purge.run_status").as_deref(), Some("succeeded"));
     // Counts are integers, not strings.
     let int = |key: &str| int_attribute(&root.attributes, key);
+    assert_eq!(int("purge.invocation"), Some(1));
     assert_eq!(int("purge.tags_deleted"), Some(2));
     assert_eq!(int("purge.manifests_deleted"), Some(3));
     assert_eq!(int("purge.failed"), Some(0));
@@ -322,6 +327,8 @@ async fn application_insights_gets_requests_dependencies_events_and_metrics() {
     assert_eq!(request["name"], "purge");
     assert_eq!(request["success"], true);
     assert_eq!(request["properties"]["purge.tags_deleted"], "2");
+    assert_eq!(request["properties"]["purge.run_status"], "succeeded");
+    assert_eq!(request["properties"]["purge.invocation"], "1");
     assert_eq!(request["properties"]["faas.trigger"], "timer");
     assert_eq!(requests[0]["iKey"], "00000000-0000-0000-0000-0000000000aa");
     let dependencies = of("RemoteDependencyData");

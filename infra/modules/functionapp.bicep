@@ -28,6 +28,9 @@ param storageAccountName string
 @description('URL of the blob container Flex deploys the package from.')
 param deploymentContainerUrl string
 
+@description('Blob container of the run store, in the storage account above.')
+param runsContainerName string
+
 @description('Most instances the app may scale out to (per scale group).')
 @minValue(1)
 @maxValue(1000)
@@ -81,6 +84,7 @@ var appSettings = {
   AzureWebJobsStorage__accountName: storageAccountName
   AzureWebJobsStorage__credential: 'managedidentity'
   AzureWebJobsStorage__clientId: identityClientId
+  PURGE_RUNS_CONTAINER: runsContainerName
 }
 // app-settings:end
 

@@ -16,10 +16,17 @@ param tags object = {}
 @description('Blob container that holds the deployment package.')
 param deploymentContainerName string
 
+@description('Blob container of the run store (records, plans, audit logs, checkpoints, leases).')
+param runsContainerName string
+
+@description('Days a run\'s blobs are kept after their last change (the audit log of a run a month ago stays).')
+param runRetentionDays int
+
 @description('Principal id of the app identity, granted the data roles the Functions host needs.')
 param principalId string
 
-// Storage Blob Data Owner (blobs: timer status, locks, the deployment package), Storage Queue
+// Storage Blob Data Owner (blobs: timer status, locks, the deployment package, the run store and
+// its leases), Storage Queue
 // Data Contributor and Storage Table Data Contributor (host internals).
 var roleIds = [
   'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
@@ -79,6 +86,50 @@ resource deploymentContainer 'Microsoft.Storage/storageAccounts/blobServices/con
   }
 }
 
+resource runsContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2024-01-01' = {
+  parent: blobService
+  name: runsContainerName
+  properties: {
+    publicAccess: 'None'
+  }
+}
+
+// Runs are kept for runRetentionDays after their last write, then deleted; the registries/
+// prefix (leases and checkpoints of runs under way) is left alone.
+resource lifecycle 'Microsoft.Storage/storageAccounts/managementPolicies@2024-01-01' = {
+  parent: storage
+  name: 'default'
+  properties: {
+    policy: {
+      rules: [
+        {
+          name: 'expire-purge-runs'
+          enabled: true
+          type: 'Lifecycle'
+          definition: {
+            filters: {
+              blobTypes: [
+                'blockBlob'
+                'appendBlob'
+              ]
+              prefixMatch: [
+                '${runsContainerName}/runs/'
+              ]
+            }
+            actions: {
+              baseBlob: {
+                delete: {
+                  daysAfterModificationGreaterThan: runRetentionDays
+                }
+              }
+            }
+          }
+        }
+      ]
+    }
+  }
+}
+
 resource roleAssignments 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
   for roleId in roleIds: {
     name: guid(storage.id, principalId, roleId)
@@ -93,4 +144,6 @@ resource roleAssignments 'Microsoft.Authorization/roleAssignments@2022-04-01' = 
 ]
 
 output name string = storage.name
+output runsContainerName string = runsContainer.name
+output runsContainerUrl string = '${storage.properties.primaryEndpoints.blob}${runsContainer.name}'
 output deploymentContainerUrl string = '${storage.properties.primaryEndpoints.blob}${deploymentContainer.name}'
