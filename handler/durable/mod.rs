@@ -18,7 +18,9 @@
 //!   invocation killed in between leaves deletions unrecorded; the resuming run, when it
 //!   lists that repository again, records every item of the stored plan that was to be
 //!   deleted, has no outcome in the log and is gone from the registry as `deleted`
-//!   (`reconciled: true`). Items still there are planned afresh.
+//!   (`reconciled: true`). Items still there are planned afresh. A killed run that is
+//!   abandoned instead (another policy, `--new-run`) is not reconciled: its stored plans
+//!   still name what it was about to delete.
 //! - **Dry runs** are recorded (record and plans) but not checkpointed: a dry run cut off by
 //!   its deadline starts over next time.
 
@@ -43,7 +45,7 @@ pub struct Request {
     pub policy_digest: String,
     /// Whether it deletes nothing.
     pub dry_run: bool,
-    /// `timer`, `webhook` or `cli`.
+    /// `timer`, `http` (the webhook) or `cli`.
     pub trigger: String,
     /// Start a new run even if a checkpoint of the same policy could be resumed.
     pub new_run: bool,

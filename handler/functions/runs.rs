@@ -1,6 +1,7 @@
 //! Runs started by the webhook that outlive its answer: `202` with a run id, then
-//! `GET /api/purge/{runId}` for the status. Kept in memory per instance (a Flex instance
-//! may be recycled; the report also goes to the logs and telemetry).
+//! `GET /api/purge/{runId}` for the status. Kept in memory per instance, with their full
+//! report; a run this instance does not know is answered from the run store (its record),
+//! which every instance shares (see `crate::durable`).
 //!
 //! A run is `queued`, then `running`, then `finished` (with its report, which says whether
 //! the run succeeded) or `failed` (the run stopped without a report: its task died, or the
