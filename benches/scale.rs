@@ -1,5 +1,6 @@
 //! Purges at scale: `cargo bench --bench scale` (`BENCH_ONLY=<label part>` runs only the
-//! scenarios whose label contains it; `BENCH_QUICK=1` runs the small ones).
+//! scenarios whose label contains it; `BENCH_QUICK=1` runs the small ones; `BENCH_NO_STATE=1`
+//! runs without the run store, to compare).
 //!
 //! Each scenario runs the real `handler purge` binary, as a user would, against the ACR
 //! emulator (in this process) serving a generated registry, with a simulated round trip
@@ -167,6 +168,10 @@ fn run(scenario: &Scenario, runtime: &tokio::runtime::Runtime) {
         .card
         .as_ref()
         .map_or("unlimited".to_string(), |(_, text)| text.clone());
+    // Each run records in a run store of its own (a directory), as `handler purge` does by
+    // default; BENCH_NO_STATE=1 runs without one, to measure what recording costs.
+    let state = tempfile::tempdir().expect("state dir");
+    let no_state = std::env::var("BENCH_NO_STATE").is_ok();
     let started = Instant::now();
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_handler"))
         .args([
@@ -179,6 +184,8 @@ fn run(scenario: &Scenario, runtime: &tokio::runtime::Runtime) {
             "1d",
         ])
         .args(["--untagged", "--concurrency", "8", "--rate-card", &card])
+        .args(no_state.then_some("--no-state"))
+        .env("PURGE_STATE_DIR", state.path())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -647,3 +647,24 @@ async fn command_line_runs_are_recorded_in_blob_storage_and_listed_from_it() {
         );
     }
 }
+
+#[tokio::test]
+async fn no_state_records_nothing_and_cannot_take_a_deadline() {
+    let registry = Registry::start(seed()).await;
+    let mut args = ARGS.to_vec();
+    args.extend(["--no-state", "--deadline", "10s"]);
+    let refused = registry.purge(&args).await;
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(refused.stderr.contains("--deadline"), "{}", refused.stderr);
+    assert!(registry.mutations().is_empty());
+
+    // PURGE_STATE_DIR is set (Registry::purge sets it): --no-state overrides it.
+    args.truncate(ARGS.len() + 1);
+    let run = registry.purge(&args).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(state(&registry), reference().await);
+    let recorded = std::fs::read_dir(registry.state.path())
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(recorded, 0, "the store was written");
+}

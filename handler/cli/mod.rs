@@ -199,7 +199,8 @@ pub struct PurgeArgs {
     #[arg(long)]
     pub new_run: bool,
     /// Record nothing: no run store, no lease, no checkpoint (acr purge's behaviour).
-    #[arg(long, conflicts_with_all = ["state_dir", "state_url", "new_run"])]
+    /// Overrides PURGE_STATE_DIR / PURGE_STATE_URL from the environment.
+    #[arg(long, conflicts_with_all = ["new_run", "deadline"])]
     pub no_state: bool,
     /// Where runs are recorded.
     #[command(flatten)]
