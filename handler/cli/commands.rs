@@ -102,7 +102,6 @@ pub async fn purge(args: PurgeArgs) -> ExitCode {
                 request_id: None,
             };
             let mut announce = |run: &durable::DurableRun| {
-                crate::telemetry::record_durable(&span, run.id(), run.invocation());
                 if run.is_resumed() {
                     eprintln!(
                         "Resuming run {} (invocation {}) from {}",
@@ -132,8 +131,6 @@ pub async fn purge(args: PurgeArgs) -> ExitCode {
                     return ExitCode::FAILURE;
                 }
                 Ok(Driven::Busy { record, holder }) => {
-                    crate::telemetry::record_durable(&span, &record.id, 1);
-                    crate::telemetry::record_run_status(&span, record.status.name());
                     let by = holder.map_or_else(
                         || "another run".to_string(),
                         |h| format!("run {} ({}, since {})", h.run_id, h.trigger, h.since),
@@ -150,13 +147,8 @@ pub async fn purge(args: PurgeArgs) -> ExitCode {
                     record,
                     ..
                 }) => {
-                    match record {
-                        Ok(record) => {
-                            crate::telemetry::record_run_status(&span, record.status.name())
-                        }
-                        Err(error) => {
-                            eprintln!("Warning: the run's record is incomplete: {error}")
-                        }
+                    if let Err(error) = record {
+                        eprintln!("Warning: the run's record is incomplete: {error}");
                     }
                     note_resumable(&report, &run_id);
                     report

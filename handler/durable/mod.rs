@@ -403,10 +403,17 @@ pub async fn drive(
     mut options: RunOptions,
     hooks: Hooks<'_>,
 ) -> Result<Driven, StoreError> {
+    // The caller's run span learns which run and invocation this is, and how it ended.
+    let span = tracing::Span::current();
     let run = match begin(store, request).await? {
-        Begun::Busy { record, holder } => return Ok(Driven::Busy { record, holder }),
+        Begun::Busy { record, holder } => {
+            crate::telemetry::record_durable(&span, &record.id, 1);
+            crate::telemetry::record_run_status(&span, record.status.name());
+            return Ok(Driven::Busy { record, holder });
+        }
         Begun::Started(run) => run,
     };
+    crate::telemetry::record_durable(&span, run.id(), run.invocation());
     run.options(&mut options).await;
     (hooks.started)(&run);
     let report = crate::run::run_journaled(
@@ -420,6 +427,9 @@ pub async fn drive(
     .await;
     let (run_id, invocation) = (run.id().to_string(), run.invocation());
     let record = run.finish(&report).await;
+    if let Ok(record) = &record {
+        crate::telemetry::record_run_status(&span, record.status.name());
+    }
     Ok(Driven::Ran {
         report,
         run_id,

@@ -162,10 +162,8 @@ async fn run_in_span(
         lines.push(line);
     };
     let mut run_id = None;
-    let span = tracing::Span::current();
     let mut started_hook = |run: &durable::DurableRun| {
         durability.mark(run.id(), true);
-        crate::telemetry::record_durable(&span, run.id(), run.invocation());
         run_id = Some(run.id().to_string());
         if run.is_resumed() {
             tracing::info!(
@@ -204,8 +202,6 @@ async fn run_in_span(
                 holder: holder.map(|h| h.run_id),
             };
             tracing::warn!(run_id = record.id, "{error}");
-            crate::telemetry::record_durable(&span, &record.id, 1);
-            crate::telemetry::record_run_status(&span, record.status.name());
             Finished {
                 report: RunReport::failed(config.registry.host(), dry_run, error),
                 lines: lines.finish(),
@@ -217,11 +213,8 @@ async fn run_in_span(
             run_id,
             ..
         }) => {
-            match record {
-                Ok(record) => crate::telemetry::record_run_status(&span, record.status.name()),
-                Err(error) => {
-                    tracing::error!(run_id, "the run's record could not be written: {error}");
-                }
+            if let Err(error) = record {
+                tracing::error!(run_id, "the run's record could not be written: {error}");
             }
             Finished {
                 report,
