@@ -32,6 +32,7 @@ pub mod policy;
 pub mod registry;
 pub mod report;
 pub mod run;
+pub mod saved;
 pub mod settings;
 pub mod store;
 pub mod telemetry;

@@ -27,6 +27,7 @@ fn main() -> ExitCode {
             Some(Command::Demo) => acr_purge::cli::commands::demo().await,
             Some(Command::Emulator(args)) => acr_purge::cli::commands::emulator(args).await,
             Some(Command::Runs(args)) => acr_purge::cli::commands::runs(args).await,
+            Some(Command::Apply(args)) => acr_purge::cli::commands::apply(args).await,
             Some(Command::Serve) | None => acr_purge::cli::commands::serve().await,
         };
         acr_purge::telemetry::shutdown().await;

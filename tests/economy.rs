@@ -41,8 +41,17 @@ fn count(requests: &[&RecordedRequest], method: &str, path_part: &str) -> usize 
 async fn stale_images_cost_one_read_and_one_delete_each_and_fewer_requests_than_acr_purge() {
     let (repos, images) = (4, 10);
     let registry = Registry::start(docker_registry(repos, images)).await;
+    // The purge's own requests; the storage figures' body reads are counted in
+    // `storage_figures_cost_one_read_per_manifest_of_a_purged_repository`.
     let run = registry
-        .purge(&["--filter", ".*:.*", "--ago", "1d", "--untagged"])
+        .purge(&[
+            "--filter",
+            ".*:.*",
+            "--ago",
+            "1d",
+            "--untagged",
+            "--no-storage",
+        ])
         .await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     let stale = repos * images / 2;
@@ -344,4 +353,22 @@ async fn a_registry_stricter_than_the_card_throttles_the_run_but_fails_nothing()
     for r in 0..2 {
         assert_eq!(registry.tags(&format!("repo{r:02}")).len(), 20);
     }
+}
+
+#[tokio::test]
+async fn storage_figures_cost_one_read_per_manifest_of_a_purged_repository() {
+    let (repos, images) = (2, 10);
+    let registry = Registry::start(docker_registry(repos, images)).await;
+    let run = registry
+        .purge(&["--filter", ".*:.*", "--ago", "1d", "--untagged"])
+        .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let all = registry.emulator().requests();
+    let requests = data_plane(&all);
+    let stale = repos * images / 2;
+    // Without --no-storage: every manifest's body once, besides the verifying reads.
+    let bodies = count(&requests, "GET", "/v2/repo");
+    assert_eq!(bodies, repos * images, "one body read per manifest");
+    assert_eq!(count(&requests, "DELETE", "/manifests/"), stale);
+    assert!(run.stdout.contains("Storage freed: "), "{}", run.stdout);
 }

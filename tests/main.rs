@@ -21,6 +21,8 @@ mod plan_properties;
 mod real_registry;
 /// the deliberate differences from acr purge, bad input, failures and races.
 mod safety;
+/// saved plans applied exactly after the registry changed; refusals; storage reclaimed.
+mod saved_plans;
 /// the app settings list, the local settings example and the bindings agree.
 mod settings_consistency;
 /// spans, metrics and events reach a real OTLP receiver and App Insights ingestion.

@@ -7,6 +7,7 @@ pub mod commands;
 mod demo;
 pub mod json;
 mod output;
+mod progress;
 mod runs;
 
 use crate::policy::{
@@ -40,6 +41,9 @@ pub enum Command {
     Emulator(EmulatorArgs),
     /// Show recorded runs: `runs list`, `runs show ID`, `runs audit ID`.
     Runs(RunsArgs),
+    /// Apply a plan saved by `purge --dry-run --plan-out`: delete exactly what it deletes,
+    /// skipping (and reporting) whatever changed since.
+    Apply(ApplyArgs),
 }
 
 /// Where runs are recorded (`handler purge` and `handler runs`).
@@ -139,15 +143,9 @@ pub enum OutputFormat {
 /// `handler purge` flags: acr purge's, plus `--output`, `--protect` and `--verbose`.
 #[derive(Debug, Args)]
 pub struct PurgeArgs {
-    /// Registry: a name (gets .azurecr.io), host[:port] (https), or an http(s):// URL.
-    #[arg(short = 'r', long, env = "ACR_DEFAULT_REGISTRY")]
-    pub registry: String,
-    /// Username (with an empty value or the zero GUID, the password is a refresh token).
-    #[arg(short = 'u', long)]
-    pub username: Option<String>,
-    /// Password or ACR refresh token.
-    #[arg(short = 'p', long)]
-    pub password: Option<Secret>,
+    /// The registry and how to sign in.
+    #[command(flatten)]
+    pub target: TargetArgs,
     /// <repository-regex>:<tag-regex>; repeatable.
     #[arg(short = 'f', long = "filter")]
     pub filters: Vec<String>,
@@ -169,6 +167,70 @@ pub struct PurgeArgs {
     /// Unlock and delete locked tags and manifests too.
     #[arg(long)]
     pub include_locked: bool,
+    /// Accepted for compatibility; regexes run under a backtrack budget instead.
+    #[arg(long, hide = true)]
+    pub filter_timeout_seconds: Option<i64>,
+    /// <repository-regex>:<tag-regex> whose tags are never deleted; repeatable.
+    #[arg(long = "protect")]
+    pub protect: Vec<String>,
+    /// Write the plan (with --dry-run) to this file for review, to be applied exactly
+    /// later by `handler apply FILE`.
+    #[arg(long, requires = "dry_run", value_name = "FILE")]
+    pub plan_out: Option<std::path::PathBuf>,
+    /// How to run and report (shared with `handler apply`).
+    #[command(flatten)]
+    pub run: RunFlags,
+}
+
+/// `handler apply` flags: a plan saved by `handler purge --dry-run --plan-out`.
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// The saved plan (JSON).
+    pub plan: std::path::PathBuf,
+    /// The registry to apply it to (it must be the plan's) and how to sign in.
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Refuse a plan made longer ago than this (30m, 24h, 2d).
+    #[arg(long, default_value = "24h")]
+    pub max_age: String,
+    /// Show what applying the plan would delete now, and the drift; delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// How to run and report.
+    #[command(flatten)]
+    pub run: RunFlags,
+}
+
+/// `-r`, `-u`, `-p`.
+#[derive(Debug, Args)]
+pub struct TargetArgs {
+    /// Registry: a name (gets .azurecr.io), host[:port] (https), or an http(s):// URL.
+    #[arg(short = 'r', long, env = "ACR_DEFAULT_REGISTRY")]
+    pub registry: String,
+    /// Username (with an empty value or the zero GUID, the password is a refresh token).
+    #[arg(short = 'u', long)]
+    pub username: Option<String>,
+    /// Password or ACR refresh token.
+    #[arg(short = 'p', long)]
+    pub password: Option<Secret>,
+}
+
+impl TargetArgs {
+    /// The endpoint and credentials, checked.
+    fn check(&self) -> Result<(Endpoint, Option<Credentials>), UsageError> {
+        let endpoint = Endpoint::parse(&self.registry)?;
+        let credentials = Credentials::from_flags(
+            self.username.as_deref(),
+            self.password.as_ref().map(Secret::expose),
+        )
+        .map_err(UsageError::Credentials)?;
+        Ok((endpoint, credentials))
+    }
+}
+
+/// How a purge or an apply runs and reports.
+#[derive(Debug, Args)]
+pub struct RunFlags {
     /// Requests of each kind (reads, deletes, …) in flight at most (1-32).
     #[arg(long, allow_negative_numbers = true)]
     pub concurrency: Option<i64>,
@@ -179,18 +241,23 @@ pub struct PurgeArgs {
     /// Catalog page size.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
     pub repository_page_size: u32,
-    /// Accepted for compatibility; regexes run under a backtrack budget instead.
-    #[arg(long, hide = true)]
-    pub filter_timeout_seconds: Option<i64>,
-    /// <repository-regex>:<tag-regex> whose tags are never deleted; repeatable.
-    #[arg(long = "protect")]
-    pub protect: Vec<String>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
     /// Also print why each kept item is kept.
     #[arg(long)]
     pub verbose: bool,
+    /// No progress display on standard error (it is shown only on a terminal anyway).
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+    /// Count as freed only the blobs no repository of the registry references any more:
+    /// reads every other repository's manifests (one read per manifest).
+    #[arg(long, conflicts_with = "no_storage")]
+    pub exact_storage: bool,
+    /// Do not count the storage freed: saves one read per manifest of each repository
+    /// where manifests are deleted (acr purge's requests exactly).
+    #[arg(long)]
+    pub no_storage: bool,
     /// Stop cleanly before this much time has passed (30s, 10m, 1h30m): exit code 3, and
     /// the same command again resumes the run.
     #[arg(long)]
@@ -265,6 +332,9 @@ pub enum UsageError {
     /// `--state-dir` / `--state-url`.
     #[error("{0}")]
     Store(String),
+    /// `--max-age`.
+    #[error("--max-age: {0}")]
+    MaxAge(String),
 }
 
 impl From<RuleSpecError> for UsageError {
@@ -303,12 +373,7 @@ impl PurgeArgs {
     /// Validates everything that can be checked without a network request.
     pub fn validate(&self) -> Result<PurgeRequest, UsageError> {
         let mut warnings = Vec::new();
-        let endpoint = Endpoint::parse(&self.registry)?;
-        let credentials = Credentials::from_flags(
-            self.username.as_deref(),
-            self.password.as_ref().map(Secret::expose),
-        )
-        .map_err(UsageError::Credentials)?;
+        let (endpoint, credentials) = self.target.check()?;
         let rule = Rule::build(RuleSpec {
             filters: &self.filters,
             ago: self.ago.as_deref(),
@@ -332,6 +397,28 @@ impl PurgeArgs {
             rules: vec![rule],
             protect,
         };
+        if self.plan_out.is_some() && self.run.deadline.is_some() {
+            return Err(UsageError::Deadline(
+                "a plan saved with --plan-out must be whole: it cannot stop at a deadline"
+                    .to_string(),
+            ));
+        }
+        self.run
+            .request(endpoint, credentials, policy, self.dry_run, warnings)
+    }
+}
+
+/// What [`RunFlags`] settle.
+struct RunSettings {
+    concurrency: usize,
+    rate_card: RateCard,
+    deadline: Option<std::time::Duration>,
+    store: Option<crate::store::StoreLocation>,
+}
+
+impl RunFlags {
+    /// Checks the flags; capped values add a warning.
+    fn settings(&self, warnings: &mut Vec<String>) -> Result<RunSettings, UsageError> {
         let (default, max) = (Concurrency::DEFAULT.get(), Concurrency::MAX.get());
         // acr purge's behaviour: out-of-range values are replaced, with a warning.
         let concurrency = match self.concurrency {
@@ -358,21 +445,57 @@ impl PurgeArgs {
             true => None,
             false => Some(self.store.location()?),
         };
-        Ok(PurgeRequest {
+        Ok(RunSettings {
+            concurrency,
+            rate_card,
             deadline,
             store,
+        })
+    }
+
+    /// The request these flags run: `policy` against `endpoint`.
+    fn request(
+        &self,
+        endpoint: Endpoint,
+        credentials: Option<Credentials>,
+        policy: Policy,
+        dry_run: bool,
+        mut warnings: Vec<String>,
+    ) -> Result<PurgeRequest, UsageError> {
+        let flags = self.settings(&mut warnings)?;
+        Ok(PurgeRequest {
             endpoint,
             credentials,
             policy,
-            rate_card,
             options: RunOptions {
-                dry_run: self.dry_run,
-                concurrency,
+                dry_run,
+                concurrency: flags.concurrency,
                 repository_page_size: self.repository_page_size as usize,
+                exact_storage: self.exact_storage,
+                count_storage: !self.no_storage,
                 ..RunOptions::default()
             },
+            rate_card: flags.rate_card,
             warnings,
+            deadline: flags.deadline,
+            store: flags.store,
         })
+    }
+}
+
+impl ApplyArgs {
+    /// Validates the flags (the plan itself is read by the command): the request runs the
+    /// plan's policy, set by the caller.
+    pub fn validate(&self) -> Result<(PurgeRequest, chrono::TimeDelta), UsageError> {
+        let (endpoint, credentials) = self.target.check()?;
+        let max_age = crate::policy::Ago::parse(&self.max_age)
+            .map_err(|e| UsageError::MaxAge(e.to_string()))?
+            .duration;
+        let policy = Policy::default();
+        let request = self
+            .run
+            .request(endpoint, credentials, policy, self.dry_run, Vec::new())?;
+        Ok((request, max_age))
     }
 }
 
@@ -399,6 +522,9 @@ mod tests {
         let Some(Command::Purge(args)) = cli.command else {
             panic!("purge");
         };
-        assert_eq!(args.password.as_ref().map(Secret::expose), Some("hunter2"));
+        assert_eq!(
+            args.target.password.as_ref().map(Secret::expose),
+            Some("hunter2")
+        );
     }
 }

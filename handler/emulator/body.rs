@@ -26,6 +26,8 @@ pub(crate) struct BodySpec<'a> {
     pub config_media_type: Option<&'a str>,
     pub artifact_type: Option<&'a str>,
     pub layer_size: u64,
+    /// Named, shared layers (replace the synthetic one when given).
+    pub layers: &'a [(String, u64)],
     pub subject: Option<Descriptor>,
     pub children: Vec<Descriptor>,
 }
@@ -77,6 +79,23 @@ fn descriptor_json(d: &Descriptor) -> Value {
     Value::Object(obj)
 }
 
+/// The digest of the shared layer named `name`.
+pub fn layer_digest(name: &str) -> String {
+    sha256_digest(format!("layer {name}").as_bytes())
+}
+
+fn layers_json(spec: &BodySpec<'_>, kind: &str, media_type: &str) -> Value {
+    if spec.layers.is_empty() {
+        return json!([blob(spec.id, kind, media_type, spec.layer_size)]);
+    }
+    let layers: Vec<Value> = spec
+        .layers
+        .iter()
+        .map(|(name, size)| json!({"mediaType": media_type, "digest": layer_digest(name), "size": size}))
+        .collect();
+    Value::Array(layers)
+}
+
 fn blob(id: &str, kind: &str, media_type: &str, size: u64) -> Value {
     json!({
         "mediaType": media_type,
@@ -117,10 +136,7 @@ fn image_body(spec: &BodySpec<'_>) -> Value {
     let mut obj = Map::new();
     obj.insert("schemaVersion".into(), json!(2));
     obj.insert("config".into(), blob(spec.id, "config", config_type, 512));
-    obj.insert(
-        "layers".into(),
-        json!([blob(spec.id, "layer", layer_type, spec.layer_size)]),
-    );
+    obj.insert("layers".into(), layers_json(spec, "layer", layer_type));
     common(spec, &mut obj);
     Value::Object(obj)
 }
@@ -138,12 +154,7 @@ fn artifact_body(spec: &BodySpec<'_>) -> Value {
     let mut obj = Map::new();
     obj.insert(
         "blobs".into(),
-        json!([blob(
-            spec.id,
-            "blob",
-            "application/octet-stream",
-            spec.layer_size
-        )]),
+        layers_json(spec, "blob", "application/octet-stream"),
     );
     common(spec, &mut obj);
     Value::Object(obj)

@@ -326,6 +326,11 @@ impl<'a> Resolver<'a> {
             None => format!("{}/#{i}", self.seed.name),
         };
         let layer_size = seed.image_size.unwrap_or(DEFAULT_LAYER_SIZE);
+        let layers: Vec<(String, u64)> = seed
+            .layers
+            .iter()
+            .map(|l| (l.name.clone(), l.size))
+            .collect();
         let bytes = match &seed.body {
             Some(serde_json::Value::String(text)) => text.clone().into_bytes(),
             Some(value) => serde_json::to_vec(value)?,
@@ -335,6 +340,7 @@ impl<'a> Resolver<'a> {
                 config_media_type: seed.config_media_type.as_deref(),
                 artifact_type: seed.artifact_type.as_deref(),
                 layer_size,
+                layers: &layers,
                 subject: subject.clone(),
                 children: children.clone(),
             }),
@@ -363,9 +369,10 @@ impl<'a> Resolver<'a> {
             alias: seed.alias.clone(),
             digest: body::sha256_digest(&bytes).into(),
             media_type: seed.media_type.as_deref().map(Text::from),
-            image_size: seed
-                .image_size
-                .unwrap_or(bytes.len() as u64 + 512 + layer_size),
+            image_size: seed.image_size.unwrap_or(match layers.is_empty() {
+                true => bytes.len() as u64 + 512 + layer_size,
+                false => bytes.len() as u64 + 512 + layers.iter().map(|l| l.1).sum::<u64>(),
+            }),
             body: bytes.into(),
             created_time,
             last_update_time,

@@ -312,6 +312,19 @@ impl Emulator {
         Snapshot::of(&self.shared.registry_read())
     }
 
+    /// Pushes tag `tag` onto the existing manifest `digest` of `repository` (what `docker
+    /// push` of an image already there does): the tag is created or moved, updated now.
+    pub fn push_tag(&self, repository: &str, tag: &str, digest: &str) -> anyhow::Result<()> {
+        let now = load::format_time(chrono::Utc::now());
+        let mut registry = self.shared.registry_write();
+        let repo = registry
+            .repos
+            .get_mut(repository)
+            .with_context(|| format!("no repository {repository}"))?;
+        repo.push_tag(tag, digest, &now)
+            .map_err(|_| anyhow::anyhow!("no manifest {digest} in {repository}"))
+    }
+
     /// Changes the authentication mode (already issued tokens stay valid).
     pub fn set_auth(&self, mode: AuthMode) {
         *self

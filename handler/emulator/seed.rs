@@ -132,6 +132,21 @@ pub struct ManifestSeed {
     /// serialized. Subject and children are then read from the body and not validated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<serde_json::Value>,
+    /// Named layers (blobs of an artifact) instead of the one synthetic layer: a name is
+    /// one blob registry-wide (`sha256` of `layer NAME`), so manifests naming the same
+    /// layer share it, as images built on one base image do.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub layers: Vec<LayerSeed>,
+}
+
+/// A named layer of a manifest (see [`ManifestSeed::layers`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LayerSeed {
+    /// The layer's name; equal names are one blob.
+    pub name: String,
+    /// Its size in bytes.
+    pub size: u64,
 }
 
 /// A tag of a manifest.
@@ -396,6 +411,7 @@ impl ManifestSeed {
             os: None,
             image_size: None,
             body: None,
+            layers: Vec::new(),
         }
     }
 
@@ -538,6 +554,18 @@ impl ManifestSeed {
     /// Sets `imageSize`.
     pub fn image_size(mut self, size: u64) -> ManifestSeed {
         self.image_size = Some(size);
+        self
+    }
+
+    /// Gives it these named layers (shared by every manifest naming them).
+    pub fn layers(mut self, layers: &[(&str, u64)]) -> ManifestSeed {
+        self.layers = layers
+            .iter()
+            .map(|(name, size)| LayerSeed {
+                name: name.to_string(),
+                size: *size,
+            })
+            .collect();
         self
     }
 

@@ -50,6 +50,8 @@ pub struct ManifestSnapshot {
     pub children: Vec<String>,
     /// `artifactType`.
     pub artifact_type: Option<String>,
+    /// The body's blobs (config, layers, artifact blobs): digest → size.
+    pub blobs: BTreeMap<String, u64>,
 }
 
 /// One tag.
@@ -66,6 +68,30 @@ pub struct TagSnapshot {
     pub created_time: Option<String>,
     /// `lastUpdateTime` as served.
     pub last_update_time: Option<String>,
+}
+
+/// The blobs a manifest body references, read from its JSON.
+fn blobs_of(body: &[u8]) -> BTreeMap<String, u64> {
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return BTreeMap::new();
+    };
+    let config = value.get("config").into_iter();
+    let lists = ["layers", "blobs"]
+        .into_iter()
+        .filter_map(|k| value.get(k).and_then(serde_json::Value::as_array))
+        .flatten();
+    config
+        .chain(lists)
+        .filter_map(|d| {
+            let digest = d.get("digest")?.as_str()?.to_string();
+            Some((
+                digest,
+                d.get("size")
+                    .and_then(serde_json::Value::as_u64)
+                    .unwrap_or(0),
+            ))
+        })
+        .collect()
 }
 
 impl Snapshot {
@@ -90,6 +116,7 @@ impl Snapshot {
                             subject: text(&m.subject),
                             children: m.children.clone(),
                             artifact_type: m.artifact_type.clone(),
+                            blobs: blobs_of(&m.body),
                         };
                         (m.digest.to_string(), snap)
                     })

@@ -247,6 +247,31 @@ impl Repo {
         Some(tag)
     }
 
+    /// Points `name` at `digest` as a push would: created, or moved (keeping nothing of
+    /// the old tag), with both timestamps `now`. The manifest must exist.
+    pub fn push_tag(&mut self, name: &str, digest: &str, now: &str) -> Result<(), Refusal> {
+        let digest = self
+            .manifests
+            .get_key_value(digest)
+            .map(|(d, _)| d.clone())
+            .ok_or(Refusal::NotFound)?;
+        self.remove_tag(name);
+        let now: Text = now.into();
+        self.insert_tag(Tag {
+            name: name.into(),
+            digest,
+            created_time: Some(now.clone()),
+            last_update_time: Some(now),
+            attrs: Attributes {
+                delete_enabled: true,
+                write_enabled: true,
+                read_enabled: true,
+                list_enabled: true,
+            },
+        });
+        Ok(())
+    }
+
     /// Untags (`DELETE /acr/v1/{repo}/_tags/{tag}`).
     pub fn delete_tag(&mut self, name: &str) -> Result<(), Refusal> {
         let tag = self.tags.get(name).ok_or(Refusal::NotFound)?;

@@ -5,14 +5,16 @@ use super::config::Config;
 use super::protocol::LogLines;
 use crate::durable::{self, Driven};
 use crate::plan::Scope;
+use crate::policy::Policy;
 use crate::registry::{ClientOptions, RegistryClient};
 use crate::report::text::Line;
 use crate::report::{RunError, RunReport};
 use crate::run::{RunOptions, StopSignal};
+use crate::saved::{SavedPlan, SavedRepository};
 use crate::store::{RunStore, StoreError};
 use crate::telemetry::{RunContext, finish_run, run_span};
 use std::collections::HashSet;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use tracing::Instrument;
 
 /// A finished run: its report and acr purge's lines.
@@ -36,6 +38,23 @@ pub fn uncovered(config: &Config, repositories: &[String]) -> Result<Option<Stri
         }
     }
     Ok(None)
+}
+
+/// What a run does.
+#[derive(Debug, Clone)]
+pub enum Job {
+    /// The configured policy, narrowed to `only` when given.
+    Purge {
+        /// The repositories (`None`: every one the policy covers).
+        only: Option<Vec<String>>,
+    },
+    /// A saved plan (checked for this registry and its age, with its policy).
+    Apply {
+        /// The plan.
+        plan: Arc<SavedPlan>,
+        /// Its policy, validated.
+        policy: Arc<Policy>,
+    },
 }
 
 /// What runs on this instance share for durability: the run store (opened once) and the
@@ -80,18 +99,19 @@ impl Durability {
     }
 }
 
-/// Runs the configured policy (narrowed to `only` when given) under the run's root span,
-/// recorded in the run store.
+/// Runs `job` under the run's root span, recorded in the run store. A dry run of the
+/// configured policy saves its plan in the store (`planDigest` in the report), for a later
+/// `{"apply": digest}`.
 pub async fn run(
     config: &Config,
     durability: &Durability,
-    only: Option<Vec<String>>,
+    job: Job,
     stop: StopSignal,
     context: RunContext,
 ) -> Finished {
     let started = tokio::time::Instant::now();
     let span = run_span(&context);
-    let finished = run_in_span(config, durability, only, stop, &context, started)
+    let finished = run_in_span(config, durability, job, stop, &context, started)
         .instrument(span.clone())
         .await;
     finish_run(&span, &context, &finished.report);
@@ -110,7 +130,7 @@ fn failed(config: &Config, dry_run: bool, error: RunError) -> Finished {
 async fn run_in_span(
     config: &Config,
     durability: &Durability,
-    only: Option<Vec<String>>,
+    job: Job,
     stop: StopSignal,
     context: &RunContext,
     started: tokio::time::Instant,
@@ -138,19 +158,37 @@ async fn run_in_span(
             );
         }
     };
+    let (only, applying, policy) = match job {
+        Job::Purge { only } => (only, None, Arc::new(config.policy.policy.clone())),
+        Job::Apply { plan, policy } => (None, Some(plan), policy),
+    };
+    let key = match &applying {
+        Some(plan) => Some(vec![plan.digest().to_string()]),
+        None => only.clone(),
+    };
     let request = durable::Request {
         registry: client.endpoint().host().to_string(),
-        policy_digest: durable::policy_digest(&config.policy.policy, only.as_deref(), dry_run),
+        policy_digest: durable::policy_digest(policy.as_ref(), key.as_deref(), dry_run),
         dry_run,
         trigger: context.trigger.as_str().to_string(),
         new_run: false,
         request_id: context.run_id.clone(),
     };
+    let reference_time = match &applying {
+        Some(plan) => plan.reference_time,
+        None => chrono::Utc::now(),
+    };
+    if let Some(plan) = &applying {
+        crate::telemetry::record_plan_digest(&tracing::Span::current(), plan.digest());
+    }
+    let saving = dry_run && applying.is_none();
     let options = RunOptions {
         dry_run,
         concurrency,
         only,
         stop,
+        reference_time: Some(reference_time),
+        applying,
         deadline: config
             .function_timeout
             .map(|t| durable::stop_at(started, t)),
@@ -173,20 +211,18 @@ async fn run_in_span(
             );
         }
     };
+    let mut collected = Vec::new();
+    let mut collect = |repo: &crate::report::RepositoryReport| {
+        if saving {
+            collected.push(SavedRepository::from_report(repo));
+        }
+    };
     let hooks = durable::Hooks {
         out: &mut out,
-        finished: &mut |_| {},
+        finished: &mut collect,
         started: &mut started_hook,
     };
-    let driven = durable::drive(
-        store,
-        request,
-        &client,
-        &config.policy.policy,
-        options,
-        hooks,
-    )
-    .await;
+    let driven = durable::drive(store, request, &client, &policy, options, hooks).await;
     if let Some(id) = &run_id {
         durability.mark(id, false);
     }
@@ -208,13 +244,32 @@ async fn run_in_span(
             }
         }
         Ok(Driven::Ran {
-            report,
+            mut report,
             record,
             run_id,
             ..
         }) => {
             if let Err(error) = record {
                 tracing::error!(run_id, "the run's record could not be written: {error}");
+            }
+            if saving && report.error.is_none() {
+                let plan = SavedPlan::seal(
+                    &report.registry,
+                    reference_time,
+                    &policy,
+                    Some(report.summary.storage),
+                    collected,
+                );
+                match store.write_saved_plan(&plan).await {
+                    Ok(()) => {
+                        crate::telemetry::record_plan_digest(
+                            &tracing::Span::current(),
+                            plan.digest(),
+                        );
+                        report.plan_digest = Some(plan.digest().to_string());
+                    }
+                    Err(error) => tracing::error!(run_id, "the plan could not be saved: {error}"),
+                }
             }
             Finished {
                 report,

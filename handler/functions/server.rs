@@ -14,11 +14,12 @@ use super::listener;
 use super::proof::{self, ProofError};
 use super::protocol::{InvocationResult, TimerInvocation};
 use super::queue::{Admitted, MAX_PENDING_REPOSITORIES, Outcome, RunQueue, Scope, Turn};
-use super::runner::{self, Durability, Finished};
+use super::runner::{self, Durability, Finished, Job};
 use super::runs::{RunState, Runs};
 use super::secret::{Verdict, WebhookSecret};
 use super::webhook::{self, MAX_BODY, Request, quoted};
 use crate::run::StopSignal;
+use crate::saved::{DEFAULT_MAX_AGE, SavedPlan, SavedPlanError};
 use crate::telemetry::{self, RunContext, Trigger};
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
@@ -58,9 +59,7 @@ pub const RUN_DIED: &str = "the run stopped unexpectedly (see the logs)";
 /// Runs one purge: the configured policy, narrowed to some repositories, with a stop signal,
 /// under a telemetry context. The real one is [`runner::run`].
 pub type Runner = Arc<
-    dyn Fn(Arc<Config>, Option<Vec<String>>, StopSignal, RunContext) -> BoxFuture<'static, Finished>
-        + Send
-        + Sync,
+    dyn Fn(Arc<Config>, Job, StopSignal, RunContext) -> BoxFuture<'static, Finished> + Send + Sync,
 >;
 
 /// Shared state of the handlers.
@@ -93,11 +92,9 @@ impl AppState {
             queue: Arc::default(),
             body_reads: Arc::new(Semaphore::new(MAX_CONCURRENT_BODY_READS)),
             stop: StopSignal::default(),
-            runner: Arc::new(move |config, only, stop, context| {
+            runner: Arc::new(move |config, job, stop, context| {
                 let durability = shared.clone();
-                Box::pin(
-                    async move { runner::run(&config, &durability, only, stop, context).await },
-                )
+                Box::pin(async move { runner::run(&config, &durability, job, stop, context).await })
             }),
             durability,
         }
@@ -222,7 +219,7 @@ async fn timer(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -
     };
     let turn = state.queue.turn(true).await;
     let registry = config.registry.host().to_string();
-    let finished = supervise(&state, turn, config, None, context).await;
+    let finished = supervise(&state, turn, config, Job::Purge { only: None }, context).await;
     telemetry::flush().await;
     let Finished { report, lines } = match finished {
         Ok(finished) => finished,
@@ -262,10 +259,10 @@ async fn supervise(
     state: &AppState,
     turn: Turn,
     config: Arc<Config>,
-    only: Option<Vec<String>>,
+    job: Job,
     context: RunContext,
 ) -> Result<Finished, String> {
-    let run = (state.runner)(config, only, state.stop.clone(), context);
+    let run = (state.runner)(config, job, state.stop.clone(), context);
     let task = tokio::spawn(async move {
         let _turn = turn;
         run.await
@@ -332,6 +329,9 @@ async fn webhook(
             dry_run,
             source,
         } => (repositories, dry_run, source),
+        Request::Apply { digest, dry_run } => {
+            return apply(state, config, &headers, digest, dry_run).await;
+        }
     };
     if let Some(names) = &repositories
         && let Err((status, message)) = narrows(&config, names)
@@ -381,6 +381,92 @@ async fn webhook(
         tokio::spawn(work(state.clone(), config.clone(), dry_run));
     }
     answer(&state, admitted, config.http_deadline).await
+}
+
+/// `{"apply": digest}`: loads the plan a dry run saved in the run store, checks it (this
+/// registry, at most a day old, untampered), and applies it on this instance's turn. It
+/// answers like a run: its report within the deadline, else `202` with its run id.
+async fn apply(
+    state: AppState,
+    config: Arc<Config>,
+    headers: &HeaderMap,
+    digest: String,
+    dry_run: bool,
+) -> Response {
+    let dry_run = dry_run || config.force_dry_run || config.policy.dry_run;
+    let store = match state.durability.store(&config).await {
+        Ok(store) => store,
+        Err(e) => return store_unavailable("apply refused", &e),
+    };
+    let text = match store.saved_plan(&digest).await {
+        Ok(Some(text)) => text,
+        Ok(None) => {
+            let message = format!("no plan {digest} was saved in the run store");
+            return error(StatusCode::NOT_FOUND, &message);
+        }
+        Err(e) => return store_unavailable("apply refused", &e),
+    };
+    let checked = SavedPlan::parse(&text).and_then(|plan| {
+        if plan.digest() != digest {
+            return Err(SavedPlanError::Tampered {
+                found: digest.clone(),
+                computed: plan.digest().to_string(),
+            });
+        }
+        let policy = plan.check(config.registry.host(), DEFAULT_MAX_AGE, chrono::Utc::now())?;
+        Ok((plan, policy))
+    });
+    let (plan, policy) = match checked {
+        Ok(checked) => checked,
+        Err(e) => {
+            let message = format!("plan {digest} cannot be applied, nothing was deleted: {e}");
+            return error(StatusCode::UNPROCESSABLE_ENTITY, &message);
+        }
+    };
+    if !dry_run && let Some(response) = held_elsewhere(&state, &config).await {
+        return response;
+    }
+    let context = RunContext {
+        trigger: Trigger::Http,
+        invocation_id: invocation_id(headers),
+        function_name: Some("PurgeHttp".to_string()),
+        registry: config.registry.host().to_string(),
+        dry_run,
+        parent: Some(opentelemetry::global::get_text_map_propagator(|p| {
+            p.extract(&opentelemetry_http::HeaderExtractor(headers))
+        })),
+        run_id: None,
+    };
+    let id = state.runs.queue();
+    tracing::info!(
+        run_id = id,
+        plan = digest,
+        dry_run,
+        "webhook accepted: apply"
+    );
+    let (done, outcome) = tokio::sync::oneshot::channel();
+    let job = Job::Apply {
+        plan: Arc::new(plan),
+        policy: Arc::new(policy),
+    };
+    let run_id = id.clone();
+    let deadline = config.http_deadline;
+    let runner_state = state.clone();
+    tokio::spawn(async move {
+        let state = runner_state;
+        let turn = state.queue.turn(false).await;
+        state.runs.set(&run_id, RunState::Running);
+        let mut context = context;
+        context.run_id = Some(run_id.clone());
+        let result = supervise(&state, turn, config, job, context).await;
+        let _ = done.send(settle(&state, &run_id, result).await);
+    });
+    let admitted = Admitted {
+        id,
+        joined: false,
+        outcome,
+    };
+    answer(&state, admitted, deadline).await
 }
 
 /// `409` with the holder's run id and status URL when another instance's run holds the
@@ -515,7 +601,13 @@ async fn work(state: AppState, config: Arc<Config>, dry_run: bool) {
     let only = pending.scope.clone().into_repositories();
     let mut context = pending.context.clone();
     context.run_id = Some(pending.id.clone());
-    let result = supervise(&state, turn, config, only, context).await;
+    let result = supervise(&state, turn, config, Job::Purge { only }, context).await;
+    let outcome = settle(&state, &pending.id, result).await;
+    pending.complete(outcome);
+}
+
+/// Records how run `id` ended (for its status URL) and flushes its telemetry.
+async fn settle(state: &AppState, id: &str, result: Result<Finished, String>) -> Outcome {
     let outcome: Outcome = Arc::new(result.map(|finished| finished.report));
     let run_state = match outcome.as_ref() {
         Ok(report) => RunState::Finished {
@@ -523,9 +615,18 @@ async fn work(state: AppState, config: Arc<Config>, dry_run: bool) {
         },
         Err(why) => RunState::Failed { error: why.clone() },
     };
-    state.runs.set(&pending.id, run_state);
+    state.runs.set(id, run_state);
     telemetry::flush().await;
-    pending.complete(outcome);
+    outcome
+}
+
+/// `503`: the run store cannot be reached (the error goes to the logs).
+fn store_unavailable(what: &str, e: &impl std::fmt::Display) -> Response {
+    tracing::error!("{what}: {e}");
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the run store is unavailable (see the logs); retry later",
+    )
 }
 
 /// The run's report if it ends within the deadline, else `202` with the run id.

@@ -64,8 +64,12 @@ impl TestRunner {
 
     fn runner(&self) -> Runner {
         let this = self.clone();
-        Arc::new(move |config, only, _stop, context| {
+        Arc::new(move |config, job, _stop, context| {
             let this = this.clone();
+            let only = match job {
+                Job::Purge { only } => only,
+                Job::Apply { .. } => Some(vec!["(apply)".to_string()]),
+            };
             Box::pin(async move {
                 let index = {
                     let mut calls = this.calls.lock().unwrap();
@@ -88,6 +92,7 @@ impl TestRunner {
                         repositories: Vec::new(),
                         summary: Summary::default(),
                         error: None,
+                        plan_digest: None,
                     },
                     lines: vec!["Number of deleted tags: 0".to_string()],
                 }

@@ -8,7 +8,9 @@
 //! - a GitHub event: `X-GitHub-Event: release` (or, without that header, a body with `release`
 //!   and `repository.name`) runs the policy narrowed to `repository.name`, whatever the
 //!   release's action; `ping` is answered without a run; every other GitHub event is ignored;
-//! - `{"repositories": ["app"], "dryRun": true}` (both optional; no other field).
+//! - `{"repositories": ["app"], "dryRun": true}` (both optional; no other field);
+//! - `{"apply": "sha256:…"}` (optionally with `dryRun`): apply the plan a dry run saved in
+//!   the run store under that digest (see `crate::saved`).
 //!
 //! Deliveries are not de-duplicated: a replayed delivery can only start another run of the
 //! same policy-bound purge, which is idempotent, and GitHub's "Redeliver" is a deliberate
@@ -41,6 +43,13 @@ pub enum Request {
         dry_run: bool,
         /// Which kind of body it was (`acr`, `github`, `generic`).
         source: &'static str,
+    },
+    /// Apply a saved plan.
+    Apply {
+        /// Its digest (`sha256:` + 64 hex digits).
+        digest: String,
+        /// The caller asks for a dry run (what applying would delete now).
+        dry_run: bool,
     },
 }
 
@@ -142,6 +151,9 @@ fn github_release(object: &Map<String, Value>, dry_run: bool) -> Result<Request,
 }
 
 fn generic(object: &Map<String, Value>, dry_run: bool) -> Result<Request, BodyError> {
+    if let Some(apply) = object.get("apply") {
+        return apply_request(object, apply, dry_run);
+    }
     let known = ["repositories", "dryRun"];
     if let Some(unknown) = object.keys().find(|k| !known.contains(&k.as_str())) {
         return Err(BodyError(format!(
@@ -171,6 +183,39 @@ fn generic(object: &Map<String, Value>, dry_run: bool) -> Result<Request, BodyEr
         }
     };
     Ok(run(repositories, dry_run, "generic"))
+}
+
+fn apply_request(
+    object: &Map<String, Value>,
+    apply: &Value,
+    dry_run: bool,
+) -> Result<Request, BodyError> {
+    if let Some(other) = object
+        .keys()
+        .find(|k| !["apply", "dryRun"].contains(&k.as_str()))
+    {
+        return Err(BodyError(format!(
+            "{{\"apply\": digest}} takes no field {} (only dryRun)",
+            quoted(other)
+        )));
+    }
+    let digest = apply
+        .as_str()
+        .filter(|d| {
+            d.strip_prefix("sha256:").is_some_and(|hex| {
+                hex.len() == 64
+                    && hex
+                        .bytes()
+                        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            })
+        })
+        .ok_or_else(|| {
+            BodyError("apply must be a plan digest: sha256: and 64 lowercase hex digits".into())
+        })?;
+    Ok(Request::Apply {
+        digest: digest.to_string(),
+        dry_run,
+    })
 }
 
 fn run(repositories: Option<Vec<String>>, dry_run: bool, source: &'static str) -> Request {

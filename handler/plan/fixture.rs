@@ -373,6 +373,7 @@ fn body_of(m: &Manifest) -> Body {
         manifests: m.children.iter().map(|c| descriptor(c.clone())).collect(),
         subject: m.subject.clone().map(descriptor),
         artifact_type: None,
+        ..ManifestBody::default()
     })
 }
 
@@ -381,6 +382,7 @@ fn descriptor(digest: String) -> Descriptor {
         media_type: Some(OCI_MANIFEST.into()),
         digest,
         artifact_type: None,
+        size: None,
     }
 }
 

@@ -160,6 +160,7 @@ pub(super) fn decide(
                 media_type: manifest.media_type,
                 tags: manifest.tags.unwrap_or_default(),
                 last_update_time: manifest.last_update_time,
+                image_size: manifest.image_size,
                 locked: manifest.changeable_attributes.is_locked(),
                 unlock,
                 verdict,

@@ -23,11 +23,11 @@ pub use verdict::{DeleteReason, KeepReason, Verdict};
 
 use crate::policy::MatchError;
 use crate::registry::model::{ManifestAttributes, ManifestBody, TagAttributes};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
 /// The decision on one tag.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TagDecision {
     /// Tag name.
@@ -46,7 +46,7 @@ pub struct TagDecision {
 }
 
 /// The decision on one manifest.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ManifestDecision {
     /// Digest.
@@ -57,6 +57,9 @@ pub struct ManifestDecision {
     pub tags: Vec<String>,
     /// Its `lastUpdateTime` as received.
     pub last_update_time: Option<String>,
+    /// Its `imageSize` as received.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_size: Option<u64>,
     /// Whether it was locked when listed.
     pub locked: bool,
     /// Whether it must be unlocked before deletion (`--include-locked`).
@@ -65,12 +68,12 @@ pub struct ManifestDecision {
     #[serde(flatten)]
     pub verdict: Verdict,
     /// Manifests that must be deleted before this one (parent indexes, signed subjects).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub after: Vec<String>,
 }
 
 /// Everything decided for one repository.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RepositoryPlan {
     /// Repository name.
@@ -98,6 +101,7 @@ impl RepositoryPlan {
 }
 
 /// A manifest body as fetched: found, or 404.
+#[allow(clippy::large_enum_variant)] // held briefly, one per manifest read
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Body {
     /// The body's children and subject.

@@ -5,10 +5,10 @@
 //! safety.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The fate of one tag or manifest.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "decision", rename_all = "camelCase")]
 pub enum Verdict {
     /// This run deletes it.
@@ -48,7 +48,7 @@ impl Verdict {
 }
 
 /// Why an item is deleted.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(
     tag = "reason",
     rename_all = "camelCase",
@@ -86,7 +86,7 @@ pub enum DeleteReason {
 }
 
 /// Why an item is kept.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(
     tag = "reason",
     rename_all = "camelCase",
@@ -166,6 +166,15 @@ pub enum KeepReason {
     NoMediaType,
     /// The manifest body could not be read (404), so its references are unknown.
     BodyUnavailable,
+    /// A saved plan being applied deletes it, but the registry changed since the plan was
+    /// made (`handler apply`): it is kept and reported.
+    Drift {
+        /// What changed.
+        detail: String,
+    },
+    /// The registry now holds it as deletable, but the saved plan being applied does not
+    /// delete it (`handler apply` deletes nothing else).
+    NotInPlan,
 }
 
 impl DeleteReason {
@@ -232,6 +241,8 @@ impl KeepReason {
             KeepReason::KeptReferrer { .. } => "keptReferrer",
             KeepReason::NoMediaType => "noMediaType",
             KeepReason::BodyUnavailable => "bodyUnavailable",
+            KeepReason::Drift { .. } => "drift",
+            KeepReason::NotInPlan => "notInPlan",
         }
     }
 
@@ -255,7 +266,9 @@ impl KeepReason {
             | KeepReason::Referrer { .. }
             | KeepReason::KeptReferrer { .. }
             | KeepReason::NoMediaType
-            | KeepReason::BodyUnavailable => true,
+            | KeepReason::BodyUnavailable
+            | KeepReason::Drift { .. }
+            | KeepReason::NotInPlan => true,
         }
     }
 
@@ -280,7 +293,9 @@ impl KeepReason {
             | KeepReason::IndexChild { .. }
             | KeepReason::KeptReferrer { .. }
             | KeepReason::NoMediaType
-            | KeepReason::BodyUnavailable => true,
+            | KeepReason::BodyUnavailable
+            | KeepReason::Drift { .. }
+            | KeepReason::NotInPlan => true,
         }
     }
 
@@ -303,7 +318,9 @@ impl KeepReason {
             | KeepReason::Referrer { .. }
             | KeepReason::KeptReferrer { .. }
             | KeepReason::NoMediaType
-            | KeepReason::BodyUnavailable => 6,
+            | KeepReason::BodyUnavailable
+            | KeepReason::Drift { .. }
+            | KeepReason::NotInPlan => 6,
         }
     }
 
@@ -342,6 +359,10 @@ impl KeepReason {
             }
             KeepReason::NoMediaType => "no media type reported".to_string(),
             KeepReason::BodyUnavailable => "manifest body unavailable".to_string(),
+            KeepReason::Drift { detail } => {
+                format!("planned for deletion, but changed since the plan: {detail}")
+            }
+            KeepReason::NotInPlan => "not deleted by the plan being applied".to_string(),
         }
     }
 }
@@ -380,6 +401,8 @@ pub(super) fn every_keep_reason() -> Vec<KeepReason> {
         KeepReason::KeptReferrer { referrer: t() },
         KeepReason::NoMediaType,
         KeepReason::BodyUnavailable,
+        KeepReason::Drift { detail: t() },
+        KeepReason::NotInPlan,
     ]
 }
 
@@ -422,6 +445,7 @@ mod tests {
             "mediaType",
             "tags",
             "lastUpdateTime",
+            "imageSize",
             "locked",
             "unlock",
             "after",

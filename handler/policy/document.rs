@@ -138,6 +138,30 @@ impl PolicyDocument {
     }
 }
 
+impl Policy {
+    /// This policy as a policy document's `rules` and `protect` (the shape
+    /// [`PolicyDocument::parse`] reads back to an equal policy): saved plans carry it so
+    /// that `handler apply` decides by exactly the rules that made the plan.
+    pub fn to_document(&self) -> serde_json::Value {
+        let rules: Vec<serde_json::Value> = self
+            .rules
+            .iter()
+            .map(|rule| {
+                serde_json::json!({
+                    "filter": rule.filters.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                    "ago": rule.ago.to_string(),
+                    "keep": rule.keep,
+                    "untagged": rule.untagged,
+                    "untaggedOnly": rule.untagged_only,
+                    "includeLocked": rule.include_locked,
+                })
+            })
+            .collect();
+        let protect: Vec<String> = self.protect.iter().map(ToString::to_string).collect();
+        serde_json::json!({ "rules": rules, "protect": protect })
+    }
+}
+
 fn rule_from(index: usize, raw: RawRule) -> Result<Rule, PolicyError> {
     let at =
         |field: &str, problem: String| PolicyError(format!("rules[{index}].{field}: {problem}"));
@@ -165,6 +189,17 @@ fn rule_from(index: usize, raw: RawRule) -> Result<Rule, PolicyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_policy_reads_back_from_its_document() {
+        let text = r#"{"rules":[{"filter":["app:.*","b:^v1$"],"ago":"1d3h15m","keep":2,"untagged":true,"includeLocked":true},{"untaggedOnly":true}],"protect":["app:^prod$"]}"#;
+        let policy = PolicyDocument::parse(text).unwrap().policy;
+        let again = PolicyDocument::parse(&policy.to_document().to_string())
+            .unwrap()
+            .policy;
+        assert_eq!(format!("{policy:?}"), format!("{again:?}"));
+        assert_eq!(policy.to_document(), again.to_document());
+    }
 
     #[test]
     fn parses_the_documented_example() {

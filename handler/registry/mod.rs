@@ -187,6 +187,11 @@ impl RegistryClient {
         self.transport.stats.snapshot()
     }
 
+    /// The live request counters (a progress display polls them).
+    pub fn stats_handle(&self) -> std::sync::Arc<RequestStats> {
+        self.transport.stats.clone()
+    }
+
     /// Whether the registry turned out to use ABAC repository permissions.
     pub fn is_abac(&self) -> bool {
         self.auth.is_abac()

@@ -175,6 +175,9 @@ pub struct Descriptor {
     /// Artifact type, for referrers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub artifact_type: Option<String>,
+    /// Size in bytes of the referenced content.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
 }
 
 /// The parts of a manifest body that decide deletions: children and subject.
@@ -193,6 +196,27 @@ pub struct ManifestBody {
     /// The artifact type of a referrer.
     #[serde(default)]
     pub artifact_type: Option<String>,
+    /// The image's config blob.
+    #[serde(default)]
+    pub config: Option<Descriptor>,
+    /// The image's layer blobs.
+    #[serde(default)]
+    pub layers: Vec<Descriptor>,
+    /// An OCI artifact's blobs.
+    #[serde(default)]
+    pub blobs: Vec<Descriptor>,
+}
+
+impl ManifestBody {
+    /// The blobs this manifest references (config, layers, artifact blobs), with their
+    /// sizes (0 when the descriptor gives none); an index references none.
+    pub fn blob_sizes(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.config
+            .iter()
+            .chain(&self.layers)
+            .chain(&self.blobs)
+            .map(|d| (d.digest.as_str(), d.size.unwrap_or(0)))
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -4,9 +4,11 @@
 //! lines are in [`text`].
 
 mod error;
+pub mod storage;
 pub mod text;
 
 pub use error::{EXIT_RESUMABLE, Extent, ListingFailure, PlanError, Problem, Progress, RunError};
+pub use storage::{BlobIndex, StorageFreed};
 
 use crate::plan::{ManifestDecision, RepositoryPlan, TagDecision, Verdict};
 use crate::registry::StatsSnapshot;
@@ -121,6 +123,13 @@ pub struct RepositoryReport {
     /// [`RunReport::MAX_ITEMS`]); `--output json` streamed them as the repository finished.
     #[serde(skip_serializing_if = "is_zero")]
     pub items_omitted: u64,
+    /// The storage its deletions free (or would free); absent when no manifest is removed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storage: Option<StorageFreed>,
+    /// The blobs of its manifests, read for [`RepositoryReport::storage`] while it is
+    /// purged; dropped once it is counted.
+    #[serde(skip)]
+    pub blobs: Option<BlobIndex>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -150,6 +159,8 @@ impl RepositoryReport {
                 })
                 .collect(),
             items_omitted: 0,
+            storage: None,
+            blobs: None,
         }
     }
 
@@ -175,6 +186,8 @@ impl RepositoryReport {
             tags: Vec::new(),
             manifests: Vec::new(),
             items_omitted: 0,
+            storage: None,
+            blobs: None,
         }
     }
 }
@@ -202,6 +215,8 @@ pub struct Summary {
     pub repositories_failed: u64,
     /// Request counters (throttling, retries).
     pub requests: StatsSnapshot,
+    /// The storage freed (real run) or that would be freed (dry run).
+    pub storage: StorageFreed,
 }
 
 /// The whole run.
@@ -223,6 +238,9 @@ pub struct RunReport {
     /// Why the run failed or is partial, if it did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<RunError>,
+    /// The saved plan this dry run recorded, or the one this run applied.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan_digest: Option<String>,
 }
 
 impl RunReport {
@@ -243,6 +261,7 @@ impl RunReport {
             repositories: Vec::new(),
             summary: Summary::default(),
             error: Some(error),
+            plan_digest: None,
         }
     }
 
@@ -288,6 +307,9 @@ impl Summary {
             RepositoryStatus::Done => self.repositories += 1,
             RepositoryStatus::Failed { .. } => self.repositories_failed += 1,
             _ => {}
+        }
+        if let Some(storage) = &repo.storage {
+            self.storage.add(storage);
         }
         for item in repo.items() {
             let (verdict, outcome) = (item.verdict(), item.outcome());

@@ -92,6 +92,14 @@ pub enum Line<'a> {
         /// The count.
         count: u64,
     },
+    /// What the deleted manifests free: `Storage freed: 12.4 GiB of at most 15.1 GiB …`
+    /// (`Storage to be freed` in a dry run). Printed only when manifests are removed.
+    Storage {
+        /// Whether it is a dry run.
+        dry_run: bool,
+        /// The figures.
+        storage: &'a super::StorageFreed,
+    },
     /// The run did not complete.
     FailedToComplete(&'a str),
 }
@@ -152,6 +160,30 @@ impl fmt::Display for Line<'_> {
                 dry_run: false,
                 count,
             } => write!(f, "Number of deleted {}: {count}", kind.plural()),
+            Line::Storage { dry_run, storage } => {
+                use super::storage::human_bytes;
+                let what = match dry_run {
+                    true => "Storage to be freed",
+                    false => "Storage freed",
+                };
+                write!(
+                    f,
+                    "{what}: {} of at most {}",
+                    human_bytes(storage.freed_bytes),
+                    human_bytes(storage.at_most_bytes)
+                )?;
+                if !storage.exact {
+                    f.write_str(" (blobs shared with other repositories count as freed; --exact-storage reads them all)")?;
+                }
+                if storage.unknown_manifests > 0 {
+                    write!(
+                        f,
+                        " ({} manifests with unreadable bodies counted by imageSize only)",
+                        storage.unknown_manifests
+                    )?;
+                }
+                Ok(())
+            }
             Line::FailedToComplete(error) => write!(f, "Failed to complete purge: {error}"),
         }
     }

@@ -32,15 +32,18 @@ pub mod audit;
 pub mod execute;
 pub mod inventory;
 pub mod journal;
+pub mod tracker;
 
-use crate::plan::Scope;
+use crate::plan::{KeepReason, Scope, Verdict};
 use crate::policy::Policy;
 use crate::registry::{RegistryClient, RegistryError};
+use crate::report::storage::{ExactStorage, repository_storage};
 use crate::report::text::{Kind, Line};
 use crate::report::{
     ListingFailure, Outcome, PlanError, Problem, Progress, RepositoryReport, RepositoryStatus,
     RunError, RunReport, Summary,
 };
+use crate::saved::{SavedPlan, reconcile};
 use audit::{DeletionEvents, MAX_DELETION_EVENTS};
 use chrono::{DateTime, Utc};
 use execute::execute;
@@ -51,6 +54,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tracing::Instrument;
+pub use tracker::{Tracked, Tracker};
 
 /// Where acr purge's text lines go ([`Line`]s, rendered).
 pub type Lines<'a> = &'a mut (dyn FnMut(String) + Send);
@@ -102,6 +106,19 @@ pub struct RunOptions {
     /// The time ages are measured from (`None`: now). A resumed run passes its first
     /// invocation's.
     pub reference_time: Option<DateTime<Utc>>,
+    /// A saved plan to apply: only its repositories with deletions are read, and only what
+    /// it deletes exactly as planned is deleted ([`crate::saved::reconcile`]). The policy
+    /// and reference time passed with it must be the plan's.
+    pub applying: Option<Arc<SavedPlan>>,
+    /// Read the bodies of every manifest of a repository where manifests are removed, to
+    /// count the storage freed ([`crate::report::storage`]); off: `--no-storage`, acr
+    /// purge's requests exactly.
+    pub count_storage: bool,
+    /// Count as freed only the blobs no repository of the registry references any more
+    /// (`--exact-storage`): every other repository's manifests are read as well.
+    pub exact_storage: bool,
+    /// Progress counters, for a progress display.
+    pub tracker: Tracker,
 }
 
 impl Default for RunOptions {
@@ -115,6 +132,10 @@ impl Default for RunOptions {
             deadline: None,
             done: BTreeSet::new(),
             reference_time: None,
+            applying: None,
+            count_storage: true,
+            exact_storage: false,
+            tracker: Tracker::default(),
         }
     }
 }
@@ -158,11 +179,12 @@ pub async fn run_journaled(
         repositories: Vec::new(),
         summary: Summary::default(),
         error: None,
+        plan_digest: options.applying.as_ref().map(|p| p.digest().to_string()),
     };
     let printer = Mutex::new(Printer::new(out));
     match covered_repositories(client, policy, options).await {
         Err(error) => report.error = Some(error),
-        Ok(covered) => {
+        Ok((covered, catalog)) => {
             if options.dry_run
                 && let Ok(mut printer) = printer.lock()
             {
@@ -173,7 +195,30 @@ pub async fn run_journaled(
                 options,
                 journal,
             };
-            report.error = pipeline(&stages, covered, &printer, &mut report, finished).await;
+            let mut exact = options.exact_storage.then(ExactStorage::default);
+            report.error = pipeline(
+                &stages,
+                covered,
+                &printer,
+                &mut report,
+                finished,
+                exact.as_mut(),
+            )
+            .await;
+            if let Some(exact) = exact.as_mut()
+                && report.error.is_none()
+            {
+                match untouched_blobs(client, &report, &catalog, options.concurrency).await {
+                    Ok(blobs) => {
+                        exact.add_untouched(blobs);
+                        report.summary.storage.freed_bytes = exact.freed_bytes();
+                        report.summary.storage.exact = true;
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "--exact-storage: reading the other repositories failed; the figure counts shared blobs as freed");
+                    }
+                }
+            }
         }
     }
     report.finished_at = Utc::now();
@@ -185,6 +230,13 @@ pub async fn run_journaled(
         for line in report.summary_lines() {
             printer.direct(line.to_string());
         }
+        if report.summary.manifests_deleted > 0 {
+            let storage = Line::Storage {
+                dry_run: report.dry_run,
+                storage: &report.summary.storage,
+            };
+            printer.direct(storage.to_string());
+        }
         if let Some(error) = &report.error {
             printer.direct(Line::FailedToComplete(&error.to_string()).to_string());
         }
@@ -193,19 +245,31 @@ pub async fn run_journaled(
 }
 
 /// Lists the catalog and decides which repositories the policy covers; every repository
-/// regex is evaluated here, before any repository is read.
+/// regex is evaluated here, before any repository is read. Applying a saved plan covers
+/// its repositories with deletions, and lists the catalog only for `--exact-storage`.
+/// Also returns the catalog (empty when not listed).
 async fn covered_repositories(
     client: &RegistryClient,
     policy: &Policy,
     options: &RunOptions,
-) -> Result<Vec<(String, Scope)>, RunError> {
+) -> Result<(Vec<(String, Scope)>, Vec<String>), RunError> {
     let now = options.reference_time.unwrap_or_else(Utc::now);
-    let catalog = client
-        .catalog(options.repository_page_size)
-        .await
-        .map_err(RunError::Catalog)?;
+    let catalog = match (&options.applying, options.exact_storage) {
+        (Some(_), false) => Vec::new(),
+        _ => client
+            .catalog(options.repository_page_size)
+            .await
+            .map_err(RunError::Catalog)?,
+    };
+    let candidates: Vec<String> = match &options.applying {
+        Some(saved) => saved
+            .repositories_with_deletions()
+            .map(|r| r.repository.clone())
+            .collect(),
+        None => catalog.clone(),
+    };
     let mut covered = Vec::new();
-    for name in catalog {
+    for name in candidates {
         if options
             .only
             .as_ref()
@@ -222,7 +286,43 @@ async fn covered_repositories(
     }
     let names: Vec<String> = covered.iter().map(|(n, _)| n.clone()).collect();
     client.plan_token_batches(&names);
-    Ok(covered)
+    options.tracker.covering(names.len());
+    Ok((covered, catalog))
+}
+
+/// The blobs of every repository of `catalog` whose blobs the run did not read
+/// (`--exact-storage`): their manifests are listed and every body read.
+async fn untouched_blobs(
+    client: &RegistryClient,
+    report: &RunReport,
+    catalog: &[String],
+    concurrency: usize,
+) -> Result<Vec<String>, RegistryError> {
+    let read: HashSet<&str> = report
+        .repositories
+        .iter()
+        .filter(|r| r.storage.is_some())
+        .map(|r| r.repository.as_str())
+        .collect();
+    let mut blobs = Vec::new();
+    for name in catalog.iter().filter(|n| !read.contains(n.as_str())) {
+        let Some(manifests) = client.list_manifests(name).await? else {
+            continue;
+        };
+        let digests: Vec<String> = manifests.into_iter().filter_map(|m| m.digest).collect();
+        let bodies: Vec<Option<crate::registry::model::ManifestBody>> =
+            futures::stream::iter(digests)
+                .map(|digest| async move { client.manifest_body(name, &digest).await })
+                .buffer_unordered(concurrency.max(1))
+                .collect::<Vec<_>>()
+                .await
+                .into_iter()
+                .collect::<Result<_, _>>()?;
+        for body in bodies.into_iter().flatten() {
+            blobs.extend(body.blob_sizes().map(|(b, _)| b.to_string()));
+        }
+    }
+    Ok(blobs)
 }
 
 /// How one repository ended, for the run's verdict.
@@ -269,6 +369,7 @@ async fn pipeline(
     printer: &Mutex<Printer<'_>>,
     report: &mut RunReport,
     finished: Finished<'_>,
+    mut exact: Option<&mut ExactStorage>,
 ) -> Option<RunError> {
     let options = stages.options;
     let total = covered.len();
@@ -288,14 +389,30 @@ async fn pipeline(
         .buffer_unordered(options.concurrency.max(1));
     let mut events = DeletionEvents::new(MAX_DELETION_EVENTS);
     let mut tally = Tally::default();
-    while let Some((index, repo, ending, span)) = stream.next().await {
+    while let Some((index, mut repo, ending, span)) = stream.next().await {
         if let Ok(mut p) = printer.lock() {
             p.finish(index);
+        }
+        if repo.blobs.is_some() {
+            let (storage, split) = repository_storage(&repo, options.dry_run);
+            repo.storage = Some(storage);
+            repo.blobs = None;
+            if let Some(exact) = exact.as_deref_mut() {
+                exact.add(split);
+            }
         }
         match span {
             Some(span) => span.in_scope(|| events.repository(&repo, options.dry_run)),
             None => events.repository(&repo, options.dry_run),
         }
+        let removed = repo
+            .items()
+            .filter(|i| match options.dry_run {
+                true => i.verdict().is_delete(),
+                false => i.outcome().is_some_and(Outcome::is_gone),
+            })
+            .count();
+        options.tracker.finished(removed as u64);
         finished(&repo);
         let deleted_here = repo
             .items()
@@ -326,7 +443,14 @@ async fn process(
     }
     let (client, options, journal) = (stages.client, stages.options, stages.journal);
     let span = tracing::info_span!("plan repository", purge.repository = name);
-    let planning = plan_repository(client, name, scope, options.concurrency).instrument(span);
+    let planning = plan_repository(
+        client,
+        name,
+        scope,
+        options.concurrency,
+        options.count_storage,
+    )
+    .instrument(span);
     let planned = match options.deadline {
         None => planning.await,
         Some(deadline) => tokio::select! {
@@ -338,7 +462,24 @@ async fn process(
         },
     };
     let mut repo = match planned {
-        Ok(Some(plan)) => RepositoryReport::planned(plan),
+        Ok(Some(planned)) => {
+            let plan = match &options.applying {
+                None => planned.plan,
+                Some(saved) => {
+                    let fresh = planned.plan;
+                    let applied = saved
+                        .repository(name)
+                        .map(|planned| reconcile(planned, fresh.clone()));
+                    applied.unwrap_or(fresh)
+                }
+            };
+            let mut repo = RepositoryReport::planned(plan);
+            repo.blobs = planned.blobs;
+            if options.applying.is_some() {
+                print_drift(client.endpoint().host(), &repo, out);
+            }
+            repo
+        }
         Ok(None) => {
             out(Line::RepositoryNotFound(name).to_string());
             let repo = RepositoryReport::empty(name, RepositoryStatus::NotFound);
@@ -612,6 +753,19 @@ impl<'o> Printer<'o> {
                 self.active = Some(next);
                 return;
             }
+        }
+    }
+}
+
+/// One line per item a saved plan deletes that is kept because it changed.
+fn print_drift(host: &str, repo: &RepositoryReport, out: Lines<'_>) {
+    for item in repo.items() {
+        if let Verdict::Keep {
+            reason: KeepReason::Drift { detail },
+        } = item.verdict()
+        {
+            let reference = item.reference(host, &repo.repository);
+            out(Line::Skipped(reference, &format!("drift: {detail}")).to_string());
         }
     }
 }

@@ -130,6 +130,27 @@ impl RunStore {
         }
     }
 
+    /// Records a saved plan (a dry run's, see [`crate::saved`]) under its digest, for the
+    /// webhook's `{"apply": digest}`.
+    pub async fn write_saved_plan(&self, plan: &crate::saved::SavedPlan) -> Result<(), StoreError> {
+        let name = saved_plan_name(plan.digest());
+        self.backend.write(&name, plan.to_json().into_bytes()).await
+    }
+
+    /// The text of the saved plan recorded under `digest` (`sha256:…`), if any. It is
+    /// checked by [`crate::saved::SavedPlan::parse`] like a file.
+    pub async fn saved_plan(&self, digest: &str) -> Result<Option<String>, StoreError> {
+        let name = saved_plan_name(digest);
+        match self.backend.read(&name).await? {
+            None => Ok(None),
+            Some(bytes) => String::from_utf8(bytes).map(Some).map_err(|e| StoreError {
+                location: self.location(),
+                action: format!("reading {name}"),
+                error: format!("not UTF-8: {e}"),
+            }),
+        }
+    }
+
     /// A run's record.
     pub async fn record(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
         self.read_json(&record_name(run_id)).await
@@ -359,6 +380,12 @@ fn plan_name(run_id: &str, repository: &str) -> String {
         segment(run_id),
         segment(repository)
     )
+}
+
+/// `saved-plans/{hex}.json`: kept by the lifecycle rule of `saved-plans/` (infra).
+fn saved_plan_name(digest: &str) -> String {
+    let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
+    format!("saved-plans/{}.json", segment(hex))
 }
 
 fn checkpoint_name(registry: &str) -> String {

@@ -1,5 +1,5 @@
 //! Run metrics: `purge.deleted` (by `kind`; real runs only), `purge.protected` (by `reason`),
-//! `purge.throttled`, `purge.failures` and the `purge.run.duration` histogram (seconds),
+//! `purge.throttled`, `purge.failures`, `purge.storage.freed` (bytes; real runs only) and the `purge.run.duration` histogram (seconds),
 //! each with `faas.trigger` and `purge.dry_run`.
 
 use super::context::RunContext;
@@ -13,6 +13,7 @@ struct Instruments {
     protected: Counter<u64>,
     throttled: Counter<u64>,
     failures: Counter<u64>,
+    storage_freed: Counter<u64>,
     duration: Histogram<f64>,
 }
 
@@ -36,6 +37,11 @@ fn instruments() -> &'static Instruments {
             failures: meter
                 .u64_counter("purge.failures")
                 .with_description("Failed deletions and failed runs")
+                .build(),
+            storage_freed: meter
+                .u64_counter("purge.storage.freed")
+                .with_unit("By")
+                .with_description("Bytes of blobs freed by deleted manifests")
                 .build(),
             duration: meter
                 .f64_histogram("purge.run.duration")
@@ -64,6 +70,7 @@ pub fn record(report: &RunReport, seconds: f64, context: &RunContext) {
         m.deleted.add(s.tags_deleted, &with("kind", "tag".into()));
         m.deleted
             .add(s.manifests_deleted, &with("kind", "manifest".into()));
+        m.storage_freed.add(s.storage.freed_bytes, &common);
     }
     for (reason, count) in &s.protected {
         m.protected.add(*count, &with("reason", reason.clone()));

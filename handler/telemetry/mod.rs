@@ -12,7 +12,7 @@ mod metrics;
 mod run;
 
 pub use context::{RunContext, Trigger};
-pub use run::{finish_run, record_durable, record_run_status, run_span};
+pub use run::{finish_run, record_durable, record_plan_digest, record_run_status, run_span};
 
 /// Deletion events per run, at most (the span-event limit is set to fit them).
 pub const MAX_DELETION_EVENTS: usize = 1000;

@@ -31,6 +31,10 @@ pub fn run_span(context: &RunContext) -> tracing::Span {
         purge.run_status = Empty,
         purge.tags_deleted = Empty,
         purge.manifests_deleted = Empty,
+        purge.storage.freed_bytes = Empty,
+        purge.storage.at_most_bytes = Empty,
+        purge.storage.exact = Empty,
+        purge.plan_digest = Empty,
         purge.protected = Empty,
         purge.failed = Empty,
         purge.throttled = Empty,
@@ -62,6 +66,11 @@ pub fn record_durable(span: &tracing::Span, run_id: &str, invocation: u32) {
     span.record("purge.invocation", i64::from(invocation));
 }
 
+/// Records the digest of the saved plan the run wrote (dry run) or applied.
+pub fn record_plan_digest(span: &tracing::Span, digest: &str) {
+    span.record("purge.plan_digest", digest);
+}
+
 /// Records the run's status once this invocation ended (`succeeded`, `failed`,
 /// `incomplete`: to be resumed, `skipped`: another run held the registry).
 pub fn record_run_status(span: &tracing::Span, status: &str) {
@@ -75,6 +84,15 @@ pub fn finish_run(span: &tracing::Span, context: &RunContext, report: &RunReport
     span.record("purge.tags_deleted", super::int(s.tags_deleted));
     span.record("purge.manifests_deleted", super::int(s.manifests_deleted));
     span.record("purge.protected", super::int(protected));
+    span.record(
+        "purge.storage.freed_bytes",
+        super::int(s.storage.freed_bytes),
+    );
+    span.record(
+        "purge.storage.at_most_bytes",
+        super::int(s.storage.at_most_bytes),
+    );
+    span.record("purge.storage.exact", s.storage.exact);
     span.record("purge.failed", super::int(s.failed));
     span.record("purge.throttled", super::int(s.requests.throttled));
     let by = &s.requests.by_category;

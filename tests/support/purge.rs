@@ -74,6 +74,15 @@ impl Registry {
         handler_with_env(&all, &env_with_state).await
     }
 
+    /// Runs `handler apply PLAN -r <emulator> ARGS`, recording in this registry's store.
+    pub async fn apply(&self, plan: &std::path::Path, args: &[&str]) -> Run {
+        let plan = plan.to_string_lossy().into_owned();
+        let mut all = vec!["apply", plan.as_str(), "-r", self.running.url.as_str()];
+        all.extend_from_slice(args);
+        let state = self.state.path().to_string_lossy().into_owned();
+        handler_with_env(&all, &[("PURGE_STATE_DIR", state.as_str())]).await
+    }
+
     /// Recorded requests whose path is `path`.
     pub fn count(&self, path: &str) -> usize {
         self.emulator()

@@ -1,0 +1,185 @@
+//! Storage a purge frees. ACR stores each blob (config, layer) once however many manifests
+//! reference it, so deleting an image frees only the blobs that nothing left references:
+//! here, the blobs referenced by removed manifests and by no manifest that stays in the
+//! same repository. A blob shared with another repository is counted as freed unless
+//! `--exact-storage` reads every repository ([`ExactStorage`]). The listing's `imageSize`
+//! of the removed manifests is the upper bound. Manifest bodies themselves (a few KiB) are
+//! not counted.
+
+use super::{Outcome, RepositoryReport};
+use crate::plan::Verdict;
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
+
+/// What a purge frees, or would free.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StorageFreed {
+    /// Bytes of the blobs that only removed manifests reference.
+    pub freed_bytes: u64,
+    /// The removed manifests' `imageSize` added up: what deleting them could free at most.
+    pub at_most_bytes: u64,
+    /// Whether blobs shared with other repositories were excluded (`--exact-storage`);
+    /// otherwise they count as freed.
+    pub exact: bool,
+    /// Removed manifests whose body could not be read: only their `imageSize` counts.
+    #[serde(default)]
+    pub unknown_manifests: u64,
+}
+
+impl StorageFreed {
+    /// Adds another repository's figures.
+    pub fn add(&mut self, other: &StorageFreed) {
+        self.freed_bytes += other.freed_bytes;
+        self.at_most_bytes += other.at_most_bytes;
+        self.unknown_manifests += other.unknown_manifests;
+    }
+}
+
+/// The blobs of one repository's manifests, read for the storage figures.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BlobIndex {
+    /// Manifest digest → its blobs (digest, size).
+    pub blobs: HashMap<String, Vec<(String, u64)>>,
+    /// Manifests whose body could not be read.
+    pub unknown: HashSet<String>,
+}
+
+/// The removed and remaining blobs of one repository, for [`ExactStorage`].
+#[derive(Debug, Clone, Default)]
+pub struct BlobSplit {
+    /// Blobs of removed manifests that no remaining manifest here references.
+    pub removed: HashMap<String, u64>,
+    /// Blobs of the manifests that stay.
+    pub remaining: HashSet<String>,
+}
+
+/// Whether a manifest is gone after the run: planned removed (dry run), or deleted (or
+/// removed with a manifest that was deleted) in a real run.
+fn removed_manifests(repo: &RepositoryReport, dry_run: bool) -> HashSet<&str> {
+    let mut gone: HashSet<&str> = repo
+        .manifests
+        .iter()
+        .filter(|m| match dry_run {
+            true => m.decision.verdict.is_removed(),
+            false => m.outcome.as_ref().is_some_and(Outcome::is_gone),
+        })
+        .map(|m| m.decision.digest.as_str())
+        .collect();
+    // Cascades follow their manifest, transitively (a referrer of a referrer).
+    loop {
+        let more: Vec<&str> = repo
+            .manifests
+            .iter()
+            .filter(|m| !gone.contains(m.decision.digest.as_str()))
+            .filter(|m| matches!(&m.decision.verdict, Verdict::Cascade { via } if gone.contains(via.as_str())))
+            .map(|m| m.decision.digest.as_str())
+            .collect();
+        if more.is_empty() {
+            return gone;
+        }
+        gone.extend(more);
+    }
+}
+
+/// The storage one repository frees, counting blobs shared with other repositories as
+/// freed; also the split for [`ExactStorage`].
+pub fn repository_storage(repo: &RepositoryReport, dry_run: bool) -> (StorageFreed, BlobSplit) {
+    let Some(index) = &repo.blobs else {
+        return (StorageFreed::default(), BlobSplit::default());
+    };
+    let gone = removed_manifests(repo, dry_run);
+    let mut storage = StorageFreed::default();
+    let mut split = BlobSplit::default();
+    for manifest in &repo.manifests {
+        let digest = manifest.decision.digest.as_str();
+        let blobs = index.blobs.get(digest).map(Vec::as_slice).unwrap_or(&[]);
+        if gone.contains(digest) {
+            storage.at_most_bytes += manifest.decision.image_size.unwrap_or(0);
+            if index.unknown.contains(digest) {
+                storage.unknown_manifests += 1;
+            }
+            for (blob, size) in blobs {
+                split.removed.insert(blob.clone(), *size);
+            }
+        } else {
+            split.remaining.extend(blobs.iter().map(|(b, _)| b.clone()));
+        }
+    }
+    split
+        .removed
+        .retain(|blob, _| !split.remaining.contains(blob));
+    storage.freed_bytes = split.removed.values().sum();
+    (storage, split)
+}
+
+/// Registry-wide accounting (`--exact-storage`): a blob counts as freed only when no
+/// manifest left in any repository references it.
+#[derive(Debug, Default)]
+pub struct ExactStorage {
+    removed: HashMap<String, u64>,
+    remaining: HashSet<String>,
+}
+
+impl ExactStorage {
+    /// Adds a purged repository's split.
+    pub fn add(&mut self, split: BlobSplit) {
+        self.removed.extend(split.removed);
+        self.remaining.extend(split.remaining);
+    }
+
+    /// Adds the blobs of a repository nothing was removed from.
+    pub fn add_untouched(&mut self, blobs: impl IntoIterator<Item = String>) {
+        self.remaining.extend(blobs);
+    }
+
+    /// Bytes of the removed blobs that nothing in the registry references any more.
+    pub fn freed_bytes(&self) -> u64 {
+        self.removed
+            .iter()
+            .filter(|(blob, _)| !self.remaining.contains(*blob))
+            .map(|(_, size)| size)
+            .sum()
+    }
+}
+
+/// `12.4 GiB`, `512 B`.
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_bytes_reads_naturally() {
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(1023), "1023 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(13_314_398_618), "12.4 GiB");
+    }
+
+    #[test]
+    fn exact_storage_frees_only_blobs_nothing_references() {
+        let mut exact = ExactStorage::default();
+        let split = |removed: &[(&str, u64)], remaining: &[&str]| BlobSplit {
+            removed: removed.iter().map(|(b, s)| (b.to_string(), *s)).collect(),
+            remaining: remaining.iter().map(|b| b.to_string()).collect(),
+        };
+        exact.add(split(&[("base", 100), ("a", 10)], &["x"]));
+        exact.add(split(&[("b", 20)], &[]));
+        exact.add_untouched(["base".to_string()]);
+        assert_eq!(exact.freed_bytes(), 30);
+    }
+}
