@@ -1,6 +1,7 @@
 //! Purges at scale: `cargo bench --bench scale` (`BENCH_ONLY=<label part>` runs only the
 //! scenarios whose label contains it; `BENCH_QUICK=1` runs the small ones; `BENCH_NO_STATE=1`
-//! runs without the run store, to compare).
+//! runs without the run store, `BENCH_NO_STORAGE=1` without the storage figures' body reads,
+//! to compare).
 //!
 //! Each scenario runs the real `handler purge` binary, as a user would, against the ACR
 //! emulator (in this process) serving a generated registry, with a simulated round trip
@@ -172,6 +173,8 @@ fn run(scenario: &Scenario, runtime: &tokio::runtime::Runtime) {
     // default; BENCH_NO_STATE=1 runs without one, to measure what recording costs.
     let state = tempfile::tempdir().expect("state dir");
     let no_state = std::env::var("BENCH_NO_STATE").is_ok();
+    // The storage figures read every manifest body of a purged repository (reads).
+    let no_storage = std::env::var("BENCH_NO_STORAGE").is_ok();
     let started = Instant::now();
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_handler"))
         .args([
@@ -185,6 +188,7 @@ fn run(scenario: &Scenario, runtime: &tokio::runtime::Runtime) {
         ])
         .args(["--untagged", "--concurrency", "8", "--rate-card", &card])
         .args(no_state.then_some("--no-state"))
+        .args(no_storage.then_some("--no-storage"))
         .env("PURGE_STATE_DIR", state.path())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -717,3 +717,40 @@ async fn a_failing_run_is_a_failed_invocation_and_sigterm_stops_cleanly() {
     assert_eq!(registry.tags("app").len(), 5);
     assert_eq!(handler.terminate().await, Some(0));
 }
+
+#[tokio::test]
+async fn a_webhook_dry_run_saves_its_plan_and_apply_deletes_only_what_is_unchanged() {
+    let (registry, handler) = setup(&[]).await;
+    let answer = signed(&handler, r#"{"dryRun":true}"#, &[]).await;
+    assert_eq!(answer.status, 200, "{:#}", answer.json);
+    let digest = answer.json["planDigest"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{:#}", answer.json))
+        .to_string();
+    assert!(registry.mutations().is_empty(), "a dry run deletes nothing");
+    // Since the review: old1 got a new tag.
+    registry
+        .emulator()
+        .push_tag("app", "hotfix", &registry.digest("app", "old1"))
+        .expect("push");
+
+    let unknown = format!(r#"{{"apply":"sha256:{}"}}"#, "0".repeat(64));
+    let answer = signed(&handler, &unknown, &[]).await;
+    assert_eq!(answer.status, 404, "{:#}", answer.json);
+    let answer = signed(&handler, r#"{"apply":"latest"}"#, &[]).await;
+    assert_eq!(answer.status, 400, "{:#}", answer.json);
+    assert!(registry.mutations().is_empty());
+
+    let body = format!(r#"{{"apply":"{digest}"}}"#);
+    let answer = signed(&handler, &body, &[]).await;
+    assert_eq!(answer.status, 200, "{:#}", answer.json);
+    assert_eq!(answer.json["planDigest"], digest.as_str());
+    assert!(registry.has("app", "old1"), "tagged since the plan: kept");
+    assert!(!registry.has("app", "old2") && !registry.has("app", "dangling"));
+    assert_eq!(registry.tags("app"), set(&["hotfix", "latest", "v0", "v3"]));
+    assert!(
+        registry.tags("tools/ci").is_empty(),
+        "the rest of the plan applies"
+    );
+    assert_eq!(registry.tags("other"), set(&["v1"]));
+}

@@ -94,8 +94,8 @@ resource runsContainer 'Microsoft.Storage/storageAccounts/blobServices/container
   }
 }
 
-// Runs are kept for runRetentionDays after their last write, then deleted; the registries/
-// prefix (leases and checkpoints of runs under way) is left alone.
+// Runs are kept for runRetentionDays after their last write, then deleted, and saved plans
+// for a week; the registries/ prefix (leases and checkpoints of runs under way) is left alone.
 resource lifecycle 'Microsoft.Storage/storageAccounts/managementPolicies@2024-01-01' = {
   parent: storage
   name: 'default'
@@ -120,6 +120,30 @@ resource lifecycle 'Microsoft.Storage/storageAccounts/managementPolicies@2024-01
               baseBlob: {
                 delete: {
                   daysAfterModificationGreaterThan: runRetentionDays
+                }
+              }
+            }
+          }
+        }
+        {
+          // Plans saved by dry runs for {"apply": digest}: the webhook refuses them after a
+          // day; they are kept a week for review.
+          name: 'expire-saved-plans'
+          enabled: true
+          type: 'Lifecycle'
+          definition: {
+            filters: {
+              blobTypes: [
+                'blockBlob'
+              ]
+              prefixMatch: [
+                '${runsContainerName}/saved-plans/'
+              ]
+            }
+            actions: {
+              baseBlob: {
+                delete: {
+                  daysAfterModificationGreaterThan: 7
                 }
               }
             }
