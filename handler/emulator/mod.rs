@@ -60,6 +60,14 @@
 //!
 //! In Rust, build the same with [`Seed`], [`RepoSeed`], [`ManifestSeed`], [`TagSeed`] and
 //! get digests with [`Seed::digest`].
+//!
+//! # Azure API emulators
+//!
+//! Two more servers, for what a purge asks Azure besides the registry:
+//! [`ResourceGraphEmulator`] (Azure Resource Graph, the workloads that run images) and
+//! [`LogAnalyticsEmulator`] (the Logs query API over the registry's
+//! `ContainerRegistryRepositoryEvents`, the pulls). Each requires a bearer token, records
+//! what it receives, evaluates a small documented KQL subset and answers 400 for the rest.
 
 #![warn(missing_docs)]
 
@@ -67,12 +75,16 @@ mod auth;
 mod body;
 mod faults;
 mod http;
+mod kql;
 mod load;
+mod log_analytics;
 mod rates;
+mod resource_graph;
 mod routes_acr;
 mod routes_v2;
 mod sample;
 mod seed;
+mod serve;
 mod snapshot;
 mod state;
 
@@ -91,12 +103,19 @@ use tokio::task::JoinHandle;
 pub use body::sha256_digest;
 pub use faults::{Fault, FaultAction, PathMatch, RecordedRequest};
 pub use load::format_time;
+pub use log_analytics::{
+    LogAnalyticsEmulator, LogsFault, LogsRequest, REPOSITORY_EVENTS_TABLE, RepositoryEvent,
+};
 pub use rates::{CategoryStats, RateCard, RateStats};
+pub use resource_graph::{
+    GraphFault, GraphRequest, GraphResource, RESOURCE_GRAPH_API_VERSIONS, ResourceGraphEmulator,
+};
 pub use sample::sample_registry;
 pub use seed::{
     AuthMode, ChildSeed, DOCKER_LIST, DOCKER_MANIFEST, ManifestSeed, OCI_ARTIFACT, OCI_EMPTY,
     OCI_INDEX, OCI_MANIFEST, Platform, RepoSeed, Seed, TagSeed, TimeSpec, TokenAuth,
 };
+pub use serve::RunningServer;
 pub use snapshot::{ManifestSnapshot, RepoSnapshot, Snapshot, TagSnapshot};
 pub use state::Attributes;
 
