@@ -97,8 +97,6 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::Router;
 use axum::routing::{any, post};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 pub use body::sha256_digest;
 pub use faults::{Fault, FaultAction, PathMatch, RecordedRequest};
@@ -251,29 +249,12 @@ impl Emulator {
 
     /// Serves on `addr`.
     pub async fn start_on(&self, addr: SocketAddr) -> anyhow::Result<RunningEmulator> {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("cannot bind the emulator to {addr}"))?;
-        let addr = listener.local_addr()?;
-        let (tx, rx) = oneshot::channel::<()>();
-        let router = self.router();
-        let task = tokio::spawn(async move {
-            let shutdown = async {
-                let _ = rx.await;
-            };
-            if let Err(e) = axum::serve(listener, router)
-                .with_graceful_shutdown(shutdown)
-                .await
-            {
-                tracing::warn!("emulator server stopped: {e}");
-            }
-        });
+        let server = serve::serve_on(self.router(), addr, "registry").await?;
         Ok(RunningEmulator {
-            url: format!("http://{addr}"),
-            addr,
+            url: server.url.clone(),
+            addr: server.addr,
             emulator: self.clone(),
-            stop: Some(tx),
-            task: Some(task),
+            server,
         })
     }
 
@@ -353,8 +334,7 @@ pub struct RunningEmulator {
     /// Bound address.
     pub addr: SocketAddr,
     emulator: Emulator,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
+    server: RunningServer,
 }
 
 impl RunningEmulator {
@@ -369,27 +349,8 @@ impl RunningEmulator {
     }
 
     /// Stops serving and waits (up to 5 s) for the server to finish.
-    pub async fn shutdown(mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(task) = self.task.take() {
-            let abort = task.abort_handle();
-            if tokio::time::timeout(Duration::from_secs(5), task)
-                .await
-                .is_err()
-            {
-                abort.abort();
-            }
-        }
-    }
-}
-
-impl Drop for RunningEmulator {
-    fn drop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
+    pub async fn shutdown(self) {
+        self.server.shutdown().await;
     }
 }
 

@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-/// A served Azure API emulator ([`crate::ResourceGraphEmulator`],
-/// [`crate::LogAnalyticsEmulator`]); stops when dropped or on [`RunningServer::shutdown`].
+/// A served emulator (the registry's inside [`crate::RunningEmulator`],
+/// [`crate::ResourceGraphEmulator`], [`crate::LogAnalyticsEmulator`]); stops when dropped or on [`RunningServer::shutdown`].
 #[derive(Debug)]
 pub struct RunningServer {
     /// Base URL, `http://127.0.0.1:PORT`.
@@ -52,9 +52,18 @@ impl Drop for RunningServer {
 
 /// Serves `router` on `127.0.0.1` with an ephemeral port.
 pub(crate) async fn serve(router: Router, what: &str) -> anyhow::Result<RunningServer> {
-    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+    serve_on(router, SocketAddr::from(([127, 0, 0, 1], 0)), what).await
+}
+
+/// Serves `router` on `addr`.
+pub(crate) async fn serve_on(
+    router: Router,
+    addr: SocketAddr,
+    what: &str,
+) -> anyhow::Result<RunningServer> {
+    let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .with_context(|| format!("cannot bind the {what} emulator to 127.0.0.1"))?;
+        .with_context(|| format!("cannot bind the {what} emulator to {addr}"))?;
     let addr = listener.local_addr()?;
     let (tx, rx) = oneshot::channel::<()>();
     let what = what.to_string();
