@@ -12,6 +12,8 @@
 //! - [`report`]: what a run did, the JSON contract read by the command line, the Functions
 //!   handler and telemetry; `report::text` owns every acr purge output line and
 //!   `report::RunError` every way a run fails;
+//! - [`workloads`]: what Azure knows of the registry's images (workloads running them,
+//!   from Resource Graph; last pulls, from Log Analytics), read-only and failing closed;
 //! - adapters, thin: [`cli`] (`handler purge`, `demo`, `emulator`, `serve`) and
 //!   [`functions`] (the Azure Functions custom handler);
 //! - plumbing: [`telemetry`] (OpenTelemetry to Application Insights and OTLP),
@@ -36,3 +38,4 @@ pub mod saved;
 pub mod settings;
 pub mod store;
 pub mod telemetry;
+pub mod workloads;

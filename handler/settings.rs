@@ -82,6 +82,17 @@ pub const STORAGE_CLIENT_ID: &str = "AzureWebJobsStorage__clientId";
 pub const PURGE_RUNS_CONTAINER: &str = "PURGE_RUNS_CONTAINER";
 /// `PURGE_STATE_DIR`.
 pub const PURGE_STATE_DIR: &str = "PURGE_STATE_DIR";
+/// `PURGE_ARM_ENDPOINT`: Azure Resource Manager, where Resource Graph is asked which
+/// workloads run which images.
+pub const PURGE_ARM_ENDPOINT: &str = "PURGE_ARM_ENDPOINT";
+/// The public cloud's Resource Manager.
+pub const DEFAULT_ARM_ENDPOINT: &str = "https://management.azure.com";
+/// `PURGE_LOGS_ENDPOINT`: the Log Analytics query API.
+pub const PURGE_LOGS_ENDPOINT: &str = "PURGE_LOGS_ENDPOINT";
+/// The public cloud's Log Analytics query API.
+pub const DEFAULT_LOGS_ENDPOINT: &str = "https://api.loganalytics.io";
+/// `PURGE_LOGS_WORKSPACE_ID`: the workspace holding the registry's repository events.
+pub const PURGE_LOGS_WORKSPACE_ID: &str = "PURGE_LOGS_WORKSPACE_ID";
 /// `FUNCTIONS_CUSTOMHANDLER_PORT`.
 pub const FUNCTIONS_CUSTOMHANDLER_PORT: &str = "FUNCTIONS_CUSTOMHANDLER_PORT";
 
@@ -177,6 +188,21 @@ pub const APP_SETTINGS: &[Setting] = &[
         PURGE_STATE_DIR,
         false,
         "A local directory for the run store when no storage account is set (runs are then known to this machine only).",
+    ),
+    handler(
+        PURGE_ARM_ENDPOINT,
+        false,
+        "Azure Resource Manager endpoint for Resource Graph (in-use protection); default https://management.azure.com. Tokens are asked for {scheme}://{host}/.default.",
+    ),
+    handler(
+        PURGE_LOGS_ENDPOINT,
+        false,
+        "Log Analytics query API endpoint (age by last pull); default https://api.loganalytics.io. Tokens are asked for {scheme}://{host}/.default.",
+    ),
+    handler(
+        PURGE_LOGS_WORKSPACE_ID,
+        true,
+        "Workspace (customer) id of the Log Analytics workspace receiving the registry's ContainerRegistryRepositoryEvents; empty when pull logs are not deployed.",
     ),
 ];
 

@@ -95,6 +95,17 @@ param instanceMemoryMB int = 2048
 @maxValue(730)
 param logRetentionDays int = 30
 
+@description('Send the registry\'s repository events (ContainerRegistryRepositoryEvents: pulls, pushes, deletes) to the workspace and let the app query them, for rules that age images by their last pull (notPulledFor). Needs rights to add a diagnostic setting on the registry.')
+param enablePullLogs bool = false
+
+@description('Days the workspace keeps data when pull logs are on: at least the longest notPulledFor window you use (a longer window than the retention keeps everything, as the logs cannot tell). The workspace keeps the larger of this and logRetentionDays.')
+@minValue(30)
+@maxValue(730)
+param pullLogRetentionDays int = 90
+
+@description('Subscription ids where in-use protection looks for workloads (Resource Graph): the app identity gets Reader on each. Management groups: assign Reader on them yourself (see infra/README.md).')
+param inUseSubscriptionIds array = []
+
 @description('Email notified when a purge run fails; empty for no email (the alert still fires in Azure Monitor).')
 param alertEmail string = ''
 
@@ -149,8 +160,9 @@ module monitoring 'modules/monitoring.bicep' = {
     appInsightsName: names.appInsights
     location: location
     tags: tags
-    retentionInDays: logRetentionDays
+    retentionInDays: enablePullLogs ? max(logRetentionDays, pullLogRetentionDays) : logRetentionDays
     principalId: identity.outputs.principalId
+    grantQuery: enablePullLogs
   }
 }
 
@@ -177,9 +189,32 @@ module registryRoles 'modules/registry-roles.bicep' = {
   }
 }
 
+module registryDiagnostics 'modules/registry-diagnostics.bicep' = if (enablePullLogs) {
+  name: 'registry-diagnostics'
+  scope: resourceGroup(registryResourceGroup)
+  params: {
+    registryName: registryName
+    workspaceId: monitoring.outputs.workspaceId
+  }
+}
+
+module inUseReaders 'modules/inuse-reader.bicep' = [
+  for subscriptionId in inUseSubscriptionIds: {
+    name: 'inuse-reader-${subscriptionId}'
+    scope: subscription(subscriptionId)
+    params: {
+      principalId: identity.outputs.principalId
+    }
+  }
+]
+
 // Uses the outputs of every module above, so it is deployed after all of them, roles included.
 module functionApp 'modules/functionapp.bicep' = {
   name: 'functionapp'
+  dependsOn: [
+    registryDiagnostics
+    inUseReaders
+  ]
   params: {
     name: names.functionApp
     planName: names.plan
@@ -201,6 +236,7 @@ module functionApp 'modules/functionapp.bicep' = {
     keyVaultUri: keyVault.outputs.uri
     webhookSecretName: webhookSecretName
     appInsightsConnectionString: monitoring.outputs.connectionString
+    logsWorkspaceId: enablePullLogs ? monitoring.outputs.workspaceCustomerId : ''
   }
 }
 

@@ -29,3 +29,5 @@ mod settings_consistency;
 mod telemetry;
 /// the registry over TLS, trusted through SSL_CERT_FILE.
 mod tls;
+/// workloads in use (Resource Graph) and last pulls (Log Analytics) against their emulators.
+mod workloads;

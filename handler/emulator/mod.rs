@@ -60,6 +60,14 @@
 //!
 //! In Rust, build the same with [`Seed`], [`RepoSeed`], [`ManifestSeed`], [`TagSeed`] and
 //! get digests with [`Seed::digest`].
+//!
+//! # Azure API emulators
+//!
+//! Two more servers, for what a purge asks Azure besides the registry:
+//! [`ResourceGraphEmulator`] (Azure Resource Graph, the workloads that run images) and
+//! [`LogAnalyticsEmulator`] (the Logs query API over the registry's
+//! `ContainerRegistryRepositoryEvents`, the pulls). Each requires a bearer token, records
+//! what it receives, evaluates a small documented KQL subset and answers 400 for the rest.
 
 #![warn(missing_docs)]
 
@@ -67,12 +75,16 @@ mod auth;
 mod body;
 mod faults;
 mod http;
+mod kql;
 mod load;
+mod log_analytics;
 mod rates;
+mod resource_graph;
 mod routes_acr;
 mod routes_v2;
 mod sample;
 mod seed;
+mod serve;
 mod snapshot;
 mod state;
 
@@ -85,18 +97,23 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::Router;
 use axum::routing::{any, post};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 pub use body::sha256_digest;
 pub use faults::{Fault, FaultAction, PathMatch, RecordedRequest};
 pub use load::format_time;
+pub use log_analytics::{
+    LogAnalyticsEmulator, LogsFault, LogsRequest, REPOSITORY_EVENTS_TABLE, RepositoryEvent,
+};
 pub use rates::{CategoryStats, RateCard, RateStats};
+pub use resource_graph::{
+    GraphFault, GraphRequest, GraphResource, RESOURCE_GRAPH_API_VERSIONS, ResourceGraphEmulator,
+};
 pub use sample::sample_registry;
 pub use seed::{
     AuthMode, ChildSeed, DOCKER_LIST, DOCKER_MANIFEST, ManifestSeed, OCI_ARTIFACT, OCI_EMPTY,
     OCI_INDEX, OCI_MANIFEST, Platform, RepoSeed, Seed, TagSeed, TimeSpec, TokenAuth,
 };
+pub use serve::RunningServer;
 pub use snapshot::{ManifestSnapshot, RepoSnapshot, Snapshot, TagSnapshot};
 pub use state::Attributes;
 
@@ -232,29 +249,12 @@ impl Emulator {
 
     /// Serves on `addr`.
     pub async fn start_on(&self, addr: SocketAddr) -> anyhow::Result<RunningEmulator> {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("cannot bind the emulator to {addr}"))?;
-        let addr = listener.local_addr()?;
-        let (tx, rx) = oneshot::channel::<()>();
-        let router = self.router();
-        let task = tokio::spawn(async move {
-            let shutdown = async {
-                let _ = rx.await;
-            };
-            if let Err(e) = axum::serve(listener, router)
-                .with_graceful_shutdown(shutdown)
-                .await
-            {
-                tracing::warn!("emulator server stopped: {e}");
-            }
-        });
+        let server = serve::serve_on(self.router(), addr, "registry").await?;
         Ok(RunningEmulator {
-            url: format!("http://{addr}"),
-            addr,
+            url: server.url.clone(),
+            addr: server.addr,
             emulator: self.clone(),
-            stop: Some(tx),
-            task: Some(task),
+            server,
         })
     }
 
@@ -347,8 +347,7 @@ pub struct RunningEmulator {
     /// Bound address.
     pub addr: SocketAddr,
     emulator: Emulator,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
+    server: RunningServer,
 }
 
 impl RunningEmulator {
@@ -363,27 +362,8 @@ impl RunningEmulator {
     }
 
     /// Stops serving and waits (up to 5 s) for the server to finish.
-    pub async fn shutdown(mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(task) = self.task.take() {
-            let abort = task.abort_handle();
-            if tokio::time::timeout(Duration::from_secs(5), task)
-                .await
-                .is_err()
-            {
-                abort.abort();
-            }
-        }
-    }
-}
-
-impl Drop for RunningEmulator {
-    fn drop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
+    pub async fn shutdown(self) {
+        self.server.shutdown().await;
     }
 }
 

@@ -65,6 +65,9 @@ param webhookSecretName string
 @description('Application Insights connection string.')
 param appInsightsConnectionString string
 
+@description('Customer id of the Log Analytics workspace holding the registry\'s repository events; empty when they are not collected.')
+param logsWorkspaceId string = ''
+
 // The app settings. Flex Consumption rejects FUNCTIONS_WORKER_RUNTIME,
 // FUNCTIONS_EXTENSION_VERSION, WEBSITE_RUN_FROM_PACKAGE, WEBSITE_CONTENTSHARE,
 // WEBSITE_TIME_ZONE and the like: the runtime comes from functionAppConfig, schedules are UTC.
@@ -85,6 +88,7 @@ var appSettings = {
   AzureWebJobsStorage__credential: 'managedidentity'
   AzureWebJobsStorage__clientId: identityClientId
   PURGE_RUNS_CONTAINER: runsContainerName
+  PURGE_LOGS_WORKSPACE_ID: logsWorkspaceId
 }
 // app-settings:end
 

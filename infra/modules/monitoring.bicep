@@ -22,7 +22,11 @@ param retentionInDays int = 30
 @description('Principal id of the app identity that sends telemetry.')
 param principalId string
 
+@description('Whether the app identity may query the workspace (Log Analytics Reader), to read the registry\'s pull events.')
+param grantQuery bool = false
+
 var monitoringMetricsPublisher = '3913510d-42f4-4e42-8a64-420c390055eb'
+var logAnalyticsReader = '73c42c96-874c-492b-b04d-ab87d138a893'
 
 resource workspace 'Microsoft.OperationalInsights/workspaces@2025-02-01' = {
   name: workspaceName
@@ -63,6 +67,21 @@ resource publisher 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   }
 }
 
+// Query access for the pull-age rule: reads the workspace's tables, nothing else (no writes,
+// no keys). Scoped to this workspace only.
+resource queryReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (grantQuery) {
+  name: guid(workspace.id, principalId, logAnalyticsReader)
+  scope: workspace
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', logAnalyticsReader)
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+output workspaceId string = workspace.id
+// The workspace (customer) id the Logs query API addresses: PURGE_LOGS_WORKSPACE_ID.
+output workspaceCustomerId string = workspace.properties.customerId
 output appInsightsId string = appInsights.id
 output appInsightsName string = appInsights.name
 // Not a secret: with local auth disabled the instrumentation key alone cannot send telemetry.

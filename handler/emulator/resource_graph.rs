@@ -1,0 +1,560 @@
+//! An Azure Resource Graph emulator: `POST /providers/Microsoft.ResourceGraph/resources`
+//! (api-version 2021-03-01, 2022-10-01 or 2024-04-01) over real HTTP.
+//!
+//! Request (as documented): `{"subscriptions":[…], "managementGroups":[…], "query": "…",
+//! "options": {"$top", "$skip", "$skipToken", "resultFormat": "objectArray"|"table"}}`.
+//! Response: `{"totalRecords", "count", "resultTruncated": "true"|"false", "$skipToken"?,
+//! "facets": [], "data"}`, `data` an array of objects (the default, `objectArray`) or
+//! `{"columns":[{"name","type"}],"rows":[[…]]}` (`table`). Errors are Azure's
+//! `{"error":{"code","message"}}`.
+//!
+//! What it evaluates: the KQL subset of the crate's `kql` module (`where`, `project`,
+//! `order by`; no `summarize`) over the table `Resources` (any case), whose columns are
+//! `id`, `name`, `type` (lowercased, as Resource Graph reports it), `kind`, `location`,
+//! `resourceGroup`, `subscriptionId`, `tags` and `properties`. Anything else answers 400
+//! `BadRequest` with a message saying what it did not understand.
+//!
+//! Scopes: `subscriptions` restricts to those subscriptions; `managementGroups` to the
+//! subscriptions configured for those groups ([`ResourceGraphEmulator::set_management_group`];
+//! an unknown group answers 400); both are a union; neither is the whole tenant (every
+//! resource held).
+//!
+//! Paging: pages hold `min($top, page size)` rows ([`ResourceGraphEmulator::set_page_size`],
+//! default 100, at most 1000). When more rows follow, the answer carries a `$skipToken`
+//! (opaque, bound to the query and the scopes: a token sent with another query or scope
+//! answers 400). Every answer carries `x-ms-user-quota-remaining` and
+//! `x-ms-user-quota-resets-after` (`hh:mm:ss`).
+//!
+//! Faults ([`GraphFault`]): `resultTruncated: "true"` without a token, a failing page, and
+//! throttling (429 with `Retry-After` and the quota headers at 0).
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{OriginalUri, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use serde_json::{Value, json};
+
+use crate::kql;
+use crate::serve::{RunningServer, azure_error, check_bearer, serve};
+
+/// The API versions the emulator answers.
+pub const RESOURCE_GRAPH_API_VERSIONS: &[&str] = &["2021-03-01", "2022-10-01", "2024-04-01"];
+
+/// A resource the emulator holds (one row of the `Resources` table).
+#[derive(Debug, Clone, PartialEq)]
+pub struct GraphResource {
+    /// The resource id, `/subscriptions/…/resourceGroups/…/providers/…`.
+    pub id: String,
+    /// The resource type, e.g. `Microsoft.App/containerApps` (served lowercased).
+    pub resource_type: String,
+    /// The resource name.
+    pub name: String,
+    /// The subscription id.
+    pub subscription_id: String,
+    /// The resource group.
+    pub resource_group: String,
+    /// The location.
+    pub location: String,
+    /// The `properties` object, as Resource Graph serves it.
+    pub properties: Value,
+}
+
+impl GraphResource {
+    /// A resource of `resource_type` named `name` in `subscription_id`/`resource_group`,
+    /// with its id built as Azure builds it.
+    pub fn new(
+        subscription_id: &str,
+        resource_group: &str,
+        resource_type: &str,
+        name: &str,
+        properties: Value,
+    ) -> GraphResource {
+        GraphResource {
+            id: format!(
+                "/subscriptions/{subscription_id}/resourceGroups/{resource_group}/providers/{resource_type}/{name}"
+            ),
+            resource_type: resource_type.to_string(),
+            name: name.to_string(),
+            subscription_id: subscription_id.to_string(),
+            resource_group: resource_group.to_string(),
+            location: "westeurope".to_string(),
+            properties,
+        }
+    }
+}
+
+/// A fault the emulator injects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GraphFault {
+    /// Every answer says `resultTruncated: "true"` and carries no `$skipToken` (what Azure
+    /// answers when it cannot page, e.g. for a query with `limit`).
+    Truncate,
+    /// The `page`-th page (1 = the first) of any query answers `status` with an Azure error
+    /// body, every time it is asked for.
+    FailPage {
+        /// The page, from 1.
+        page: usize,
+        /// The HTTP status (e.g. 500, 503, 429).
+        status: u16,
+    },
+    /// The next `count` requests answer 429 `RateLimiting` with `Retry-After` and the quota
+    /// headers at 0.
+    Throttle {
+        /// How many requests are throttled.
+        count: usize,
+        /// The `Retry-After` value, in seconds.
+        retry_after_seconds: u64,
+    },
+}
+
+/// A request the emulator received.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GraphRequest {
+    /// The `Authorization` header, as sent.
+    pub authorization: Option<String>,
+    /// The `api-version` query parameter.
+    pub api_version: Option<String>,
+    /// The JSON body (`Null` when it was not JSON).
+    pub body: Value,
+    /// The status answered.
+    pub status: u16,
+}
+
+#[derive(Debug)]
+struct State0 {
+    resources: Vec<GraphResource>,
+    management_groups: Vec<(String, Vec<String>)>,
+    expected_token: Option<String>,
+    page_size: usize,
+    faults: Vec<GraphFault>,
+    requests: Vec<GraphRequest>,
+}
+
+/// A Resource Graph emulator; cheap to clone (clones share the state).
+#[derive(Debug, Clone)]
+pub struct ResourceGraphEmulator {
+    state: Arc<Mutex<State0>>,
+}
+
+impl Default for ResourceGraphEmulator {
+    fn default() -> Self {
+        ResourceGraphEmulator::new()
+    }
+}
+
+impl ResourceGraphEmulator {
+    /// An empty emulator: no resources, page size 100, any bearer token accepted.
+    pub fn new() -> ResourceGraphEmulator {
+        ResourceGraphEmulator {
+            state: Arc::new(Mutex::new(State0 {
+                resources: Vec::new(),
+                management_groups: Vec::new(),
+                expected_token: None,
+                page_size: 100,
+                faults: Vec::new(),
+                requests: Vec::new(),
+            })),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State0> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Requires `Authorization: Bearer <token>` with exactly this token (`None`: any
+    /// non-empty bearer token); other requests answer 401.
+    pub fn set_expected_token(&self, token: Option<&str>) {
+        self.lock().expected_token = token.map(str::to_string);
+    }
+
+    /// Adds a resource.
+    pub fn add(&self, resource: GraphResource) {
+        self.lock().resources.push(resource);
+    }
+
+    /// Declares management group `name` as holding these subscriptions.
+    pub fn set_management_group(&self, name: &str, subscriptions: &[&str]) {
+        let mut state = self.lock();
+        state.management_groups.retain(|(n, _)| n != name);
+        state.management_groups.push((
+            name.to_string(),
+            subscriptions.iter().map(|s| s.to_string()).collect(),
+        ));
+    }
+
+    /// Sets the largest page the emulator answers (1 to 1000).
+    pub fn set_page_size(&self, rows: usize) {
+        self.lock().page_size = rows.clamp(1, 1000);
+    }
+
+    /// Adds a fault.
+    pub fn inject(&self, fault: GraphFault) {
+        self.lock().faults.push(fault);
+    }
+
+    /// Removes every fault.
+    pub fn clear_faults(&self) {
+        self.lock().faults.clear();
+    }
+
+    /// Every request received, in order.
+    pub fn requests(&self) -> Vec<GraphRequest> {
+        self.lock().requests.clone()
+    }
+
+    /// The axum router serving the API.
+    pub fn router(&self) -> Router {
+        Router::new().fallback(handle).with_state(self.clone())
+    }
+
+    /// Serves on `127.0.0.1` with an ephemeral port.
+    pub async fn start(&self) -> anyhow::Result<RunningServer> {
+        serve(self.router(), "Resource Graph").await
+    }
+}
+
+fn bad_request(message: impl Into<String>) -> Box<Response> {
+    Box::new(azure_error(
+        StatusCode::BAD_REQUEST,
+        "BadRequest",
+        &message.into(),
+        Value::Null,
+    ))
+}
+
+fn quota_headers(response: &mut Response, remaining: u32) {
+    let headers = response.headers_mut();
+    headers.insert("x-ms-user-quota-remaining", HeaderValue::from(remaining));
+    headers.insert(
+        "x-ms-user-quota-resets-after",
+        HeaderValue::from_static("00:00:05"),
+    );
+}
+
+async fn handle(
+    State(emulator): State<ResourceGraphEmulator>,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let json_body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let api_version = uri.query().and_then(|q| {
+        url::form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == "api-version")
+            .map(|(_, v)| v.into_owned())
+    });
+    let response = answer(
+        &emulator,
+        &method,
+        uri.path(),
+        &headers,
+        &json_body,
+        api_version.as_deref(),
+    );
+    emulator.lock().requests.push(GraphRequest {
+        authorization: headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+        api_version,
+        body: json_body,
+        status: response.status().as_u16(),
+    });
+    response
+}
+
+fn answer(
+    emulator: &ResourceGraphEmulator,
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+    body: &Value,
+    api_version: Option<&str>,
+) -> Response {
+    if !path
+        .trim_end_matches('/')
+        .eq_ignore_ascii_case("/providers/Microsoft.ResourceGraph/resources")
+    {
+        return azure_error(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            &format!(
+                "the emulator serves only POST /providers/Microsoft.ResourceGraph/resources, not {path}"
+            ),
+            Value::Null,
+        );
+    }
+    if method != Method::POST {
+        return azure_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "MethodNotAllowed",
+            &format!("{method} is not allowed; POST a query"),
+            Value::Null,
+        );
+    }
+    let expected = emulator.lock().expected_token.clone();
+    if let Some(denied) = check_bearer(headers, expected.as_deref()) {
+        return denied;
+    }
+    match api_version {
+        None => {
+            return azure_error(
+                StatusCode::BAD_REQUEST,
+                "MissingApiVersionParameter",
+                "The api-version query parameter (?api-version=) is required for all requests.",
+                Value::Null,
+            );
+        }
+        Some(v) if !RESOURCE_GRAPH_API_VERSIONS.contains(&v) => {
+            return azure_error(
+                StatusCode::BAD_REQUEST,
+                "InvalidApiVersionParameter",
+                &format!(
+                    "The api-version '{v}' is invalid. The supported versions are '{}'.",
+                    RESOURCE_GRAPH_API_VERSIONS.join(",")
+                ),
+                Value::Null,
+            );
+        }
+        Some(_) => {}
+    }
+    {
+        let mut state = emulator.lock();
+        if let Some(at) = state
+            .faults
+            .iter()
+            .position(|f| matches!(f, GraphFault::Throttle { count, .. } if *count > 0))
+        {
+            let mut retry = 0;
+            if let GraphFault::Throttle {
+                count,
+                retry_after_seconds,
+            } = &mut state.faults[at]
+            {
+                *count -= 1;
+                retry = *retry_after_seconds;
+            }
+            let mut response = azure_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "RateLimiting",
+                "Please provide below info when asking for support: the request was throttled.",
+                Value::Null,
+            );
+            quota_headers(&mut response, 0);
+            response
+                .headers_mut()
+                .insert("retry-after", HeaderValue::from(retry));
+            return response;
+        }
+    }
+    match query(emulator, body) {
+        Ok(mut response) => {
+            quota_headers(&mut response, 14);
+            response
+        }
+        Err(response) => *response,
+    }
+}
+
+fn strings(body: &Value, field: &str) -> Result<Option<Vec<String>>, Box<Response>> {
+    match body.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| bad_request(format!("`{field}` must be an array of strings")))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some),
+        Some(_) => Err(bad_request(format!(
+            "`{field}` must be an array of strings"
+        ))),
+    }
+}
+
+fn query(emulator: &ResourceGraphEmulator, body: &Value) -> Result<Response, Box<Response>> {
+    let Some(text) = body.get("query").and_then(Value::as_str) else {
+        return Err(bad_request(
+            "the body must be a JSON object with a `query` string",
+        ));
+    };
+    let subscriptions = strings(body, "subscriptions")?;
+    let groups = strings(body, "managementGroups")?;
+    let options = body.get("options").cloned().unwrap_or(Value::Null);
+    let format = match options.get("resultFormat").and_then(Value::as_str) {
+        None | Some("objectArray") => "objectArray",
+        Some("table") => "table",
+        Some(other) => {
+            return Err(bad_request(format!(
+                "resultFormat `{other}` is not one of table, objectArray"
+            )));
+        }
+    };
+    let parsed = kql::parse(text).map_err(|e| bad_request(format!("query not understood: {e}")))?;
+    if !parsed.table.eq_ignore_ascii_case("resources") {
+        return Err(bad_request(format!(
+            "the emulator holds only the `Resources` table, not `{}`",
+            parsed.table
+        )));
+    }
+    let state = emulator.lock();
+    // The subscriptions in scope (None: the whole tenant).
+    let mut scope: Option<Vec<String>> = subscriptions.clone();
+    if let Some(groups) = &groups {
+        let mut subs = scope.take().unwrap_or_default();
+        for group in groups {
+            match state.management_groups.iter().find(|(n, _)| n == group) {
+                Some((_, members)) => subs.extend(members.iter().cloned()),
+                None => {
+                    return Err(bad_request(format!(
+                        "management group `{group}` was not found (the emulator knows {:?})",
+                        state
+                            .management_groups
+                            .iter()
+                            .map(|(n, _)| n)
+                            .collect::<Vec<_>>()
+                    )));
+                }
+            }
+        }
+        scope = Some(subs);
+    }
+    let columns: Vec<(String, &'static str)> = [
+        ("id", "string"),
+        ("name", "string"),
+        ("type", "string"),
+        ("kind", "string"),
+        ("location", "string"),
+        ("resourceGroup", "string"),
+        ("subscriptionId", "string"),
+        ("tags", "object"),
+        ("properties", "object"),
+    ]
+    .into_iter()
+    .map(|(n, t)| (n.to_string(), t))
+    .collect();
+    let rows = state
+        .resources
+        .iter()
+        .filter(|r| {
+            scope.as_ref().is_none_or(|subs| {
+                subs.iter()
+                    .any(|s| s.eq_ignore_ascii_case(&r.subscription_id))
+            })
+        })
+        .map(|r| {
+            vec![
+                json!(r.id),
+                json!(r.name),
+                json!(r.resource_type.to_lowercase()),
+                json!(""),
+                json!(r.location),
+                json!(r.resource_group.to_lowercase()),
+                json!(r.subscription_id),
+                json!({}),
+                r.properties.clone(),
+            ]
+        })
+        .collect();
+    let table = kql::evaluate(&parsed, kql::Table { columns, rows }, false)
+        .map_err(|e| bad_request(format!("query not understood: {e}")))?;
+
+    // Paging.
+    let context =
+        json!({ "query": text, "subscriptions": subscriptions, "managementGroups": groups });
+    let total = table.rows.len();
+    let top = match options.get("$top") {
+        None | Some(Value::Null) => 1000,
+        Some(v) => match v.as_u64() {
+            Some(n @ 1..=1000) => n as usize,
+            _ => return Err(bad_request("`$top` must be an integer from 1 to 1000")),
+        },
+    };
+    let page_size = top.min(state.page_size);
+    let offset = match options.get("$skipToken").and_then(Value::as_str) {
+        Some(token) => decode_token(token, &context)?,
+        None => match options.get("$skip") {
+            None | Some(Value::Null) => 0,
+            Some(v) => v
+                .as_u64()
+                .map(|n| n as usize)
+                .ok_or_else(|| bad_request("`$skip` must be a non-negative integer"))?,
+        },
+    };
+    let page = offset / page_size + 1;
+    if let Some(status) = state.faults.iter().find_map(|f| match f {
+        GraphFault::FailPage { page: p, status } if *p == page => Some(*status),
+        _ => None,
+    }) {
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        return Err(Box::new(azure_error(
+            status,
+            "ServiceError",
+            &format!("page {page} failed (injected fault)"),
+            Value::Null,
+        )));
+    }
+    let truncated = state.faults.contains(&GraphFault::Truncate);
+    let end = (offset + page_size).min(total);
+    let rows: Vec<Vec<Value>> = table.rows.get(offset..end).unwrap_or_default().to_vec();
+    let data = if format == "table" {
+        json!({
+            "columns": table.columns.iter().map(|(n, t)| json!({"name": n, "type": t})).collect::<Vec<_>>(),
+            "rows": rows,
+        })
+    } else {
+        Value::Array(
+            rows.iter()
+                .map(|row| {
+                    Value::Object(
+                        table
+                            .columns
+                            .iter()
+                            .zip(row)
+                            .map(|((n, _), v)| (n.clone(), v.clone()))
+                            .collect(),
+                    )
+                })
+                .collect(),
+        )
+    };
+    let mut answer = json!({
+        "totalRecords": total,
+        "count": rows.len(),
+        "resultTruncated": if truncated { "true" } else { "false" },
+        "facets": [],
+        "data": data,
+    });
+    if end < total && !truncated {
+        answer["$skipToken"] = json!(encode_token(end, &context));
+    }
+    Ok((StatusCode::OK, axum::Json(answer)).into_response())
+}
+
+fn encode_token(offset: usize, context: &Value) -> String {
+    base64::engine::general_purpose::STANDARD
+        .encode(json!({ "offset": offset, "context": context }).to_string())
+}
+
+fn decode_token(token: &str, context: &Value) -> Result<usize, Box<Response>> {
+    let invalid = || bad_request("the $skipToken is invalid for this query and these scopes");
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(token)
+        .map_err(|_| invalid())?;
+    let value: Value = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
+    if value.get("context") != Some(context) {
+        return Err(invalid());
+    }
+    value
+        .get("offset")
+        .and_then(Value::as_u64)
+        .map(|n| n as usize)
+        .ok_or_else(invalid)
+}
