@@ -29,8 +29,9 @@ fn policy(untagged: bool) -> Policy {
             untagged,
             untagged_only: false,
             include_locked: false,
+            not_pulled_for: None,
         }],
-        protect: vec![],
+        ..Policy::default()
     }
 }
 

@@ -94,6 +94,7 @@ fn rule() -> impl Strategy<Value = Rule> {
             untagged: mode == 1,
             untagged_only: mode == 2,
             include_locked,
+            not_pulled_for: None,
         })
 }
 
@@ -193,6 +194,7 @@ proptest! {
         let policy = Policy {
             rules: rules.clone(),
             protect: if protect { vec![Filter::parse("r:^latest").unwrap()] } else { vec![] },
+            ..Policy::default()
         };
         let plan = plan(&registry, &policy);
         let verdict: HashMap<&str, &Verdict> =

@@ -8,6 +8,7 @@ use crate::registry::{ClientOptions, RegistryClient};
 use crate::report::RepositoryReport;
 use crate::report::{EXIT_RESUMABLE, RunError, RunReport};
 use crate::run;
+use crate::run::evidence::Sources;
 use crate::saved::{SavedPlan, SavedRepository};
 use crate::settings;
 use crate::store::RunStore;
@@ -149,6 +150,14 @@ async fn run_request(
     let mut options = request.options;
     options.deadline = request.deadline.map(|d| durable::stop_at(started, d));
     options.tracker = progress.tracker();
+    options.sources = match Sources::for_run(&request.policy, how.flags.logs_workspace.as_deref()) {
+        Ok(sources) => sources,
+        Err(error) => {
+            progress.finish();
+            eprintln!("Error: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
     let reference_time = options.reference_time;
     let applying = options.applying.clone();
     if let Some(saved) = &applying {

@@ -11,7 +11,7 @@ mod progress;
 mod runs;
 
 use crate::policy::{
-    AgoError, Filter, FilterError, Policy, Rule, RuleError, RuleSpec, RuleSpecError,
+    AgoError, Filter, FilterError, Policy, Rule, RuleError, RuleSpec, RuleSpecError, WorkloadScope,
 };
 use crate::registry::{Concurrency, Credentials, Endpoint, EndpointError, RateCard, RateCardError};
 use crate::run::RunOptions;
@@ -173,6 +173,22 @@ pub struct PurgeArgs {
     /// <repository-regex>:<tag-regex> whose tags are never deleted; repeatable.
     #[arg(long = "protect")]
     pub protect: Vec<String>,
+    /// Never delete what Azure workloads in this scope run (a subscription id,
+    /// /subscriptions/ID or /providers/Microsoft.Management/managementGroups/ID), found
+    /// with Azure Resource Graph; repeatable.
+    #[arg(long = "protect-in-use", value_name = "SCOPE")]
+    pub protect_in_use: Vec<String>,
+    /// Also keep the N most recently deployed digests per repository, after their
+    /// workloads moved on (the run store remembers deployments).
+    #[arg(long, default_value_t = 0)]
+    pub keep_deployed: usize,
+    /// Only delete items whose last pull is older than this (30d, 90d), from the registry's
+    /// pull logs in Log Analytics; unknown pulls count as recent.
+    #[arg(long)]
+    pub not_pulled_for: Option<String>,
+    /// Pulls by this identity do not count (a scanner, CI); repeatable.
+    #[arg(long = "exclude-puller", value_name = "IDENTITY")]
+    pub exclude_pullers: Vec<String>,
     /// Write the plan (with --dry-run) to this file for review, to be applied exactly
     /// later by `handler apply FILE`.
     #[arg(long, requires = "dry_run", value_name = "FILE")]
@@ -269,6 +285,10 @@ pub struct RunFlags {
     /// Overrides PURGE_STATE_DIR / PURGE_STATE_URL from the environment.
     #[arg(long, conflicts_with_all = ["new_run", "deadline"])]
     pub no_state: bool,
+    /// The Log Analytics workspace (its customer id) holding the registry's pull logs,
+    /// for `--not-pulled-for`.
+    #[arg(long, env = "PURGE_LOGS_WORKSPACE_ID")]
+    pub logs_workspace: Option<String>,
     /// Where runs are recorded.
     #[command(flatten)]
     pub store: StoreArgs,
@@ -335,6 +355,9 @@ pub enum UsageError {
     /// `--max-age`.
     #[error("--max-age: {0}")]
     MaxAge(String),
+    /// `--protect-in-use`, `--keep-deployed`, `--not-pulled-for`.
+    #[error("{0}")]
+    InUse(String),
 }
 
 impl From<RuleSpecError> for UsageError {
@@ -342,6 +365,9 @@ impl From<RuleSpecError> for UsageError {
         match error {
             RuleSpecError::Filter { error, .. } => UsageError::Filter(error),
             RuleSpecError::Ago(error) => UsageError::Ago(error),
+            RuleSpecError::NotPulledFor(error) => {
+                UsageError::InUse(format!("--not-pulled-for: {error}"))
+            }
             RuleSpecError::AgoMissing => UsageError::AgoMissing,
             RuleSpecError::Flags(error) => UsageError::Rule(error),
         }
@@ -381,6 +407,7 @@ impl PurgeArgs {
             untagged: self.untagged,
             untagged_only: self.untagged_only,
             include_locked: self.include_locked,
+            not_pulled_for: self.not_pulled_for.as_deref(),
         })?;
         if rule.ago.capped {
             warnings.push(
@@ -393,9 +420,26 @@ impl PurgeArgs {
             .iter()
             .map(|f| Filter::parse(f).map_err(UsageError::Protect))
             .collect::<Result<Vec<_>, _>>()?;
+        let protect_in_use = self
+            .protect_in_use
+            .iter()
+            .map(|s| {
+                WorkloadScope::parse(s)
+                    .map_err(|e| UsageError::InUse(format!("--protect-in-use: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if self.keep_deployed > 0 && protect_in_use.is_empty() {
+            return Err(UsageError::InUse(
+                "--keep-deployed needs --protect-in-use (the scopes where deployments are found)"
+                    .to_string(),
+            ));
+        }
         let policy = Policy {
             rules: vec![rule],
             protect,
+            protect_in_use,
+            keep_deployed: self.keep_deployed,
+            exclude_pullers: self.exclude_pullers.clone(),
         };
         if self.plan_out.is_some() && self.run.deadline.is_some() {
             return Err(UsageError::Deadline(

@@ -415,6 +415,13 @@ pub async fn drive(
     };
     crate::telemetry::record_durable(&span, run.id(), run.invocation());
     run.options(&mut options).await;
+    // In-use protection remembers what it saw running (keepDeployed, moved tags).
+    let remembers = !policy.protect_in_use.is_empty();
+    let registry = client.endpoint().host().to_string();
+    if remembers {
+        let history = store.deploy_history(&registry).await?.unwrap_or_default();
+        options.deploy_history = std::sync::Arc::new(std::sync::Mutex::new(history));
+    }
     (hooks.started)(&run);
     let report = crate::run::run_journaled(
         client,
@@ -425,6 +432,16 @@ pub async fn drive(
         run.as_ref(),
     )
     .await;
+    if remembers {
+        let history = options
+            .deploy_history
+            .lock()
+            .map(|h| h.clone())
+            .unwrap_or_default();
+        if let Err(error) = store.write_deploy_history(&registry, &history).await {
+            tracing::error!(%error, "the deployment history could not be saved");
+        }
+    }
     let (run_id, invocation) = (run.id().to_string(), run.invocation());
     let record = run.finish(&report).await;
     if let Ok(record) = &record {

@@ -182,6 +182,10 @@ async fn run_in_span(
         crate::telemetry::record_plan_digest(&tracing::Span::current(), plan.digest());
     }
     let saving = dry_run && applying.is_none();
+    let sources = match crate::run::evidence::Sources::for_run(&policy, None) {
+        Ok(sources) => sources,
+        Err(error) => return failed(config, dry_run, *error),
+    };
     let options = RunOptions {
         dry_run,
         concurrency,
@@ -189,6 +193,7 @@ async fn run_in_span(
         stop,
         reference_time: Some(reference_time),
         applying,
+        sources,
         deadline: config
             .function_timeout
             .map(|t| durable::stop_at(started, t)),

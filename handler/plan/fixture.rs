@@ -6,7 +6,7 @@
 //! Digests are derived from names (`image("a")` is `sha256` of `a`), ages are minutes
 //! before the listing's `now`, and tags come back in ACR's server order (newest first).
 
-use super::{Body, Draft, RepositoryPlan, Scope};
+use super::{Body, Draft, Evidence, RepositoryPlan, Scope};
 use crate::policy::{MatchError, Policy};
 use crate::registry::model::{
     ChangeableAttributes, DOCKER_MANIFEST, Descriptor, ManifestAttributes, ManifestBody, OCI_INDEX,
@@ -272,6 +272,17 @@ impl Listing {
         self.snapshot().plan(repository, policy, self.now)
     }
 
+    /// [`Listing::plan`] deciding with `evidence` (in use, deployed, pulled).
+    pub fn plan_with(
+        &self,
+        repository: &str,
+        policy: &Policy,
+        evidence: Evidence,
+    ) -> Result<Option<RepositoryPlan>, MatchError> {
+        self.snapshot()
+            .into_plan_with(repository, policy, self.now, evidence)
+    }
+
     /// The listings, bodies and referrers computed once (in one pass over the
     /// manifests), to plan repeatedly or to time the planner alone.
     pub fn snapshot(&self) -> Snapshot {
@@ -331,6 +342,17 @@ impl Snapshot {
         policy: &Policy,
         now: DateTime<Utc>,
     ) -> Result<Option<RepositoryPlan>, MatchError> {
+        self.into_plan_with(repository, policy, now, Evidence::default())
+    }
+
+    /// [`Snapshot::into_plan`] deciding with `evidence` (in use, deployed, pulled).
+    pub fn into_plan_with(
+        self,
+        repository: &str,
+        policy: &Policy,
+        now: DateTime<Utc>,
+        evidence: Evidence,
+    ) -> Result<Option<RepositoryPlan>, MatchError> {
         let Snapshot {
             tags,
             manifests,
@@ -340,6 +362,7 @@ impl Snapshot {
         let Some(scope) = Scope::new(policy, repository, now)? else {
             return Ok(None);
         };
+        let scope = scope.with_evidence(evidence);
         let tags = if scope.needs_tags() { tags } else { Vec::new() };
         let manifests = scope.needs_manifests(&tags).then_some(manifests);
         let draft = Draft::new(repository, scope, tags, manifests)?;

@@ -8,7 +8,7 @@
 //! indexes included: acr purge deletes the children of both); `--keep` keeps the rule's most
 //! recent remaining candidates. The rest is deleted, parents before their children.
 
-use super::scope::timestamp;
+use super::scope::{Item, timestamp};
 use super::{Body, DeleteReason, KeepReason, ManifestDecision, Scope, TagDecision, Verdict};
 use crate::registry::model::{self, ManifestAttributes};
 use chrono::{DateTime, Utc};
@@ -42,11 +42,17 @@ pub(super) fn candidates(
         }
         let time = timestamp(manifest.last_update_time.as_deref());
         let locked = manifest.changeable_attributes.is_locked();
+        let names: Vec<&str> = manifest.tag_names().iter().map(String::as_str).collect();
+        let item = Item {
+            evidence: &scope.evidence,
+            tags: &names,
+            digest,
+        };
         let rules: Vec<usize> = scope
             .rules
             .iter()
             .enumerate()
-            .filter(|(_, r)| r.manifests && r.eligibility(&time, locked).is_ok())
+            .filter(|(_, r)| r.manifests && r.eligibility(&time, locked, item).is_ok())
             .map(|(i, _)| i)
             .collect();
         let Ok(time) = time else {
@@ -120,11 +126,24 @@ pub(super) fn decide(
         .iter()
         .filter_map(|m| m.digest.as_deref())
         .collect();
+    let tags_now: Vec<(&str, &str)> = tags
+        .iter()
+        .map(|t| (t.name.as_str(), t.digest.as_str()))
+        .collect();
+    let ranks = scope.evidence.deployed_ranks(
+        manifests.iter().filter_map(|m| m.digest.as_deref()),
+        &tags_now,
+    );
     let mut states: HashMap<String, State> = HashMap::new();
     for manifest in &manifests {
         let Some(digest) = &manifest.digest else {
             continue;
         };
+        if let Some(reason) = scope.evidence.keeps_digest(digest, &tags_now, &ranks) {
+            candidates.remove(digest);
+            states.insert(digest.clone(), State::Keep(reason));
+            continue;
+        }
         let state = match (candidates.remove(digest), locked_signatures.get(digest)) {
             (Some(_), Some(tag)) => State::Keep(KeepReason::SignatureLocked { tag: tag.clone() }),
             (Some(candidate), None) => screen(manifest, candidate, bodies, &present),
@@ -221,9 +240,15 @@ fn keep_reason(
     }
     let time = timestamp(manifest.last_update_time.as_deref());
     let locked = manifest.changeable_attributes.is_locked();
+    let names: Vec<&str> = manifest.tag_names().iter().map(String::as_str).collect();
+    let item = Item {
+        evidence: &scope.evidence,
+        tags: &names,
+        digest: manifest.digest.as_deref().unwrap_or_default(),
+    };
     let mut best = KeepReason::NotSelected;
     for rule in scope.rules.iter().filter(|r| r.manifests) {
-        if let Err(reason) = rule.eligibility(&time, locked)
+        if let Err(reason) = rule.eligibility(&time, locked, item)
             && reason.closeness() > best.closeness()
         {
             best = reason;

@@ -9,6 +9,7 @@
 //! least cost to the rate card: from the listing, from bodies, or from the referrers API.
 
 mod cosign;
+pub mod evidence;
 pub mod fixture;
 mod manifests;
 mod scope;
@@ -18,6 +19,7 @@ mod tests;
 mod verdict;
 
 pub use cosign::cosign_subject;
+pub use evidence::Evidence;
 pub use scope::Scope;
 pub use verdict::{DeleteReason, KeepReason, Verdict};
 

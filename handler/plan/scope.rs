@@ -1,16 +1,20 @@
 //! Which rules cover one repository, with cut-offs resolved against the run's start, and
 //! the one eligibility ladder every deletion decision goes through.
 
+use super::evidence::Evidence;
 use super::{KeepReason, cosign_subject};
 use crate::policy::{MatchError, Policy, Rule, TagMatcher};
 use crate::registry::model::TagAttributes;
 use chrono::{DateTime, Utc};
+use std::sync::Arc;
 
 /// How the policy's rules apply to one repository, with cut-offs resolved against `now`.
 #[derive(Debug, Clone)]
 pub struct Scope {
     pub(super) rules: Vec<RuleScope>,
     pub(super) protect: Vec<crate::policy::Filter>,
+    /// What Azure knows of the repository's images (in use, deployed, pulled).
+    pub(super) evidence: Arc<Evidence>,
 }
 
 /// One rule as it applies to one repository.
@@ -28,6 +32,8 @@ pub(super) struct RuleScope {
     pub tags: Option<TagMatcher>,
     /// Whether the rule deletes untagged manifests here.
     pub manifests: bool,
+    /// With `notPulledFor`: items must not have been pulled since this.
+    pub unpulled_since: Option<DateTime<Utc>>,
 }
 
 impl Scope {
@@ -49,7 +55,17 @@ impl Scope {
                 protect.push(pattern.clone());
             }
         }
-        Ok((!rules.is_empty()).then_some(Scope { rules, protect }))
+        Ok((!rules.is_empty()).then_some(Scope {
+            rules,
+            protect,
+            evidence: Arc::default(),
+        }))
+    }
+
+    /// The same scope deciding with `evidence` (in use, deployed, pulled).
+    pub fn with_evidence(mut self, evidence: Evidence) -> Scope {
+        self.evidence = Arc::new(evidence);
+        self
     }
 
     /// Whether the tag listing is needed (some rule deletes tags here).
@@ -70,21 +86,32 @@ impl Scope {
 }
 
 impl RuleScope {
-    /// Whether an item with this timestamp and lock is old enough and unlocked enough for
-    /// this rule, or the reason it is not: an unreadable age first, then too young, then
-    /// locked without `--include-locked`. The one eligibility ladder for tags and manifests.
+    /// Whether an item with this timestamp and lock is old enough, unpulled long enough
+    /// and unlocked enough for this rule, or the reason it is not: an unreadable age first,
+    /// then too young, then pulled within `notPulledFor` (or pulls unknown), then locked
+    /// without `--include-locked`. The one eligibility ladder for tags and manifests.
     pub fn eligibility(
         &self,
         time: &Result<DateTime<Utc>, KeepReason>,
         locked: bool,
+        item: Item<'_>,
     ) -> Result<(), KeepReason> {
         match time {
-            Err(reason) => Err(reason.clone()),
-            Ok(t) if *t >= self.cutoff => Err(KeepReason::TooYoung {
-                cutoff: self.cutoff,
-            }),
-            Ok(_) if locked && !self.include_locked => Err(KeepReason::Locked),
-            Ok(_) => Ok(()),
+            Err(reason) => return Err(reason.clone()),
+            Ok(t) if *t >= self.cutoff => {
+                return Err(KeepReason::TooYoung {
+                    cutoff: self.cutoff,
+                });
+            }
+            Ok(_) => {}
+        }
+        if let Some(window_start) = self.unpulled_since {
+            item.evidence
+                .unpulled_since(window_start, item.tags, item.digest)?;
+        }
+        match locked && !self.include_locked {
+            true => Err(KeepReason::Locked),
+            false => Ok(()),
         }
     }
 
@@ -96,8 +123,18 @@ impl RuleScope {
             include_locked: rule.include_locked,
             tags: if rule.untagged_only { None } else { tags },
             manifests: rule.purges_manifests(),
+            unpulled_since: rule.not_pulled_for.map(|window| now - window.duration),
         }
     }
+}
+
+/// The item an eligibility question is about: its tags and digest, and the evidence to
+/// look its pulls up in.
+#[derive(Clone, Copy)]
+pub(super) struct Item<'a> {
+    pub evidence: &'a Evidence,
+    pub tags: &'a [&'a str],
+    pub digest: &'a str,
 }
 
 /// Parses a timestamp into a keep reason when it is missing or unreadable.

@@ -7,7 +7,7 @@
 //! of a manifest in the repository wait for that manifest's fate.
 
 use super::cosign::cosign_subject;
-use super::scope::timestamp;
+use super::scope::{Item, timestamp};
 use super::{DeleteReason, KeepReason, Scope, TagDecision, Verdict};
 use crate::policy::MatchError;
 use crate::registry::model::TagAttributes;
@@ -27,6 +27,8 @@ pub(super) fn decide(
         let mut unlock = false;
         let verdict = if let Some(pattern) = protecting(scope, repository, &tag.name)? {
             Verdict::keep(KeepReason::Protected { pattern })
+        } else if let Some(reason) = scope.evidence.keeps_tag(&tag.name) {
+            Verdict::keep(reason)
         } else if let Some(subject) = cosign_subject(&tag.name).filter(|s| known_manifest(s)) {
             pending.push(decisions.len());
             Verdict::keep(KeepReason::SignatureOfKept { subject })
@@ -67,13 +69,19 @@ fn evaluate(
     let mut delete = None;
     let mut keep = KeepReason::NotSelected;
     let time = timestamp(tag.last_update_time.as_deref());
+    let names = [tag.name.as_str()];
+    let item = Item {
+        evidence: &scope.evidence,
+        tags: &names,
+        digest: &tag.digest,
+    };
     for (i, rule) in scope.rules.iter().enumerate() {
         let Some(matcher) = &rule.tags else {
             continue;
         };
         let reason = match matcher.first_match(&tag.name)? {
             None => KeepReason::NoFilterMatch,
-            Some(filter) => match rule.eligibility(&time, locked) {
+            Some(filter) => match rule.eligibility(&time, locked, item) {
                 Err(reason) => reason,
                 Ok(()) => {
                     ranks[i] += 1;

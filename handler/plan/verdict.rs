@@ -166,6 +166,28 @@ pub enum KeepReason {
     NoMediaType,
     /// The manifest body could not be read (404), so its references are unknown.
     BodyUnavailable,
+    /// An Azure workload runs it (in-use protection): by digest, or by a tag that points to
+    /// it now.
+    InUse {
+        /// The workload's resource id.
+        resource: String,
+    },
+    /// Among the repository's `keepDeployed` most recently deployed digests.
+    RecentlyDeployed {
+        /// 1 for the latest.
+        rank: usize,
+    },
+    /// Pulled within the rule's `notPulledFor`.
+    RecentlyPulled {
+        /// The last pull.
+        at: DateTime<Utc>,
+    },
+    /// Its pulls are unknown (the logs cannot be read, or do not reach back over the
+    /// window), so it counts as pulled.
+    PullsUnknown {
+        /// Why.
+        why: String,
+    },
     /// A saved plan being applied deletes it, but the registry changed since the plan was
     /// made (`handler apply`): it is kept and reported.
     Drift {
@@ -241,6 +263,10 @@ impl KeepReason {
             KeepReason::KeptReferrer { .. } => "keptReferrer",
             KeepReason::NoMediaType => "noMediaType",
             KeepReason::BodyUnavailable => "bodyUnavailable",
+            KeepReason::InUse { .. } => "inUse",
+            KeepReason::RecentlyDeployed { .. } => "recentlyDeployed",
+            KeepReason::RecentlyPulled { .. } => "recentlyPulled",
+            KeepReason::PullsUnknown { .. } => "pullsUnknown",
             KeepReason::Drift { .. } => "drift",
             KeepReason::NotInPlan => "notInPlan",
         }
@@ -254,8 +280,12 @@ impl KeepReason {
             | KeepReason::NoFilterMatch
             | KeepReason::TooYoung { .. }
             | KeepReason::KeptByKeep { .. }
-            | KeepReason::Tagged { .. } => false,
-            KeepReason::TimestampMissing
+            | KeepReason::Tagged { .. }
+            | KeepReason::RecentlyPulled { .. } => false,
+            KeepReason::InUse { .. }
+            | KeepReason::RecentlyDeployed { .. }
+            | KeepReason::PullsUnknown { .. }
+            | KeepReason::TimestampMissing
             | KeepReason::TimestampUnreadable { .. }
             | KeepReason::Locked
             | KeepReason::Protected { .. }
@@ -281,8 +311,12 @@ impl KeepReason {
             | KeepReason::TooYoung { .. }
             | KeepReason::TimestampMissing
             | KeepReason::TimestampUnreadable { .. }
+            | KeepReason::RecentlyPulled { .. }
+            | KeepReason::PullsUnknown { .. }
             | KeepReason::NotSelected => false,
-            KeepReason::NoFilterMatch
+            KeepReason::InUse { .. }
+            | KeepReason::RecentlyDeployed { .. }
+            | KeepReason::NoFilterMatch
             | KeepReason::Locked
             | KeepReason::KeptByKeep { .. }
             | KeepReason::Protected { .. }
@@ -305,11 +339,15 @@ impl KeepReason {
         match self {
             KeepReason::NotSelected => 0,
             KeepReason::NoFilterMatch => 1,
-            KeepReason::TooYoung { .. } => 2,
+            KeepReason::TooYoung { .. } | KeepReason::RecentlyPulled { .. } => 2,
             KeepReason::Locked => 3,
-            KeepReason::TimestampMissing | KeepReason::TimestampUnreadable { .. } => 4,
+            KeepReason::TimestampMissing
+            | KeepReason::TimestampUnreadable { .. }
+            | KeepReason::PullsUnknown { .. } => 4,
             KeepReason::KeptByKeep { .. } => 5,
             KeepReason::Protected { .. }
+            | KeepReason::InUse { .. }
+            | KeepReason::RecentlyDeployed { .. }
             | KeepReason::SignatureOfKept { .. }
             | KeepReason::SignatureManifestKept { .. }
             | KeepReason::SignatureLocked { .. }
@@ -359,6 +397,15 @@ impl KeepReason {
             }
             KeepReason::NoMediaType => "no media type reported".to_string(),
             KeepReason::BodyUnavailable => "manifest body unavailable".to_string(),
+            KeepReason::InUse { resource } => format!("in use by {resource}"),
+            KeepReason::RecentlyDeployed { rank } => {
+                format!("among the most recently deployed (#{rank}, keepDeployed)")
+            }
+            KeepReason::RecentlyPulled { at } => format!(
+                "pulled at {}, within notPulledFor",
+                at.format("%Y-%m-%dT%H:%M:%SZ")
+            ),
+            KeepReason::PullsUnknown { why } => format!("counts as pulled: {why}"),
             KeepReason::Drift { detail } => {
                 format!("planned for deletion, but changed since the plan: {detail}")
             }
@@ -401,6 +448,10 @@ pub(super) fn every_keep_reason() -> Vec<KeepReason> {
         KeepReason::KeptReferrer { referrer: t() },
         KeepReason::NoMediaType,
         KeepReason::BodyUnavailable,
+        KeepReason::InUse { resource: t() },
+        KeepReason::RecentlyDeployed { rank: 1 },
+        KeepReason::RecentlyPulled { at: Utc::now() },
+        KeepReason::PullsUnknown { why: t() },
         KeepReason::Drift { detail: t() },
         KeepReason::NotInPlan,
     ]
@@ -498,7 +549,8 @@ mod tests {
                 "noFilterMatch",
                 "tooYoung",
                 "keptByKeep",
-                "tagged"
+                "tagged",
+                "recentlyPulled"
             ]
         );
     }
@@ -517,7 +569,9 @@ mod tests {
                 "tooYoung",
                 "timestampMissing",
                 "timestampUnreadable",
-                "referrer"
+                "referrer",
+                "recentlyPulled",
+                "pullsUnknown"
             ]
         );
     }

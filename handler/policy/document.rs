@@ -10,7 +10,7 @@
 //! Each rule's fields mirror `acr purge`'s flags and are validated exactly as the command
 //! line validates them; unknown fields are errors, and every error names where it is.
 
-use super::{Filter, Policy, Rule, RuleSpec, RuleSpecError};
+use super::{Filter, Policy, Rule, RuleSpec, RuleSpecError, WorkloadScope};
 use crate::registry::{Concurrency, RateCard};
 use serde::Deserialize;
 
@@ -44,6 +44,12 @@ struct RawPolicy {
     concurrency: Option<usize>,
     #[serde(default)]
     rate_card: Option<String>,
+    #[serde(default)]
+    protect_in_use: Vec<String>,
+    #[serde(default)]
+    keep_deployed: usize,
+    #[serde(default)]
+    exclude_pullers: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -61,6 +67,8 @@ struct RawRule {
     untagged_only: bool,
     #[serde(default)]
     include_locked: bool,
+    #[serde(default)]
+    not_pulled_for: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -129,8 +137,31 @@ impl PolicyDocument {
                 RateCard::parse(&text).map_err(|e| PolicyError(format!("rateCard: {e}")))?
             }
         };
+        let protect_in_use = raw
+            .protect_in_use
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                WorkloadScope::parse(s).map_err(|e| PolicyError(format!("protectInUse[{i}]: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if raw.keep_deployed > 0 && protect_in_use.is_empty() {
+            return Err(PolicyError(
+                "keepDeployed: needs protectInUse (the scopes where deployments are found)"
+                    .to_string(),
+            ));
+        }
+        if let Some(i) = raw.exclude_pullers.iter().position(|p| p.trim().is_empty()) {
+            return Err(PolicyError(format!("excludePullers[{i}]: empty")));
+        }
         Ok(PolicyDocument {
-            policy: Policy { rules, protect },
+            policy: Policy {
+                rules,
+                protect,
+                protect_in_use,
+                keep_deployed: raw.keep_deployed,
+                exclude_pullers: raw.exclude_pullers,
+            },
             dry_run: raw.dry_run,
             concurrency,
             rate_card,
@@ -147,18 +178,33 @@ impl Policy {
             .rules
             .iter()
             .map(|rule| {
-                serde_json::json!({
+                let mut value = serde_json::json!({
                     "filter": rule.filters.iter().map(ToString::to_string).collect::<Vec<_>>(),
                     "ago": rule.ago.to_string(),
                     "keep": rule.keep,
                     "untagged": rule.untagged,
                     "untaggedOnly": rule.untagged_only,
                     "includeLocked": rule.include_locked,
-                })
+                });
+                if let (Some(window), Some(object)) = (rule.not_pulled_for, value.as_object_mut()) {
+                    object.insert("notPulledFor".into(), window.to_string().into());
+                }
+                value
             })
             .collect();
         let protect: Vec<String> = self.protect.iter().map(ToString::to_string).collect();
-        serde_json::json!({ "rules": rules, "protect": protect })
+        let in_use: Vec<String> = self
+            .protect_in_use
+            .iter()
+            .map(WorkloadScope::resource_id)
+            .collect();
+        serde_json::json!({
+            "rules": rules,
+            "protect": protect,
+            "protectInUse": in_use,
+            "keepDeployed": self.keep_deployed,
+            "excludePullers": self.exclude_pullers,
+        })
     }
 }
 
@@ -173,14 +219,16 @@ fn rule_from(index: usize, raw: RawRule) -> Result<Rule, PolicyError> {
         untagged: raw.untagged,
         untagged_only: raw.untagged_only,
         include_locked: raw.include_locked,
+        not_pulled_for: raw.not_pulled_for.as_deref(),
     })
     .map_err(|e| match e {
         RuleSpecError::Filter { index: j, error } => at(&format!("filter[{j}]"), error.to_string()),
         RuleSpecError::Ago(error) => at("ago", error.to_string()),
+        RuleSpecError::NotPulledFor(error) => at("notPulledFor", error.to_string()),
         RuleSpecError::AgoMissing => at("ago", "required unless untaggedOnly is true".to_string()),
         RuleSpecError::Flags(error) => PolicyError(format!("rules[{index}]: {error}")),
     })?;
-    if rule.ago.capped {
+    if rule.ago.capped || rule.not_pulled_for.is_some_and(|a| a.capped) {
         return Err(at("ago", "longer than 150 years".to_string()));
     }
     Ok(rule)
@@ -192,7 +240,7 @@ mod tests {
 
     #[test]
     fn a_policy_reads_back_from_its_document() {
-        let text = r#"{"rules":[{"filter":["app:.*","b:^v1$"],"ago":"1d3h15m","keep":2,"untagged":true,"includeLocked":true},{"untaggedOnly":true}],"protect":["app:^prod$"]}"#;
+        let text = r#"{"rules":[{"filter":["app:.*","b:^v1$"],"ago":"1d3h15m","keep":2,"untagged":true,"includeLocked":true,"notPulledFor":"90d"},{"untaggedOnly":true}],"protect":["app:^prod$"],"protectInUse":["/subscriptions/0000-1","/providers/Microsoft.Management/managementGroups/corp"],"keepDeployed":3,"excludePullers":["scanner"]}"#;
         let policy = PolicyDocument::parse(text).unwrap().policy;
         let again = PolicyDocument::parse(&policy.to_document().to_string())
             .unwrap()

@@ -27,6 +27,9 @@ pub struct Rule {
     pub untagged_only: bool,
     /// `--include-locked`: locked items become eligible and are unlocked before deletion.
     pub include_locked: bool,
+    /// `--not-pulled-for`: only items whose last pull is older than this are eligible (read
+    /// from the registry's pull logs; unknown pulls count as recent).
+    pub not_pulled_for: Option<Ago>,
 }
 
 /// A rule as written, by command-line flags or a policy document's rule, before it is
@@ -45,6 +48,8 @@ pub struct RuleSpec<'a> {
     pub untagged_only: bool,
     /// `--include-locked`.
     pub include_locked: bool,
+    /// `--not-pulled-for`, when given.
+    pub not_pulled_for: Option<&'a str>,
 }
 
 /// What is wrong with a [`RuleSpec`]; each adapter names the place in its own terms
@@ -60,6 +65,8 @@ pub enum RuleSpecError {
     },
     /// The age does not parse.
     Ago(AgoError),
+    /// The not-pulled-for age does not parse.
+    NotPulledFor(AgoError),
     /// No age, and not `--untagged-only` (where it defaults to 0).
     AgoMissing,
     /// The flags contradict each other.
@@ -84,6 +91,11 @@ impl Rule {
             (None, true) => Ago::ZERO,
             (None, false) => return Err(RuleSpecError::AgoMissing),
         };
+        let not_pulled_for = spec
+            .not_pulled_for
+            .map(Ago::parse)
+            .transpose()
+            .map_err(RuleSpecError::NotPulledFor)?;
         let rule = Rule {
             filters,
             ago,
@@ -91,6 +103,7 @@ impl Rule {
             untagged: spec.untagged,
             untagged_only: spec.untagged_only,
             include_locked: spec.include_locked,
+            not_pulled_for,
         };
         rule.validate().map_err(RuleSpecError::Flags)?;
         Ok(rule)
@@ -104,6 +117,75 @@ pub struct Policy {
     pub rules: Vec<Rule>,
     /// `repository:tag` patterns whose tags are never deleted.
     pub protect: Vec<Filter>,
+    /// Where to look for Azure workloads running this registry's images
+    /// (`protectInUse`, `--protect-in-use`); empty: in-use protection is off.
+    pub protect_in_use: Vec<WorkloadScope>,
+    /// Keep the N most recently deployed digests per repository (`keepDeployed`), even
+    /// after their workloads moved on; needs `protect_in_use`.
+    pub keep_deployed: usize,
+    /// Pulls by these identities do not count (`excludePullers`: scanners, CI).
+    pub exclude_pullers: Vec<String>,
+}
+
+impl Policy {
+    /// The longest `notPulledFor` window of the rules, when any rule has one.
+    pub fn longest_pull_window(&self) -> Option<chrono::TimeDelta> {
+        self.rules
+            .iter()
+            .filter_map(|r| r.not_pulled_for.map(|a| a.duration))
+            .max()
+    }
+}
+
+/// A scope searched for workloads: a subscription or a management group.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum WorkloadScope {
+    /// `/subscriptions/{id}`, or the bare id.
+    Subscription(String),
+    /// `/providers/Microsoft.Management/managementGroups/{id}`.
+    ManagementGroup(String),
+}
+
+impl WorkloadScope {
+    /// Parses `/subscriptions/{id}`, `/providers/Microsoft.Management/managementGroups/{id}`
+    /// or a bare subscription id.
+    pub fn parse(text: &str) -> Result<WorkloadScope, String> {
+        let trimmed = text.trim().trim_end_matches('/');
+        let lower = trimmed.to_ascii_lowercase();
+        let id = |prefix: &str| trimmed[prefix.len()..].to_string();
+        let scope = if lower.starts_with("/subscriptions/") {
+            WorkloadScope::Subscription(id("/subscriptions/"))
+        } else if lower.starts_with("/providers/microsoft.management/managementgroups/") {
+            WorkloadScope::ManagementGroup(id("/providers/Microsoft.Management/managementGroups/"))
+        } else if !trimmed.contains('/') {
+            WorkloadScope::Subscription(trimmed.to_string())
+        } else {
+            WorkloadScope::Subscription(String::new())
+        };
+        let name = match &scope {
+            WorkloadScope::Subscription(id) | WorkloadScope::ManagementGroup(id) => id,
+        };
+        let valid = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.()".contains(c));
+        match valid {
+            true => Ok(scope),
+            false => Err(format!(
+                "{text:?} is not a subscription (/subscriptions/ID or an id) or a management group (/providers/Microsoft.Management/managementGroups/ID)"
+            )),
+        }
+    }
+
+    /// The resource id form.
+    pub fn resource_id(&self) -> String {
+        match self {
+            WorkloadScope::Subscription(id) => format!("/subscriptions/{id}"),
+            WorkloadScope::ManagementGroup(id) => {
+                format!("/providers/Microsoft.Management/managementGroups/{id}")
+            }
+        }
+    }
 }
 
 /// A rule whose flags contradict each other (acr purge's own checks, in its words).

@@ -167,6 +167,12 @@ pub enum RunError {
         /// What was done and what was left.
         progress: Progress,
     },
+    /// In-use protection is on, but the workloads could not be read (fully): nothing was
+    /// deleted, as deleting an image a workload runs cannot be ruled out.
+    #[error(
+        "in-use protection could not read which images Azure workloads run, so nothing was deleted: {0}"
+    )]
+    InUseUnknown(String),
     /// The run store could not be opened or the run could not begin in it, so nothing was
     /// purged (a real run never purges without its lease and its records).
     #[error("the run store is unavailable, so nothing was purged: {0}")]
@@ -223,6 +229,7 @@ impl RunError {
             | RunError::Shutdown(_)
             | RunError::Unrecorded { .. }
             | RunError::StoreUnavailable(_)
+            | RunError::InUseUnknown(_)
             | RunError::Busy { .. } => Extent::Stopped,
             RunError::Deadline(_) => Extent::Resumable,
             RunError::Partial(_) | RunError::PartialDryRun(_) => Extent::Partial,

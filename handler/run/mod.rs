@@ -29,6 +29,7 @@
 //! the run's report keeps counts and at most [`RunReport::MAX_ITEMS`] items.
 
 pub mod audit;
+pub mod evidence;
 pub mod execute;
 pub mod inventory;
 pub mod journal;
@@ -119,6 +120,11 @@ pub struct RunOptions {
     pub exact_storage: bool,
     /// Progress counters, for a progress display.
     pub tracker: Tracker,
+    /// Where in-use images and pulls are read, when the policy needs them.
+    pub sources: Option<Arc<evidence::Sources>>,
+    /// The deployment history `keepDeployed` ranks by: read before the run, and updated
+    /// with what is in use now (a durable run stores it back).
+    pub deploy_history: Arc<Mutex<evidence::DeployHistory>>,
 }
 
 impl Default for RunOptions {
@@ -136,6 +142,8 @@ impl Default for RunOptions {
             count_storage: true,
             exact_storage: false,
             tracker: Tracker::default(),
+            sources: None,
+            deploy_history: Arc::default(),
         }
     }
 }
@@ -184,7 +192,28 @@ pub async fn run_journaled(
     let printer = Mutex::new(Printer::new(out));
     match covered_repositories(client, policy, options).await {
         Err(error) => report.error = Some(error),
-        Ok((covered, catalog)) => {
+        Ok((covered, catalog)) => 'run: {
+            let now = options.reference_time.unwrap_or(started_at);
+            let history = options
+                .deploy_history
+                .lock()
+                .map(|h| h.clone())
+                .unwrap_or_default();
+            let gathered = match evidence::gather(
+                client.endpoint().host(),
+                policy,
+                options.sources.as_deref(),
+                history,
+                now,
+            )
+            .await
+            {
+                Ok(gathered) => gathered,
+                Err(error) => {
+                    report.error = Some(error);
+                    break 'run;
+                }
+            };
             if options.dry_run
                 && let Ok(mut printer) = printer.lock()
             {
@@ -194,6 +223,8 @@ pub async fn run_journaled(
                 client,
                 options,
                 journal,
+                gathered: &gathered,
+                now,
             };
             let mut exact = options.exact_storage.then(ExactStorage::default);
             report.error = pipeline(
@@ -351,6 +382,9 @@ struct Stages<'a> {
     client: &'a RegistryClient,
     options: &'a RunOptions,
     journal: &'a dyn Journal,
+    gathered: &'a evidence::Gathered,
+    /// The reference time.
+    now: DateTime<Utc>,
 }
 
 impl Stages<'_> {
@@ -413,6 +447,9 @@ async fn pipeline(
             })
             .count();
         options.tracker.finished(removed as u64);
+        if let Some(tags) = stages.gathered.in_use_tags(&repo.repository) {
+            record_in_use(&options.deploy_history, &repo, &tags, stages.now);
+        }
         finished(&repo);
         let deleted_here = repo
             .items()
@@ -442,6 +479,7 @@ async fn process(
         return (repo, Ending::NotReached, None);
     }
     let (client, options, journal) = (stages.client, stages.options, stages.journal);
+    let scope = scope.with_evidence(stages.gathered.for_repository(name));
     let span = tracing::info_span!("plan repository", purge.repository = name);
     let planning = plan_repository(
         client,
@@ -753,6 +791,34 @@ impl<'o> Printer<'o> {
                 self.active = Some(next);
                 return;
             }
+        }
+    }
+}
+
+/// Adds the digests kept as in use to the deployment history.
+fn record_in_use(
+    history: &Mutex<evidence::DeployHistory>,
+    repo: &RepositoryReport,
+    in_use_tags: &[&str],
+    now: DateTime<Utc>,
+) {
+    let Ok(mut history) = history.lock() else {
+        return;
+    };
+    for manifest in &repo.manifests {
+        if let Verdict::Keep {
+            reason: KeepReason::InUse { .. },
+        } = &manifest.decision.verdict
+        {
+            let digest = &manifest.decision.digest;
+            let via: Vec<&str> = repo
+                .tags
+                .iter()
+                .filter(|t| t.decision.digest == *digest)
+                .map(|t| t.decision.name.as_str())
+                .filter(|t| in_use_tags.contains(t))
+                .collect();
+            history.seen(&repo.repository, digest, &via, now);
         }
     }
 }

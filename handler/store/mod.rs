@@ -151,6 +151,23 @@ impl RunStore {
         }
     }
 
+    /// The registry's deployment history (what in-use protection saw running).
+    pub async fn deploy_history(
+        &self,
+        registry: &str,
+    ) -> Result<Option<crate::run::evidence::DeployHistory>, StoreError> {
+        self.read_json(&deployed_name(registry)).await
+    }
+
+    /// Writes the registry's deployment history.
+    pub async fn write_deploy_history(
+        &self,
+        registry: &str,
+        history: &crate::run::evidence::DeployHistory,
+    ) -> Result<(), StoreError> {
+        self.write_json(&deployed_name(registry), history).await
+    }
+
     /// A run's record.
     pub async fn record(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
         self.read_json(&record_name(run_id)).await
@@ -386,6 +403,10 @@ fn plan_name(run_id: &str, repository: &str) -> String {
 fn saved_plan_name(digest: &str) -> String {
     let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
     format!("saved-plans/{}.json", segment(hex))
+}
+
+fn deployed_name(registry: &str) -> String {
+    format!("registries/{}/deployed.json", segment(registry))
 }
 
 fn checkpoint_name(registry: &str) -> String {

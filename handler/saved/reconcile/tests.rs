@@ -29,11 +29,13 @@ fn policy() -> Policy {
         untagged: true,
         untagged_only: false,
         include_locked: false,
+        not_pulled_for: None,
     })
     .expect("rule");
     Policy {
         rules: vec![rule],
         protect: Vec::<Filter>::new(),
+        ..Policy::default()
     }
 }
 

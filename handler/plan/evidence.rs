@@ -1,0 +1,402 @@
+//! What Azure knows about a repository's images besides the registry, handed to the
+//! planner: which tags and digests workloads run (in-use protection), which digests were
+//! deployed most recently (`keepDeployed`), and when items were last pulled
+//! (`notPulledFor`). The run gathers it (`run::evidence`); here it is only read.
+//!
+//! Safety: every gap counts against deletion. A digest or tag in use is kept; pull times
+//! that are unknown, or logs that do not reach back over a rule's whole window, make an
+//! item count as pulled, never as unpulled.
+
+use super::KeepReason;
+use chrono::{DateTime, Utc};
+use std::collections::HashMap;
+
+/// The evidence about one repository.
+#[derive(Debug, Clone, Default)]
+pub struct Evidence {
+    /// In-use protection, when it is on.
+    pub in_use: Option<InUse>,
+    /// Digest → when a workload was last seen running it (the run store's history).
+    pub deployed_at: HashMap<String, DateTime<Utc>>,
+    /// Digest → the tags workloads ran it by, when it was last seen in use: it stays in
+    /// use while a workload still refers to one of them (running replicas may not have
+    /// pulled the tag's new digest yet).
+    pub deployed_via: HashMap<String, Vec<String>>,
+    /// `keepDeployed`: how many of the most recently deployed digests stay.
+    pub keep_deployed: usize,
+    /// Pull times, when some rule has `notPulledFor`.
+    pub pulls: Option<Pulls>,
+}
+
+/// What workloads run from this repository.
+#[derive(Debug, Clone, Default)]
+pub struct InUse {
+    /// Tag → the resource id of a workload referring to it by tag.
+    pub tags: HashMap<String, String>,
+    /// Digest → the resource id of a workload referring to it by digest.
+    pub digests: HashMap<String, String>,
+}
+
+/// The last pulls of this repository's items, as the pull logs know them.
+#[derive(Debug, Clone)]
+pub enum Pulls {
+    /// The logs hold the registry's events from `since` on.
+    Known {
+        /// The oldest event the logs still hold (`None`: none in the window).
+        since: Option<DateTime<Utc>>,
+        /// Digest → last pull.
+        by_digest: HashMap<String, DateTime<Utc>>,
+        /// Tag → last pull.
+        by_tag: HashMap<String, DateTime<Utc>>,
+    },
+    /// The logs could not be read.
+    Unknown(String),
+}
+
+impl Evidence {
+    /// The `keepDeployed` most recently deployed of the `present` digests, ranked (1 = the
+    /// latest): those running now first, then the history's, newest first.
+    pub(super) fn deployed_ranks<'a>(
+        &self,
+        present: impl Iterator<Item = &'a str>,
+        tags_now: &[(&str, &str)],
+    ) -> HashMap<String, usize> {
+        if self.keep_deployed == 0 {
+            return HashMap::new();
+        }
+        let mut seen: Vec<(DateTime<Utc>, &str)> = present
+            .filter_map(|digest| {
+                let now = self
+                    .in_use(digest, tags_now)
+                    .map(|_| DateTime::<Utc>::MAX_UTC);
+                now.or_else(|| self.deployed_at.get(digest).copied())
+                    .map(|at| (at, digest))
+            })
+            .collect();
+        seen.sort_by(|a, b| b.cmp(a));
+        seen.into_iter()
+            .take(self.keep_deployed)
+            .enumerate()
+            .map(|(i, (_, digest))| (digest.to_string(), i + 1))
+            .collect()
+    }
+
+    /// The workload running `digest`, by digest or by a tag that points to it now.
+    fn in_use(&self, digest: &str, tags_now: &[(&str, &str)]) -> Option<&String> {
+        let in_use = self.in_use.as_ref()?;
+        in_use
+            .digests
+            .get(digest)
+            .or_else(|| {
+                tags_now
+                    .iter()
+                    .filter(|(_, d)| *d == digest)
+                    .find_map(|(t, _)| in_use.tags.get(*t))
+            })
+            .or_else(|| {
+                self.deployed_via
+                    .get(digest)?
+                    .iter()
+                    .find_map(|t| in_use.tags.get(t))
+            })
+    }
+
+    /// Why a digest must stay because a workload runs it (by digest, or by a tag that
+    /// points to it now), or because it is among `ranks` (the most recently deployed).
+    pub(super) fn keeps_digest(
+        &self,
+        digest: &str,
+        tags_now: &[(&str, &str)],
+        ranks: &HashMap<String, usize>,
+    ) -> Option<KeepReason> {
+        if let Some(resource) = self.in_use(digest, tags_now) {
+            return Some(KeepReason::InUse {
+                resource: resource.clone(),
+            });
+        }
+        ranks
+            .get(digest)
+            .map(|&rank| KeepReason::RecentlyDeployed { rank })
+    }
+
+    /// Why a tag must stay because a workload refers to it by name.
+    pub(super) fn keeps_tag(&self, tag: &str) -> Option<KeepReason> {
+        let resource = self.in_use.as_ref()?.tags.get(tag)?;
+        Some(KeepReason::InUse {
+            resource: resource.clone(),
+        })
+    }
+
+    /// Whether an item (its tags and digest) was not pulled since `window_start`, or why
+    /// it counts as pulled.
+    pub(super) fn unpulled_since(
+        &self,
+        window_start: DateTime<Utc>,
+        tags: &[&str],
+        digest: &str,
+    ) -> Result<(), KeepReason> {
+        let unknown = |why: String| Err(KeepReason::PullsUnknown { why });
+        match &self.pulls {
+            None => unknown("no pull logs were read".to_string()),
+            Some(Pulls::Unknown(why)) => unknown(why.clone()),
+            Some(Pulls::Known {
+                since,
+                by_digest,
+                by_tag,
+            }) => {
+                match since {
+                    None => {
+                        return unknown(
+                            "the pull logs hold no event of the registry in the window".to_string(),
+                        );
+                    }
+                    Some(since) if *since > window_start => {
+                        return unknown(format!(
+                            "the pull logs start at {}, after the window's start {}",
+                            since.format("%Y-%m-%dT%H:%M:%SZ"),
+                            window_start.format("%Y-%m-%dT%H:%M:%SZ")
+                        ));
+                    }
+                    Some(_) => {}
+                }
+                let last = tags
+                    .iter()
+                    .filter_map(|t| by_tag.get(*t))
+                    .chain(by_digest.get(digest))
+                    .max();
+                match last {
+                    Some(at) if *at >= window_start => Err(KeepReason::RecentlyPulled { at: *at }),
+                    _ => Ok(()),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::fixture::{Listing, Manifest, digest_of};
+    use crate::plan::{RepositoryPlan, Verdict};
+    use crate::policy::PolicyDocument;
+    use chrono::TimeDelta;
+    use std::collections::BTreeSet;
+
+    const DAY: i64 = 24 * 60;
+
+    fn policy(text: &str) -> crate::policy::Policy {
+        PolicyDocument::parse(text).expect("policy").policy
+    }
+
+    /// Tags of `r` older than a day, and untagged manifests.
+    fn by_age() -> crate::policy::Policy {
+        policy(
+            r#"{"rules":[{"filter":["r:.*"],"ago":"1d","untagged":true}],"protectInUse":["sub-1"],"keepDeployed":0}"#,
+        )
+    }
+
+    fn by_pull() -> crate::policy::Policy {
+        policy(r#"{"rules":[{"filter":["r:.*"],"ago":"0d","untagged":true,"notPulledFor":"30d"}]}"#)
+    }
+
+    fn listing() -> Listing {
+        Listing::new(Utc::now())
+            .with(Manifest::image("a").age(90 * DAY).tag("a", 90 * DAY))
+            .with(Manifest::image("b").age(80 * DAY).tag("b", 80 * DAY))
+            .with(Manifest::image("c").age(70 * DAY))
+            .with(Manifest::image("d").age(60 * DAY).tag("d", 60 * DAY))
+    }
+
+    fn plan(
+        listing: &Listing,
+        policy: &crate::policy::Policy,
+        evidence: Evidence,
+    ) -> RepositoryPlan {
+        listing
+            .plan_with("r", policy, evidence)
+            .expect("plan")
+            .expect("covered")
+    }
+
+    fn removed(listing: &Listing, plan: &RepositoryPlan) -> BTreeSet<String> {
+        plan.manifests
+            .iter()
+            .filter(|m| m.verdict.is_removed())
+            .filter_map(|m| listing.name_of(&m.digest))
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn reason(plan: &RepositoryPlan, name: &str) -> Option<&'static str> {
+        let digest = digest_of(name);
+        plan.manifests
+            .iter()
+            .find(|m| m.digest == digest)
+            .and_then(|m| match &m.verdict {
+                Verdict::Keep { reason } => Some(reason.name()),
+                _ => None,
+            })
+    }
+
+    fn set(items: &[&str]) -> BTreeSet<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn what_runs_by_digest_or_by_tag_is_kept_with_its_workload() {
+        let listing = listing();
+        let in_use = InUse {
+            tags: HashMap::from([("b".to_string(), "/apps/web".to_string())]),
+            digests: HashMap::from([(digest_of("c"), "/jobs/nightly".to_string())]),
+        };
+        let evidence = Evidence {
+            in_use: Some(in_use),
+            ..Evidence::default()
+        };
+        let plan = plan(&listing, &by_age(), evidence);
+        assert_eq!(removed(&listing, &plan), set(&["a", "d"]));
+        assert_eq!(reason(&plan, "b"), Some("inUse"));
+        assert_eq!(reason(&plan, "c"), Some("inUse"));
+        let tag_b = plan.tags.iter().find(|t| t.name == "b").expect("tag b");
+        assert!(
+            matches!(&tag_b.verdict, Verdict::Keep { reason: KeepReason::InUse { resource } } if resource == "/apps/web"),
+            "{tag_b:?}"
+        );
+        // Without the evidence, all four go: the protection is what keeps them.
+        let bare = plan_without(&listing);
+        assert_eq!(removed(&listing, &bare), set(&["a", "b", "c", "d"]));
+    }
+
+    fn plan_without(listing: &Listing) -> RepositoryPlan {
+        plan(listing, &by_age(), Evidence::default())
+    }
+
+    #[test]
+    fn a_digest_deployed_by_a_tag_that_moved_stays_while_the_tag_is_referred_to() {
+        // `a` ran as r:prod; prod now points to `d`, and a workload still refers to prod.
+        let listing = Listing::new(Utc::now())
+            .with(Manifest::image("a").age(90 * DAY))
+            .with(Manifest::image("d").age(60 * DAY).tag("prod", 2 * DAY));
+        let evidence = Evidence {
+            in_use: Some(InUse {
+                tags: HashMap::from([("prod".to_string(), "/apps/web".to_string())]),
+                digests: HashMap::new(),
+            }),
+            deployed_via: HashMap::from([(digest_of("a"), vec!["prod".to_string()])]),
+            ..Evidence::default()
+        };
+        let kept = plan(&listing, &by_age(), evidence.clone());
+        assert_eq!(removed(&listing, &kept), BTreeSet::new());
+        assert_eq!(reason(&kept, "a"), Some("inUse"));
+        // Once no workload refers to prod, `a` may go.
+        let moved_on = Evidence {
+            in_use: Some(InUse::default()),
+            ..evidence
+        };
+        let plan = plan(&listing, &by_age(), moved_on);
+        assert!(removed(&listing, &plan).contains("a"));
+    }
+
+    #[test]
+    fn keep_deployed_keeps_the_most_recently_deployed_digests() {
+        let listing = listing();
+        let now = Utc::now();
+        let evidence = Evidence {
+            in_use: Some(InUse::default()),
+            deployed_at: HashMap::from([
+                (digest_of("a"), now - TimeDelta::days(3)),
+                (digest_of("c"), now - TimeDelta::days(1)),
+                (digest_of("d"), now - TimeDelta::days(9)),
+            ]),
+            keep_deployed: 2,
+            ..Evidence::default()
+        };
+        let plan = plan(&listing, &by_age(), evidence);
+        assert_eq!(reason(&plan, "c"), Some("recentlyDeployed"));
+        assert_eq!(reason(&plan, "a"), Some("recentlyDeployed"));
+        assert_eq!(removed(&listing, &plan), set(&["b", "d"]));
+    }
+
+    #[test]
+    fn a_recent_pull_keeps_an_image_and_an_old_one_does_not() {
+        let listing = listing();
+        let now = Utc::now();
+        let pulls = Pulls::Known {
+            since: Some(now - TimeDelta::days(60)),
+            by_digest: HashMap::from([(digest_of("c"), now - TimeDelta::days(7))]),
+            by_tag: HashMap::from([
+                ("a".to_string(), now - TimeDelta::days(2)),
+                ("b".to_string(), now - TimeDelta::days(45)),
+            ]),
+        };
+        let evidence = Evidence {
+            pulls: Some(pulls),
+            ..Evidence::default()
+        };
+        let plan = plan(&listing, &by_pull(), evidence);
+        assert_eq!(removed(&listing, &plan), set(&["b", "d"]));
+        assert_eq!(reason(&plan, "c"), Some("recentlyPulled"));
+        let tag_a = plan.tags.iter().find(|t| t.name == "a").expect("tag a");
+        assert!(matches!(
+            &tag_a.verdict,
+            Verdict::Keep {
+                reason: KeepReason::RecentlyPulled { .. }
+            }
+        ));
+    }
+
+    #[test]
+    fn logs_that_do_not_cover_the_window_or_cannot_be_read_keep_everything() {
+        let listing = listing();
+        let now = Utc::now();
+        for pulls in [
+            Pulls::Known {
+                since: Some(now - TimeDelta::days(10)),
+                by_digest: HashMap::new(),
+                by_tag: HashMap::new(),
+            },
+            Pulls::Known {
+                since: None,
+                by_digest: HashMap::new(),
+                by_tag: HashMap::new(),
+            },
+            Pulls::Unknown("the query failed".to_string()),
+        ] {
+            let evidence = Evidence {
+                pulls: Some(pulls.clone()),
+                ..Evidence::default()
+            };
+            let plan = plan(&listing, &by_pull(), evidence);
+            assert_eq!(removed(&listing, &plan), BTreeSet::new(), "{pulls:?}");
+            assert!(
+                plan.tags.iter().all(|t| !t.verdict.is_removed()),
+                "{pulls:?}"
+            );
+            assert_eq!(reason(&plan, "c"), Some("pullsUnknown"));
+        }
+        // No evidence at all (the run read no logs): the same.
+        let plan = plan(&listing, &by_pull(), Evidence::default());
+        assert_eq!(removed(&listing, &plan), BTreeSet::new());
+    }
+
+    #[test]
+    fn age_and_pulls_must_both_hold() {
+        // notPulledFor with an ago: an unpulled image younger than the ago stays.
+        let listing = listing();
+        let now = Utc::now();
+        let both = policy(
+            r#"{"rules":[{"filter":["r:.*"],"ago":"65d","untagged":true,"notPulledFor":"30d"}]}"#,
+        );
+        let evidence = Evidence {
+            pulls: Some(Pulls::Known {
+                since: Some(now - TimeDelta::days(100)),
+                by_digest: HashMap::new(),
+                by_tag: HashMap::new(),
+            }),
+            ..Evidence::default()
+        };
+        let plan = plan(&listing, &both, evidence);
+        assert_eq!(removed(&listing, &plan), set(&["a", "b", "c"]));
+        assert_eq!(reason(&plan, "d"), Some("tagged"));
+    }
+}

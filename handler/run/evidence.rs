@@ -1,0 +1,289 @@
+//! What Azure knows of the registry's images, gathered once per run before any repository
+//! is planned: the images Azure workloads run (Azure Resource Graph, for in-use protection
+//! and `keepDeployed`) and the last pulls (Log Analytics, for `notPulledFor`). The planner
+//! reads it per repository ([`Gathered::for_repository`]).
+//!
+//! Fails closed: with in-use protection on, a query that fails or answers partially stops
+//! the run before anything is deleted ([`RunError::InUseUnknown`]). Pulls that cannot be
+//! read are not an error: every item under a `notPulledFor` rule then counts as pulled and
+//! is kept, with the reason.
+
+use crate::plan::evidence::{Evidence, InUse, Pulls};
+use crate::policy::{Policy, WorkloadScope};
+use crate::report::RunError;
+use crate::settings;
+use crate::workloads::in_use::{ImageReference, InUseClient, Scope};
+use crate::workloads::pulls::PullLog;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// The clients to ask, built from the settings for what the policy needs.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    /// Resource Graph, when the policy protects what is in use.
+    pub in_use: Option<InUseClient>,
+    /// The pull logs, when a rule has `notPulledFor` and a workspace is configured.
+    pub pulls: Option<PullLog>,
+}
+
+impl Sources {
+    /// The clients `policy` needs, at `PURGE_ARM_ENDPOINT` / `PURGE_LOGS_ENDPOINT` (the
+    /// public cloud's by default), the workspace `workspace` (else
+    /// `PURGE_LOGS_WORKSPACE_ID`), signed in as the environment's Azure identity. `None`
+    /// when the policy needs neither.
+    pub fn for_policy(policy: &Policy, workspace: Option<&str>) -> Result<Option<Sources>, String> {
+        let wants_in_use = !policy.protect_in_use.is_empty();
+        let wants_pulls = policy.longest_pull_window().is_some();
+        if !wants_in_use && !wants_pulls {
+            return Ok(None);
+        }
+        let credential = crate::outbound::azure_credential().map_err(|e| e.to_string())?;
+        let http = crate::outbound::http_client_builder(&[])
+            .and_then(|b| {
+                b.timeout(std::time::Duration::from_secs(60))
+                    .build()
+                    .map_err(|e| crate::outbound::OutboundError::Tls(e.to_string()))
+            })
+            .map_err(|e| e.to_string())?;
+        let endpoint = |name: &str, default: &str| {
+            let text = std::env::var(name)
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+                .unwrap_or_else(|| default.to_string());
+            url::Url::parse(text.trim()).map_err(|e| format!("{name} {text:?}: {e}"))
+        };
+        let in_use = match wants_in_use {
+            false => None,
+            true => {
+                let arm = endpoint(settings::PURGE_ARM_ENDPOINT, settings::DEFAULT_ARM_ENDPOINT)?;
+                Some(InUseClient::new(arm, credential.clone(), http.clone()))
+            }
+        };
+        let workspace = workspace
+            .map(str::to_string)
+            .or_else(|| std::env::var(settings::PURGE_LOGS_WORKSPACE_ID).ok())
+            .filter(|w| !w.trim().is_empty());
+        let pulls = match (wants_pulls, workspace) {
+            (true, Some(workspace)) => {
+                let logs = endpoint(
+                    settings::PURGE_LOGS_ENDPOINT,
+                    settings::DEFAULT_LOGS_ENDPOINT,
+                )?;
+                Some(PullLog::new(logs, workspace.trim(), credential, http))
+            }
+            _ => None,
+        };
+        Ok(Some(Sources { in_use, pulls }))
+    }
+}
+
+impl Sources {
+    /// [`Sources::for_policy`] for a run: a set-up failure stops a run that protects what
+    /// is in use (nothing may be deleted unseen); it only leaves pulls unknown otherwise.
+    pub fn for_run(
+        policy: &Policy,
+        workspace: Option<&str>,
+    ) -> Result<Option<std::sync::Arc<Sources>>, Box<RunError>> {
+        match Sources::for_policy(policy, workspace) {
+            Ok(sources) => Ok(sources.map(std::sync::Arc::new)),
+            Err(error) if !policy.protect_in_use.is_empty() => {
+                Err(Box::new(RunError::InUseUnknown(error)))
+            }
+            Err(error) => {
+                tracing::warn!(%error, "the pull logs cannot be read: every item under notPulledFor counts as pulled");
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// When workloads were last seen running each digest, per repository, and through which
+/// tags: what `keepDeployed` ranks by, and what keeps a digest deployed by tag protected
+/// after the tag moved on, while a workload still refers to that tag. The run store keeps
+/// it per registry.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeployHistory {
+    /// Repository → digest → when and how it was last seen in use.
+    pub repositories: BTreeMap<String, BTreeMap<String, Deployed>>,
+}
+
+/// One digest seen in use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Deployed {
+    /// The last run that saw a workload running it.
+    pub last_seen: DateTime<Utc>,
+    /// The tags workloads referred to it by (empty: by digest).
+    pub via_tags: BTreeSet<String>,
+}
+
+impl DeployHistory {
+    /// Records that `digest` of `repository` was in use at `at`, through `via_tags`.
+    pub fn seen(&mut self, repository: &str, digest: &str, via_tags: &[&str], at: DateTime<Utc>) {
+        let entry = self
+            .repositories
+            .entry(repository.to_string())
+            .or_default()
+            .entry(digest.to_string())
+            .or_insert_with(|| Deployed {
+                last_seen: at,
+                via_tags: BTreeSet::new(),
+            });
+        entry.last_seen = entry.last_seen.max(at);
+        entry
+            .via_tags
+            .extend(via_tags.iter().map(|t| t.to_string()));
+    }
+}
+
+/// What was gathered for a run.
+#[derive(Debug, Default)]
+pub struct Gathered {
+    in_use: Option<HashMap<String, InUse>>,
+    pulls: Option<PullsByRepository>,
+    history: DeployHistory,
+    keep_deployed: usize,
+}
+
+/// Last pulls by digest and by tag, of one repository.
+type RepositoryPulls = (
+    HashMap<String, DateTime<Utc>>,
+    HashMap<String, DateTime<Utc>>,
+);
+
+#[derive(Debug)]
+enum PullsByRepository {
+    Known {
+        since: Option<DateTime<Utc>>,
+        by_repository: HashMap<String, RepositoryPulls>,
+    },
+    Unknown(String),
+}
+
+impl Gathered {
+    /// The evidence about one repository.
+    pub fn for_repository(&self, repository: &str) -> Evidence {
+        let in_use = self
+            .in_use
+            .as_ref()
+            .map(|all| all.get(repository).cloned().unwrap_or_default());
+        let pulls = self.pulls.as_ref().map(|pulls| match pulls {
+            PullsByRepository::Unknown(why) => Pulls::Unknown(why.clone()),
+            PullsByRepository::Known {
+                since,
+                by_repository,
+            } => {
+                let (by_digest, by_tag) =
+                    by_repository.get(repository).cloned().unwrap_or_default();
+                Pulls::Known {
+                    since: *since,
+                    by_digest,
+                    by_tag,
+                }
+            }
+        });
+        let history = self.history.repositories.get(repository);
+        let seen = || history.into_iter().flatten();
+        Evidence {
+            in_use,
+            deployed_at: seen().map(|(d, s)| (d.clone(), s.last_seen)).collect(),
+            deployed_via: seen()
+                .map(|(d, s)| (d.clone(), s.via_tags.iter().cloned().collect()))
+                .collect(),
+            keep_deployed: self.keep_deployed,
+            pulls,
+        }
+    }
+
+    /// With in-use protection on, the tags workloads refer to in `repository` (its
+    /// findings go into the deployment history); `None` when it is off.
+    pub fn in_use_tags(&self, repository: &str) -> Option<Vec<&str>> {
+        let all = self.in_use.as_ref()?;
+        Some(
+            all.get(repository)
+                .map(|u| u.tags.keys().map(String::as_str).collect())
+                .unwrap_or_default(),
+        )
+    }
+}
+
+/// Asks the sources what `policy` needs about the registry `login_server`.
+pub async fn gather(
+    login_server: &str,
+    policy: &Policy,
+    sources: Option<&Sources>,
+    history: DeployHistory,
+    now: DateTime<Utc>,
+) -> Result<Gathered, RunError> {
+    let mut gathered = Gathered {
+        history,
+        keep_deployed: policy.keep_deployed,
+        ..Gathered::default()
+    };
+    if !policy.protect_in_use.is_empty() {
+        let client = sources.and_then(|s| s.in_use.as_ref()).ok_or_else(|| {
+            RunError::InUseUnknown("no Resource Graph client is configured".to_string())
+        })?;
+        let scopes: Vec<Scope> = policy
+            .protect_in_use
+            .iter()
+            .map(|s| match s {
+                WorkloadScope::Subscription(id) => Scope::Subscription(id.clone()),
+                WorkloadScope::ManagementGroup(id) => Scope::ManagementGroup(id.clone()),
+            })
+            .collect();
+        let images = client
+            .images(login_server, &scopes)
+            .await
+            .map_err(|e| RunError::InUseUnknown(e.to_string()))?;
+        let mut by_repository: HashMap<String, InUse> = HashMap::new();
+        for image in images {
+            let entry = by_repository.entry(image.repository).or_default();
+            match image.reference {
+                ImageReference::Digest(digest) => {
+                    entry.digests.entry(digest).or_insert(image.resource_id);
+                }
+                ImageReference::Tag(tag) => {
+                    entry.tags.entry(tag).or_insert(image.resource_id);
+                }
+            }
+        }
+        tracing::info!(
+            repositories = by_repository.len(),
+            "in-use images read from Resource Graph"
+        );
+        gathered.in_use = Some(by_repository);
+    }
+    if let Some(window) = policy.longest_pull_window() {
+        gathered.pulls = Some(match sources.and_then(|s| s.pulls.as_ref()) {
+            None => PullsByRepository::Unknown(
+                "no Log Analytics workspace is configured (PURGE_LOGS_WORKSPACE_ID, --logs-workspace)"
+                    .to_string(),
+            ),
+            Some(log) => match log
+                .last_pulls(login_server, window, now, &policy.exclude_pullers)
+                .await
+            {
+                Err(error) => {
+                    tracing::warn!(%error, "the pull logs could not be read: every item under notPulledFor counts as pulled");
+                    PullsByRepository::Unknown(format!("the pull logs could not be read: {error}"))
+                }
+                Ok(pulls) => {
+                    let mut by_repository: HashMap<String, RepositoryPulls> = HashMap::new();
+                    for ((repository, digest), at) in pulls.by_digest {
+                        by_repository.entry(repository).or_default().0.insert(digest, at);
+                    }
+                    for ((repository, tag), at) in pulls.by_tag {
+                        by_repository.entry(repository).or_default().1.insert(tag, at);
+                    }
+                    PullsByRepository::Known {
+                        since: pulls.covered_since,
+                        by_repository,
+                    }
+                }
+            },
+        });
+    }
+    Ok(gathered)
+}
