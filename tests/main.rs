@@ -29,5 +29,7 @@ mod settings_consistency;
 mod telemetry;
 /// the registry over TLS, trusted through SSL_CERT_FILE.
 mod tls;
+/// in-use protection and age by last pull, with Resource Graph and Log Analytics emulated.
+mod workload_protection;
 /// workloads in use (Resource Graph) and last pulls (Log Analytics) against their emulators.
 mod workloads;

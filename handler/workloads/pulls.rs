@@ -23,8 +23,8 @@ pub struct Pulls {
     pub by_digest: BTreeMap<(String, String), DateTime<Utc>>,
     /// The last pull per (repository, tag), for pulls by tag.
     pub by_tag: BTreeMap<(String, String), DateTime<Utc>>,
-    /// The oldest event of this registry the workspace holds within the window (any
-    /// operation, any identity); `None` when it holds none. Later than
+    /// The oldest event of this registry the workspace holds within twice the window
+    /// before now (any operation, any identity); `None` when it holds none. Later than
     /// [`Pulls::window_start`] means the logs do not cover the whole window (retention
     /// shorter than the window, or the diagnostic setting younger).
     pub covered_since: Option<DateTime<Utc>>,
@@ -252,9 +252,16 @@ impl PullLog {
             }
         }
 
+        // Coverage looks back twice the window: the logs cover the window when they hold an
+        // event of the registry from before its start.
         let what = "coverage";
+        let coverage_span = format!(
+            "{}/{}",
+            (now - window - window).to_rfc3339_opts(SecondsFormat::Secs, true),
+            now.to_rfc3339_opts(SecondsFormat::Secs, true)
+        );
         let table = self
-            .query(&token, &coverage_query(login_server), &timespan, what)
+            .query(&token, &coverage_query(login_server), &coverage_span, what)
             .await?;
         pulls.covered_since = match table.rows.first() {
             Some(row) => table

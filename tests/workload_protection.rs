@@ -1,0 +1,228 @@
+//! In-use protection and age by last pull through the `handler` binary: the ACR emulator,
+//! the Resource Graph and Log Analytics emulators, and the real azure_identity managed
+//! identity credential signing in at a local identity endpoint.
+
+use crate::support::identity::{ENTRA_TOKEN, IdentityEndpoint};
+use crate::support::purge::{Registry, handler_with_env, set, tagged};
+use acr_emulator::{
+    GraphFault, GraphResource, LogAnalyticsEmulator, ManifestSeed, RepoSeed, RepositoryEvent,
+    ResourceGraphEmulator, RunningServer, Seed,
+};
+use chrono::{Duration, Utc};
+use serde_json::json;
+
+const WORKSPACE: &str = "11111111-2222-3333-4444-555555555555";
+
+fn seed() -> Seed {
+    Seed::new().repo(
+        RepoSeed::new("app")
+            .manifest(tagged("running", "v1", "40d"))
+            .manifest(tagged("pinned", "v0", "50d"))
+            .manifest(tagged("pulled", "p1", "40d"))
+            .manifest(tagged("stale", "old", "40d"))
+            .manifest(ManifestSeed::image("untagged").age("45d")),
+    )
+}
+
+/// Azure around the registry: a Container App running `app:v1`, a container group running
+/// `pinned` by digest, pulls of `p1` a week ago, and logs reaching back 60 days.
+struct Azure {
+    identity: IdentityEndpoint,
+    graph: ResourceGraphEmulator,
+    graph_server: RunningServer,
+    logs: LogAnalyticsEmulator,
+    logs_server: RunningServer,
+}
+
+async fn azure(registry: &Registry) -> Azure {
+    let host = registry.running.host();
+    let identity = IdentityEndpoint::start().await;
+    let graph = ResourceGraphEmulator::new();
+    graph.set_expected_token(Some(ENTRA_TOKEN));
+    graph.add(GraphResource::new(
+        "sub-1",
+        "rg",
+        "Microsoft.App/containerApps",
+        "web",
+        json!({"template": {"containers": [{"name": "web", "image": format!("{host}/app:v1")}]}}),
+    ));
+    graph.add(GraphResource::new(
+        "sub-1",
+        "rg",
+        "Microsoft.ContainerInstance/containerGroups",
+        "batch",
+        json!({"containers": [{"name": "batch", "properties": {"image": format!("{host}/app@{}", registry.digest("app", "pinned"))}}]}),
+    ));
+    // Another registry's image of the same name protects nothing here.
+    graph.add(GraphResource::new(
+        "sub-1",
+        "rg",
+        "Microsoft.App/containerApps",
+        "elsewhere",
+        json!({"template": {"containers": [{"name": "x", "image": "other.azurecr.io/app:old"}]}}),
+    ));
+    let graph_server = graph.start().await.expect("graph");
+    let logs = LogAnalyticsEmulator::new(WORKSPACE);
+    logs.set_expected_token(Some(ENTRA_TOKEN));
+    logs.set_retention(Duration::days(90));
+    let now = Utc::now();
+    logs.add(RepositoryEvent::pull(now - Duration::days(7), &host, "app", Some("p1"), None, "team"));
+    logs.add(
+        RepositoryEvent::pull(now - Duration::days(60), &host, "app", Some("old"), None, "ci")
+            .with_operation("Push"),
+    );
+    // A scanner pulls everything daily: excluded, it keeps nothing.
+    for tag in ["old", "v0"] {
+        logs.add(RepositoryEvent::pull(now - Duration::days(1), &host, "app", Some(tag), None, "scanner"));
+    }
+    let logs_server = logs.start().await.expect("logs");
+    Azure {
+        identity,
+        graph,
+        graph_server,
+        logs,
+        logs_server,
+    }
+}
+
+impl Azure {
+    fn env(&self) -> Vec<(&'static str, String)> {
+        let mut env = self.identity.env();
+        env.push(("PURGE_ARM_ENDPOINT", self.graph_server.url.clone()));
+        env.push(("PURGE_LOGS_ENDPOINT", self.logs_server.url.clone()));
+        env.push(("PURGE_LOGS_WORKSPACE_ID", WORKSPACE.to_string()));
+        env
+    }
+}
+
+async fn purge(registry: &Registry, azure: &Azure, args: &[&str]) -> crate::support::purge::Run {
+    let mut all = vec!["purge", "-r", registry.running.url.as_str()];
+    all.extend_from_slice(args);
+    let state = registry.state.path().to_string_lossy().into_owned();
+    let mut env = azure.env();
+    env.push(("PURGE_STATE_DIR", state));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    handler_with_env(&all, &env).await
+}
+
+const POLICY: &[&str] = &[
+    "--filter",
+    "app:.*",
+    "--ago",
+    "30d",
+    "--untagged",
+    "--output",
+    "json",
+];
+
+fn reasons(report: &serde_json::Value) -> std::collections::BTreeMap<String, String> {
+    report["repositories"][0]["manifests"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| m["decision"] == "keep")
+        .map(|m| (m["digest"].as_str().unwrap_or_default().to_string(), m["reason"].as_str().unwrap_or_default().to_string()))
+        .collect()
+}
+
+#[tokio::test]
+async fn what_a_workload_runs_is_never_deleted_even_after_its_tag_moved() {
+    let registry = Registry::start(seed()).await;
+    let azure = azure(&registry).await;
+    // Since the container group was deployed by digest, its tag moved on.
+    registry
+        .emulator()
+        .push_tag("app", "v0", &registry.digest("app", "running"))
+        .expect("move");
+    let mut args = POLICY.to_vec();
+    args.extend(["--protect-in-use", "/subscriptions/sub-1"]);
+    let run = purge(&registry, &azure, &args).await;
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(registry.has("app", "running"), "a Container App runs app:v1");
+    assert!(registry.has("app", "pinned"), "a container group runs it by digest");
+    assert!(!registry.has("app", "stale") && !registry.has("app", "pulled"));
+    assert!(!registry.has("app", "untagged"));
+    assert!(registry.tags("app").contains("v1"), "the tag a workload runs stays");
+    let report = run.json();
+    let kept = reasons(&report);
+    assert_eq!(kept.get(&registry.digest("app", "pinned")).map(String::as_str), Some("inUse"));
+    assert_eq!(kept.get(&registry.digest("app", "running")).map(String::as_str), Some("inUse"));
+    let text = report.to_string();
+    assert!(text.contains("/containerGroups/batch"), "the reason names the workload");
+    // Signed in for Resource Graph's own audience.
+    let audiences: Vec<String> = azure
+        .identity
+        .requests()
+        .iter()
+        .filter_map(|q| q.get("resource").cloned())
+        .collect();
+    // The audience follows PURGE_ARM_ENDPOINT (scheme and host): not management.azure.com.
+    assert!(audiences.iter().any(|a| a.starts_with("http://127.0.0.1")), "{audiences:?}");
+    assert!(!audiences.iter().any(|a| a.contains("management.azure.com")), "{audiences:?}");
+}
+
+#[tokio::test]
+async fn a_partial_resource_graph_answer_deletes_nothing() {
+    let registry = Registry::start(seed()).await;
+    let azure = azure(&registry).await;
+    azure.graph.inject(GraphFault::Truncate);
+    let mut args = POLICY.to_vec();
+    args.extend(["--protect-in-use", "sub-1"]);
+    let run = purge(&registry, &azure, &args).await;
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("in-use protection could not read"), "{}", run.stderr);
+    assert!(registry.mutations().is_empty(), "nothing was deleted");
+    assert_eq!(registry.tags("app"), set(&["old", "p1", "v0", "v1"]));
+}
+
+#[tokio::test]
+async fn a_pull_younger_than_the_window_keeps_the_image_and_scanners_do_not_count() {
+    let registry = Registry::start(seed()).await;
+    let azure = azure(&registry).await;
+    let args = [
+        "--filter",
+        "app:.*",
+        "--ago",
+        "0d",
+        "--not-pulled-for",
+        "30d",
+        "--exclude-puller",
+        "scanner",
+        "--output",
+        "json",
+    ];
+    let run = purge(&registry, &azure, &args).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    // p1 was pulled a week ago; old and v0 only by the scanner; v1 never.
+    assert_eq!(registry.tags("app"), set(&["p1"]));
+    let report = run.json();
+    let tag = report["repositories"][0]["tags"]
+        .as_array()
+        .and_then(|tags| tags.iter().find(|t| t["name"] == "p1"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(tag["reason"], "recentlyPulled", "{tag}");
+    let query = azure.logs.requests();
+    assert!(query.iter().any(|q| format!("{q:?}").contains("scanner")), "{query:?}");
+}
+
+#[tokio::test]
+async fn a_window_longer_than_the_logs_keeps_everything() {
+    let registry = Registry::start(seed()).await;
+    let azure = azure(&registry).await;
+    azure.logs.set_retention(Duration::days(20));
+    let args = [
+        "--filter",
+        "app:.*",
+        "--ago",
+        "0d",
+        "--not-pulled-for",
+        "30d",
+        "--output",
+        "json",
+    ];
+    let run = purge(&registry, &azure, &args).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(registry.mutations().is_empty(), "every item counts as pulled");
+    assert!(run.stdout.contains("pullsUnknown"), "{}", run.stdout);
+}
