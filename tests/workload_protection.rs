@@ -66,14 +66,35 @@ async fn azure(registry: &Registry) -> Azure {
     logs.set_expected_token(Some(ENTRA_TOKEN));
     logs.set_retention(Duration::days(90));
     let now = Utc::now();
-    logs.add(RepositoryEvent::pull(now - Duration::days(7), &host, "app", Some("p1"), None, "team"));
+    logs.add(RepositoryEvent::pull(
+        now - Duration::days(7),
+        &host,
+        "app",
+        Some("p1"),
+        None,
+        "team",
+    ));
     logs.add(
-        RepositoryEvent::pull(now - Duration::days(60), &host, "app", Some("old"), None, "ci")
-            .with_operation("Push"),
+        RepositoryEvent::pull(
+            now - Duration::days(60),
+            &host,
+            "app",
+            Some("old"),
+            None,
+            "ci",
+        )
+        .with_operation("Push"),
     );
     // A scanner pulls everything daily: excluded, it keeps nothing.
     for tag in ["old", "v0"] {
-        logs.add(RepositoryEvent::pull(now - Duration::days(1), &host, "app", Some(tag), None, "scanner"));
+        logs.add(RepositoryEvent::pull(
+            now - Duration::days(1),
+            &host,
+            "app",
+            Some(tag),
+            None,
+            "scanner",
+        ));
     }
     let logs_server = logs.start().await.expect("logs");
     Azure {
@@ -121,7 +142,12 @@ fn reasons(report: &serde_json::Value) -> std::collections::BTreeMap<String, Str
         .into_iter()
         .flatten()
         .filter(|m| m["decision"] == "keep")
-        .map(|m| (m["digest"].as_str().unwrap_or_default().to_string(), m["reason"].as_str().unwrap_or_default().to_string()))
+        .map(|m| {
+            (
+                m["digest"].as_str().unwrap_or_default().to_string(),
+                m["reason"].as_str().unwrap_or_default().to_string(),
+            )
+        })
         .collect()
 }
 
@@ -138,17 +164,37 @@ async fn what_a_workload_runs_is_never_deleted_even_after_its_tag_moved() {
     args.extend(["--protect-in-use", "/subscriptions/sub-1"]);
     let run = purge(&registry, &azure, &args).await;
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
-    assert!(registry.has("app", "running"), "a Container App runs app:v1");
-    assert!(registry.has("app", "pinned"), "a container group runs it by digest");
+    assert!(
+        registry.has("app", "running"),
+        "a Container App runs app:v1"
+    );
+    assert!(
+        registry.has("app", "pinned"),
+        "a container group runs it by digest"
+    );
     assert!(!registry.has("app", "stale") && !registry.has("app", "pulled"));
     assert!(!registry.has("app", "untagged"));
-    assert!(registry.tags("app").contains("v1"), "the tag a workload runs stays");
+    assert!(
+        registry.tags("app").contains("v1"),
+        "the tag a workload runs stays"
+    );
     let report = run.json();
     let kept = reasons(&report);
-    assert_eq!(kept.get(&registry.digest("app", "pinned")).map(String::as_str), Some("inUse"));
-    assert_eq!(kept.get(&registry.digest("app", "running")).map(String::as_str), Some("inUse"));
+    assert_eq!(
+        kept.get(&registry.digest("app", "pinned"))
+            .map(String::as_str),
+        Some("inUse")
+    );
+    assert_eq!(
+        kept.get(&registry.digest("app", "running"))
+            .map(String::as_str),
+        Some("inUse")
+    );
     let text = report.to_string();
-    assert!(text.contains("/containerGroups/batch"), "the reason names the workload");
+    assert!(
+        text.contains("/containerGroups/batch"),
+        "the reason names the workload"
+    );
     // Signed in for Resource Graph's own audience.
     let audiences: Vec<String> = azure
         .identity
@@ -157,8 +203,14 @@ async fn what_a_workload_runs_is_never_deleted_even_after_its_tag_moved() {
         .filter_map(|q| q.get("resource").cloned())
         .collect();
     // The audience follows PURGE_ARM_ENDPOINT (scheme and host): not management.azure.com.
-    assert!(audiences.iter().any(|a| a.starts_with("http://127.0.0.1")), "{audiences:?}");
-    assert!(!audiences.iter().any(|a| a.contains("management.azure.com")), "{audiences:?}");
+    assert!(
+        audiences.iter().any(|a| a.starts_with("http://127.0.0.1")),
+        "{audiences:?}"
+    );
+    assert!(
+        !audiences.iter().any(|a| a.contains("management.azure.com")),
+        "{audiences:?}"
+    );
 }
 
 #[tokio::test]
@@ -170,7 +222,11 @@ async fn a_partial_resource_graph_answer_deletes_nothing() {
     args.extend(["--protect-in-use", "sub-1"]);
     let run = purge(&registry, &azure, &args).await;
     assert_eq!(run.code, 1, "{}", run.stderr);
-    assert!(run.stderr.contains("in-use protection could not read"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("in-use protection could not read"),
+        "{}",
+        run.stderr
+    );
     assert!(registry.mutations().is_empty(), "nothing was deleted");
     assert_eq!(registry.tags("app"), set(&["old", "p1", "v0", "v1"]));
 }
@@ -203,7 +259,10 @@ async fn a_pull_younger_than_the_window_keeps_the_image_and_scanners_do_not_coun
         .unwrap_or_default();
     assert_eq!(tag["reason"], "recentlyPulled", "{tag}");
     let query = azure.logs.requests();
-    assert!(query.iter().any(|q| format!("{q:?}").contains("scanner")), "{query:?}");
+    assert!(
+        query.iter().any(|q| format!("{q:?}").contains("scanner")),
+        "{query:?}"
+    );
 }
 
 #[tokio::test]
@@ -223,6 +282,33 @@ async fn a_window_longer_than_the_logs_keeps_everything() {
     ];
     let run = purge(&registry, &azure, &args).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(registry.mutations().is_empty(), "every item counts as pulled");
+    assert!(
+        registry.mutations().is_empty(),
+        "every item counts as pulled"
+    );
     assert!(run.stdout.contains("pullsUnknown"), "{}", run.stdout);
+}
+
+#[tokio::test]
+async fn the_demo_keeps_one_image_a_container_app_runs_and_one_pulled_last_week() {
+    let run = crate::support::purge::handler(&["demo"]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let line = |needle: &str| {
+        run.stdout
+            .lines()
+            .find(|l| l.contains(needle))
+            .map(str::to_string)
+    };
+    let in_use = line("tag       1.1.0").unwrap_or_default();
+    assert!(
+        in_use.contains("in use by") && in_use.contains("containerApps/storefront"),
+        "{in_use}"
+    );
+    let pulled = line("tag       build-1202").unwrap_or_default();
+    assert!(pulled.contains("within notPulledFor"), "{pulled}");
+    assert!(
+        run.stdout.contains("Same plan as the dry run: yes"),
+        "{}",
+        run.stdout
+    );
 }

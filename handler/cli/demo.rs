@@ -6,9 +6,17 @@ use super::output::say;
 use crate::registry::{ClientOptions, RegistryClient};
 use crate::report::{RepositoryReport, RunReport};
 use crate::run;
-use acr_emulator::{Emulator, sample_registry};
+use crate::run::evidence::Sources;
+use crate::workloads::in_use::InUseClient;
+use crate::workloads::pulls::PullLog;
+use acr_emulator::{
+    Emulator, GraphResource, LogAnalyticsEmulator, RepositoryEvent, ResourceGraphEmulator,
+    sample_registry,
+};
 use anyhow::Context;
+use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
 use clap::Parser;
+use std::sync::Arc;
 
 /// The demo's policy, as `handler purge` arguments (the registry is added at run time).
 pub const DEMO_ARGS: &[&str] = &[
@@ -19,7 +27,20 @@ pub const DEMO_ARGS: &[&str] = &[
     "--untagged",
     "--protect",
     ".*:^(latest|stable)$",
+    "--protect-in-use",
+    DEMO_SUBSCRIPTION,
+    "--not-pulled-for",
+    "30d",
 ];
+
+/// The subscription the demo's emulated Azure holds its workloads in.
+const DEMO_SUBSCRIPTION: &str = "/subscriptions/00000000-0000-0000-0000-00000000d3m0";
+
+/// The token the demo's emulated Azure APIs expect.
+const DEMO_TOKEN: &str = "demo-entra-token";
+
+/// The demo's Log Analytics workspace.
+const DEMO_WORKSPACE: &str = "00000000-0000-0000-0000-0000000000a1";
 
 #[derive(Parser)]
 struct DemoPurge {
@@ -48,6 +69,11 @@ pub async fn run() -> anyhow::Result<()> {
     );
 
     let mut request = args.validate().map_err(anyhow::Error::msg)?;
+    let azure = DemoAzure::start(&running.host()).await?;
+    say!("Azure around it, emulated too: Resource Graph, where a Container App runs");
+    say!("web/frontend:1.1.0, and the registry's pull logs in Log Analytics, where");
+    say!("web/frontend:build-1202 was pulled last week.\n");
+    request.options.sources = Some(std::sync::Arc::new(azure.sources()?));
     let client = RegistryClient::connect(
         request.endpoint.clone(),
         request.credentials.take(),
@@ -97,6 +123,85 @@ pub async fn run() -> anyhow::Result<()> {
         }
     );
     Ok(())
+}
+
+/// Resource Graph and Log Analytics emulators around the demo registry.
+struct DemoAzure {
+    graph: acr_emulator::RunningServer,
+    logs: acr_emulator::RunningServer,
+}
+
+impl DemoAzure {
+    async fn start(login_server: &str) -> anyhow::Result<DemoAzure> {
+        let graph = ResourceGraphEmulator::new();
+        graph.set_expected_token(Some(DEMO_TOKEN));
+        let subscription = DEMO_SUBSCRIPTION.trim_start_matches("/subscriptions/");
+        graph.add(GraphResource::new(
+            subscription,
+            "shop",
+            "Microsoft.App/containerApps",
+            "storefront",
+            serde_json::json!({"template": {"containers": [
+                {"name": "web", "image": format!("{login_server}/web/frontend:1.1.0")}
+            ]}}),
+        ));
+        let logs = LogAnalyticsEmulator::new(DEMO_WORKSPACE);
+        logs.set_expected_token(Some(DEMO_TOKEN));
+        logs.set_retention(chrono::Duration::days(90));
+        let now = chrono::Utc::now();
+        let pull = |days: i64, repository: &str, tag: &str, operation: &str| {
+            RepositoryEvent::pull(
+                now - chrono::Duration::days(days),
+                login_server,
+                repository,
+                Some(tag),
+                None,
+                "release-pipeline",
+            )
+            .with_operation(operation)
+        };
+        logs.add(pull(7, "web/frontend", "build-1202", "Pull"));
+        logs.add(pull(45, "web/frontend", "1.0.0", "Push"));
+        Ok(DemoAzure {
+            graph: graph.start().await.context("starting Resource Graph")?,
+            logs: logs.start().await.context("starting Log Analytics")?,
+        })
+    }
+
+    fn sources(&self) -> anyhow::Result<Sources> {
+        let credential: Arc<dyn TokenCredential> = Arc::new(DemoCredential);
+        let http = reqwest::Client::new();
+        Ok(Sources {
+            in_use: Some(InUseClient::new(
+                self.graph.url.parse()?,
+                credential.clone(),
+                http.clone(),
+            )),
+            pulls: Some(PullLog::new(
+                self.logs.url.parse()?,
+                DEMO_WORKSPACE,
+                credential,
+                http,
+            )),
+        })
+    }
+}
+
+/// The emulated Azure's sign-in: a fixed token.
+#[derive(Debug)]
+struct DemoCredential;
+
+#[async_trait::async_trait]
+impl TokenCredential for DemoCredential {
+    async fn get_token(
+        &self,
+        _scopes: &[&str],
+        _options: Option<TokenRequestOptions<'_>>,
+    ) -> azure_core::Result<AccessToken> {
+        let expires =
+            azure_core::time::OffsetDateTime::now_utc() + azure_core::time::Duration::hours(1);
+        Ok(AccessToken::new(DEMO_TOKEN.to_string(), expires))
+    }
 }
 
 fn print_plan(report: &RunReport) {
