@@ -9,7 +9,47 @@
 
 use super::KeepReason;
 use chrono::{DateTime, Utc};
-use std::collections::HashMap;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// When workloads were last seen running each digest, per repository, and through which
+/// tags: what `keepDeployed` ranks by, and what keeps a digest deployed by tag protected
+/// after the tag moved on, while a workload still refers to that tag. The run store keeps
+/// it per registry.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeployHistory {
+    /// Repository → digest → when and how it was last seen in use.
+    pub repositories: BTreeMap<String, BTreeMap<String, Deployed>>,
+}
+
+/// One digest seen in use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Deployed {
+    /// The last run that saw a workload running it.
+    pub last_seen: DateTime<Utc>,
+    /// The tags workloads referred to it by (empty: by digest).
+    pub via_tags: BTreeSet<String>,
+}
+
+impl DeployHistory {
+    /// Records that `digest` of `repository` was in use at `at`, through `via_tags`.
+    pub fn seen(&mut self, repository: &str, digest: &str, via_tags: &[&str], at: DateTime<Utc>) {
+        let entry = self
+            .repositories
+            .entry(repository.to_string())
+            .or_default()
+            .entry(digest.to_string())
+            .or_insert_with(|| Deployed {
+                last_seen: at,
+                via_tags: BTreeSet::new(),
+            });
+        entry.last_seen = entry.last_seen.max(at);
+        entry
+            .via_tags
+            .extend(via_tags.iter().map(|t| t.to_string()));
+    }
+}
 
 /// The evidence about one repository.
 #[derive(Debug, Clone, Default)]

@@ -8,6 +8,7 @@
 //! read are not an error: every item under a `notPulledFor` rule then counts as pulled and
 //! is kept, with the reason.
 
+pub use crate::plan::evidence::DeployHistory;
 use crate::plan::evidence::{Evidence, InUse, Pulls};
 use crate::policy::{Policy, WorkloadScope};
 use crate::report::RunError;
@@ -15,8 +16,7 @@ use crate::settings;
 use crate::workloads::in_use::{ImageReference, InUseClient, Scope};
 use crate::workloads::pulls::PullLog;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::HashMap;
 
 /// The clients to ask, built from the settings for what the policy needs.
 #[derive(Debug, Clone, Default)]
@@ -95,45 +95,6 @@ impl Sources {
                 Ok(None)
             }
         }
-    }
-}
-
-/// When workloads were last seen running each digest, per repository, and through which
-/// tags: what `keepDeployed` ranks by, and what keeps a digest deployed by tag protected
-/// after the tag moved on, while a workload still refers to that tag. The run store keeps
-/// it per registry.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DeployHistory {
-    /// Repository → digest → when and how it was last seen in use.
-    pub repositories: BTreeMap<String, BTreeMap<String, Deployed>>,
-}
-
-/// One digest seen in use.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Deployed {
-    /// The last run that saw a workload running it.
-    pub last_seen: DateTime<Utc>,
-    /// The tags workloads referred to it by (empty: by digest).
-    pub via_tags: BTreeSet<String>,
-}
-
-impl DeployHistory {
-    /// Records that `digest` of `repository` was in use at `at`, through `via_tags`.
-    pub fn seen(&mut self, repository: &str, digest: &str, via_tags: &[&str], at: DateTime<Utc>) {
-        let entry = self
-            .repositories
-            .entry(repository.to_string())
-            .or_default()
-            .entry(digest.to_string())
-            .or_insert_with(|| Deployed {
-                last_seen: at,
-                via_tags: BTreeSet::new(),
-            });
-        entry.last_seen = entry.last_seen.max(at);
-        entry
-            .via_tags
-            .extend(via_tags.iter().map(|t| t.to_string()));
     }
 }
 

@@ -155,7 +155,7 @@ impl RunStore {
     pub async fn deploy_history(
         &self,
         registry: &str,
-    ) -> Result<Option<crate::run::evidence::DeployHistory>, StoreError> {
+    ) -> Result<Option<crate::plan::evidence::DeployHistory>, StoreError> {
         self.read_json(&deployed_name(registry)).await
     }
 
@@ -163,7 +163,7 @@ impl RunStore {
     pub async fn write_deploy_history(
         &self,
         registry: &str,
-        history: &crate::run::evidence::DeployHistory,
+        history: &crate::plan::evidence::DeployHistory,
     ) -> Result<(), StoreError> {
         self.write_json(&deployed_name(registry), history).await
     }
