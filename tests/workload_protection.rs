@@ -136,6 +136,18 @@ const POLICY: &[&str] = &[
     "json",
 ];
 
+/// Age by last pull alone: `--ago 0d --not-pulled-for 30d`.
+const BY_PULL: &[&str] = &[
+    "--filter",
+    "app:.*",
+    "--ago",
+    "0d",
+    "--not-pulled-for",
+    "30d",
+    "--output",
+    "json",
+];
+
 fn reasons(report: &serde_json::Value) -> std::collections::BTreeMap<String, String> {
     report["repositories"][0]["manifests"]
         .as_array()
@@ -235,18 +247,8 @@ async fn a_partial_resource_graph_answer_deletes_nothing() {
 async fn a_pull_younger_than_the_window_keeps_the_image_and_scanners_do_not_count() {
     let registry = Registry::start(seed()).await;
     let azure = azure(&registry).await;
-    let args = [
-        "--filter",
-        "app:.*",
-        "--ago",
-        "0d",
-        "--not-pulled-for",
-        "30d",
-        "--exclude-puller",
-        "scanner",
-        "--output",
-        "json",
-    ];
+    let mut args = BY_PULL.to_vec();
+    args.extend(["--exclude-puller", "scanner"]);
     let run = purge(&registry, &azure, &args).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     // p1 was pulled a week ago; old and v0 only by the scanner; v1 never.
@@ -270,17 +272,7 @@ async fn a_window_longer_than_the_logs_keeps_everything() {
     let registry = Registry::start(seed()).await;
     let azure = azure(&registry).await;
     azure.logs.set_retention(Duration::days(20));
-    let args = [
-        "--filter",
-        "app:.*",
-        "--ago",
-        "0d",
-        "--not-pulled-for",
-        "30d",
-        "--output",
-        "json",
-    ];
-    let run = purge(&registry, &azure, &args).await;
+    let run = purge(&registry, &azure, BY_PULL).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
         registry.mutations().is_empty(),
