@@ -341,9 +341,18 @@ mod schema_tests {
         let rule = keys(&schema["$defs"]["rule"]["properties"]);
         assert_eq!(
             top,
-            ["concurrency", "dryRun", "protect", "rateCard", "rules"]
-                .map(String::from)
-                .into()
+            [
+                "concurrency",
+                "dryRun",
+                "excludePullers",
+                "keepDeployed",
+                "protect",
+                "protectInUse",
+                "rateCard",
+                "rules"
+            ]
+            .map(String::from)
+            .into()
         );
         assert_eq!(
             rule,
@@ -352,13 +361,14 @@ mod schema_tests {
                 "filter",
                 "includeLocked",
                 "keep",
+                "notPulledFor",
                 "untagged",
                 "untaggedOnly"
             ]
             .map(String::from)
             .into()
         );
-        let full = r#"{"rules":[{"filter":["a:.*"],"ago":"1d","keep":1,"untagged":true,"untaggedOnly":false,"includeLocked":true}],"protect":["a:x"],"dryRun":true,"concurrency":4}"#;
+        let full = r#"{"rules":[{"filter":["a:.*"],"ago":"1d","keep":1,"untagged":true,"untaggedOnly":false,"includeLocked":true,"notPulledFor":"30d"}],"protect":["a:x"],"dryRun":true,"concurrency":4,"protectInUse":["sub"],"keepDeployed":2,"excludePullers":["scanner"]}"#;
         PolicyDocument::parse(full).unwrap();
         assert!(
             PolicyDocument::parse(r#"{"rules":[{"filter":"a:b","ago":"1d"}],"extra":1}"#).is_err()
