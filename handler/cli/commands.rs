@@ -137,7 +137,6 @@ async fn run_request(
     let mut collected: Option<Vec<SavedRepository>> = how.plan_out.map(|_| Vec::new());
     let verbose = how.flags.verbose;
     let mut finished = |repo: &RepositoryReport| {
-        progress.repository_done(repo);
         if let Some(collected) = &mut collected {
             collected.push(SavedRepository::from_report(repo));
         }

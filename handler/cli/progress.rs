@@ -5,7 +5,6 @@
 //! standard output are printed around it, never changed.
 
 use crate::registry::{RegistryClient, RequestStats};
-use crate::report::RepositoryReport;
 use crate::run::Tracker;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
@@ -55,13 +54,6 @@ impl Display {
         match &self.bar {
             Some(bar) => bar.suspend(print),
             None => print(),
-        }
-    }
-
-    /// A repository finished (the tracker counts it; this redraws at once).
-    pub fn repository_done(&self, _repo: &RepositoryReport) {
-        if let Some(bar) = &self.bar {
-            bar.tick();
         }
     }
 

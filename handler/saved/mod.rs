@@ -150,17 +150,16 @@ impl SavedPlan {
             repositories,
             digest: None,
         };
-        plan.digest = Some(plan.computed_digest());
+        plan.digest = Some(plan.content_digest());
         plan
     }
 
-    /// The digest of the content (everything but `digest`).
-    fn computed_digest(&self) -> String {
-        let unsealed = SavedPlan {
-            digest: None,
-            ..self.clone()
-        };
-        let bytes = serde_json::to_vec(&unsealed).unwrap_or_default();
+    /// The digest of the content (everything but `digest`, which is set aside meanwhile:
+    /// a plan can be large, so it is not copied).
+    fn content_digest(&mut self) -> String {
+        let sealed = self.digest.take();
+        let bytes = serde_json::to_vec(self).unwrap_or_default();
+        self.digest = sealed;
         let hash = Sha256::digest(&bytes);
         let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
         format!("sha256:{hex}")
@@ -179,7 +178,7 @@ impl SavedPlan {
     /// Reads a plan and checks its format and digest.
     pub fn parse(text: &str) -> Result<SavedPlan, SavedPlanError> {
         let mut reader = serde_json::Deserializer::from_str(text);
-        let plan: SavedPlan = serde_path_to_error::deserialize(&mut reader)
+        let mut plan: SavedPlan = serde_path_to_error::deserialize(&mut reader)
             .map_err(|e| SavedPlanError::Unreadable(format!("at {}: {}", e.path(), e.inner())))?;
         if plan.format != FORMAT {
             return Err(SavedPlanError::Format(plan.format));
@@ -193,7 +192,7 @@ impl SavedPlan {
                 "repositories are not sorted by name or repeat one".to_string(),
             ));
         }
-        let computed = plan.computed_digest();
+        let computed = plan.content_digest();
         match &plan.digest {
             Some(found) if *found == computed => Ok(plan),
             found => Err(SavedPlanError::Tampered {

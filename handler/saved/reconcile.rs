@@ -183,17 +183,11 @@ fn tag_change(planned: &TagDecision, now: &TagDecision) -> Option<String> {
             planned.digest, now.digest
         ));
     }
-    if planned.last_update_time != now.last_update_time {
-        return Some(format!(
-            "it was pushed again (lastUpdateTime {} → {})",
-            shown(&planned.last_update_time),
-            shown(&now.last_update_time)
-        ));
-    }
-    if planned.locked != now.locked {
-        return Some(lock_change(now.locked));
-    }
-    None
+    time_or_lock_change(
+        "it was pushed again",
+        (&planned.last_update_time, planned.locked),
+        (&now.last_update_time, now.locked),
+    )
 }
 
 /// What changed in a manifest since it was planned.
@@ -201,28 +195,32 @@ fn manifest_change(planned: &ManifestDecision, now: &ManifestDecision) -> Option
     if let Some(tag) = now.tags.iter().find(|t| !planned.tags.contains(t)) {
         return Some(format!("it was tagged {tag}"));
     }
-    if planned.last_update_time != now.last_update_time {
+    time_or_lock_change(
+        "it was updated",
+        (&planned.last_update_time, planned.locked),
+        (&now.last_update_time, now.locked),
+    )
+}
+
+/// A changed `lastUpdateTime` (described as `updated`), else a changed lock.
+fn time_or_lock_change(
+    updated: &str,
+    (planned_time, planned_locked): (&Option<String>, bool),
+    (now_time, now_locked): (&Option<String>, bool),
+) -> Option<String> {
+    let shown = |time: &Option<String>| time.clone().unwrap_or_else(|| "none".to_string());
+    if planned_time != now_time {
         return Some(format!(
-            "it was updated (lastUpdateTime {} → {})",
-            shown(&planned.last_update_time),
-            shown(&now.last_update_time)
+            "{updated} (lastUpdateTime {} → {})",
+            shown(planned_time),
+            shown(now_time)
         ));
     }
-    if planned.locked != now.locked {
-        return Some(lock_change(now.locked));
+    match (planned_locked == now_locked, now_locked) {
+        (true, _) => None,
+        (false, true) => Some("it was locked".to_string()),
+        (false, false) => Some("it was unlocked".to_string()),
     }
-    None
-}
-
-fn lock_change(locked: bool) -> String {
-    match locked {
-        true => "it was locked".to_string(),
-        false => "it was unlocked".to_string(),
-    }
-}
-
-fn shown(time: &Option<String>) -> &str {
-    time.as_deref().unwrap_or("none")
 }
 
 /// Whether a removed manifest must stay because of another item: one it must follow, one

@@ -33,20 +33,6 @@ pub struct Pulls {
 }
 
 impl Pulls {
-    /// The last pull of `digest` in `repository` within the window.
-    pub fn of_digest(&self, repository: &str, digest: &str) -> Option<DateTime<Utc>> {
-        self.by_digest
-            .get(&(repository.to_string(), digest.to_string()))
-            .copied()
-    }
-
-    /// The last pull of `tag` in `repository` within the window.
-    pub fn of_tag(&self, repository: &str, tag: &str) -> Option<DateTime<Utc>> {
-        self.by_tag
-            .get(&(repository.to_string(), tag.to_string()))
-            .copied()
-    }
-
     /// Whether the logs reach back to the window's start, give or take `slack` (the gap
     /// between the window's start and the first event after it).
     pub fn covers_window(&self, slack: Duration) -> bool {
