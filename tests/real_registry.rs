@@ -10,6 +10,7 @@ use crate::support::registry_server::{RegistryOptions, RegistryServer};
 use acr_purge::registry::model::{DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST};
 use acr_purge::registry::{
     ClientOptions, Credentials, DeleteStatus, Endpoint, RegistryClient, RegistryError, RetryPolicy,
+    no_check,
 };
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -428,9 +429,10 @@ async fn deletes_a_manifest_with_all_its_tags() {
 
     let client = anonymous(&server).await;
     let status = client
-        .delete_manifest("team/app", &old.digest)
+        .delete_manifest("team/app", &old.digest, no_check)
         .await
-        .expect("deleting a manifest");
+        .expect("deleting a manifest")
+        .unwrap_or_else(|never| match never {});
     assert_eq!(status, DeleteStatus::Deleted);
     assert!(!pusher.has_manifest("team/app", &old.digest).await);
     assert!(pusher.has_manifest("team/app", &current.digest).await);
@@ -448,16 +450,18 @@ async fn deletes_a_manifest_with_all_its_tags() {
     );
 
     let again = client
-        .delete_manifest("team/app", &old.digest)
+        .delete_manifest("team/app", &old.digest, no_check)
         .await
-        .expect("deleting it again");
+        .expect("deleting it again")
+        .unwrap_or_else(|never| match never {});
     assert_eq!(again, DeleteStatus::NotFound);
 
     // The last manifest: the tag list becomes `null`.
     let status = client
-        .delete_manifest("team/app", &current.digest)
+        .delete_manifest("team/app", &current.digest, no_check)
         .await
-        .expect("deleting the last manifest");
+        .expect("deleting the last manifest")
+        .unwrap_or_else(|never| match never {});
     assert_eq!(status, DeleteStatus::Deleted);
     assert_eq!(
         pusher.tags("team/app").await.expect("repository exists"),
@@ -490,9 +494,10 @@ async fn deleting_an_index_keeps_its_children() {
 
     let client = anonymous(&server).await;
     let status = client
-        .delete_manifest("multi", &index.digest)
+        .delete_manifest("multi", &index.digest, no_check)
         .await
-        .expect("deleting the index");
+        .expect("deleting the index")
+        .unwrap_or_else(|never| match never {});
     assert_eq!(status, DeleteStatus::Deleted);
     assert!(!pusher.has_manifest("multi", &index.digest).await);
     assert!(pusher.has_manifest("multi", &child.digest).await);
@@ -506,9 +511,10 @@ async fn a_registry_that_refuses_deletes_reports_not_allowed() {
 
     let client = anonymous(&server).await;
     let status = client
-        .delete_manifest("app", &image.digest)
+        .delete_manifest("app", &image.digest, no_check)
         .await
-        .expect("a refused delete is a status, not an error");
+        .expect("a refused delete is a status, not an error")
+        .unwrap_or_else(|never| match never {});
     assert_eq!(status, DeleteStatus::NotAllowed);
     assert!(pusher.has_manifest("app", &image.digest).await);
     assert_eq!(pusher.tags("app").await.expect("repository exists"), ["v1"]);

@@ -754,3 +754,180 @@ async fn a_closed_pipe_ends_the_output_quietly() {
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
     }
 }
+
+/// `repos` repositories of `images` single-tag (`build-N`) Docker images, all 3 days old.
+fn build_images(repos: usize, images: usize) -> Seed {
+    (0..repos).fold(Seed::new(), |seed, r| {
+        let mut repo = RepoSeed::new(&format!("app{r}"));
+        for i in 0..images {
+            repo.push(
+                ManifestSeed::docker(&format!("i{i}"))
+                    .age("3d")
+                    .tag(TagSeed::new(&format!("build-{i}")).age("3d")),
+            );
+        }
+        seed.repo(repo)
+    })
+}
+
+/// Purges `build-` images under `card` while an adversary tags a random image still doomed
+/// (it has its `build-` tag and nothing else) every `every`, as someone tagging an old image
+/// `prod` for a rollback during the timer's run would. Returns the pushes and how many of
+/// their tags the purge deleted.
+async fn purge_under_pushes(card: &str, every: std::time::Duration) -> (usize, usize) {
+    use rand::{Rng, SeedableRng};
+    let registry = Registry::start(build_images(3, 40)).await;
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let purge = async {
+        let run = registry
+            .purge(&[
+                "--filter",
+                ".*:^build-",
+                "--ago",
+                "1d",
+                "--untagged",
+                "--concurrency",
+                "8",
+                "--rate-card",
+                card,
+            ])
+            .await;
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        run
+    };
+    let pusher = async {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0x0b5e_55ed);
+        let mut pushed = Vec::new();
+        while !done.load(std::sync::atomic::Ordering::SeqCst) {
+            tokio::time::sleep(every).await;
+            let snapshot = registry.emulator().snapshot();
+            let doomed: Vec<(&String, &String)> = snapshot
+                .repositories
+                .iter()
+                .flat_map(|(name, repo)| repo.manifests.values().map(move |m| (name, m)))
+                .filter(|(_, m)| m.tags.len() == 1 && m.tags[0].starts_with("build-"))
+                .map(|(name, m)| (name, &m.digest))
+                .collect();
+            if doomed.is_empty() {
+                continue;
+            }
+            let (repo, digest) = doomed[rng.random_range(0..doomed.len())];
+            let tag = format!("prod-{}", pushed.len());
+            if registry.emulator().push_tag(repo, &tag, digest).is_ok() {
+                pushed.push((repo.clone(), tag));
+            }
+        }
+        pushed
+    };
+    let (run, pushed) = tokio::join!(purge, pusher);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let left = registry.emulator().snapshot();
+    let lost = pushed
+        .iter()
+        .filter(|(repo, tag)| !left.has_tag(repo, tag))
+        .count();
+    (pushed.len(), lost)
+}
+
+#[tokio::test]
+async fn tags_pushed_during_a_paced_purge_are_not_deleted_with_their_image() {
+    // 120 doomed images, 20 deletes a second: about 6 s of purge, a push every 100 ms.
+    // Before the fix, a job verified its image and then waited up to 2N/rate (0.8 s) for a
+    // delete slot, and about a fifth of the pushes were deleted.
+    let every = std::time::Duration::from_millis(100);
+    let (pushes, lost) = purge_under_pushes("read=12000,write=1200,delete=1200", every).await;
+    println!("paced: {lost} of {pushes} pushes lost");
+    assert!(pushes >= 20, "the adversary pushed only {pushes} times");
+    assert!(
+        lost * 100 <= pushes * 5,
+        "{lost} of {pushes} pushes were deleted with their image"
+    );
+}
+
+/// The registry of a randomized differential run where the real run, once in twelve, kept
+/// an image the dry run deleted: an index referring to an image (its `subject`), both
+/// tagged, the tags listed one per page.
+fn referrer_index_registry() -> Seed {
+    let repo = RepoSeed::new("app-legacy")
+        .manifest(
+            ManifestSeed::docker("m1")
+                .age("14d")
+                .tags(&["prod", "dev-1"]),
+        )
+        .manifest(ManifestSeed::image("m2").age("3d"))
+        .manifest(ManifestSeed::image("m3").age("3d"))
+        .manifest(
+            ManifestSeed::index("x4")
+                .age("3d")
+                .child("m2")
+                .child("m3")
+                .tags(&["v1.1"])
+                .subject("m1"),
+        );
+    Seed::new().repo(repo)
+}
+
+const REFERRER_RACE_ARGS: [&str; 7] = [
+    "--filter",
+    ".*:latest",
+    "--filter",
+    "app-legacy:^(?!sha256-).*",
+    "--ago",
+    "1d",
+    "--untagged",
+];
+
+/// Runs the referrer race's purge on a fresh registry and checks it deleted exactly what
+/// the dry run plans: the three tags, `m1`, and `x4` with it; `m2` and `m3` stay.
+async fn purge_the_referrer_race(hold_tag_job: bool) {
+    let registry = Registry::start(referrer_index_registry()).await;
+    registry.emulator().set_max_page_size(Some(1));
+    if hold_tag_job {
+        // The image job verifies m1's tags while the tag job has not deleted v1.1 yet.
+        registry.emulator().inject(
+            Fault::delay(std::time::Duration::from_millis(700))
+                .method("GET")
+                .path_contains("/_tags/v1.1")
+                .times(1),
+        );
+    }
+    let run = registry.purge(&REFERRER_RACE_ARGS).await;
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        !run.stdout.contains("Skipped") || run.stdout.contains("HTTP status: 404"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(registry.tags("app-legacy"), set(&[]), "{}", run.stdout);
+    assert!(!registry.has("app-legacy", "m1"), "{}", run.stdout);
+    assert!(!registry.has("app-legacy", "x4"), "{}", run.stdout);
+    assert!(registry.has("app-legacy", "m2") && registry.has("app-legacy", "m3"));
+}
+
+#[tokio::test]
+async fn a_tag_job_never_changes_what_an_image_job_verifies() {
+    // The dry run names the plan every real run below must carry out.
+    let registry = Registry::start(referrer_index_registry()).await;
+    registry.emulator().set_max_page_size(Some(1));
+    let mut args = REFERRER_RACE_ARGS.to_vec();
+    args.push("--dry-run");
+    let dry = registry.purge(&args).await;
+    assert_eq!(dry.code, 0, "{}", dry.stderr);
+    let host = registry.prefix("app-legacy");
+    assert_eq!(
+        dry.lines("Would delete: "),
+        set(&[
+            &format!("{host}:prod"),
+            &format!("{host}:dev-1"),
+            &format!("{host}:v1.1"),
+            &format!("{host}@{}", registry.digest("app-legacy", "m1")),
+        ]),
+        "{}",
+        dry.stdout
+    );
+    // The ordering that broke it, forced; then the plan run many times as it comes.
+    purge_the_referrer_race(true).await;
+    for _ in 0..12 {
+        purge_the_referrer_race(false).await;
+    }
+}

@@ -127,6 +127,7 @@ pub(crate) struct Shared {
     requests: Mutex<Vec<RecordedRequest>>,
     recording: AtomicBool,
     latency: Mutex<Duration>,
+    max_page_size: Mutex<Option<usize>>,
     limits: Mutex<rates::Limits>,
     secret: String,
 }
@@ -155,6 +156,14 @@ impl Shared {
 
     pub(crate) fn latency(&self) -> Duration {
         *lock(&self.latency)
+    }
+
+    /// The page size served for a request that asked for `n` items: a server may return
+    /// fewer than asked, and a client must follow the Link header (OCI distribution spec,
+    /// "Listing Tags": the response MAY hold fewer than `n`; ACR's `_tags` and `_manifests`
+    /// page the same way).
+    pub(crate) fn page_size(&self, n: usize) -> usize {
+        lock(&self.max_page_size).map_or(n, |max| n.min(max.max(1)))
     }
 
     /// Meters a request against the rate card; `Some(retry_after)` when it is throttled.
@@ -213,6 +222,7 @@ impl Emulator {
                 requests: Mutex::new(Vec::new()),
                 recording: AtomicBool::new(true),
                 latency: Mutex::new(Duration::ZERO),
+                max_page_size: Mutex::new(None),
                 limits: Mutex::default(),
                 secret,
             }),
@@ -282,6 +292,12 @@ impl Emulator {
     /// Removes all fault rules.
     pub fn clear_faults(&self) {
         lock(&self.shared.faults).clear();
+    }
+
+    /// Serves at most `max` items per page of the ACR tag and manifest listings, whatever
+    /// the client asks for (`None`: as many as asked).
+    pub fn set_max_page_size(&self, max: Option<usize>) {
+        *lock(&self.shared.max_page_size) = max;
     }
 
     /// Sets a latency added to every request (models network round trips).

@@ -231,7 +231,7 @@ fn delete_repo(ctx: &Ctx<'_>, name: &str) -> ApiResult {
 }
 
 fn list_tags(ctx: &Ctx<'_>, name: &str) -> ApiResult {
-    let n = ctx.query.page_size()?;
+    let n = ctx.shared.page_size(ctx.query.page_size()?);
     let orderby = ctx.query.get("orderby");
     let order = Order::parse(orderby);
     with_repo(ctx, name, |repo| {
@@ -251,6 +251,10 @@ fn list_tags(ctx: &Ctx<'_>, name: &str) -> ApiResult {
     })
 }
 
+/// The next page's Link carries `last`, `n` and `orderby`, not a `digest` filter: a client
+/// that asked for one manifest's tags must not take the tags of later pages for that
+/// manifest's (the acr-cli reads `last` alone from the Link; whether ACR repeats the filter
+/// is not documented, so the emulator takes the case a client must survive).
 fn link_page(
     response: Response,
     more: bool,
@@ -268,7 +272,7 @@ fn link_page(
 }
 
 fn list_manifests(ctx: &Ctx<'_>, name: &str) -> ApiResult {
-    let n = ctx.query.page_size()?;
+    let n = ctx.shared.page_size(ctx.query.page_size()?);
     let orderby = ctx.query.get("orderby");
     with_repo(ctx, name, |repo| {
         let (page, more) = repo.manifest_page(Order::parse(orderby), n, ctx.query.get("last"));

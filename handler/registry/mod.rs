@@ -13,7 +13,10 @@ pub use auth::{ACR_SCOPE, Credentials, ZERO_GUID};
 pub use endpoint::{Endpoint, EndpointError};
 pub use error::RegistryError;
 pub use pacing::{Category, RateCard, RateCardError};
-pub use transport::{ByCategory, CategoryCounts, RequestStats, RetryPolicy, StatsSnapshot};
+pub use transport::{
+    ByCategory, CategoryCounts, Checked, Precheck, RequestStats, RetryPolicy, StatsSnapshot,
+    no_check,
+};
 
 use crate::outbound::{self, OutboundError};
 use auth::{Authenticator, Scope};
@@ -23,6 +26,7 @@ use model::{
     TagAttributes, TagPage,
 };
 use reqwest::{Method, Response, StatusCode};
+use std::convert::Infallible;
 use transport::Transport;
 
 /// Tags and manifests are listed in pages of this size (acr purge's hard-coded value).
@@ -251,7 +255,17 @@ impl RegistryClient {
             encode_segment(digest)
         );
         let context = format!("reading the tags of {repository}@{digest}");
-        self.tag_pages(repository, first, &context).await
+        let tags = self.tag_pages(repository, first, &context).await?;
+        // Only the tags on `digest`: the filter is a query parameter of the first page, and
+        // a next-page Link need not carry it (the emulator's does not), so later pages may
+        // list the repository's other tags. Taking those for tags of this manifest would
+        // keep an image for a tag it never had, depending on whether another job had
+        // deleted that tag yet. A tag without a digest is kept in: it may be on it.
+        Ok(tags.map(|tags| {
+            tags.into_iter()
+                .filter(|t| t.digest.is_empty() || t.digest == digest)
+                .collect()
+        }))
     }
 
     /// Every tag of the tag listing starting at `first`.
@@ -378,26 +392,36 @@ impl RegistryClient {
         self.unlock(&path, repository, &context).await
     }
 
-    /// Deletes (untags) one tag; the manifest stays.
-    pub async fn delete_tag(
+    /// Deletes (untags) one tag; the manifest stays. `check` verifies the tag before every
+    /// attempt, once the delete's rate-card slot is taken (see [`Precheck`]); when it
+    /// aborts, nothing is deleted and its value is returned.
+    pub async fn delete_tag<'c, T>(
         &self,
         repository: &str,
         tag: &str,
-    ) -> Result<DeleteStatus, RegistryError> {
+        check: impl FnMut() -> Checked<'c, T>,
+    ) -> Result<Result<DeleteStatus, T>, RegistryError> {
         let context = format!("deleting tag {repository}:{tag}");
-        self.delete(&tag_path(repository, tag), repository, &context)
+        self.delete(&tag_path(repository, tag), repository, &context, check)
             .await
     }
 
-    /// Deletes one manifest by digest, with all its tags (and, on ACR, its referrers).
-    pub async fn delete_manifest(
+    /// Deletes one manifest by digest, with all its tags (and, on ACR, its referrers),
+    /// verified by `check` as [`RegistryClient::delete_tag`] is.
+    pub async fn delete_manifest<'c, T>(
         &self,
         repository: &str,
         digest: &str,
-    ) -> Result<DeleteStatus, RegistryError> {
+        check: impl FnMut() -> Checked<'c, T>,
+    ) -> Result<Result<DeleteStatus, T>, RegistryError> {
         let context = format!("deleting manifest {repository}@{digest}");
-        self.delete(&manifest_path(repository, digest), repository, &context)
-            .await
+        self.delete(
+            &manifest_path(repository, digest),
+            repository,
+            &context,
+            check,
+        )
+        .await
     }
 
     /// GETs a JSON document; `None` on a registry 404.
@@ -435,21 +459,32 @@ impl RegistryClient {
         }
     }
 
-    async fn delete(
+    async fn delete<'c, T>(
         &self,
         path: &str,
         repository: &str,
         context: &str,
-    ) -> Result<DeleteStatus, RegistryError> {
-        let response = self
-            .send(Method::DELETE, path, repository, context, None, None)
-            .await?;
-        match response.status() {
-            s if s.is_success() => Ok(DeleteStatus::Deleted),
-            StatusCode::NOT_FOUND => Ok(DeleteStatus::NotFound),
-            StatusCode::METHOD_NOT_ALLOWED => Ok(DeleteStatus::NotAllowed),
-            _ => Err(unexpected(response, context).await),
-        }
+        mut check: impl FnMut() -> Checked<'c, T>,
+    ) -> Result<Result<DeleteStatus, T>, RegistryError> {
+        let scope = Scope::Repository(repository.to_string());
+        let request = Request {
+            method: Method::DELETE,
+            path,
+            scope: &scope,
+            context,
+            accept: None,
+            json: None,
+        };
+        let response = match self.send_checked(request, &mut check).await? {
+            Ok(response) => response,
+            Err(aborted) => return Ok(Err(aborted)),
+        };
+        Ok(Ok(match response.status() {
+            s if s.is_success() => DeleteStatus::Deleted,
+            StatusCode::NOT_FOUND => DeleteStatus::NotFound,
+            StatusCode::METHOD_NOT_ALLOWED => DeleteStatus::NotAllowed,
+            _ => return Err(unexpected(response, context).await),
+        }))
     }
 
     async fn send(
@@ -483,14 +518,45 @@ impl RegistryClient {
         accept: Option<&str>,
         json: Option<&serde_json::Value>,
     ) -> Result<Response, RegistryError> {
+        let request = Request {
+            method,
+            path,
+            scope,
+            context,
+            accept,
+            json,
+        };
+        let mut send =
+            || Box::pin(async { Ok(Precheck::<Infallible>::Send) }) as Checked<Infallible>;
+        match self.send_checked(request, &mut send).await? {
+            Ok(response) => Ok(response),
+            Err(never) => match never {},
+        }
+    }
+
+    /// [`RegistryClient::send_scoped`] with `check` run before each attempt, after the
+    /// request's rate-card slot ([`Transport::execute_checked`]).
+    async fn send_checked<'c, T>(
+        &self,
+        request: Request<'_>,
+        check: &mut impl FnMut() -> Checked<'c, T>,
+    ) -> Result<Result<Response, T>, RegistryError> {
+        let Request {
+            method,
+            path,
+            scope,
+            context,
+            accept,
+            json,
+        } = request;
         let url = self.endpoint.url(path);
         let template = route_template(path, scope);
         let mut refreshed = false;
         loop {
             let header = self.auth.header(&self.transport, scope).await?;
-            let response = self
+            let sent = self
                 .transport
-                .execute(
+                .execute_checked(
                     transport::Route {
                         method: method.as_str(),
                         template: &template,
@@ -510,8 +576,13 @@ impl RegistryClient {
                         }
                         request
                     },
+                    check,
                 )
                 .await?;
+            let response = match sent {
+                Ok(response) => response,
+                Err(aborted) => return Ok(Err(aborted)),
+            };
             let status = response.status();
             if status == StatusCode::UNAUTHORIZED && !refreshed && self.auth.can_refresh() {
                 refreshed = true;
@@ -524,9 +595,19 @@ impl RegistryClient {
                     status: status.as_u16(),
                 });
             }
-            return Ok(response);
+            return Ok(Ok(response));
         }
     }
+}
+
+/// One request to send: what [`RegistryClient::send_checked`] needs besides its check.
+struct Request<'a> {
+    method: Method,
+    path: &'a str,
+    scope: &'a Scope,
+    context: &'a str,
+    accept: Option<&'a str>,
+    json: Option<&'a serde_json::Value>,
 }
 
 fn build_http(options: &ClientOptions) -> Result<reqwest::Client, RegistryError> {

@@ -14,7 +14,7 @@
 //! penalty, and a client that keeps sending only stays throttled. So a purge is bounded by
 //! these budgets, not by latency, and the client paces itself: each category is a token
 //! bucket (GCRA) at 97% of the card's rate (headroom for clock drift and network jitter
-//! bunching requests at the server), holding half a second's worth of burst, so a run never
+//! bunching requests at the server), holding a quarter second's worth of burst, so a run never
 //! asks for more than the card allows. The OAuth2 token endpoints are not metered.
 //!
 //! Adaptive: when a request of a category is throttled anyway (another client shares the
@@ -201,8 +201,10 @@ impl fmt::Display for RateCard {
 const MAX_SLOWDOWN: f64 = 16.0;
 /// A success raises a slowed-down rate by this fraction of the card.
 const PROBE_STEP: f64 = 0.01;
-/// Burst allowed, in seconds' worth of the current rate (at least one request).
-const BURST_SECONDS: f64 = 0.5;
+/// Burst allowed, in seconds' worth of the current rate (at least one request). A quarter
+/// of a second: half of what a registry tolerates, so that a DELETE verified after its slot
+/// (one read late) still lands inside the registry's bucket.
+const BURST_SECONDS: f64 = 0.25;
 /// The share of the card a limiter paces at.
 const HEADROOM: f64 = 0.97;
 
@@ -280,40 +282,51 @@ impl Pacer {
     }
 
     /// Waits until a request of `category` may be sent (a referrers call also waits for a
-    /// read slot, since ACR counts it against both).
+    /// read slot, since ACR counts it against both). A 429 that closes the category's gate
+    /// while the request waits voids its slot: it takes a new one after the gate, instead
+    /// of being sent into the penalty (which a registry answers with another 429).
     pub async fn acquire(&self, category: Category) {
         let mut categories = vec![category];
         if category == Category::Referrers {
             categories.push(Category::Read);
         }
-        let now = Instant::now();
-        let mut at = now;
-        for c in categories {
-            if let Some(limiter) = &self.limiters[c.index()]
-                && let Ok(mut limiter) = limiter.lock()
-            {
-                at = at.max(limiter.reserve(now));
+        loop {
+            let now = Instant::now();
+            let mut at = now;
+            for &c in &categories {
+                if let Some(mut limiter) = self.limiter(c) {
+                    at = at.max(limiter.reserve(now));
+                }
+            }
+            if at > now {
+                tokio::time::sleep_until(at).await;
+            }
+            let now = Instant::now();
+            let gated = categories.iter().any(|&c| {
+                self.limiter(c)
+                    .is_some_and(|l| l.gate.is_some_and(|g| g > now))
+            });
+            if !gated {
+                return;
             }
         }
-        if at > now {
-            tokio::time::sleep_until(at).await;
-        }
+    }
+
+    /// The limiter of a metered category (`None`: unlimited, or a poisoned lock).
+    fn limiter(&self, category: Category) -> Option<std::sync::MutexGuard<'_, Limiter>> {
+        self.limiters[category.index()].as_ref()?.lock().ok()
     }
 
     /// Records a 429 on `category`: slow down and wait out `retry_after`.
     pub fn throttled(&self, category: Category, retry_after: Duration) {
-        if let Some(limiter) = &self.limiters[category.index()]
-            && let Ok(mut limiter) = limiter.lock()
-        {
+        if let Some(mut limiter) = self.limiter(category) {
             limiter.throttled(retry_after, Instant::now());
         }
     }
 
     /// Records an answer that was not a 429: probe back up towards the card.
     pub fn succeeded(&self, category: Category) {
-        if let Some(limiter) = &self.limiters[category.index()]
-            && let Ok(mut limiter) = limiter.lock()
-        {
+        if let Some(mut limiter) = self.limiter(category) {
             limiter.succeeded();
         }
     }
@@ -364,13 +377,29 @@ mod tests {
     #[test]
     fn a_limiter_allows_its_burst_then_its_rate() {
         let start = Instant::now();
-        let mut limiter = Limiter::new(1200.0 / HEADROOM); // 20/s, burst 10
+        let mut limiter = Limiter::new(1200.0 / HEADROOM); // 20/s, burst 5
         let slots: Vec<Duration> = (0..30).map(|_| limiter.reserve(start) - start).collect();
-        assert!(slots[..10].iter().all(|s| s.is_zero()), "{slots:?}");
-        assert!(!slots[10].is_zero(), "{slots:?}");
-        // Then one every 50 ms: the 30th request goes 1 s after the start.
+        assert!(slots[..5].iter().all(|s| s.is_zero()), "{slots:?}");
+        assert!(!slots[5].is_zero(), "{slots:?}");
+        // Then one every 50 ms: the 30th request goes 1.25 s after the start.
         let last = slots[29].as_secs_f64();
-        assert!((last - 1.0).abs() < 0.01, "{last}");
+        assert!((last - 1.25).abs() < 0.01, "{last}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_429_while_a_request_waits_voids_its_slot() {
+        let pacer = Pacer::new(RateCard::parse("delete=60").expect("card"));
+        pacer.acquire(Category::Delete).await;
+        let start = Instant::now();
+        let waiting = pacer.acquire(Category::Delete);
+        tokio::pin!(waiting);
+        tokio::select! {
+            _ = &mut waiting => panic!("the second slot is about a second away"),
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+        pacer.throttled(Category::Delete, Duration::from_secs(5));
+        waiting.await;
+        assert!(Instant::now() >= start + Duration::from_millis(5500));
     }
 
     #[test]

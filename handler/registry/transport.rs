@@ -4,7 +4,9 @@
 //! At most `concurrency` requests of each rate-card category are in flight (so
 //! `--concurrency 8` means 8 deletes in flight, as in acr purge, while reads that verify
 //! the next deletions and list other repositories proceed beside them). Every data-plane
-//! request first waits for its category's slot ([`super::pacing`]). A 429
+//! request first waits for its category's slot ([`super::pacing`]); a checked request
+//! ([`Transport::execute_checked`], every DELETE) then runs its check and is sent at once,
+//! so what the check read is at most one round trip old when the request goes out. A 429
 //! slows its category down (its requests wait out the `Retry-After`, or an exponential
 //! backoff with jitter, and its rate is halved; a 429 on an unmetered token request pauses
 //! the whole client) and is retried for as long as [`RetryPolicy::max_throttled_wait`]
@@ -27,6 +29,7 @@ use super::error::{RegistryError, error_chain};
 use super::pacing::{Category, Pacer, RateCard};
 use rand::Rng;
 use reqwest::{RequestBuilder, Response, StatusCode};
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
@@ -199,6 +202,26 @@ impl RequestStats {
     }
 }
 
+/// What a check just before a request decided ([`Transport::execute_checked`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Precheck<T> {
+    /// Send the request now.
+    Send,
+    /// Send nothing; the request ends with this value.
+    Abort(T),
+}
+
+/// A check before a request ([`Transport::execute_checked`]): a boxed future, so that
+/// checks that read the registry through the same client stay `Send`.
+pub type Checked<'a, T> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<Precheck<T>, RegistryError>> + Send + 'a>,
+>;
+
+/// The check of a request that needs none: it is always sent.
+pub fn no_check<'c>() -> Checked<'c, Infallible> {
+    Box::pin(async { Ok(Precheck::Send) })
+}
+
 /// Sends requests with retries; shared by API calls and token requests.
 #[derive(Debug, Clone)]
 pub(crate) struct Transport {
@@ -241,6 +264,29 @@ impl Transport {
         context: &str,
         build: impl Fn() -> RequestBuilder,
     ) -> Result<Response, RegistryError> {
+        let sent = self
+            .execute_checked(route, context, build, &mut || {
+                Box::pin(async { Ok(Precheck::<Infallible>::Send) }) as Checked<Infallible>
+            })
+            .await?;
+        match sent {
+            Ok(response) => Ok(response),
+            Err(never) => match never {},
+        }
+    }
+
+    /// [`Transport::execute`], with `check` run before every attempt, right after the
+    /// request's rate-card slot is taken and before it is sent: the request goes out one
+    /// round trip after the check, whatever the pacer made it wait. When the check aborts,
+    /// nothing is sent and its value is returned (the slot is spent: a slot is cheap, a
+    /// stale check is not).
+    pub async fn execute_checked<'c, T>(
+        &self,
+        route: Route<'_>,
+        context: &str,
+        build: impl Fn() -> RequestBuilder,
+        check: &mut impl FnMut() -> Checked<'c, T>,
+    ) -> Result<Result<Response, T>, RegistryError> {
         let span = tracing::info_span!(
             "registry request",
             otel.name = format!("{} {}", route.method, route.template),
@@ -259,11 +305,12 @@ impl Transport {
             span.record("purge.category", c.name());
         }
         let result = self
-            .attempts(category, context, build)
+            .attempts(category, context, build, check)
             .instrument(span.clone())
             .await;
         match &result {
-            Ok(response) => {
+            Ok(Err(_)) => {}
+            Ok(Ok(response)) => {
                 let status = response.status().as_u16();
                 span.record("http.response.status_code", i64::from(status));
                 if status >= 500 {
@@ -277,12 +324,13 @@ impl Transport {
         result
     }
 
-    async fn attempts(
+    async fn attempts<'c, T>(
         &self,
         category: Option<Category>,
         context: &str,
         build: impl Fn() -> RequestBuilder,
-    ) -> Result<Response, RegistryError> {
+        check: &mut impl FnMut() -> Checked<'c, T>,
+    ) -> Result<Result<Response, T>, RegistryError> {
         let mut failures = 0u32;
         let mut throttled_for = Duration::ZERO;
         let mut throttles = 0u32;
@@ -291,6 +339,9 @@ impl Transport {
             match category {
                 Some(c) => self.pacer.acquire(c).await,
                 None => self.wait_for_gate().await,
+            }
+            if let Precheck::Abort(value) = check().await? {
+                return Ok(Err(value));
             }
             let sent = {
                 let _permit = self.permits[category.map_or(4, |c| c as usize)]
@@ -333,13 +384,13 @@ impl Transport {
                     failures += 1;
                     if failures >= self.retry.attempts {
                         self.failures_in_a_row.fetch_add(1, Ordering::SeqCst);
-                        return Ok(response);
+                        return Ok(Ok(response));
                     }
                     self.retry.failure_wait(retry_after(&response), failures)
                 }
                 Ok(response) => {
                     self.failures_in_a_row.store(0, Ordering::SeqCst);
-                    return Ok(response);
+                    return Ok(Ok(response));
                 }
                 Err(error) => {
                     failures += 1;

@@ -10,7 +10,12 @@
 //! images that nothing must precede (no parent index deleted in this run) and that need no
 //! unlocking are deleted whole; the others go the long way.
 //!
-//! Every deletion is checked against the registry just before it is sent: a tag that moved
+//! Every deletion is checked against the registry just before it is sent, and "just
+//! before" holds under any rate card: a job first waits for its DELETE's slot in the
+//! pacer, then reads the item, then sends the DELETE at once (no second wait in between;
+//! [`RegistryClient::delete_tag`] runs the check after the slot, and again before any
+//! retry). Waiting for the slot after the read instead would leave a push that lands during
+//! the wait (seconds under the Standard card) to be deleted with the image. A tag that moved
 //! to another digest or was re-pushed, or a manifest that gained a tag since it was listed,
 //! is skipped, not deleted (an image deleted whole is skipped entirely when any of its tags
 //! changed). A tag deletion that did not succeed keeps its manifest; a parent whose
@@ -23,11 +28,12 @@ use super::{Lines, StopSignal};
 /// Whether the run is stopping (checked before each deletion starts).
 pub type Stopping<'a> = &'a (dyn Fn() -> bool + Sync);
 use crate::plan::Verdict;
-use crate::registry::{DeleteStatus, RegistryClient, RegistryError};
+use crate::registry::{DeleteStatus, Precheck, RegistryClient, RegistryError};
 use crate::report::text::{ItemName, Kind, Line, Reference};
 use crate::report::{Item, ManifestReport, Outcome, RepositoryReport, TagReport};
 use futures::StreamExt;
 use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, PoisonError};
 
 /// Why an item was not attempted once the run or its repository was stopping.
 pub const STOPPED: &str = "not attempted: the purge stopped first";
@@ -68,10 +74,10 @@ pub async fn execute(
         stop,
         |job| async move {
             match job {
-                Job::Tag(t) => delete_tag(client, name, &tags[t]).await,
+                Job::Tag(t) => delete_tag(client, name, &tags[t], stop).await,
                 Job::Image(m, ts) => {
                     let planned: Vec<&TagReport> = ts.iter().map(|&t| &tags[t]).collect();
-                    delete_image(client, name, &manifests[m], &planned).await
+                    delete_image(client, name, &manifests[m], &planned, stop).await
                 }
             }
         },
@@ -177,7 +183,7 @@ pub async fn execute(
             runnable,
             concurrency,
             stop,
-            |i| delete_manifest(client, name, &manifests[i], tags),
+            |i| delete_manifest(client, name, &manifests[i], tags, stop),
             |&i, attempt| attempt.print(Item::Manifest(&manifests[i]).reference(&host, &repo), out),
         )
         .await;
@@ -341,15 +347,17 @@ impl Attempt {
         })
     }
 
-    /// Sends the delete (after `unlock`, if one was sent) and records how it ended.
-    fn finish(
+    /// How a verified delete ended: the check's own outcome when it sent nothing, else the
+    /// DELETE's (after `unlock`, if one was sent).
+    fn settle(
         unlock: Option<Result<(), RegistryError>>,
-        result: Result<DeleteStatus, RegistryError>,
+        sent: Result<Result<DeleteStatus, Attempt>, RegistryError>,
     ) -> Attempt {
-        let attempt = match result {
-            Ok(DeleteStatus::Deleted) => Attempt::ended(Outcome::Deleted),
-            Ok(DeleteStatus::NotFound) => Attempt::ended(Outcome::AlreadyGone),
-            Ok(DeleteStatus::NotAllowed) => Attempt::ended(Outcome::NotAllowed),
+        let attempt = match sent {
+            Ok(Err(aborted)) => aborted,
+            Ok(Ok(DeleteStatus::Deleted)) => Attempt::ended(Outcome::Deleted),
+            Ok(Ok(DeleteStatus::NotFound)) => Attempt::ended(Outcome::AlreadyGone),
+            Ok(Ok(DeleteStatus::NotAllowed)) => Attempt::ended(Outcome::NotAllowed),
             Err(error) => Attempt::failed(error),
         };
         Attempt { unlock, ..attempt }
@@ -366,68 +374,104 @@ impl Attempt {
     }
 }
 
-async fn delete_tag(client: &RegistryClient, repo: &str, tag: &TagReport) -> Attempt {
+/// Untags one tag: verified (unchanged, and unlocked first when the plan says so) once its
+/// delete slot is taken, then deleted at once.
+async fn delete_tag(
+    client: &RegistryClient,
+    repo: &str,
+    tag: &TagReport,
+    stop: Stopping<'_>,
+) -> Attempt {
     let planned = &tag.decision;
-    let mut unlock = None;
-    match client.tag(repo, &planned.name).await {
-        Err(error) => return Attempt::failed(error),
-        Ok(None) => return Attempt::ended(Outcome::AlreadyGone),
-        Ok(Some(now)) => {
-            if now.digest != planned.digest || now.last_update_time != planned.last_update_time {
-                return Attempt::skipped("it changed since it was listed");
-            }
-            if now.changeable_attributes.is_locked() {
-                if !planned.unlock {
-                    return Attempt::skipped("it was locked since it was listed");
+    let unlock = Mutex::new(None);
+    let unlocked = &unlock;
+    let sent = client
+        .delete_tag(repo, &planned.name, move || {
+            Box::pin(async move {
+                if stop() {
+                    return Ok(Precheck::Abort(Attempt::skipped(STOPPED)));
                 }
-                unlock = Some(client.unlock_tag(repo, &planned.name).await);
-            }
-        }
-    }
-    Attempt::finish(unlock, client.delete_tag(repo, &planned.name).await)
+                let Some(now) = client.tag(repo, &planned.name).await? else {
+                    return Ok(Precheck::Abort(Attempt::ended(Outcome::AlreadyGone)));
+                };
+                if now.digest != planned.digest || now.last_update_time != planned.last_update_time
+                {
+                    let why = "it changed since it was listed";
+                    return Ok(Precheck::Abort(Attempt::skipped(why)));
+                }
+                if now.changeable_attributes.is_locked() {
+                    if !planned.unlock {
+                        let why = "it was locked since it was listed";
+                        return Ok(Precheck::Abort(Attempt::skipped(why)));
+                    }
+                    let result = client.unlock_tag(repo, &planned.name).await;
+                    *lock(unlocked) = Some(result);
+                }
+                Ok(Precheck::Send)
+            })
+        })
+        .await;
+    Attempt::settle(
+        unlock.into_inner().unwrap_or_else(PoisonError::into_inner),
+        sent,
+    )
 }
 
-/// Deletes an image whole: one read of the tags on its manifest (each must be one of
-/// `tags`, unchanged and unlocked; a planned tag that is gone already counts as gone), then
-/// one manifest DELETE. The tags share the manifest's outcome.
+/// Deletes an image whole: once its delete slot is taken, one read of the tags on its
+/// manifest (each must be one of `tags`, unchanged and unlocked; a planned tag that is gone
+/// already counts as gone), then at once one manifest DELETE. The tags share the
+/// manifest's outcome.
 async fn delete_image(
     client: &RegistryClient,
     repo: &str,
     manifest: &ManifestReport,
     tags: &[&TagReport],
+    stop: Stopping<'_>,
 ) -> Attempt {
     let digest = &manifest.decision.digest;
     let planned: HashMap<&str, &TagReport> = tags
         .iter()
         .map(|t| (t.decision.name.as_str(), *t))
         .collect();
-    let now = match client.tags_of_manifest(repo, digest).await {
-        Err(error) => return Attempt::failed(error).for_tags(tags.len(), &HashSet::new()),
-        Ok(now) => now.unwrap_or_default(),
-    };
-    let mut present = HashSet::new();
-    for tag in &now {
-        let why = match planned.get(tag.name.as_str()) {
-            None => Some(format!("it was tagged {} since it was listed", tag.name)),
-            Some(p) if p.decision.last_update_time != tag.last_update_time => {
-                Some(format!("its tag {} changed since it was listed", tag.name))
-            }
-            Some(_) if tag.changeable_attributes.is_locked() => Some(format!(
-                "its tag {} was locked since it was listed",
-                tag.name
-            )),
-            Some(_) => None,
-        };
-        if let Some(why) = why {
-            return Attempt::skipped(&why).for_tags(tags.len(), &HashSet::new());
-        }
-        present.insert(tag.name.clone());
-    }
-    let attempt = Attempt::finish(None, client.delete_manifest(repo, digest).await);
+    let present = Mutex::new(HashSet::new());
+    let (seen, planned) = (&present, &planned);
+    let sent = client
+        .delete_manifest(repo, digest, move || {
+            Box::pin(async move {
+                if stop() {
+                    return Ok(Precheck::Abort(Attempt::skipped(STOPPED)));
+                }
+                let now = client.tags_of_manifest(repo, digest).await?;
+                let mut names = HashSet::new();
+                for tag in now.unwrap_or_default() {
+                    let why = match planned.get(tag.name.as_str()) {
+                        None => Some(format!("it was tagged {} since it was listed", tag.name)),
+                        Some(p) if p.decision.last_update_time != tag.last_update_time => {
+                            Some(format!("its tag {} changed since it was listed", tag.name))
+                        }
+                        Some(_) if tag.changeable_attributes.is_locked() => Some(format!(
+                            "its tag {} was locked since it was listed",
+                            tag.name
+                        )),
+                        Some(_) => None,
+                    };
+                    if let Some(why) = why {
+                        return Ok(Precheck::Abort(Attempt::skipped(&why)));
+                    }
+                    names.insert(tag.name);
+                }
+                *lock(seen) = names;
+                Ok(Precheck::Send)
+            })
+        })
+        .await;
+    let sent_delete = matches!(sent, Ok(Ok(_)));
+    let present = present.into_inner().unwrap_or_else(PoisonError::into_inner);
+    let attempt = Attempt::settle(None, sent);
     let present: HashSet<usize> = tags
         .iter()
         .enumerate()
-        .filter(|(_, t)| present.contains(&t.decision.name))
+        .filter(|(_, t)| sent_delete && present.contains(&t.decision.name))
         .map(|(i, _)| i)
         .collect();
     attempt.for_tags(tags.len(), &present)
@@ -451,14 +495,18 @@ impl Attempt {
     }
 }
 
+/// Deletes one manifest: verified (no tag but those removed with it, and unlocked first
+/// when the plan says so) once its delete slot is taken, then deleted at once.
 async fn delete_manifest(
     client: &RegistryClient,
     repo: &str,
     manifest: &ManifestReport,
     tags: &[TagReport],
+    stop: Stopping<'_>,
 ) -> Attempt {
     let planned = &manifest.decision;
-    let mut unlock = None;
+    let unlock = Mutex::new(None);
+    let unlocked = &unlock;
     // Tags that may still be on it: those removed with it (cosign signatures).
     let expected: HashSet<&str> = tags
         .iter()
@@ -466,24 +514,43 @@ async fn delete_manifest(
         .filter(|t| matches!(t.decision.verdict, Verdict::Cascade { .. }))
         .map(|t| t.decision.name.as_str())
         .collect();
-    match client.manifest(repo, &planned.digest).await {
-        Err(error) => return Attempt::failed(error),
-        Ok(None) => return Attempt::ended(Outcome::AlreadyGone),
-        Ok(Some(now)) => {
-            if let Some(tag) = now
-                .tag_names()
-                .iter()
-                .find(|t| !expected.contains(t.as_str()))
-            {
-                return Attempt::skipped(&format!("it was tagged {tag} since it was listed"));
-            }
-            if now.changeable_attributes.is_locked() {
-                if !planned.unlock {
-                    return Attempt::skipped("it was locked since it was listed");
+    let expected = &expected;
+    let sent = client
+        .delete_manifest(repo, &planned.digest, move || {
+            Box::pin(async move {
+                if stop() {
+                    return Ok(Precheck::Abort(Attempt::skipped(STOPPED)));
                 }
-                unlock = Some(client.unlock_manifest(repo, &planned.digest).await);
-            }
-        }
-    }
-    Attempt::finish(unlock, client.delete_manifest(repo, &planned.digest).await)
+                let Some(now) = client.manifest(repo, &planned.digest).await? else {
+                    return Ok(Precheck::Abort(Attempt::ended(Outcome::AlreadyGone)));
+                };
+                if let Some(tag) = now
+                    .tag_names()
+                    .iter()
+                    .find(|t| !expected.contains(t.as_str()))
+                {
+                    let why = format!("it was tagged {tag} since it was listed");
+                    return Ok(Precheck::Abort(Attempt::skipped(&why)));
+                }
+                if now.changeable_attributes.is_locked() {
+                    if !planned.unlock {
+                        let why = "it was locked since it was listed";
+                        return Ok(Precheck::Abort(Attempt::skipped(why)));
+                    }
+                    let result = client.unlock_manifest(repo, &planned.digest).await;
+                    *lock(unlocked) = Some(result);
+                }
+                Ok(Precheck::Send)
+            })
+        })
+        .await;
+    Attempt::settle(
+        unlock.into_inner().unwrap_or_else(PoisonError::into_inner),
+        sent,
+    )
+}
+
+/// Locks what a check records; a poisoned lock still holds the value last written.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
