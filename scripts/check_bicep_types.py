@@ -31,8 +31,8 @@ modules' parameters and outputs, and what Azure accepts beyond the types (quotas
 
 Usage: scripts/check_bicep_types.py [--types DIR] [--list-unchecked] [DIR_OR_FILE ...]
 (default: infra/).
-The definitions are read from --types, else $AZURE_TYPES_DIR, else ../shared/azure-types
-next to the repository.
+The definitions are read from --types, else $AZURE_TYPES_DIR, else infra/types/ in this
+repository (the subset of types and API versions the project uses; see its README.md).
 """
 
 import argparse
@@ -50,7 +50,7 @@ from check_bicep_syntax import bicep_files
 
 REQUIRED, READ_ONLY = 1, 2
 BICEP_KEYWORDS = {"parent", "scope", "dependsOn"}
-DEFAULT_TYPES = pathlib.Path(__file__).resolve().parent.parent.parent / "shared" / "azure-types"
+DEFAULT_TYPES = pathlib.Path(__file__).resolve().parent.parent / "infra" / "types"
 
 # Bicep functions whose result kind is known whatever their arguments.
 FUNCTION_KINDS = {
@@ -719,7 +719,7 @@ def print_located(items, prefix=""):
 def main(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--types", default=os.environ.get("AZURE_TYPES_DIR", DEFAULT_TYPES),
-                        help="the type definitions (default: $AZURE_TYPES_DIR, ../shared/azure-types)")
+                        help="the type definitions (default: $AZURE_TYPES_DIR, infra/types)")
     parser.add_argument("--list-unchecked", action="store_true",
                         help="also list the values that could not be checked offline")
     parser.add_argument("paths", nargs="*", help="Bicep files or directories (default: infra)")

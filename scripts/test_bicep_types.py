@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Tests of scripts/check_bicep_types.py on small Bicep inputs, against the real type
-definitions (../shared/azure-types or $AZURE_TYPES_DIR): each kind of problem is rejected with
+definitions (infra/types, or $AZURE_TYPES_DIR): each kind of problem is rejected with
 its file, line, resource and property path; valid input passes, every property of it
 misspelled fails; the real infra/ passes.
 
@@ -284,7 +284,7 @@ class TypeCheckTest(unittest.TestCase):
           name: 'kv'
         }
         """, "resource vault", "vault (Microsoft.KeyVault/vaults@2024-12-01)", "",
-            "is not in the type definitions (versions there: 2022-07-01,")
+            "is not in the type definitions (versions there: 2024-11-01")
 
     def test_missing_required_property(self):
         self.assert_one_problem("""
