@@ -17,6 +17,8 @@ mod functions_host;
 mod infra_consistency;
 /// a property test of the planner over random registries.
 mod plan_properties;
+/// every invocation of a durable run makes progress, however short.
+mod progress;
 /// the registry client against a real `docker-registry`.
 mod real_registry;
 /// the deliberate differences from acr purge, bad input, failures and races.

@@ -277,14 +277,28 @@ impl DurableRun {
         &self.store
     }
 
-    /// Sets what a resumed run needs on `options`: the repositories done and the
-    /// reference time.
+    /// Sets what a resumed run needs on `options`: the repositories done, the reference
+    /// time, and focus ([`RunOptions::focus`]) once an earlier invocation of the run made
+    /// no progress (it completed no repository and deleted nothing, or it died): from then
+    /// on the run goes one repository at a time.
     pub async fn options(&self, options: &mut RunOptions) {
         if let Some(checkpoint) = &self.checkpoint {
             let checkpoint = checkpoint.lock().await;
             options.done = checkpoint.completed.clone();
             options.reference_time = Some(checkpoint.reference_time);
         }
+        options.focus = self.resuming && self.an_earlier_invocation_made_no_progress();
+    }
+
+    /// Whether an invocation before this one ended without completing a repository or
+    /// deleting anything (a killed invocation records nothing, so it counts as none).
+    fn an_earlier_invocation_made_no_progress(&self) -> bool {
+        let invocations = &self.record.invocations;
+        let earlier = &invocations[..invocations.len().saturating_sub(1)];
+        earlier.iter().any(|i| {
+            let counts = &i.counts;
+            counts.repositories + counts.tags_deleted + counts.manifests_deleted == 0
+        })
     }
 
     /// Ends this invocation: records how it went, keeps the checkpoint when the run is to

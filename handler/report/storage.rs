@@ -25,6 +25,14 @@ pub struct StorageFreed {
     /// Removed manifests whose body could not be read: only their `imageSize` counts.
     #[serde(default)]
     pub unknown_manifests: u64,
+    /// Manifests that stay whose bodies were not read (the run stopped before reading
+    /// them): blobs they share with removed manifests are counted as freed.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub kept_unread: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl StorageFreed {
@@ -33,6 +41,7 @@ impl StorageFreed {
         self.freed_bytes += other.freed_bytes;
         self.at_most_bytes += other.at_most_bytes;
         self.unknown_manifests += other.unknown_manifests;
+        self.kept_unread += other.kept_unread;
     }
 }
 
@@ -43,6 +52,9 @@ pub struct BlobIndex {
     pub blobs: HashMap<String, Vec<(String, u64)>>,
     /// Manifests whose body could not be read.
     pub unknown: HashSet<String>,
+    /// Manifests that stay whose bodies were not read (the run stopped first, or the read
+    /// failed): blobs only they share with removed manifests count as freed.
+    pub unread: HashSet<String>,
 }
 
 /// The removed and remaining blobs of one repository, for [`ExactStorage`].
@@ -103,6 +115,9 @@ pub fn repository_storage(repo: &RepositoryReport, dry_run: bool) -> (StorageFre
                 split.removed.insert(blob.clone(), *size);
             }
         } else {
+            if index.unread.contains(digest) {
+                storage.kept_unread += 1;
+            }
             split.remaining.extend(blobs.iter().map(|(b, _)| b.clone()));
         }
     }

@@ -182,6 +182,13 @@ impl fmt::Display for Line<'_> {
                         storage.unknown_manifests
                     )?;
                 }
+                if storage.kept_unread > 0 {
+                    write!(
+                        f,
+                        " ({} kept manifests not read before the run stopped: blobs they share count as freed)",
+                        storage.kept_unread
+                    )?;
+                }
                 Ok(())
             }
             Line::FailedToComplete(error) => write!(f, "Failed to complete purge: {error}"),

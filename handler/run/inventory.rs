@@ -2,11 +2,14 @@
 //! all before anything is deleted, so listings are never paged with a cursor this run has
 //! deleted and the plan sees the whole graph.
 //!
-//! When the plan removes a manifest, the bodies of every other image manifest of the
-//! repository are read too (one read each, bodies the plan read already are reused), so
-//! that the storage figures know which blobs stay referenced
-//! ([`crate::report::storage`]). Repositories where only tags are deleted free nothing
-//! and cost no extra read; `--no-storage` skips these reads.
+//! When the plan removes a manifest, the storage figures ([`crate::report::storage`]) need
+//! the blobs of every manifest of the repository. Only the removed manifests' bodies are
+//! read here, before anything is deleted (after, they are gone); the bodies of the
+//! manifests that stay are read once the repository's deletions are done
+//! ([`read_kept_blobs`]), so a run short of time spends its reads on deletions first, and
+//! skips these reads when it is stopping. Bodies the plan read already are reused.
+//! Repositories where only tags are deleted free nothing and cost no extra read;
+//! `--no-storage` skips these reads.
 
 use crate::plan::{Body, Draft, ReferrerSource, RepositoryPlan, Scope};
 use crate::registry::{RateCard, RegistryClient, RegistryError};
@@ -14,11 +17,13 @@ use crate::report::{BlobIndex, PlanError};
 use futures::{StreamExt, TryStreamExt};
 use std::collections::HashMap;
 
-/// A repository's plan and, when it removes manifests, the blobs of its manifests.
+/// A repository's plan and, when it removes manifests, the blobs of its manifests read so
+/// far (the kept manifests whose bodies are still to read are in [`BlobIndex::unread`]).
 pub struct Planned {
     /// The plan.
     pub plan: RepositoryPlan,
-    /// The blobs of every manifest, when the plan removes any.
+    /// The blobs of the removed manifests (and of any other the plan read), when the plan
+    /// removes any.
     pub blobs: Option<BlobIndex>,
 }
 
@@ -91,8 +96,9 @@ async fn read_bodies(
         .await
 }
 
-/// The blobs of every manifest of the plan, reading the bodies the plan did not read
-/// (an index, read for the plan already, has no blobs of its own).
+/// The blobs of the manifests the plan removes, reading the bodies the plan did not read
+/// (an index, read for the plan already, has no blobs of its own); every body the plan read
+/// counts too. The other manifests are left in [`BlobIndex::unread`].
 async fn blob_index(
     client: &RegistryClient,
     repository: &str,
@@ -100,14 +106,41 @@ async fn blob_index(
     mut bodies: HashMap<String, Body>,
     concurrency: usize,
 ) -> Result<BlobIndex, RegistryError> {
-    let missing: Vec<String> = plan
+    let (removed, kept): (Vec<_>, Vec<_>) = plan
         .manifests
         .iter()
         .filter(|m| !bodies.contains_key(&m.digest))
-        .map(|m| m.digest.clone())
-        .collect();
+        .partition(|m| m.verdict.is_removed());
+    let missing = removed.into_iter().map(|m| m.digest.clone()).collect();
     bodies.extend(read_bodies(client, repository, missing, concurrency).await?);
     let mut index = BlobIndex::default();
+    add_bodies(&mut index, bodies);
+    index.unread = kept.into_iter().map(|m| m.digest.clone()).collect();
+    Ok(index)
+}
+
+/// Reads the bodies of the manifests left in `index.unread` (the manifests that stay) and
+/// adds their blobs. A read that fails leaves the whole rest unread: the figure then counts
+/// their blobs as freed, and says how many manifests it could not see.
+pub async fn read_kept_blobs(
+    client: &RegistryClient,
+    repository: &str,
+    index: &mut BlobIndex,
+    concurrency: usize,
+) {
+    let digests: Vec<String> = index.unread.iter().cloned().collect();
+    match read_bodies(client, repository, digests, concurrency).await {
+        Ok(bodies) => {
+            index.unread.clear();
+            add_bodies(index, bodies);
+        }
+        Err(error) => {
+            tracing::warn!(%error, repository, "reading the kept manifests for the storage figures failed");
+        }
+    }
+}
+
+fn add_bodies(index: &mut BlobIndex, bodies: HashMap<String, Body>) {
     for (digest, body) in bodies {
         match body {
             Body::Found(body) => {
@@ -122,7 +155,6 @@ async fn blob_index(
             }
         }
     }
-    Ok(index)
 }
 
 /// How many reads the rate card allows for one referrers call.

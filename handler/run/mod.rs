@@ -120,6 +120,11 @@ pub struct RunOptions {
     pub exact_storage: bool,
     /// Progress counters, for a progress display.
     pub tracker: Tracker,
+    /// One repository at a time instead of `concurrency` side by side, each finished
+    /// (listed, planned, its deletions done) before the next is listed: a durable run whose
+    /// previous invocation made no progress narrows to this, so that every invocation ends
+    /// with more done than it started with, however short.
+    pub focus: bool,
     /// Where in-use images and pulls are read, when the policy needs them.
     pub sources: Option<Arc<evidence::Sources>>,
     /// The deployment history `keepDeployed` ranks by: read before the run, and updated
@@ -142,6 +147,7 @@ impl Default for RunOptions {
             count_storage: true,
             exact_storage: false,
             tracker: Tracker::default(),
+            focus: false,
             sources: None,
             deploy_history: Arc::default(),
         }
@@ -420,7 +426,10 @@ async fn pipeline(
             let (repo, ending, span) = process(stages, &name, scope, stopping, &mut lines).await;
             (index, repo, ending, span)
         })
-        .buffer_unordered(options.concurrency.max(1));
+        .buffer_unordered(match options.focus {
+            true => 1,
+            false => options.concurrency.max(1),
+        });
     let mut events = DeletionEvents::new(MAX_DELETION_EVENTS);
     let mut tally = Tally::default();
     while let Some((index, mut repo, ending, span)) = stream.next().await {
@@ -550,6 +559,7 @@ async fn process(
     }
     if options.dry_run {
         print_dry_run(client.endpoint().host(), &repo, out);
+        read_kept(stages, &mut repo, stopping).await;
         let ending = match journal.ended(&repo, true).await {
             Ok(()) => Ending::Completed,
             Err(error) => Ending::Unrecorded(error),
@@ -569,10 +579,28 @@ async fn process(
         Ok(()) => Ending::Completed,
     };
     let completed = matches!(ending, Ending::Completed);
+    read_kept(stages, &mut repo, stopping).await;
     if let Err(error) = journal.ended(&repo, completed).await {
         return (repo, Ending::Unrecorded(error), Some(span));
     }
     (repo, ending, Some(span))
+}
+
+/// Reads, for the storage figures, the bodies of the manifests that stay, once the
+/// repository's deletions are done, unless the run is stopping (time goes to deletions).
+async fn read_kept(
+    stages: &Stages<'_>,
+    repo: &mut RepositoryReport,
+    stopping: &(dyn Fn() -> bool + Sync),
+) {
+    let Some(index) = repo.blobs.as_mut() else {
+        return;
+    };
+    if index.unread.is_empty() || stopping() {
+        return;
+    }
+    let (client, concurrency) = (stages.client, stages.options.concurrency);
+    inventory::read_kept_blobs(client, &repo.repository, index, concurrency).await;
 }
 
 /// Records a repository with nothing to delete (planned and ended at once).
