@@ -13,7 +13,7 @@ pub async fn runs(args: RunsArgs) -> ExitCode {
         Ok(location) => location,
         Err(error) => {
             eprintln!("Error: {error}");
-            return ExitCode::from(super::commands::EXIT_USAGE);
+            return ExitCode::from(super::EXIT_USAGE);
         }
     };
     let credential = || crate::outbound::azure_credential().map_err(|e| e.to_string());
