@@ -668,3 +668,28 @@ async fn no_state_records_nothing_and_cannot_take_a_deadline() {
         .unwrap_or(0);
     assert_eq!(recorded, 0, "the store was written");
 }
+
+#[tokio::test]
+async fn runs_show_and_audit_refuse_ids_the_handler_never_issues() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(&state).expect("state dir");
+    // What `runs/..` would reach: the store's root.
+    std::fs::write(state.join("record.json"), r#"{"id":"planted"}"#).expect("planted");
+    let state = state.to_string_lossy().into_owned();
+    let long = "r".repeat(5000);
+    for what in ["show", "audit"] {
+        for id in ["..", ".", "../runs", long.as_str()] {
+            let run =
+                crate::support::purge::handler(&["runs", what, id, "--state-dir", &state]).await;
+            assert_eq!(run.code, 2, "runs {what} {id:.20}: {}", run.stderr);
+            assert!(run.stderr.contains("not a run id"), "{}", run.stderr);
+            assert!(
+                run.stderr.len() < 300,
+                "echoed whole: {} bytes",
+                run.stderr.len()
+            );
+            assert!(!run.stdout.contains("planted"), "{}", run.stdout);
+        }
+    }
+}

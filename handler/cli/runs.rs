@@ -16,6 +16,13 @@ pub async fn runs(args: RunsArgs) -> ExitCode {
             return ExitCode::from(super::EXIT_USAGE);
         }
     };
+    // A run id the handler never issues names no run: refused before the store is opened.
+    if let RunsCommand::Show { id } | RunsCommand::Audit { id } = &args.what
+        && let Err(error) = crate::store::run_id::check(id)
+    {
+        eprintln!("Error: {error}");
+        return ExitCode::from(super::EXIT_USAGE);
+    }
     let credential = || crate::outbound::azure_credential().map_err(|e| e.to_string());
     let store = match RunStore::open(&location, credential).await {
         Ok(store) => store,
@@ -70,7 +77,13 @@ async fn list(store: &RunStore) -> Result<(), String> {
 
 async fn show(store: &RunStore, id: &str) -> Result<(), String> {
     let record = store.record(id).await.map_err(|e| e.to_string())?;
-    let record = record.ok_or_else(|| format!("no run {id:?} in {}", store.location()))?;
+    let record = record.ok_or_else(|| {
+        format!(
+            "no run {} in {}",
+            crate::store::run_id::shown(id),
+            store.location()
+        )
+    })?;
     let text = serde_json::to_string_pretty(&record).map_err(|e| e.to_string())?;
     say!("{text}");
     Ok(())
@@ -78,7 +91,11 @@ async fn show(store: &RunStore, id: &str) -> Result<(), String> {
 
 async fn audit(store: &RunStore, id: &str) -> Result<(), String> {
     if store.record(id).await.map_err(|e| e.to_string())?.is_none() {
-        return Err(format!("no run {id:?} in {}", store.location()));
+        return Err(format!(
+            "no run {} in {}",
+            crate::store::run_id::shown(id),
+            store.location()
+        ));
     }
     for line in store.audit(id).await.map_err(|e| e.to_string())? {
         let text = serde_json::to_string(&line).map_err(|e| e.to_string())?;

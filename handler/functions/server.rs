@@ -712,6 +712,10 @@ async fn status(
             (StatusCode::OK, Json(body)).into_response()
         }
         Ok(None) => error(StatusCode::NOT_FOUND, "no such run"),
+        // Not an id the handler issues: it names no run (the store refused to look).
+        Err(e) if e.kind == crate::store::StoreErrorKind::InvalidRunId => {
+            error(StatusCode::NOT_FOUND, "no such run")
+        }
         Err(e) => {
             tracing::error!("run status unavailable: {e}");
             error(

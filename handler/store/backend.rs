@@ -15,6 +15,20 @@ pub struct StoreError {
     pub action: String,
     /// What went wrong.
     pub error: String,
+    /// Which kind of failure it is.
+    pub kind: StoreErrorKind,
+}
+
+/// What kind of failure a [`StoreError`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreErrorKind {
+    /// The storage failed or refused (I/O, network, permissions).
+    Storage,
+    /// An object was read but is not what it should be (not JSON, not UTF-8).
+    Corrupt,
+    /// A run id that is not one the handler issues ([`super::run_id`]); nothing was read
+    /// or written.
+    InvalidRunId,
 }
 
 /// The outcome of asking for a lease.

@@ -3,7 +3,7 @@
 //! blobs, appends go to append blobs (in blocks of at most 4 MiB), and a lease is a blob
 //! lease, which expires when its holder stops renewing it.
 
-use super::backend::{Acquired, Backend, LeaseHandle, StoreError};
+use super::backend::{Acquired, Backend, LeaseHandle, StoreError, StoreErrorKind};
 use async_trait::async_trait;
 use azure_core::credentials::TokenCredential;
 use azure_core::http::{RequestContent, StatusCode, Url};
@@ -60,6 +60,7 @@ impl BlobBackend {
                     location: container_url.to_string(),
                     action: "setting up the Blob Storage client".into(),
                     error: crate::outbound::error_chain(&e),
+                    kind: StoreErrorKind::Storage,
                 })?;
         Ok(BlobBackend {
             container,
@@ -73,6 +74,7 @@ impl BlobBackend {
             location: self.url.clone(),
             action,
             error: crate::outbound::error_chain(error),
+            kind: StoreErrorKind::Storage,
         }
     }
 
@@ -217,6 +219,7 @@ impl Backend for BlobBackend {
                     location: self.url.clone(),
                     action: format!("leasing {name}"),
                     error: "the answer carried no lease id".into(),
+                    kind: StoreErrorKind::Storage,
                 })?,
             Err(e) if status(&e) == Some(StatusCode::Conflict) => {
                 return Ok(Acquired::Busy(self.read(name).await?));

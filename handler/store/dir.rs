@@ -3,7 +3,7 @@
 //! kernel releases when its holder exits or is killed, so a dead run never blocks the
 //! next one.
 
-use super::backend::{Acquired, Backend, LeaseHandle, StoreError};
+use super::backend::{Acquired, Backend, LeaseHandle, StoreError, StoreErrorKind};
 use async_trait::async_trait;
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::Write;
@@ -29,6 +29,7 @@ impl DirBackend {
             location: self.location(),
             action,
             error: error.to_string(),
+            kind: StoreErrorKind::Storage,
         }
     }
 

@@ -20,8 +20,9 @@ mod backend;
 pub mod blob;
 pub mod dir;
 mod records;
+pub mod run_id;
 
-pub use backend::{Acquired, Backend, LeaseHandle, StoreError};
+pub use backend::{Acquired, Backend, LeaseHandle, StoreError, StoreErrorKind};
 pub use records::{AuditLine, Checkpoint, Counts, Holder, Invocation, RunRecord, RunStatus};
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
@@ -85,6 +86,7 @@ impl RunStore {
                     location: url.to_string(),
                     action: "setting up".into(),
                     error,
+                    kind: StoreErrorKind::Storage,
                 };
                 let credential = credential().map_err(fail)?;
                 let http = crate::outbound::http_client_builder(&[])
@@ -127,6 +129,7 @@ impl RunStore {
             location: self.location(),
             action: format!("reading {name}"),
             error: format!("not a valid object: {error}"),
+            kind: StoreErrorKind::Corrupt,
         }
     }
 
@@ -147,6 +150,7 @@ impl RunStore {
                 location: self.location(),
                 action: format!("reading {name}"),
                 error: format!("not UTF-8: {e}"),
+                kind: StoreErrorKind::Corrupt,
             }),
         }
     }
@@ -168,21 +172,42 @@ impl RunStore {
         self.write_json(&deployed_name(registry), history).await
     }
 
+    /// The name of object `tail` of run `run_id` (`runs/{runId}/{tail}`), once the id is
+    /// checked: every operation on a run's objects goes through here.
+    fn run_object(&self, run_id: &str, tail: &str) -> Result<String, StoreError> {
+        self.check_run_id(run_id)?;
+        Ok(format!("runs/{run_id}/{tail}"))
+    }
+
+    /// Refuses a run id the handler does not issue ([`run_id::check`]).
+    fn check_run_id(&self, run_id: &str) -> Result<(), StoreError> {
+        run_id::check(run_id).map_err(|e| StoreError {
+            location: self.location(),
+            action: "finding a run".into(),
+            error: e.to_string(),
+            kind: StoreErrorKind::InvalidRunId,
+        })
+    }
+
     /// A run's record.
     pub async fn record(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
-        self.read_json(&record_name(run_id)).await
+        self.read_json(&self.run_object(run_id, "record.json")?)
+            .await
     }
 
     /// Writes a run's record.
     pub async fn write_record(&self, record: &RunRecord) -> Result<(), StoreError> {
-        self.write_json(&record_name(&record.id), record).await
+        let name = self.run_object(&record.id, "record.json")?;
+        self.write_json(&name, record).await
     }
 
     /// Records that the caller's id `alias` names run `run_id` (a webhook request that
     /// resumed an unfinished run).
     pub async fn write_alias(&self, alias: &str, run_id: &str) -> Result<(), StoreError> {
+        self.check_run_id(run_id)?;
         let value = serde_json::json!({ "runId": run_id });
-        self.write_json(&alias_name(alias), &value).await
+        self.write_json(&self.run_object(alias, "alias.json")?, &value)
+            .await
     }
 
     /// The record of run `id`, or of the run that the id `id` names ([`RunStore::write_alias`]).
@@ -190,7 +215,8 @@ impl RunStore {
         if let Some(record) = self.record(id).await? {
             return Ok(Some(record));
         }
-        let alias: Option<serde_json::Value> = self.read_json(&alias_name(id)).await?;
+        let alias: Option<serde_json::Value> =
+            self.read_json(&self.run_object(id, "alias.json")?).await?;
         match alias
             .as_ref()
             .and_then(|a| a.get("runId"))
@@ -215,9 +241,14 @@ impl RunStore {
         Ok(records)
     }
 
-    /// The checkpoint of `registry`'s unfinished run, if any.
+    /// The checkpoint of `registry`'s unfinished run, if any (one naming a run id the
+    /// handler does not issue is refused).
     pub async fn checkpoint(&self, registry: &str) -> Result<Option<Checkpoint>, StoreError> {
-        self.read_json(&checkpoint_name(registry)).await
+        let checkpoint: Option<Checkpoint> = self.read_json(&checkpoint_name(registry)).await?;
+        if let Some(checkpoint) = &checkpoint {
+            self.check_run_id(&checkpoint.run_id)?;
+        }
+        Ok(checkpoint)
     }
 
     /// Writes `registry`'s checkpoint.
@@ -226,6 +257,7 @@ impl RunStore {
         registry: &str,
         checkpoint: &Checkpoint,
     ) -> Result<(), StoreError> {
+        self.check_run_id(&checkpoint.run_id)?;
         self.write_json(&checkpoint_name(registry), checkpoint)
             .await
     }
@@ -242,7 +274,8 @@ impl RunStore {
         repository: &str,
         plan: &impl Serialize,
     ) -> Result<(), StoreError> {
-        self.write_json(&plan_name(run_id, repository), plan).await
+        let name = self.run_object(run_id, &plan_name(repository))?;
+        self.write_json(&name, plan).await
     }
 
     /// A repository's plan in a run, if written.
@@ -251,7 +284,8 @@ impl RunStore {
         run_id: &str,
         repository: &str,
     ) -> Result<Option<T>, StoreError> {
-        self.read_json(&plan_name(run_id, repository)).await
+        self.read_json(&self.run_object(run_id, &plan_name(repository))?)
+            .await
     }
 
     /// Appends lines to a run's audit log.
@@ -266,12 +300,13 @@ impl RunStore {
             serde_json::to_writer(&mut bytes, line).map_err(|e| self.corrupt("audit", e))?;
             bytes.push(b'\n');
         }
-        self.backend.append(&audit_name(run_id), bytes).await
+        let name = self.run_object(run_id, AUDIT)?;
+        self.backend.append(&name, bytes).await
     }
 
     /// A run's audit log. A last line cut short (its writer died mid-write) is left out.
     pub async fn audit(&self, run_id: &str) -> Result<Vec<AuditLine>, StoreError> {
-        let Some(bytes) = self.backend.read(&audit_name(run_id)).await? else {
+        let Some(bytes) = self.backend.read(&self.run_object(run_id, AUDIT)?).await? else {
             return Ok(Vec::new());
         };
         let text = String::from_utf8_lossy(&bytes);
@@ -291,6 +326,7 @@ impl RunStore {
         registry: &str,
         holder: &Holder,
     ) -> Result<Result<Lease, Option<Holder>>, StoreError> {
+        self.check_run_id(&holder.run_id)?;
         let name = lease_name(registry);
         let bytes = serde_json::to_vec(holder).map_err(|e| self.corrupt(&name, e))?;
         match self.backend.acquire(&name, LEASE_SECONDS, bytes).await? {
@@ -379,24 +415,12 @@ fn segment(name: &str) -> String {
     utf8_percent_encode(name, SEGMENT).to_string()
 }
 
-fn record_name(run_id: &str) -> String {
-    format!("runs/{}/record.json", segment(run_id))
-}
+/// A run's audit log, under its folder.
+const AUDIT: &str = "audit.jsonl";
 
-fn alias_name(alias: &str) -> String {
-    format!("runs/{}/alias.json", segment(alias))
-}
-
-fn audit_name(run_id: &str) -> String {
-    format!("runs/{}/audit.jsonl", segment(run_id))
-}
-
-fn plan_name(run_id: &str, repository: &str) -> String {
-    format!(
-        "runs/{}/plans/{}.json",
-        segment(run_id),
-        segment(repository)
-    )
+/// A repository's plan, under its run's folder.
+fn plan_name(repository: &str) -> String {
+    format!("plans/{}.json", segment(repository))
 }
 
 /// `saved-plans/{hex}.json`: kept by the lifecycle rule of `saved-plans/` (infra).
