@@ -47,7 +47,11 @@ pub async fn runs(args: RunsArgs) -> ExitCode {
 }
 
 async fn list(store: &RunStore) -> Result<(), String> {
-    let records = store.records().await.map_err(|e| e.to_string())?;
+    let listing = store.records().await.map_err(|e| e.to_string())?;
+    for error in &listing.unreadable {
+        eprintln!("Warning: {error}; that run is left out");
+    }
+    let records = listing.records;
     say!(
         "{:<36}  {:<10}  {:<20}  {:<30}  {:<7}  {:>5}  {:>9}  {:>6}",
         "RUN",
@@ -97,9 +101,17 @@ async fn audit(store: &RunStore, id: &str) -> Result<(), String> {
             store.location()
         ));
     }
-    for line in store.audit(id).await.map_err(|e| e.to_string())? {
-        let text = serde_json::to_string(&line).map_err(|e| e.to_string())?;
-        say!("{text}");
+    let mut unwritable = None;
+    let reading = store
+        .audit_each(id, |line| match serde_json::to_string(&line) {
+            Ok(text) => say!("{text}"),
+            Err(e) => unwritable = Some(e.to_string()),
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    if let Some(left_out) = reading.left_out() {
+        let level = if reading.corrupt > 0 { "Warning" } else { "Note" };
+        eprintln!("{level}: run {id}'s audit log: {left_out}");
     }
-    Ok(())
+    unwritable.map_or(Ok(()), Err)
 }

@@ -5,6 +5,12 @@
 
 use async_trait::async_trait;
 
+/// An object's bytes in chunks, as they arrive (see [`Backend::read_chunks`]).
+pub type Chunks = futures::stream::BoxStream<'static, Result<Vec<u8>, StoreError>>;
+
+/// The most bytes a backend holds of an object read in chunks at once (per chunk).
+pub const CHUNK: usize = 1024 * 1024;
+
 /// A storage operation that failed, with what was being done.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("run store ({location}): {action}: {error}")]
@@ -61,6 +67,9 @@ pub trait Backend: Send + Sync {
     async fn prepare(&self) -> Result<(), StoreError>;
     /// An object's bytes; `None` when there is none.
     async fn read(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// An object's bytes in chunks of at most [`CHUNK`] bytes, read as they are consumed
+    /// (bounded memory, for objects that grow: the audit log); `None` when there is none.
+    async fn read_chunks(&self, name: &str) -> Result<Option<Chunks>, StoreError>;
     /// Writes an object whole, replacing any.
     async fn write(&self, name: &str, data: Vec<u8>) -> Result<(), StoreError>;
     /// Appends to an object, creating it if missing.

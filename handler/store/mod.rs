@@ -16,13 +16,15 @@
 //! registries/{registry}/checkpoint.json Checkpoint of the unfinished run, if any
 //! ```
 
+pub mod audit;
 mod backend;
 pub mod blob;
 pub mod dir;
 mod records;
 pub mod run_id;
 
-pub use backend::{Acquired, Backend, LeaseHandle, StoreError, StoreErrorKind};
+pub use audit::AuditReading;
+pub use backend::{Acquired, Backend, CHUNK, Chunks, LeaseHandle, StoreError, StoreErrorKind};
 pub use records::{AuditLine, Checkpoint, Counts, Holder, Invocation, RunRecord, RunStatus};
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
@@ -58,6 +60,15 @@ impl std::fmt::Display for StoreLocation {
             StoreLocation::Blob(url) => write!(f, "{url}"),
         }
     }
+}
+
+/// Every run's record, as [`RunStore::records`] lists them.
+#[derive(Debug, Default)]
+pub struct Records {
+    /// The readable records, newest first.
+    pub records: Vec<RunRecord>,
+    /// Why each unreadable record could not be read (its name is in the error).
+    pub unreadable: Vec<StoreError>,
 }
 
 /// The run store.
@@ -227,18 +238,28 @@ impl RunStore {
         }
     }
 
-    /// Every run's record, newest first.
-    pub async fn records(&self) -> Result<Vec<RunRecord>, StoreError> {
-        let mut records = Vec::new();
+    /// Every run's readable record, newest first, and the records that are not (each named
+    /// in its error, and logged as a warning): one corrupt record hides no other run.
+    pub async fn records(&self) -> Result<Records, StoreError> {
+        let mut listing = Records::default();
         for name in self.backend.list("runs/").await? {
-            if name.ends_with("/record.json")
-                && let Some(record) = self.read_json::<RunRecord>(&name).await?
-            {
-                records.push(record);
+            if !name.ends_with("/record.json") {
+                continue;
+            }
+            match self.read_json::<RunRecord>(&name).await {
+                Ok(Some(record)) => listing.records.push(record),
+                Ok(None) => {}
+                Err(error) if error.kind == StoreErrorKind::Corrupt => {
+                    tracing::warn!("{error}; the run is left out of the list");
+                    listing.unreadable.push(error);
+                }
+                Err(error) => return Err(error),
             }
         }
-        records.sort_by_key(|r| std::cmp::Reverse(r.started_at));
-        Ok(records)
+        listing
+            .records
+            .sort_by_key(|r| std::cmp::Reverse(r.started_at));
+        Ok(listing)
     }
 
     /// The checkpoint of `registry`'s unfinished run, if any (one naming a run id the
@@ -304,18 +325,40 @@ impl RunStore {
         self.backend.append(&name, bytes).await
     }
 
-    /// A run's audit log. A last line cut short (its writer died mid-write) is left out.
-    pub async fn audit(&self, run_id: &str) -> Result<Vec<AuditLine>, StoreError> {
-        let Some(bytes) = self.backend.read(&self.run_object(run_id, AUDIT)?).await? else {
-            return Ok(Vec::new());
+    /// Reads a run's audit log line by line (bounded memory, see [`audit`]), handing each
+    /// audit line to `each`, and says what it had to leave out (also logged: corrupt lines
+    /// as a warning, torn ones as expected after a crash).
+    pub async fn audit_each(
+        &self,
+        run_id: &str,
+        mut each: impl FnMut(AuditLine) + Send,
+    ) -> Result<AuditReading, StoreError> {
+        use futures::TryStreamExt;
+        let name = self.run_object(run_id, AUDIT)?;
+        let mut reading = AuditReading::default();
+        let Some(mut chunks) = self.backend.read_chunks(&name).await? else {
+            return Ok(reading);
         };
-        let text = String::from_utf8_lossy(&bytes);
-        let mut lines = Vec::new();
-        for line in text.lines().filter(|l| !l.trim().is_empty()) {
-            if let Ok(parsed) = serde_json::from_str::<AuditLine>(line) {
-                lines.push(parsed);
+        let mut lines = audit::Splitter::default();
+        while let Some(chunk) = chunks.try_next().await? {
+            lines.feed(&chunk, &mut reading, &mut each);
+        }
+        lines.finish(&mut reading, &mut each);
+        if let Some(left_out) = reading.left_out() {
+            let location = self.location();
+            match reading.corrupt {
+                0 => tracing::info!("run store ({location}): {name}: {left_out}"),
+                _ => tracing::warn!("run store ({location}): {name}: {left_out}"),
             }
         }
+        Ok(reading)
+    }
+
+    /// A run's audit lines, all of them in memory (for a run's own use: what it recorded).
+    /// Lines that are not audit lines are left out as [`RunStore::audit_each`] says.
+    pub async fn audit(&self, run_id: &str) -> Result<Vec<AuditLine>, StoreError> {
+        let mut lines = Vec::new();
+        self.audit_each(run_id, |line| lines.push(line)).await?;
         Ok(lines)
     }
 
