@@ -276,6 +276,63 @@ async fn a_run_past_its_deadline_resumes_to_the_uninterrupted_end_state() {
     assert!(!again.stderr.contains("Resuming"), "{}", again.stderr);
 }
 
+/// `handler runs list` shows no run `running` (none is: every process has exited).
+async fn assert_nothing_listed_running(state_dir: &str) {
+    let listed = crate::support::purge::handler(&["runs", "list", "--state-dir", state_dir]).await;
+    assert_eq!(listed.code, 0, "{}", listed.stderr);
+    for row in listed.stdout.lines().skip(1) {
+        assert_ne!(
+            row.split_whitespace().nth(1),
+            Some("running"),
+            "{}",
+            listed.stdout
+        );
+    }
+}
+
+/// Checks each run's record against its audit log (the truth of what was deleted): its
+/// deletion counts are the log's, and no invocation is left `running`. Returns how many
+/// invocations are recorded `interrupted`.
+fn assert_records_match_audit(state_dir: &Path) -> usize {
+    let mut interrupted = 0;
+    for run in std::fs::read_dir(state_dir.join("runs"))
+        .expect("runs")
+        .flatten()
+    {
+        let Ok(text) = std::fs::read_to_string(run.path().join("record.json")) else {
+            continue;
+        };
+        let record: serde_json::Value = serde_json::from_str(&text).expect("record JSON");
+        let log = std::fs::read_to_string(run.path().join("audit.jsonl")).unwrap_or_default();
+        let (mut tags, mut manifests) = (0, 0);
+        for line in log
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        {
+            if ["deleted", "alreadyGone"].contains(&line["outcome"].as_str().unwrap_or_default()) {
+                match line["kind"].as_str() {
+                    Some("tag") => tags += 1,
+                    _ => manifests += 1,
+                }
+            }
+        }
+        let summary = &record["summary"];
+        assert_eq!(
+            (
+                summary["tagsDeleted"].as_u64(),
+                summary["manifestsDeleted"].as_u64()
+            ),
+            (Some(tags), Some(manifests)),
+            "the record counts what its audit log says: {record:#}"
+        );
+        for invocation in record["invocations"].as_array().into_iter().flatten() {
+            assert_ne!(invocation["status"], "running", "{record:#}");
+            interrupted += usize::from(invocation["status"] == "interrupted");
+        }
+    }
+    interrupted
+}
+
 /// The repositories the registry's checkpoint lists as completed.
 fn checkpoint_completed(state_dir: &Path) -> BTreeSet<String> {
     let Ok(registries) = std::fs::read_dir(state_dir.join("registries")) else {
@@ -304,6 +361,7 @@ async fn killed_runs_resume_to_the_uninterrupted_end_state_and_audit_each_deleti
     let mut kills = 0;
     let mut rounds = 0;
     let mut reconciled = 0;
+    let mut interrupted = 0;
     while kills < 30 {
         rounds += 1;
         assert!(
@@ -351,6 +409,10 @@ async fn killed_runs_resume_to_the_uninterrupted_end_state_and_audit_each_deleti
                     child.start_kill().expect("kill -9");
                     let _ = child.wait().await;
                     kills += 1;
+                    // Before it is resumed, the dead run is listed as not running.
+                    if attempts == 1 {
+                        assert_nothing_listed_running(&state_dir).await;
+                    }
                 }
             }
         }
@@ -363,7 +425,12 @@ async fn killed_runs_resume_to_the_uninterrupted_end_state_and_audit_each_deleti
         assert_eq!(end, expected, "round {rounds}");
         assert_protected(&registry);
         assert_exactly_once(&registry, &end);
+        interrupted += assert_records_match_audit(registry.state.path());
     }
+    assert!(
+        interrupted > 0,
+        "no killed invocation was recorded interrupted"
+    );
     // Kills between a deletion and its audit line happened, and were reconciled.
     assert!(
         reconciled > 0,
@@ -717,9 +784,13 @@ fn audit_line(run: &str, n: usize) -> acr_purge::store::AuditLine {
 /// line and an over-long one are counted as corrupt, torn lines (a dead writer's, in the
 /// middle and at the end) as torn, and every other line is read; a corrupt record leaves the
 /// other runs listed.
-async fn audit_and_records_read_around_damage(backend: std::sync::Arc<dyn acr_purge::store::Backend>) {
+async fn audit_and_records_read_around_damage(
+    backend: std::sync::Arc<dyn acr_purge::store::Backend>,
+) {
     use acr_purge::store::{RunStore, StoreErrorKind};
-    let store = RunStore::with_backend(backend.clone()).await.expect("store");
+    let store = RunStore::with_backend(backend.clone())
+        .await
+        .expect("store");
     let run = uuid::Uuid::new_v4().to_string();
     let log = format!("runs/{run}/audit.jsonl");
     let raw = |bytes: &str| {
@@ -731,7 +802,11 @@ async fn audit_and_records_read_around_damage(backend: std::sync::Arc<dyn acr_pu
     let first: Vec<_> = (0..3000).map(|n| audit_line(&run, n)).collect();
     store.append_audit(&run, &first).await.expect("append");
     raw("this is not JSON\n").await;
-    raw(&format!("{}\n", "x".repeat(acr_purge::store::audit::MAX_LINE + 10))).await;
+    raw(&format!(
+        "{}\n",
+        "x".repeat(acr_purge::store::audit::MAX_LINE + 10)
+    ))
+    .await;
     raw("{\"time\":\"2026-01-").await; // a writer died mid-line...
     store
         .append_audit(&run, &[audit_line(&run, 5000)])
@@ -746,9 +821,16 @@ async fn audit_and_records_read_around_damage(backend: std::sync::Arc<dyn acr_pu
     assert_eq!(read.len(), 3001, "{reading:?}");
     assert_eq!(read[2999], "v2999");
     assert_eq!(read[3000], "v5000");
-    assert_eq!((reading.lines, reading.corrupt, reading.torn), (3001, 2, 2), "{reading:?}");
+    assert_eq!(
+        (reading.lines, reading.corrupt, reading.torn),
+        (3001, 2, 2),
+        "{reading:?}"
+    );
     let said = reading.left_out().expect("says what it left out");
-    assert!(said.contains("2 corrupt line(s)") && said.contains("2 line(s) cut short"), "{said}");
+    assert!(
+        said.contains("2 corrupt line(s)") && said.contains("2 line(s) cut short"),
+        "{said}"
+    );
 
     // Records: one corrupt, the others listed.
     let record = |id: &str| acr_purge::store::RunRecord {
@@ -765,12 +847,21 @@ async fn audit_and_records_read_around_damage(backend: std::sync::Arc<dyn acr_pu
         held_by: None,
         invocations: Vec::new(),
     };
-    let (good, bad) = (uuid::Uuid::new_v4().to_string(), uuid::Uuid::new_v4().to_string());
+    let (good, bad) = (
+        uuid::Uuid::new_v4().to_string(),
+        uuid::Uuid::new_v4().to_string(),
+    );
     store.write_record(&record(&good)).await.expect("record");
     store.write_record(&record(&run)).await.expect("record");
     let bad_name = format!("runs/{bad}/record.json");
-    backend.write(&bad_name, b"{\"id\": tru".to_vec()).await.expect("write");
-    let listing = store.records().await.expect("records listed despite a corrupt one");
+    backend
+        .write(&bad_name, b"{\"id\": tru".to_vec())
+        .await
+        .expect("write");
+    let listing = store
+        .records()
+        .await
+        .expect("records listed despite a corrupt one");
     let mut ids: Vec<_> = listing.records.iter().map(|r| r.id.clone()).collect();
     ids.sort();
     let mut expected = vec![good.clone(), run.clone()];
@@ -778,7 +869,11 @@ async fn audit_and_records_read_around_damage(backend: std::sync::Arc<dyn acr_pu
     assert_eq!(ids, expected);
     assert_eq!(listing.unreadable.len(), 1);
     assert_eq!(listing.unreadable[0].kind, StoreErrorKind::Corrupt);
-    assert!(listing.unreadable[0].to_string().contains(&bad_name), "{}", listing.unreadable[0]);
+    assert!(
+        listing.unreadable[0].to_string().contains(&bad_name),
+        "{}",
+        listing.unreadable[0]
+    );
 }
 
 #[tokio::test]
@@ -820,11 +915,13 @@ async fn runs_list_and_audit_warn_about_what_they_leave_out() {
     assert_eq!(listed.code, 0, "{}", listed.stderr);
     assert!(listed.stdout.contains(&id), "{}", listed.stdout);
     assert!(
-        listed.stderr.contains("Warning") && listed.stderr.contains(&format!("runs/{bad}/record.json")),
+        listed.stderr.contains("Warning")
+            && listed.stderr.contains(&format!("runs/{bad}/record.json")),
         "{}",
         listed.stderr
     );
-    let audited = crate::support::purge::handler(&["runs", "audit", &id, "--state-dir", &dir]).await;
+    let audited =
+        crate::support::purge::handler(&["runs", "audit", &id, "--state-dir", &dir]).await;
     assert_eq!(audited.code, 0, "{}", audited.stderr);
     assert_eq!(audited.stdout.lines().count(), kept, "{}", audited.stdout);
     assert!(

@@ -80,7 +80,7 @@ async fn list(store: &RunStore) -> Result<(), String> {
 }
 
 async fn show(store: &RunStore, id: &str) -> Result<(), String> {
-    let record = store.record(id).await.map_err(|e| e.to_string())?;
+    let record = store.current(id).await.map_err(|e| e.to_string())?;
     let record = record.ok_or_else(|| {
         format!(
             "no run {} in {}",
@@ -110,7 +110,11 @@ async fn audit(store: &RunStore, id: &str) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     if let Some(left_out) = reading.left_out() {
-        let level = if reading.corrupt > 0 { "Warning" } else { "Note" };
+        let level = if reading.corrupt > 0 {
+            "Warning"
+        } else {
+            "Note"
+        };
         eprintln!("{level}: run {id}'s audit log: {left_out}");
     }
     unwritable.map_or(Ok(()), Err)

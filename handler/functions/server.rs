@@ -705,7 +705,7 @@ async fn status(
             );
         }
     };
-    match store.resolve(&run_id).await {
+    match store.current(&run_id).await {
         Ok(Some(record)) => {
             let body =
                 json!({"status": record.status.name(), "runId": record.id, "record": record});

@@ -5,8 +5,8 @@
 
 use super::backend::{Acquired, Backend, CHUNK, Chunks, LeaseHandle, StoreError, StoreErrorKind};
 use async_trait::async_trait;
-use std::fs::{File, OpenOptions, TryLockError};
 use futures::StreamExt;
+use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 

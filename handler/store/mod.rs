@@ -38,6 +38,8 @@ use std::time::Duration;
 pub const LEASE_SECONDS: u32 = 60;
 /// How often a held lease is renewed.
 pub const RENEW_EVERY: Duration = Duration::from_secs(15);
+/// Why an invocation recorded `running` is `interrupted`.
+pub const INTERRUPTED: &str = "interrupted: the invocation stopped without recording its end (killed, out of disk, or its lease lost)";
 /// The blob container the Functions handler uses unless `PURGE_RUNS_CONTAINER` says.
 pub const DEFAULT_CONTAINER: &str = "acr-purge-runs";
 
@@ -238,7 +240,44 @@ impl RunStore {
         }
     }
 
-    /// Every run's readable record, newest first, and the records that are not (each named
+    /// The record of run `id` (or of the run it names, as [`RunStore::resolve`]) as it
+    /// stands now: a real run recorded `running` whose registry's lease its run no longer
+    /// holds is shown [`RunStatus::Interrupted`] (see [`RunStore::as_it_stands`]).
+    pub async fn current(&self, id: &str) -> Result<Option<RunRecord>, StoreError> {
+        match self.resolve(id).await? {
+            Some(record) => Ok(Some(self.as_it_stands(record).await)),
+            None => Ok(None),
+        }
+    }
+
+    /// `record` as it stands now. A real run holds its registry's lease while an
+    /// invocation runs it; one recorded `running` whose lease is free (or held by another
+    /// run) died without saying: it is shown `interrupted`, without writing anything (the
+    /// next run of its policy resumes it and records that). The lease expires
+    /// [`LEASE_SECONDS`] after its holder died (Blob Storage) or at once (a directory). A dry
+    /// run takes no lease: it is shown as recorded. If the lease cannot be read, the record
+    /// is shown as recorded.
+    pub async fn as_it_stands(&self, mut record: RunRecord) -> RunRecord {
+        if record.status != RunStatus::Running || record.dry_run {
+            return record;
+        }
+        let alive = match self.holder(&record.registry).await {
+            Ok(Some(Some(holder))) => holder.run_id == record.id,
+            Ok(Some(None)) => true,
+            Ok(None) => false,
+            Err(error) => {
+                tracing::warn!("{error}; run {} shown as recorded", record.id);
+                true
+            }
+        };
+        if !alive {
+            record.mark_interrupted(INTERRUPTED);
+        }
+        record
+    }
+
+    /// Every run's readable record as it stands ([`RunStore::as_it_stands`]), newest first,
+    /// and the records that are not (each named
     /// in its error, and logged as a warning): one corrupt record hides no other run.
     pub async fn records(&self) -> Result<Records, StoreError> {
         let mut listing = Records::default();
@@ -247,7 +286,7 @@ impl RunStore {
                 continue;
             }
             match self.read_json::<RunRecord>(&name).await {
-                Ok(Some(record)) => listing.records.push(record),
+                Ok(Some(record)) => listing.records.push(self.as_it_stands(record).await),
                 Ok(None) => {}
                 Err(error) if error.kind == StoreErrorKind::Corrupt => {
                     tracing::warn!("{error}; the run is left out of the list");

@@ -143,6 +143,7 @@ async fn records_list_newest_first_and_checkpoints_clear() {
         .records()
         .await
         .unwrap()
+        .records
         .into_iter()
         .map(|r| r.id)
         .collect();
@@ -188,7 +189,7 @@ async fn every_operation_on_a_run_refuses_ids_the_handler_never_issues() {
         refused(store.write_alias(bad, &id()).await, bad);
         refused(store.write_alias(&id(), bad).await, bad);
         refused(store.acquire("r", &holder(bad)).await.map(drop), bad);
-        let mut record = RunRecord {
+        let record = RunRecord {
             id: bad.into(),
             registry: "r".into(),
             trigger: "cli".into(),

@@ -106,8 +106,9 @@ impl Azurite {
             .build()
             .expect("http client");
         let url = url::Url::parse(&self.container(name)).expect("container URL");
-        let backend = acr_purge::store::blob::BlobBackend::new(&url, std::sync::Arc::new(StorageToken), http)
-            .expect("blob backend");
+        let backend =
+            acr_purge::store::blob::BlobBackend::new(&url, std::sync::Arc::new(StorageToken), http)
+                .expect("blob backend");
         std::sync::Arc::new(backend)
     }
 }
