@@ -21,6 +21,13 @@
 //!   (`reconciled: true`). Items still there are planned afresh. A killed run that is
 //!   abandoned instead (another policy, `--new-run`) is not reconciled: its stored plans
 //!   still name what it was about to delete.
+//! - **The audit log is the truth.** A real run's counts of deletions and failures are its
+//!   audit log's (read when it resumes, then every line it appends), not the sum of its
+//!   invocations' reports: a killed invocation's report is lost. An invocation the resuming
+//!   run finds recorded `running` died without saying: it is recorded `interrupted` with the
+//!   counts of its audit lines. (Before that, readers show it so from the lease:
+//!   `RunStore::as_it_stands`.) The checkpoint is written before the record, so a run killed
+//!   while starting is resumed rather than left recorded `running`.
 //! - **Dry runs** are recorded (record and plans) but not checkpointed: a dry run cut off by
 //!   its deadline starts over next time.
 
