@@ -276,6 +276,63 @@ async fn a_run_past_its_deadline_resumes_to_the_uninterrupted_end_state() {
     assert!(!again.stderr.contains("Resuming"), "{}", again.stderr);
 }
 
+/// `handler runs list` shows no run `running` (none is: every process has exited).
+async fn assert_nothing_listed_running(state_dir: &str) {
+    let listed = crate::support::purge::handler(&["runs", "list", "--state-dir", state_dir]).await;
+    assert_eq!(listed.code, 0, "{}", listed.stderr);
+    for row in listed.stdout.lines().skip(1) {
+        assert_ne!(
+            row.split_whitespace().nth(1),
+            Some("running"),
+            "{}",
+            listed.stdout
+        );
+    }
+}
+
+/// Checks each run's record against its audit log (the truth of what was deleted): its
+/// deletion counts are the log's, and no invocation is left `running`. Returns how many
+/// invocations are recorded `interrupted`.
+fn assert_records_match_audit(state_dir: &Path) -> usize {
+    let mut interrupted = 0;
+    for run in std::fs::read_dir(state_dir.join("runs"))
+        .expect("runs")
+        .flatten()
+    {
+        let Ok(text) = std::fs::read_to_string(run.path().join("record.json")) else {
+            continue;
+        };
+        let record: serde_json::Value = serde_json::from_str(&text).expect("record JSON");
+        let log = std::fs::read_to_string(run.path().join("audit.jsonl")).unwrap_or_default();
+        let (mut tags, mut manifests) = (0, 0);
+        for line in log
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        {
+            if ["deleted", "alreadyGone"].contains(&line["outcome"].as_str().unwrap_or_default()) {
+                match line["kind"].as_str() {
+                    Some("tag") => tags += 1,
+                    _ => manifests += 1,
+                }
+            }
+        }
+        let summary = &record["summary"];
+        assert_eq!(
+            (
+                summary["tagsDeleted"].as_u64(),
+                summary["manifestsDeleted"].as_u64()
+            ),
+            (Some(tags), Some(manifests)),
+            "the record counts what its audit log says: {record:#}"
+        );
+        for invocation in record["invocations"].as_array().into_iter().flatten() {
+            assert_ne!(invocation["status"], "running", "{record:#}");
+            interrupted += usize::from(invocation["status"] == "interrupted");
+        }
+    }
+    interrupted
+}
+
 /// The repositories the registry's checkpoint lists as completed.
 fn checkpoint_completed(state_dir: &Path) -> BTreeSet<String> {
     let Ok(registries) = std::fs::read_dir(state_dir.join("registries")) else {
@@ -304,6 +361,7 @@ async fn killed_runs_resume_to_the_uninterrupted_end_state_and_audit_each_deleti
     let mut kills = 0;
     let mut rounds = 0;
     let mut reconciled = 0;
+    let mut interrupted = 0;
     while kills < 30 {
         rounds += 1;
         assert!(
@@ -351,6 +409,10 @@ async fn killed_runs_resume_to_the_uninterrupted_end_state_and_audit_each_deleti
                     child.start_kill().expect("kill -9");
                     let _ = child.wait().await;
                     kills += 1;
+                    // Before it is resumed, the dead run is listed as not running.
+                    if attempts == 1 {
+                        assert_nothing_listed_running(&state_dir).await;
+                    }
                 }
             }
         }
@@ -363,7 +425,12 @@ async fn killed_runs_resume_to_the_uninterrupted_end_state_and_audit_each_deleti
         assert_eq!(end, expected, "round {rounds}");
         assert_protected(&registry);
         assert_exactly_once(&registry, &end);
+        interrupted += assert_records_match_audit(registry.state.path());
     }
+    assert!(
+        interrupted > 0,
+        "no killed invocation was recorded interrupted"
+    );
     // Kills between a deletion and its audit line happened, and were reconciled.
     assert!(
         reconciled > 0,
@@ -667,4 +734,201 @@ async fn no_state_records_nothing_and_cannot_take_a_deadline() {
         .map(|d| d.count())
         .unwrap_or(0);
     assert_eq!(recorded, 0, "the store was written");
+}
+
+#[tokio::test]
+async fn runs_show_and_audit_refuse_ids_the_handler_never_issues() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(&state).expect("state dir");
+    // What `runs/..` would reach: the store's root.
+    std::fs::write(state.join("record.json"), r#"{"id":"planted"}"#).expect("planted");
+    let state = state.to_string_lossy().into_owned();
+    let long = "r".repeat(5000);
+    for what in ["show", "audit"] {
+        for id in ["..", ".", "../runs", long.as_str()] {
+            let run =
+                crate::support::purge::handler(&["runs", what, id, "--state-dir", &state]).await;
+            assert_eq!(run.code, 2, "runs {what} {id:.20}: {}", run.stderr);
+            assert!(run.stderr.contains("not a run id"), "{}", run.stderr);
+            assert!(
+                run.stderr.len() < 300,
+                "echoed whole: {} bytes",
+                run.stderr.len()
+            );
+            assert!(!run.stdout.contains("planted"), "{}", run.stdout);
+        }
+    }
+}
+
+/// An audit line of run `run` (as the store writes them).
+fn audit_line(run: &str, n: usize) -> acr_purge::store::AuditLine {
+    acr_purge::store::AuditLine {
+        time: chrono::Utc::now(),
+        run: run.to_string(),
+        invocation: 1,
+        repository: "team/app".into(),
+        kind: "tag".into(),
+        tag: Some(format!("v{n}")),
+        digest: format!("sha256:{n:064x}"),
+        tags: vec![format!("v{n}"); 20],
+        rule: Some(1),
+        reason: "matched rule 1: older than 7d".repeat(8),
+        outcome: "deleted".into(),
+        detail: None,
+        reconciled: false,
+    }
+}
+
+/// The audit reader on `backend`: a log over several chunks is read whole, a corrupt middle
+/// line and an over-long one are counted as corrupt, torn lines (a dead writer's, in the
+/// middle and at the end) as torn, and every other line is read; a corrupt record leaves the
+/// other runs listed.
+async fn audit_and_records_read_around_damage(
+    backend: std::sync::Arc<dyn acr_purge::store::Backend>,
+) {
+    use acr_purge::store::{RunStore, StoreErrorKind};
+    let store = RunStore::with_backend(backend.clone())
+        .await
+        .expect("store");
+    let run = uuid::Uuid::new_v4().to_string();
+    let log = format!("runs/{run}/audit.jsonl");
+    let raw = |bytes: &str| {
+        let (backend, log) = (backend.clone(), log.clone());
+        let bytes = bytes.as_bytes().to_vec();
+        async move { backend.append(&log, bytes).await.expect("append") }
+    };
+    // Enough lines for several chunks (each line is about a kilobyte).
+    let first: Vec<_> = (0..3000).map(|n| audit_line(&run, n)).collect();
+    store.append_audit(&run, &first).await.expect("append");
+    raw("this is not JSON\n").await;
+    raw(&format!(
+        "{}\n",
+        "x".repeat(acr_purge::store::audit::MAX_LINE + 10)
+    ))
+    .await;
+    raw("{\"time\":\"2026-01-").await; // a writer died mid-line...
+    store
+        .append_audit(&run, &[audit_line(&run, 5000)])
+        .await
+        .expect("append"); // ...and the next batch started on a line of its own
+    raw("{\"time\":\"2026-02-").await; // and the last writer died mid-line too
+    let mut read = Vec::new();
+    let reading = store
+        .audit_each(&run, |line| read.push(line.tag.unwrap_or_default()))
+        .await
+        .expect("audit");
+    assert_eq!(read.len(), 3001, "{reading:?}");
+    assert_eq!(read[2999], "v2999");
+    assert_eq!(read[3000], "v5000");
+    assert_eq!(
+        (reading.lines, reading.corrupt, reading.torn),
+        (3001, 2, 2),
+        "{reading:?}"
+    );
+    let said = reading.left_out().expect("says what it left out");
+    assert!(
+        said.contains("2 corrupt line(s)") && said.contains("2 line(s) cut short"),
+        "{said}"
+    );
+
+    // Records: one corrupt, the others listed.
+    let record = |id: &str| acr_purge::store::RunRecord {
+        id: id.to_string(),
+        registry: "r.azurecr.io".into(),
+        trigger: "cli".into(),
+        policy_digest: "p".into(),
+        dry_run: true,
+        started_at: chrono::Utc::now(),
+        ended_at: Some(chrono::Utc::now()),
+        status: acr_purge::store::RunStatus::Succeeded,
+        summary: Default::default(),
+        error: None,
+        held_by: None,
+        invocations: Vec::new(),
+    };
+    let (good, bad) = (
+        uuid::Uuid::new_v4().to_string(),
+        uuid::Uuid::new_v4().to_string(),
+    );
+    store.write_record(&record(&good)).await.expect("record");
+    store.write_record(&record(&run)).await.expect("record");
+    let bad_name = format!("runs/{bad}/record.json");
+    backend
+        .write(&bad_name, b"{\"id\": tru".to_vec())
+        .await
+        .expect("write");
+    let listing = store
+        .records()
+        .await
+        .expect("records listed despite a corrupt one");
+    let mut ids: Vec<_> = listing.records.iter().map(|r| r.id.clone()).collect();
+    ids.sort();
+    let mut expected = vec![good.clone(), run.clone()];
+    expected.sort();
+    assert_eq!(ids, expected);
+    assert_eq!(listing.unreadable.len(), 1);
+    assert_eq!(listing.unreadable[0].kind, StoreErrorKind::Corrupt);
+    assert!(
+        listing.unreadable[0].to_string().contains(&bad_name),
+        "{}",
+        listing.unreadable[0]
+    );
+}
+
+#[tokio::test]
+async fn the_audit_reader_counts_damage_and_records_list_around_a_corrupt_one_in_a_directory() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let backend = acr_purge::store::dir::DirBackend::new(dir.path().join("state"));
+    audit_and_records_read_around_damage(std::sync::Arc::new(backend)).await;
+}
+
+#[tokio::test]
+async fn the_audit_reader_counts_damage_and_records_list_around_a_corrupt_one_in_blob_storage() {
+    let azurite = Azurite::start().await;
+    audit_and_records_read_around_damage(azurite.backend("acr-purge-runs")).await;
+}
+
+#[tokio::test]
+async fn runs_list_and_audit_warn_about_what_they_leave_out() {
+    let registry = Registry::start(seed()).await;
+    let run = registry.purge(ARGS).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let state = registry.state.path();
+    let id = std::fs::read_dir(state.join("runs"))
+        .expect("runs")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .next()
+        .expect("a run");
+    let bad = uuid::Uuid::new_v4().to_string();
+    std::fs::create_dir_all(state.join("runs").join(&bad)).expect("dir");
+    std::fs::write(state.join(format!("runs/{bad}/record.json")), "{oops").expect("write");
+    let log = state.join(format!("runs/{id}/audit.jsonl"));
+    let text = std::fs::read_to_string(&log).expect("audit");
+    let mut lines: Vec<&str> = text.lines().collect();
+    let kept = lines.iter().filter(|l| !l.trim().is_empty()).count();
+    lines.insert(2, "garbage in the middle");
+    std::fs::write(&log, lines.join("\n") + "\n{\"time\":\"20").expect("write");
+    let dir = state.to_string_lossy().into_owned();
+    let listed = crate::support::purge::handler(&["runs", "list", "--state-dir", &dir]).await;
+    assert_eq!(listed.code, 0, "{}", listed.stderr);
+    assert!(listed.stdout.contains(&id), "{}", listed.stdout);
+    assert!(
+        listed.stderr.contains("Warning")
+            && listed.stderr.contains(&format!("runs/{bad}/record.json")),
+        "{}",
+        listed.stderr
+    );
+    let audited =
+        crate::support::purge::handler(&["runs", "audit", &id, "--state-dir", &dir]).await;
+    assert_eq!(audited.code, 0, "{}", audited.stderr);
+    assert_eq!(audited.stdout.lines().count(), kept, "{}", audited.stdout);
+    assert!(
+        audited.stderr.contains("Warning")
+            && audited.stderr.contains("1 corrupt line(s) (line 3)")
+            && audited.stderr.contains("1 line(s) cut short"),
+        "{}",
+        audited.stderr
+    );
 }

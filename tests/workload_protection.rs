@@ -244,6 +244,29 @@ async fn a_partial_resource_graph_answer_deletes_nothing() {
 }
 
 #[tokio::test]
+async fn a_resource_graph_answer_over_the_size_cap_deletes_nothing() {
+    let registry = Registry::start(seed()).await;
+    let azure = azure(&registry).await;
+    azure
+        .graph
+        .inject(GraphFault::Oversized(acr_emulator::Oversize {
+            bytes: acr_purge::workloads::MAX_ANSWER_BYTES + 1,
+            chunked: true,
+        }));
+    let mut args = POLICY.to_vec();
+    args.extend(["--protect-in-use", "sub-1"]);
+    let run = purge(&registry, &azure, &args).await;
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("in-use protection could not read") && run.stderr.contains("16 MiB"),
+        "{}",
+        run.stderr
+    );
+    assert!(registry.mutations().is_empty(), "nothing was deleted");
+    assert_eq!(registry.tags("app"), set(&["old", "p1", "v0", "v1"]));
+}
+
+#[tokio::test]
 async fn a_pull_younger_than_the_window_keeps_the_image_and_scanners_do_not_count() {
     let registry = Registry::start(seed()).await;
     let azure = azure(&registry).await;

@@ -9,7 +9,7 @@
 
 use crate::support::identity::{ENTRA_TOKEN, IDENTITY_HEADER, IdentityEndpoint};
 use acr_emulator::{
-    GraphFault, GraphResource, LogAnalyticsEmulator, LogsFault, RepositoryEvent,
+    GraphFault, GraphResource, LogAnalyticsEmulator, LogsFault, Oversize, RepositoryEvent,
     ResourceGraphEmulator,
 };
 use acr_purge::workloads::in_use::{ImageReference, InUseClient, ResultFormat, Scope};
@@ -518,4 +518,70 @@ async fn last_pulls_respect_window_pullers_and_retention() {
         error.contains("HTTP 404") && error.contains("WorkspaceNotFoundError"),
         "{error}"
     );
+}
+
+/// Answers just past the cap on one answer, sent with and without `Content-Length`.
+fn oversizes() -> [Oversize; 2] {
+    let bytes = acr_purge::workloads::MAX_ANSWER_BYTES + 1024;
+    [
+        Oversize {
+            bytes,
+            chunked: false,
+        },
+        Oversize {
+            bytes,
+            chunked: true,
+        },
+    ]
+}
+
+#[tokio::test]
+async fn an_answer_over_the_size_cap_is_an_error_naming_its_size_and_source() {
+    let identity = IdentityEndpoint::start().await;
+    let graph = workloads();
+    graph.set_page_size(3);
+    let server = graph.start().await.unwrap();
+    let spec = json!({"kind": "images", "endpoint": server.url, "login_server": LS,
+                      "scopes": [["sub", "s1"], ["sub", "s2"]]});
+    // Under the cap, padding changes nothing.
+    graph.inject(GraphFault::Oversized(Oversize {
+        bytes: 1024 * 1024,
+        chunked: true,
+    }));
+    let images = in_child(&identity, spec.clone()).await.unwrap();
+    assert_eq!(sorted(images), expected_images());
+    for oversize in oversizes() {
+        graph.clear_faults();
+        graph.inject(GraphFault::Oversized(oversize));
+        let error = in_child(&identity, spec.clone()).await.unwrap_err();
+        let size = match oversize.chunked {
+            true => "over 16777216 bytes".to_string(),
+            false => format!("{} bytes (Content-Length)", oversize.bytes),
+        };
+        assert!(
+            error.contains("in-use lookup, page 1")
+                && error.contains(&size)
+                && error.contains("16 MiB"),
+            "{error}"
+        );
+    }
+
+    let logs = LogAnalyticsEmulator::new("11111111-2222-3333-4444-555555555555");
+    logs.set_expected_token(Some(ENTRA_TOKEN));
+    let now = Utc::now();
+    logs.add(pull(now, 3, "app", Some("v1"), Some(D1), "ci"));
+    let logs_server = logs.start().await.unwrap();
+    let spec = json!({"kind": "pulls", "endpoint": logs_server.url, "workspace": "11111111-2222-3333-4444-555555555555",
+                      "login_server": LS, "now": now.to_rfc3339(), "window_days": 30, "exclude": []});
+    assert!(in_child(&identity, spec.clone()).await.is_ok());
+    for oversize in oversizes() {
+        logs.clear_faults();
+        logs.inject(LogsFault::Oversized(oversize));
+        let error = in_child(&identity, spec.clone()).await.unwrap_err();
+        assert!(
+            error.contains("pull log query of workspace 11111111-2222-3333-4444-555555555555")
+                && error.contains("more than the 16 MiB read of one answer"),
+            "{error}"
+        );
+    }
 }

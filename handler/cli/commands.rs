@@ -1,5 +1,6 @@
 //! The subcommands' bodies: thin glue between the command line and the engine.
 
+use super::EXIT_USAGE;
 use super::json::JsonStream;
 use super::output::{self, say};
 use super::{ApplyArgs, EmulatorArgs, OutputFormat, PurgeArgs, RunFlags, RunsArgs};
@@ -16,9 +17,6 @@ use crate::telemetry;
 use crate::telemetry::{RunContext, Trigger, finish_run, run_span};
 use std::process::ExitCode;
 use tracing::Instrument;
-
-/// Exit code for bad arguments (nothing was contacted).
-pub const EXIT_USAGE: u8 = 2;
 
 /// `handler purge`.
 pub async fn purge(args: PurgeArgs) -> ExitCode {

@@ -17,6 +17,10 @@ use crate::registry::{Concurrency, Credentials, Endpoint, EndpointError, RateCar
 use crate::run::RunOptions;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// Exit code for bad arguments (nothing was contacted), shared by every subcommand
+/// ([`commands`] and `runs`, which depend on this module, not on each other).
+pub const EXIT_USAGE: u8 = 2;
+
 /// acr-purge: keeps Azure Container Registries clean.
 #[derive(Debug, Parser)]
 #[command(name = "handler", version, about)]

@@ -13,9 +13,16 @@ pub async fn runs(args: RunsArgs) -> ExitCode {
         Ok(location) => location,
         Err(error) => {
             eprintln!("Error: {error}");
-            return ExitCode::from(super::commands::EXIT_USAGE);
+            return ExitCode::from(super::EXIT_USAGE);
         }
     };
+    // A run id the handler never issues names no run: refused before the store is opened.
+    if let RunsCommand::Show { id } | RunsCommand::Audit { id } = &args.what
+        && let Err(error) = crate::store::run_id::check(id)
+    {
+        eprintln!("Error: {error}");
+        return ExitCode::from(super::EXIT_USAGE);
+    }
     let credential = || crate::outbound::azure_credential().map_err(|e| e.to_string());
     let store = match RunStore::open(&location, credential).await {
         Ok(store) => store,
@@ -40,7 +47,11 @@ pub async fn runs(args: RunsArgs) -> ExitCode {
 }
 
 async fn list(store: &RunStore) -> Result<(), String> {
-    let records = store.records().await.map_err(|e| e.to_string())?;
+    let listing = store.records().await.map_err(|e| e.to_string())?;
+    for error in &listing.unreadable {
+        eprintln!("Warning: {error}; that run is left out");
+    }
+    let records = listing.records;
     say!(
         "{:<36}  {:<10}  {:<20}  {:<30}  {:<7}  {:>5}  {:>9}  {:>6}",
         "RUN",
@@ -69,8 +80,14 @@ async fn list(store: &RunStore) -> Result<(), String> {
 }
 
 async fn show(store: &RunStore, id: &str) -> Result<(), String> {
-    let record = store.record(id).await.map_err(|e| e.to_string())?;
-    let record = record.ok_or_else(|| format!("no run {id:?} in {}", store.location()))?;
+    let record = store.current(id).await.map_err(|e| e.to_string())?;
+    let record = record.ok_or_else(|| {
+        format!(
+            "no run {} in {}",
+            crate::store::run_id::shown(id),
+            store.location()
+        )
+    })?;
     let text = serde_json::to_string_pretty(&record).map_err(|e| e.to_string())?;
     say!("{text}");
     Ok(())
@@ -78,11 +95,27 @@ async fn show(store: &RunStore, id: &str) -> Result<(), String> {
 
 async fn audit(store: &RunStore, id: &str) -> Result<(), String> {
     if store.record(id).await.map_err(|e| e.to_string())?.is_none() {
-        return Err(format!("no run {id:?} in {}", store.location()));
+        return Err(format!(
+            "no run {} in {}",
+            crate::store::run_id::shown(id),
+            store.location()
+        ));
     }
-    for line in store.audit(id).await.map_err(|e| e.to_string())? {
-        let text = serde_json::to_string(&line).map_err(|e| e.to_string())?;
-        say!("{text}");
+    let mut unwritable = None;
+    let reading = store
+        .audit_each(id, |line| match serde_json::to_string(&line) {
+            Ok(text) => say!("{text}"),
+            Err(e) => unwritable = Some(e.to_string()),
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    if let Some(left_out) = reading.left_out() {
+        let level = if reading.corrupt > 0 {
+            "Warning"
+        } else {
+            "Note"
+        };
+        eprintln!("{level}: run {id}'s audit log: {left_out}");
     }
-    Ok(())
+    unwritable.map_or(Ok(()), Err)
 }

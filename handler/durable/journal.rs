@@ -80,6 +80,9 @@ impl DurableRun {
             .append_audit(self.id(), &lines)
             .await
             .map_err(|e| e.to_string())?;
+        if let Ok(mut audited) = self.audited.lock() {
+            lines.iter().for_each(|line| audited.add_audit(line));
+        }
         if self.resuming
             && let Ok(mut recorded) = self.recorded.lock()
         {

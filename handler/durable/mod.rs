@@ -21,6 +21,13 @@
 //!   (`reconciled: true`). Items still there are planned afresh. A killed run that is
 //!   abandoned instead (another policy, `--new-run`) is not reconciled: its stored plans
 //!   still name what it was about to delete.
+//! - **The audit log is the truth.** A real run's counts of deletions and failures are its
+//!   audit log's (read when it resumes, then every line it appends), not the sum of its
+//!   invocations' reports: a killed invocation's report is lost. An invocation the resuming
+//!   run finds recorded `running` died without saying: it is recorded `interrupted` with the
+//!   counts of its audit lines. (Before that, readers show it so from the lease:
+//!   `RunStore::as_it_stands`.) The checkpoint is written before the record, so a run killed
+//!   while starting is resumed rather than left recorded `running`.
 //! - **Dry runs** are recorded (record and plans) but not checkpointed: a dry run cut off by
 //!   its deadline starts over next time.
 
@@ -33,7 +40,7 @@ use crate::store::{
 };
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Mutex;
 
 /// What run to begin.
@@ -91,6 +98,9 @@ pub struct DurableRun {
     /// (repository, item) of every outcome already in the audit log for repositories not
     /// completed, when resuming: what reconciliation must not record twice.
     recorded: Mutex<HashSet<(String, String)>>,
+    /// What the audit log holds of the run, counted ([`Counts::add_audit`]): read when
+    /// resuming, then every line this invocation appends.
+    audited: Mutex<Counts>,
     resuming: bool,
 }
 
@@ -158,22 +168,42 @@ pub async fn begin(store: &RunStore, request: Request) -> Result<Begun, StoreErr
             .unwrap_or_else(|| fresh(&id, &request, now)),
         None => fresh(&id, &request, now),
     };
-    record.status = RunStatus::Running;
-    record.ended_at = None;
-    record.invocations.push(invocation);
-    let number = record.invocations.len() as u32;
-    store.write_record(&record).await?;
-    if let Some(alias) = request.request_id.as_ref().filter(|a| **a != id) {
-        store.write_alias(alias, &id).await?;
-    }
+    // Resuming: the audit log is the truth of what the run did. Invocations that died
+    // without recording their end are marked interrupted with what the log says they did,
+    // and the run's counts are taken from the log (a killed invocation's report was lost).
     let mut recorded = HashSet::new();
+    let mut audited = Counts::default();
     if let Some(checkpoint) = &resume {
-        for line in store.audit(&id).await? {
-            if !checkpoint.completed.contains(&line.repository) {
-                recorded.insert(line.key());
+        let mut per_invocation: BTreeMap<u32, Counts> = BTreeMap::new();
+        store
+            .audit_each(&id, |line| {
+                if !checkpoint.completed.contains(&line.repository) {
+                    recorded.insert(line.key());
+                }
+                audited.add_audit(&line);
+                if !line.reconciled {
+                    per_invocation
+                        .entry(line.invocation)
+                        .or_default()
+                        .add_audit(&line);
+                }
+            })
+            .await?;
+        let resumed_by = record.invocations.len() + 1;
+        for (number, invocation) in (1u32..).zip(record.invocations.iter_mut()) {
+            if invocation.status == RunStatus::Running {
+                invocation.status = RunStatus::Interrupted;
+                invocation.counts = per_invocation.remove(&number).unwrap_or_default();
+                invocation.error = Some(format!(
+                    "{}; invocation {resumed_by} resumed the run",
+                    crate::store::INTERRUPTED
+                ));
             }
         }
+        record.summary = from_audit(&audited, &record.invocations, checkpoint);
     }
+    // The checkpoint is written before the record: a run killed in between is resumed
+    // (its record written afresh), never left recorded `running` with nothing to resume it.
     let checkpoint = match request.dry_run {
         true => None,
         false => {
@@ -190,6 +220,15 @@ pub async fn begin(store: &RunStore, request: Request) -> Result<Begun, StoreErr
             Some(tokio::sync::Mutex::new(checkpoint))
         }
     };
+    record.status = RunStatus::Running;
+    record.ended_at = None;
+    record.error = None;
+    record.invocations.push(invocation);
+    let number = record.invocations.len() as u32;
+    store.write_record(&record).await?;
+    if let Some(alias) = request.request_id.as_ref().filter(|a| **a != id) {
+        store.write_alias(alias, &id).await?;
+    }
     Ok(Begun::Started(Box::new(DurableRun {
         store: store.clone(),
         lease,
@@ -197,8 +236,22 @@ pub async fn begin(store: &RunStore, request: Request) -> Result<Begun, StoreErr
         invocation: number,
         checkpoint,
         recorded: Mutex::new(recorded),
+        audited: Mutex::new(audited),
         resuming: resume.is_some(),
     })))
+}
+
+/// A real run's counts: deletions and failures as its audit log records them (`audited`),
+/// skips as its invocations counted them (the log has no line for an item not attempted),
+/// repositories as its checkpoint lists them completed.
+fn from_audit(audited: &Counts, invocations: &[Invocation], checkpoint: &Checkpoint) -> Counts {
+    Counts {
+        tags_deleted: audited.tags_deleted,
+        manifests_deleted: audited.manifests_deleted,
+        failed: audited.failed,
+        skipped: invocations.iter().map(|i| i.counts.skipped).sum(),
+        repositories: checkpoint.completed.len() as u64,
+    }
 }
 
 fn fresh(id: &str, request: &Request, now: DateTime<Utc>) -> RunRecord {
@@ -244,8 +297,12 @@ fn skipped(id: &str, request: &Request, now: DateTime<Utc>, holder: Option<&Hold
 /// Marks a run whose checkpoint a new run replaces as failed (abandoned).
 async fn abandon(store: &RunStore, old: &str, new: &str) -> Result<(), StoreError> {
     if let Some(mut record) = store.record(old).await?
-        && matches!(record.status, RunStatus::Running | RunStatus::Incomplete)
+        && matches!(
+            record.status,
+            RunStatus::Running | RunStatus::Incomplete | RunStatus::Interrupted
+        )
     {
+        record.mark_interrupted(crate::store::INTERRUPTED);
         record.status = RunStatus::Failed;
         record.ended_at = Some(Utc::now());
         record.error = Some(format!(
@@ -324,6 +381,12 @@ impl DurableRun {
             invocation.error = error.clone();
         }
         self.record.summary.add(&counts);
+        if let Some(checkpoint) = &self.checkpoint {
+            // A real run: the audit log is the truth (it has what killed invocations did).
+            let audited = self.audited.lock().map(|a| a.clone()).unwrap_or_default();
+            let checkpoint = checkpoint.lock().await;
+            self.record.summary = from_audit(&audited, &self.record.invocations, &checkpoint);
+        }
         self.record.status = status;
         self.record.error = error;
         self.record.ended_at = (status != RunStatus::Incomplete).then_some(now);

@@ -137,3 +137,99 @@ fn the_stop_margin_is_a_tenth_within_bounds() {
         Duration::from_secs(120)
     );
 }
+
+/// An audit line of run `run` recorded by invocation `invocation`.
+fn audited(
+    run: &str,
+    invocation: u32,
+    tag: Option<&str>,
+    outcome: &str,
+) -> crate::store::AuditLine {
+    crate::store::AuditLine {
+        time: Utc::now(),
+        run: run.into(),
+        invocation,
+        repository: "app".into(),
+        kind: if tag.is_some() { "tag" } else { "manifest" }.into(),
+        tag: tag.map(str::to_string),
+        digest: format!("sha256:{}", tag.unwrap_or("m")),
+        tags: Vec::new(),
+        rule: Some(1),
+        reason: "matched".into(),
+        outcome: outcome.into(),
+        detail: None,
+        reconciled: false,
+    }
+}
+
+#[tokio::test]
+async fn a_dead_invocation_shows_interrupted_and_its_deletions_count_when_resumed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir).await;
+    let first = started(&store, request("p")).await;
+    let id = first.id().to_string();
+    // The first invocation deletes and records three items, then dies (no finish: its
+    // process is gone, and with it the lock on the registry).
+    let lines = [
+        audited(&id, 1, Some("v1"), "deleted"),
+        audited(&id, 1, Some("v2"), "alreadyGone"),
+        audited(&id, 1, None, "deleted"),
+        audited(&id, 1, Some("v3"), "failed"),
+    ];
+    store.append_audit(&id, &lines).await.unwrap();
+    drop(first);
+    // The aborted renewal task lets go of the lock file when the runtime drops it.
+    for _ in 0..100 {
+        if store.holder("r.example.io").await.unwrap().is_none() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    // Before it is resumed: shown interrupted, not running, by every reader.
+    let raw = store.record(&id).await.unwrap().expect("recorded");
+    assert_eq!(
+        raw.status,
+        RunStatus::Running,
+        "the file is as the dead run left it"
+    );
+    let shown = store.current(&id).await.unwrap().expect("shown");
+    assert_eq!(shown.status, RunStatus::Interrupted);
+    assert_eq!(shown.invocations[0].status, RunStatus::Interrupted);
+    let listed = store.records().await.unwrap().records;
+    assert_eq!(listed[0].status, RunStatus::Interrupted);
+    // A live run is shown running.
+    let again = started(&store, request("p")).await;
+    assert!(again.is_resumed());
+    let live = store.current(&id).await.unwrap().expect("shown");
+    assert_eq!(live.status, RunStatus::Running);
+    // Resumed: the dead invocation is recorded interrupted, with what the log says it did.
+    assert_eq!(live.invocations[0].status, RunStatus::Interrupted);
+    let dead = &live.invocations[0].counts;
+    assert_eq!(
+        (dead.tags_deleted, dead.manifests_deleted, dead.failed),
+        (2, 1, 1)
+    );
+    assert_eq!(
+        (live.summary.tags_deleted, live.summary.manifests_deleted),
+        (2, 1)
+    );
+    // This invocation ends having deleted nothing itself: the record still counts what the
+    // dead one did (before, the run's counts were the sum of the reports, the dead one's lost).
+    let record = again.finish(&report(None)).await.unwrap();
+    assert_eq!(record.status, RunStatus::Succeeded);
+    assert_eq!(record.invocations[0].status, RunStatus::Interrupted);
+    assert_eq!(
+        (
+            record.summary.tags_deleted,
+            record.summary.manifests_deleted
+        ),
+        (2, 1)
+    );
+    assert!(
+        record
+            .invocations
+            .iter()
+            .all(|i| i.status != RunStatus::Running),
+        "{record:?}"
+    );
+}

@@ -20,6 +20,7 @@
 //! `CallerIpAddress`, `UserAgent`, `MediaType`, `ArtifactType`, `ResultType`, `Region`,
 //! `Type` (strings, empty when unknown) and `Size` (int).
 
+use super::oversize::Oversize;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use axum::Router;
@@ -99,6 +100,8 @@ pub enum LogsFault {
         /// The message of the detail.
         message: String,
     },
+    /// Every successful answer is padded to at least this size (see `oversize`).
+    Oversized(Oversize),
 }
 
 /// A request the emulator received.
@@ -217,6 +220,14 @@ async fn handle(
         &json_body,
         Utc::now(),
     );
+    let oversized = emulator.lock().faults.iter().find_map(|f| match f {
+        LogsFault::Oversized(o) => Some(*o),
+        _ => None,
+    });
+    let response = match oversized {
+        Some(oversize) => super::oversize::pad(response, oversize).await,
+        None => response,
+    };
     emulator.lock().requests.push(LogsRequest {
         path: uri.path().to_string(),
         authorization: headers
@@ -277,7 +288,7 @@ fn answer(
     }
     if let Some(status) = state.faults.iter().find_map(|f| match f {
         LogsFault::Fail { status } => Some(*status),
-        LogsFault::Partial { .. } => None,
+        LogsFault::Partial { .. } | LogsFault::Oversized(_) => None,
     }) {
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         return azure_error(
@@ -373,7 +384,7 @@ fn answer(
     });
     if let Some(message) = state.faults.iter().find_map(|f| match f {
         LogsFault::Partial { message } => Some(message.clone()),
-        LogsFault::Fail { .. } => None,
+        LogsFault::Fail { .. } | LogsFault::Oversized(_) => None,
     }) {
         answer["error"] = json!({
             "code": "PartialError",

@@ -78,6 +78,7 @@ mod http;
 mod kql;
 mod load;
 mod log_analytics;
+mod oversize;
 mod rates;
 mod resource_graph;
 mod routes_acr;
@@ -104,6 +105,7 @@ pub use load::format_time;
 pub use log_analytics::{
     LogAnalyticsEmulator, LogsFault, LogsRequest, REPOSITORY_EVENTS_TABLE, RepositoryEvent,
 };
+pub use oversize::Oversize;
 pub use rates::{CategoryStats, RateCard, RateStats};
 pub use resource_graph::{
     GraphFault, GraphRequest, GraphResource, RESOURCE_GRAPH_API_VERSIONS, ResourceGraphEmulator,

@@ -26,8 +26,10 @@
 //! `x-ms-user-quota-resets-after` (`hh:mm:ss`).
 //!
 //! Faults ([`GraphFault`]): `resultTruncated: "true"` without a token, a failing page, and
-//! throttling (429 with `Retry-After` and the quota headers at 0).
+//! throttling (429 with `Retry-After` and the quota headers at 0), and an oversized answer
+//! (`oversize`).
 
+use super::oversize::Oversize;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use axum::Router;
@@ -109,6 +111,8 @@ pub enum GraphFault {
         /// The `Retry-After` value, in seconds.
         retry_after_seconds: u64,
     },
+    /// Every successful answer is padded to at least this size (see `oversize`).
+    Oversized(Oversize),
 }
 
 /// A request the emulator received.
@@ -256,6 +260,14 @@ async fn handle(
         &json_body,
         api_version.as_deref(),
     );
+    let oversized = emulator.lock().faults.iter().find_map(|f| match f {
+        GraphFault::Oversized(o) => Some(*o),
+        _ => None,
+    });
+    let response = match oversized {
+        Some(oversize) => super::oversize::pad(response, oversize).await,
+        None => response,
+    };
     emulator.lock().requests.push(GraphRequest {
         authorization: headers
             .get(axum::http::header::AUTHORIZATION)

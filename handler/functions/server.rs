@@ -705,13 +705,17 @@ async fn status(
             );
         }
     };
-    match store.resolve(&run_id).await {
+    match store.current(&run_id).await {
         Ok(Some(record)) => {
             let body =
                 json!({"status": record.status.name(), "runId": record.id, "record": record});
             (StatusCode::OK, Json(body)).into_response()
         }
         Ok(None) => error(StatusCode::NOT_FOUND, "no such run"),
+        // Not an id the handler issues: it names no run (the store refused to look).
+        Err(e) if e.kind == crate::store::StoreErrorKind::InvalidRunId => {
+            error(StatusCode::NOT_FOUND, "no such run")
+        }
         Err(e) => {
             tracing::error!("run status unavailable: {e}");
             error(

@@ -518,3 +518,20 @@ async fn bodies_are_read_within_a_bound_and_a_few_at_a_time() {
         MAX_CONCURRENT_BODY_READS
     );
 }
+
+#[tokio::test]
+async fn a_status_request_for_an_id_the_handler_never_issues_is_404_and_not_echoed() {
+    let dir = tempfile::tempdir().unwrap();
+    let state_dir = dir.path().join("state").to_string_lossy().into_owned();
+    // A record where `..` from `runs/` would lead: the store root itself.
+    std::fs::create_dir_all(dir.path().join("state")).unwrap();
+    std::fs::write(dir.path().join("state/record.json"), "{}").unwrap();
+    let runner = TestRunner::open();
+    let state = state_with(&runner, &[(PURGE_STATE_DIR, state_dir.as_str())]);
+    let long = "a".repeat(5000);
+    for id in ["%2e%2e", "..", ".", "x%2F..", long.as_str()] {
+        let (status, json) = send(state.clone(), status_request(&format!("/api/purge/{id}"))).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{id}: {json:#}");
+        assert!(json.to_string().len() < 300, "{json}");
+    }
+}

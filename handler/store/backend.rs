@@ -5,6 +5,12 @@
 
 use async_trait::async_trait;
 
+/// An object's bytes in chunks, as they arrive (see [`Backend::read_chunks`]).
+pub type Chunks = futures::stream::BoxStream<'static, Result<Vec<u8>, StoreError>>;
+
+/// The most bytes a backend holds of an object read in chunks at once (per chunk).
+pub const CHUNK: usize = 1024 * 1024;
+
 /// A storage operation that failed, with what was being done.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("run store ({location}): {action}: {error}")]
@@ -15,6 +21,20 @@ pub struct StoreError {
     pub action: String,
     /// What went wrong.
     pub error: String,
+    /// Which kind of failure it is.
+    pub kind: StoreErrorKind,
+}
+
+/// What kind of failure a [`StoreError`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreErrorKind {
+    /// The storage failed or refused (I/O, network, permissions).
+    Storage,
+    /// An object was read but is not what it should be (not JSON, not UTF-8).
+    Corrupt,
+    /// A run id that is not one the handler issues ([`super::run_id`]); nothing was read
+    /// or written.
+    InvalidRunId,
 }
 
 /// The outcome of asking for a lease.
@@ -47,6 +67,9 @@ pub trait Backend: Send + Sync {
     async fn prepare(&self) -> Result<(), StoreError>;
     /// An object's bytes; `None` when there is none.
     async fn read(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// An object's bytes in chunks of at most [`CHUNK`] bytes, read as they are consumed
+    /// (bounded memory, for objects that grow: the audit log); `None` when there is none.
+    async fn read_chunks(&self, name: &str) -> Result<Option<Chunks>, StoreError>;
     /// Writes an object whole, replacing any.
     async fn write(&self, name: &str, data: Vec<u8>) -> Result<(), StoreError>;
     /// Appends to an object, creating it if missing.

@@ -3,17 +3,17 @@
 //! blobs, appends go to append blobs (in blocks of at most 4 MiB), and a lease is a blob
 //! lease, which expires when its holder stops renewing it.
 
-use super::backend::{Acquired, Backend, LeaseHandle, StoreError};
+use super::backend::{Acquired, Backend, CHUNK, Chunks, LeaseHandle, StoreError, StoreErrorKind};
 use async_trait::async_trait;
 use azure_core::credentials::TokenCredential;
 use azure_core::http::{RequestContent, StatusCode, Url};
 use azure_storage_blob::models::{
-    AppendBlobClientCreateOptions, BlobClientAcquireLeaseResultHeaders,
+    AppendBlobClientCreateOptions, BlobClientAcquireLeaseResultHeaders, BlobClientDownloadOptions,
     BlobClientGetPropertiesResultHeaders, BlobClientUploadOptions,
     BlobContainerClientListBlobsOptions, LeaseState,
 };
 use azure_storage_blob::{BlobContainerClient, BlobContainerClientOptions};
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
@@ -60,6 +60,7 @@ impl BlobBackend {
                     location: container_url.to_string(),
                     action: "setting up the Blob Storage client".into(),
                     error: crate::outbound::error_chain(&e),
+                    kind: StoreErrorKind::Storage,
                 })?;
         Ok(BlobBackend {
             container,
@@ -73,6 +74,7 @@ impl BlobBackend {
             location: self.url.clone(),
             action,
             error: crate::outbound::error_chain(error),
+            kind: StoreErrorKind::Storage,
         }
     }
 
@@ -119,6 +121,32 @@ impl Backend for BlobBackend {
             Err(e) if status(&e) == Some(StatusCode::NotFound) => Ok(None),
             Err(e) => Err(self.error(format!("reading {name}"), &e)),
         }
+    }
+
+    async fn read_chunks(&self, name: &str) -> Result<Option<Chunks>, StoreError> {
+        // One ranged GET of at most CHUNK bytes at a time (the client's partitioned
+        // download, one partition in flight): the blob is never held whole.
+        let options = BlobClientDownloadOptions {
+            parallel: std::num::NonZero::new(1),
+            partition_size: std::num::NonZero::new(CHUNK),
+            ..Default::default()
+        };
+        let blob = self.container.blob_client(name);
+        let response = match blob.download(Some(options)).await {
+            Ok(response) => response,
+            Err(e) if status(&e) == Some(StatusCode::NotFound) => return Ok(None),
+            Err(e) => return Err(self.error(format!("reading {name}"), &e)),
+        };
+        let (location, name) = (self.url.clone(), name.to_string());
+        let chunks = response.body.map(move |chunk| {
+            chunk.map(|bytes| bytes.to_vec()).map_err(|e| StoreError {
+                location: location.clone(),
+                action: format!("reading {name}"),
+                error: crate::outbound::error_chain(&e),
+                kind: StoreErrorKind::Storage,
+            })
+        });
+        Ok(Some(chunks.boxed()))
     }
 
     async fn write(&self, name: &str, data: Vec<u8>) -> Result<(), StoreError> {
@@ -217,6 +245,7 @@ impl Backend for BlobBackend {
                     location: self.url.clone(),
                     action: format!("leasing {name}"),
                     error: "the answer carried no lease id".into(),
+                    kind: StoreErrorKind::Storage,
                 })?,
             Err(e) if status(&e) == Some(StatusCode::Conflict) => {
                 return Ok(Acquired::Busy(self.read(name).await?));

@@ -3,10 +3,11 @@
 //! kernel releases when its holder exits or is killed, so a dead run never blocks the
 //! next one.
 
-use super::backend::{Acquired, Backend, LeaseHandle, StoreError};
+use super::backend::{Acquired, Backend, CHUNK, Chunks, LeaseHandle, StoreError, StoreErrorKind};
 use async_trait::async_trait;
+use futures::StreamExt;
 use std::fs::{File, OpenOptions, TryLockError};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 /// A directory holding run stores' objects.
@@ -29,6 +30,7 @@ impl DirBackend {
             location: self.location(),
             action,
             error: error.to_string(),
+            kind: StoreErrorKind::Storage,
         }
     }
 
@@ -68,6 +70,39 @@ impl Backend for DirBackend {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(self.error(format!("reading {name}"), e)),
         }
+    }
+
+    async fn read_chunks(&self, name: &str) -> Result<Option<Chunks>, StoreError> {
+        let file = match File::open(self.path(name)) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(self.error(format!("reading {name}"), e)),
+        };
+        let fail = {
+            let (location, name) = (self.location(), name.to_string());
+            move |e: std::io::Error| StoreError {
+                location: location.clone(),
+                action: format!("reading {name}"),
+                error: e.to_string(),
+                kind: StoreErrorKind::Storage,
+            }
+        };
+        let chunks = futures::stream::unfold(Some(file), move |file| {
+            let fail = fail.clone();
+            async move {
+                let mut file = file?;
+                let mut chunk = vec![0; CHUNK];
+                match file.read(&mut chunk) {
+                    Ok(0) => None,
+                    Ok(n) => {
+                        chunk.truncate(n);
+                        Some((Ok(chunk), Some(file)))
+                    }
+                    Err(e) => Some((Err(fail(e)), None)),
+                }
+            }
+        });
+        Ok(Some(chunks.boxed()))
     }
 
     async fn write(&self, name: &str, data: Vec<u8>) -> Result<(), StoreError> {

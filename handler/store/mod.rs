@@ -16,12 +16,15 @@
 //! registries/{registry}/checkpoint.json Checkpoint of the unfinished run, if any
 //! ```
 
+pub mod audit;
 mod backend;
 pub mod blob;
 pub mod dir;
 mod records;
+pub mod run_id;
 
-pub use backend::{Acquired, Backend, LeaseHandle, StoreError};
+pub use audit::AuditReading;
+pub use backend::{Acquired, Backend, CHUNK, Chunks, LeaseHandle, StoreError, StoreErrorKind};
 pub use records::{AuditLine, Checkpoint, Counts, Holder, Invocation, RunRecord, RunStatus};
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
@@ -35,6 +38,8 @@ use std::time::Duration;
 pub const LEASE_SECONDS: u32 = 60;
 /// How often a held lease is renewed.
 pub const RENEW_EVERY: Duration = Duration::from_secs(15);
+/// Why an invocation recorded `running` is `interrupted`.
+pub const INTERRUPTED: &str = "interrupted: the invocation stopped without recording its end (killed, out of disk, or its lease lost)";
 /// The blob container the Functions handler uses unless `PURGE_RUNS_CONTAINER` says.
 pub const DEFAULT_CONTAINER: &str = "acr-purge-runs";
 
@@ -57,6 +62,15 @@ impl std::fmt::Display for StoreLocation {
             StoreLocation::Blob(url) => write!(f, "{url}"),
         }
     }
+}
+
+/// Every run's record, as [`RunStore::records`] lists them.
+#[derive(Debug, Default)]
+pub struct Records {
+    /// The readable records, newest first.
+    pub records: Vec<RunRecord>,
+    /// Why each unreadable record could not be read (its name is in the error).
+    pub unreadable: Vec<StoreError>,
 }
 
 /// The run store.
@@ -85,6 +99,7 @@ impl RunStore {
                     location: url.to_string(),
                     action: "setting up".into(),
                     error,
+                    kind: StoreErrorKind::Storage,
                 };
                 let credential = credential().map_err(fail)?;
                 let http = crate::outbound::http_client_builder(&[])
@@ -127,6 +142,7 @@ impl RunStore {
             location: self.location(),
             action: format!("reading {name}"),
             error: format!("not a valid object: {error}"),
+            kind: StoreErrorKind::Corrupt,
         }
     }
 
@@ -147,6 +163,7 @@ impl RunStore {
                 location: self.location(),
                 action: format!("reading {name}"),
                 error: format!("not UTF-8: {e}"),
+                kind: StoreErrorKind::Corrupt,
             }),
         }
     }
@@ -168,21 +185,42 @@ impl RunStore {
         self.write_json(&deployed_name(registry), history).await
     }
 
+    /// The name of object `tail` of run `run_id` (`runs/{runId}/{tail}`), once the id is
+    /// checked: every operation on a run's objects goes through here.
+    fn run_object(&self, run_id: &str, tail: &str) -> Result<String, StoreError> {
+        self.check_run_id(run_id)?;
+        Ok(format!("runs/{run_id}/{tail}"))
+    }
+
+    /// Refuses a run id the handler does not issue ([`run_id::check`]).
+    fn check_run_id(&self, run_id: &str) -> Result<(), StoreError> {
+        run_id::check(run_id).map_err(|e| StoreError {
+            location: self.location(),
+            action: "finding a run".into(),
+            error: e.to_string(),
+            kind: StoreErrorKind::InvalidRunId,
+        })
+    }
+
     /// A run's record.
     pub async fn record(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
-        self.read_json(&record_name(run_id)).await
+        self.read_json(&self.run_object(run_id, "record.json")?)
+            .await
     }
 
     /// Writes a run's record.
     pub async fn write_record(&self, record: &RunRecord) -> Result<(), StoreError> {
-        self.write_json(&record_name(&record.id), record).await
+        let name = self.run_object(&record.id, "record.json")?;
+        self.write_json(&name, record).await
     }
 
     /// Records that the caller's id `alias` names run `run_id` (a webhook request that
     /// resumed an unfinished run).
     pub async fn write_alias(&self, alias: &str, run_id: &str) -> Result<(), StoreError> {
+        self.check_run_id(run_id)?;
         let value = serde_json::json!({ "runId": run_id });
-        self.write_json(&alias_name(alias), &value).await
+        self.write_json(&self.run_object(alias, "alias.json")?, &value)
+            .await
     }
 
     /// The record of run `id`, or of the run that the id `id` names ([`RunStore::write_alias`]).
@@ -190,7 +228,8 @@ impl RunStore {
         if let Some(record) = self.record(id).await? {
             return Ok(Some(record));
         }
-        let alias: Option<serde_json::Value> = self.read_json(&alias_name(id)).await?;
+        let alias: Option<serde_json::Value> =
+            self.read_json(&self.run_object(id, "alias.json")?).await?;
         match alias
             .as_ref()
             .and_then(|a| a.get("runId"))
@@ -201,23 +240,75 @@ impl RunStore {
         }
     }
 
-    /// Every run's record, newest first.
-    pub async fn records(&self) -> Result<Vec<RunRecord>, StoreError> {
-        let mut records = Vec::new();
-        for name in self.backend.list("runs/").await? {
-            if name.ends_with("/record.json")
-                && let Some(record) = self.read_json::<RunRecord>(&name).await?
-            {
-                records.push(record);
-            }
+    /// The record of run `id` (or of the run it names, as [`RunStore::resolve`]) as it
+    /// stands now: a real run recorded `running` whose registry's lease its run no longer
+    /// holds is shown [`RunStatus::Interrupted`] (see [`RunStore::as_it_stands`]).
+    pub async fn current(&self, id: &str) -> Result<Option<RunRecord>, StoreError> {
+        match self.resolve(id).await? {
+            Some(record) => Ok(Some(self.as_it_stands(record).await)),
+            None => Ok(None),
         }
-        records.sort_by_key(|r| std::cmp::Reverse(r.started_at));
-        Ok(records)
     }
 
-    /// The checkpoint of `registry`'s unfinished run, if any.
+    /// `record` as it stands now. A real run holds its registry's lease while an
+    /// invocation runs it; one recorded `running` whose lease is free (or held by another
+    /// run) died without saying: it is shown `interrupted`, without writing anything (the
+    /// next run of its policy resumes it and records that). The lease expires
+    /// [`LEASE_SECONDS`] after its holder died (Blob Storage) or at once (a directory). A dry
+    /// run takes no lease: it is shown as recorded. If the lease cannot be read, the record
+    /// is shown as recorded.
+    pub async fn as_it_stands(&self, mut record: RunRecord) -> RunRecord {
+        if record.status != RunStatus::Running || record.dry_run {
+            return record;
+        }
+        let alive = match self.holder(&record.registry).await {
+            Ok(Some(Some(holder))) => holder.run_id == record.id,
+            Ok(Some(None)) => true,
+            Ok(None) => false,
+            Err(error) => {
+                tracing::warn!("{error}; run {} shown as recorded", record.id);
+                true
+            }
+        };
+        if !alive {
+            record.mark_interrupted(INTERRUPTED);
+        }
+        record
+    }
+
+    /// Every run's readable record as it stands ([`RunStore::as_it_stands`]), newest first,
+    /// and the records that are not (each named
+    /// in its error, and logged as a warning): one corrupt record hides no other run.
+    pub async fn records(&self) -> Result<Records, StoreError> {
+        let mut listing = Records::default();
+        for name in self.backend.list("runs/").await? {
+            if !name.ends_with("/record.json") {
+                continue;
+            }
+            match self.read_json::<RunRecord>(&name).await {
+                Ok(Some(record)) => listing.records.push(self.as_it_stands(record).await),
+                Ok(None) => {}
+                Err(error) if error.kind == StoreErrorKind::Corrupt => {
+                    tracing::warn!("{error}; the run is left out of the list");
+                    listing.unreadable.push(error);
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        listing
+            .records
+            .sort_by_key(|r| std::cmp::Reverse(r.started_at));
+        Ok(listing)
+    }
+
+    /// The checkpoint of `registry`'s unfinished run, if any (one naming a run id the
+    /// handler does not issue is refused).
     pub async fn checkpoint(&self, registry: &str) -> Result<Option<Checkpoint>, StoreError> {
-        self.read_json(&checkpoint_name(registry)).await
+        let checkpoint: Option<Checkpoint> = self.read_json(&checkpoint_name(registry)).await?;
+        if let Some(checkpoint) = &checkpoint {
+            self.check_run_id(&checkpoint.run_id)?;
+        }
+        Ok(checkpoint)
     }
 
     /// Writes `registry`'s checkpoint.
@@ -226,6 +317,7 @@ impl RunStore {
         registry: &str,
         checkpoint: &Checkpoint,
     ) -> Result<(), StoreError> {
+        self.check_run_id(&checkpoint.run_id)?;
         self.write_json(&checkpoint_name(registry), checkpoint)
             .await
     }
@@ -242,7 +334,8 @@ impl RunStore {
         repository: &str,
         plan: &impl Serialize,
     ) -> Result<(), StoreError> {
-        self.write_json(&plan_name(run_id, repository), plan).await
+        let name = self.run_object(run_id, &plan_name(repository))?;
+        self.write_json(&name, plan).await
     }
 
     /// A repository's plan in a run, if written.
@@ -251,7 +344,8 @@ impl RunStore {
         run_id: &str,
         repository: &str,
     ) -> Result<Option<T>, StoreError> {
-        self.read_json(&plan_name(run_id, repository)).await
+        self.read_json(&self.run_object(run_id, &plan_name(repository))?)
+            .await
     }
 
     /// Appends lines to a run's audit log.
@@ -266,21 +360,44 @@ impl RunStore {
             serde_json::to_writer(&mut bytes, line).map_err(|e| self.corrupt("audit", e))?;
             bytes.push(b'\n');
         }
-        self.backend.append(&audit_name(run_id), bytes).await
+        let name = self.run_object(run_id, AUDIT)?;
+        self.backend.append(&name, bytes).await
     }
 
-    /// A run's audit log. A last line cut short (its writer died mid-write) is left out.
-    pub async fn audit(&self, run_id: &str) -> Result<Vec<AuditLine>, StoreError> {
-        let Some(bytes) = self.backend.read(&audit_name(run_id)).await? else {
-            return Ok(Vec::new());
+    /// Reads a run's audit log line by line (bounded memory, see [`audit`]), handing each
+    /// audit line to `each`, and says what it had to leave out (also logged: corrupt lines
+    /// as a warning, torn ones as expected after a crash).
+    pub async fn audit_each(
+        &self,
+        run_id: &str,
+        mut each: impl FnMut(AuditLine) + Send,
+    ) -> Result<AuditReading, StoreError> {
+        use futures::TryStreamExt;
+        let name = self.run_object(run_id, AUDIT)?;
+        let mut reading = AuditReading::default();
+        let Some(mut chunks) = self.backend.read_chunks(&name).await? else {
+            return Ok(reading);
         };
-        let text = String::from_utf8_lossy(&bytes);
-        let mut lines = Vec::new();
-        for line in text.lines().filter(|l| !l.trim().is_empty()) {
-            if let Ok(parsed) = serde_json::from_str::<AuditLine>(line) {
-                lines.push(parsed);
+        let mut lines = audit::Splitter::default();
+        while let Some(chunk) = chunks.try_next().await? {
+            lines.feed(&chunk, &mut reading, &mut each);
+        }
+        lines.finish(&mut reading, &mut each);
+        if let Some(left_out) = reading.left_out() {
+            let location = self.location();
+            match reading.corrupt {
+                0 => tracing::info!("run store ({location}): {name}: {left_out}"),
+                _ => tracing::warn!("run store ({location}): {name}: {left_out}"),
             }
         }
+        Ok(reading)
+    }
+
+    /// A run's audit lines, all of them in memory (for a run's own use: what it recorded).
+    /// Lines that are not audit lines are left out as [`RunStore::audit_each`] says.
+    pub async fn audit(&self, run_id: &str) -> Result<Vec<AuditLine>, StoreError> {
+        let mut lines = Vec::new();
+        self.audit_each(run_id, |line| lines.push(line)).await?;
         Ok(lines)
     }
 
@@ -291,6 +408,7 @@ impl RunStore {
         registry: &str,
         holder: &Holder,
     ) -> Result<Result<Lease, Option<Holder>>, StoreError> {
+        self.check_run_id(&holder.run_id)?;
         let name = lease_name(registry);
         let bytes = serde_json::to_vec(holder).map_err(|e| self.corrupt(&name, e))?;
         match self.backend.acquire(&name, LEASE_SECONDS, bytes).await? {
@@ -379,24 +497,12 @@ fn segment(name: &str) -> String {
     utf8_percent_encode(name, SEGMENT).to_string()
 }
 
-fn record_name(run_id: &str) -> String {
-    format!("runs/{}/record.json", segment(run_id))
-}
+/// A run's audit log, under its folder.
+const AUDIT: &str = "audit.jsonl";
 
-fn alias_name(alias: &str) -> String {
-    format!("runs/{}/alias.json", segment(alias))
-}
-
-fn audit_name(run_id: &str) -> String {
-    format!("runs/{}/audit.jsonl", segment(run_id))
-}
-
-fn plan_name(run_id: &str, repository: &str) -> String {
-    format!(
-        "runs/{}/plans/{}.json",
-        segment(run_id),
-        segment(repository)
-    )
+/// A repository's plan, under its run's folder.
+fn plan_name(repository: &str) -> String {
+    format!("plans/{}.json", segment(repository))
 }
 
 /// `saved-plans/{hex}.json`: kept by the lifecycle rule of `saved-plans/` (infra).

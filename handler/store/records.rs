@@ -9,8 +9,13 @@ use std::collections::BTreeSet;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum RunStatus {
-    /// An invocation is working on it (or died without saying: its lease has expired).
+    /// An invocation is working on it.
     Running,
+    /// Its invocation died without saying how it ended (killed, out of disk, its lease
+    /// lost): recorded on the invocation when a later one resumes the run, and shown for
+    /// the run while it has not been resumed (its lease is gone, see
+    /// `RunStore::records`). The next real run of the same policy resumes it.
+    Interrupted,
     /// It stopped before its deadline (or on shutdown) with a checkpoint; the next run of
     /// the same policy resumes it.
     Incomplete,
@@ -27,6 +32,7 @@ impl RunStatus {
     pub fn name(self) -> &'static str {
         match self {
             RunStatus::Running => "running",
+            RunStatus::Interrupted => "interrupted",
             RunStatus::Incomplete => "incomplete",
             RunStatus::Succeeded => "succeeded",
             RunStatus::Failed => "failed",
@@ -52,6 +58,17 @@ pub struct Counts {
 }
 
 impl Counts {
+    /// Counts one audit line in: a deletion (`deleted`, `alreadyGone`) by its kind, a
+    /// failure, or a skip (`skipped`, `notAllowed`).
+    pub fn add_audit(&mut self, line: &AuditLine) {
+        match (line.outcome.as_str(), line.kind.as_str()) {
+            ("deleted" | "alreadyGone", "tag") => self.tags_deleted += 1,
+            ("deleted" | "alreadyGone", _) => self.manifests_deleted += 1,
+            ("failed", _) => self.failed += 1,
+            _ => self.skipped += 1,
+        }
+    }
+
     /// Adds `other` in.
     pub fn add(&mut self, other: &Counts) {
         self.tags_deleted += other.tags_deleted;
@@ -84,6 +101,23 @@ pub struct Invocation {
     /// Why it failed or stopped, if it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+impl RunRecord {
+    /// Marks the invocations still `running` as [`RunStatus::Interrupted`], and the run too
+    /// if it was `running`: their process is gone (the registry's lease says so).
+    pub fn mark_interrupted(&mut self, why: &str) {
+        for invocation in &mut self.invocations {
+            if invocation.status == RunStatus::Running {
+                invocation.status = RunStatus::Interrupted;
+                invocation.error.get_or_insert_with(|| why.to_string());
+            }
+        }
+        if self.status == RunStatus::Running {
+            self.status = RunStatus::Interrupted;
+            self.error.get_or_insert_with(|| why.to_string());
+        }
+    }
 }
 
 /// A run's record: `runs/{id}/record.json`.

@@ -377,11 +377,13 @@ impl InUseClient {
                 .get("x-ms-tenant-subscription-limit-hit")
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|v| v.eq_ignore_ascii_case("true"));
-            let text = response.text().await.map_err(|e| InUseError::Request {
-                scope: scope.to_string(),
-                page,
-                detail: format!("reading the answer: {}", crate::outbound::error_chain(&e)),
-            })?;
+            let text = super::read_capped(response, super::MAX_ANSWER_BYTES)
+                .await
+                .map_err(|detail| InUseError::Unreadable {
+                    scope: scope.to_string(),
+                    page,
+                    detail,
+                })?;
             if !status.is_success() {
                 return Err(InUseError::Status {
                     scope: scope.to_string(),

@@ -12,6 +12,41 @@
 pub mod in_use;
 pub mod pulls;
 
+/// The most bytes read of one answer: a Resource Graph page or a Log Analytics query
+/// result (16 MiB). A page of Resource Graph's 1,000 rows, or the pull log's one row per
+/// image, is a few megabytes at most; a larger answer is refused unread (its
+/// `Content-Length`) or as soon as it passes the cap, and the lookup fails closed.
+pub const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
+
+/// Reads `response`'s body as text, at most `limit` bytes of it, chunk by chunk (never more
+/// than `limit` held). An answer that declares or sends more is refused, with its size.
+pub(crate) async fn read_capped(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<String, String> {
+    let too_large = |size: String| {
+        format!(
+            "the answer is {size}, more than the {} MiB read of one answer; nothing is decided on part of it",
+            limit / (1024 * 1024)
+        )
+    };
+    if let Some(declared) = response.content_length().filter(|n| *n > limit as u64) {
+        return Err(too_large(format!("{declared} bytes (Content-Length)")));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| format!("reading the answer: {}", crate::outbound::error_chain(&e)))?
+    {
+        if body.len() + chunk.len() > limit {
+            return Err(too_large(format!("over {limit} bytes")));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(String::from_utf8_lossy(&body).into_owned())
+}
+
 use azure_core::credentials::TokenCredential;
 use url::Url;
 

@@ -287,11 +287,9 @@ impl PullLog {
                 detail: crate::outbound::error_chain(&e),
             })?;
         let status = response.status();
-        let text = response.text().await.map_err(|e| PullLogError::Request {
-            workspace: self.workspace_id.clone(),
-            what,
-            detail: format!("reading the answer: {}", crate::outbound::error_chain(&e)),
-        })?;
+        let text = super::read_capped(response, super::MAX_ANSWER_BYTES)
+            .await
+            .map_err(|detail| self.unreadable(what, detail))?;
         if !status.is_success() {
             return Err(PullLogError::Status {
                 workspace: self.workspace_id.clone(),

@@ -96,6 +96,43 @@ impl Azurite {
     }
 }
 
+impl Azurite {
+    /// The backend of container `name`, in-process: the real `azure_storage_blob` client,
+    /// signed in with a token Azurite accepts, trusting Azurite's certificate.
+    pub fn backend(&self, name: &str) -> std::sync::Arc<acr_purge::store::blob::BlobBackend> {
+        let pem = std::fs::read(self.cert_file.path()).expect("certificate");
+        let http = acr_purge::outbound::http_client_builder(&[pem])
+            .expect("http client")
+            .build()
+            .expect("http client");
+        let url = url::Url::parse(&self.container(name)).expect("container URL");
+        let backend =
+            acr_purge::store::blob::BlobBackend::new(&url, std::sync::Arc::new(StorageToken), http)
+                .expect("blob backend");
+        std::sync::Arc::new(backend)
+    }
+}
+
+/// Signs in to Azurite (its OAuth check reads the claims, not a signature).
+#[derive(Debug)]
+struct StorageToken;
+
+#[async_trait::async_trait]
+impl azure_core::credentials::TokenCredential for StorageToken {
+    async fn get_token(
+        &self,
+        _scopes: &[&str],
+        _options: Option<azure_core::credentials::TokenRequestOptions<'_>>,
+    ) -> azure_core::Result<azure_core::credentials::AccessToken> {
+        let expires =
+            azure_core::time::OffsetDateTime::now_utc() + azure_core::time::Duration::hours(1);
+        Ok(azure_core::credentials::AccessToken::new(
+            crate::support::identity::storage_token(),
+            expires,
+        ))
+    }
+}
+
 impl Drop for Azurite {
     fn drop(&mut self) {
         let _ = self.child.start_kill();

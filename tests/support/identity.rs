@@ -91,7 +91,7 @@ async fn token(
 }
 
 /// An unsigned JWT with the claims Azurite's OAuth check reads (audience, issuer, validity).
-fn storage_token() -> String {
+pub fn storage_token() -> String {
     use base64::Engine;
     let now = chrono::Utc::now().timestamp();
     let encode = |value: serde_json::Value| {
