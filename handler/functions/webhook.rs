@@ -226,7 +226,19 @@ fn run(repositories: Option<Vec<String>>, dry_run: bool, source: &'static str) -
     }
 }
 
-/// `text` quoted for an answer, cut to [`MAX_ECHOED_CHARS`] characters.
+/// `text` for a log line: escaped (no control character or line break gets through) and
+/// cut to `max` characters.
+pub fn clipped(text: &str, max: usize) -> String {
+    let mut chars = text.chars().flat_map(char::escape_debug);
+    let head: String = chars.by_ref().take(max).collect();
+    match chars.next() {
+        Some(_) => format!("{head}…"),
+        None => head,
+    }
+}
+
+/// A caller's name for an answer or a log line: quoted and escaped, at most
+/// [`MAX_ECHOED_CHARS`] characters of it.
 pub fn quoted(text: &str) -> String {
     let mut chars = text.chars();
     let head: String = chars.by_ref().take(MAX_ECHOED_CHARS).collect();

@@ -9,6 +9,9 @@ use std::collections::BTreeSet;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum RunStatus {
+    /// Accepted by the webhook and waiting for its instance's turn: nothing has begun (the
+    /// run's own record replaces this one when it begins).
+    Queued,
     /// An invocation is working on it (or died without saying: its lease has expired).
     Running,
     /// It stopped before its deadline (or on shutdown) with a checkpoint; the next run of
@@ -26,6 +29,7 @@ impl RunStatus {
     /// The camelCase name.
     pub fn name(self) -> &'static str {
         match self {
+            RunStatus::Queued => "queued",
             RunStatus::Running => "running",
             RunStatus::Incomplete => "incomplete",
             RunStatus::Succeeded => "succeeded",
