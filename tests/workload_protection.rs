@@ -379,3 +379,61 @@ async fn a_webhook_apply_reads_what_runs_now_keeps_it_and_fails_closed() {
     assert!(registry.has("app", "running") && registry.has("app", "pinned"));
     assert!(!registry.has("app", "pulled") && !registry.has("app", "untagged"));
 }
+
+#[tokio::test]
+async fn handler_apply_reads_what_runs_now_keeps_it_and_fails_closed() {
+    let registry = Registry::start(seed()).await;
+    let azure = azure(&registry).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let plan = dir.path().join("plan.json").to_string_lossy().into_owned();
+    let mut args = POLICY.to_vec();
+    args.extend([
+        "--protect-in-use",
+        "sub-1",
+        "--dry-run",
+        "--plan-out",
+        &plan,
+    ]);
+    let run = purge(&registry, &azure, &args).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let apply = || async {
+        let url = registry.running.url.clone();
+        let state = registry.state.path().to_string_lossy().into_owned();
+        let mut env = azure.env();
+        env.push(("PURGE_STATE_DIR", state));
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        handler_with_env(&["apply", plan.as_str(), "-r", url.as_str()], &env).await
+    };
+
+    azure.graph.inject(GraphFault::Truncate);
+    let before = azure.graph.requests().len();
+    let run = apply().await;
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains("in-use protection could not read"),
+        "{}",
+        run.stderr
+    );
+    assert!(azure.graph.requests().len() > before, "the apply asked");
+    assert!(registry.mutations().is_empty(), "nothing was deleted");
+
+    azure.graph.clear_faults();
+    let host = registry.running.host();
+    azure.graph.add(GraphResource::new(
+        "sub-1",
+        "rg",
+        "Microsoft.App/containerApps",
+        "rollback",
+        json!({"template": {"containers": [{"name": "r", "image": format!("{host}/app:old")}]}}),
+    ));
+    let before = azure.graph.requests().len();
+    let run = apply().await;
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        azure.graph.requests().len() > before,
+        "the apply asked again"
+    );
+    assert!(registry.has("app", "stale"), "what runs now is kept");
+    assert!(registry.has("app", "running") && registry.has("app", "pinned"));
+    assert!(!registry.has("app", "pulled") && !registry.has("app", "untagged"));
+}
