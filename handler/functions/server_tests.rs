@@ -669,3 +669,19 @@ async fn a_queued_run_is_recorded_in_the_store_for_every_instance() {
     runner.gate.add_permits(2);
     let _ = first.await;
 }
+
+#[test]
+fn run_ids_are_the_handlers_uuids_only() {
+    let id = uuid::Uuid::new_v4().to_string();
+    assert!(is_run_id(&id));
+    for not in [
+        id.to_uppercase(),
+        id.replace('-', ""),
+        format!("{{{id}}}"),
+        format!("urn:uuid:{id}"),
+        "a".repeat(5000),
+        String::new(),
+    ] {
+        assert!(!is_run_id(&not), "{not:.80}");
+    }
+}

@@ -387,4 +387,17 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn logged_input_is_escaped_and_clipped() {
+        assert_eq!(clipped("short", 10), "short");
+        let long = format!("x\n{}", "a".repeat(5000));
+        let logged = clipped(&long, 100);
+        assert_eq!(logged.chars().count(), 101, "100 and the ellipsis");
+        assert!(
+            logged.starts_with("x\\n") && logged.ends_with('…'),
+            "{logged}"
+        );
+        assert!(!logged.contains('\n'));
+    }
 }
