@@ -551,6 +551,57 @@ async fn a_second_instance_answers_for_the_first_and_never_purges_alongside_it()
 }
 
 #[tokio::test]
+async fn a_run_queued_on_one_instance_is_known_to_the_other() {
+    let (_azurite, _identity, _registry, a, b) =
+        two_instances(100, &[("PURGE_HTTP_DEADLINE_SECONDS", "1")]).await;
+    let running = webhook(&a, "{}").await;
+    assert_eq!(running.status, 202, "{:#}", running.json);
+    // A runs one at a time: this dry run waits for the purge in flight.
+    let queued = webhook(&a, r#"{"dryRun":true}"#).await;
+    assert_eq!(queued.status, 202, "{:#}", queued.json);
+    assert_eq!(queued.json["status"], "queued", "{:#}", queued.json);
+    let url = queued.json["statusUrl"]
+        .as_str()
+        .expect("statusUrl")
+        .to_string();
+    let seen = status(&b, &url).await;
+    assert_eq!(seen.status, 200, "{:#}", seen.json);
+    assert_eq!(seen.json["status"], "queued", "{:#}", seen.json);
+    assert_eq!(seen.json["record"]["dryRun"], true);
+    // It runs, then ends; B follows it from the store under the same id.
+    let mut statuses = vec!["queued".to_string()];
+    let started = std::time::Instant::now();
+    loop {
+        let seen = status(&b, &url).await;
+        assert_eq!(seen.status, 200, "{:#}", seen.json);
+        let now = seen.json["status"].as_str().unwrap_or_default().to_string();
+        if statuses.last() != Some(&now) {
+            statuses.push(now.clone());
+        }
+        if now != "queued" && now != "running" {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(120), "{statuses:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        statuses.last().map(String::as_str),
+        Some("succeeded"),
+        "{statuses:?}"
+    );
+    // A, which ran it, says so once its run's task has settled (just after the record).
+    let mut answer = status(&a, &url).await;
+    for _ in 0..50 {
+        if answer.json["status"] == "finished" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        answer = status(&a, &url).await;
+    }
+    assert_eq!(answer.json["status"], "finished", "{:#}", answer.json);
+}
+
+#[tokio::test]
 async fn simultaneous_timers_on_two_instances_purge_once() {
     let (_azurite, _identity, registry, a, b) = two_instances(40, &[]).await;
     let (one, two) = tokio::join!(a.timer(false, false), b.timer(false, false));

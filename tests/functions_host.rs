@@ -455,12 +455,167 @@ async fn long_runs_answer_202_and_report_their_status() {
     let missing = handler
         .request(
             "GET",
-            "/api/purge/nope",
+            "/api/purge/0b7e5d6c-1c2a-4f3e-9a8b-7c6d5e4f3a2b",
             &[("Authorization", bearer.as_str())],
             vec![],
         )
         .await;
-    assert_eq!(missing.status, 404);
+    assert_eq!(missing.status, 404, "{:#}", missing.json);
+}
+
+#[tokio::test]
+async fn run_ids_not_of_the_handlers_form_are_answered_400_and_logged_at_most_clipped() {
+    let (_registry, handler) = setup(&[]).await;
+    let bearer = format!("Bearer {SECRET}");
+    let long = "a".repeat(5000);
+    for id in [
+        long.as_str(),
+        "nope",
+        "0B7E5D6C-1C2A-4F3E-9A8B-7C6D5E4F3A2B",
+    ] {
+        let started = std::time::Instant::now();
+        let answer = handler
+            .request(
+                "GET",
+                &format!("/api/purge/{id}"),
+                &[("Authorization", bearer.as_str())],
+                vec![],
+            )
+            .await;
+        assert_eq!(answer.status, 400, "{id}: {:#}", answer.json);
+        assert!(started.elapsed() < Duration::from_secs(2));
+        assert!(!answer.json.to_string().contains("aaaa"), "not echoed");
+    }
+    // A repository name of 100,000 characters that no rule covers: refused, never logged whole.
+    let name = format!("uncovered/{}", "b".repeat(100_000));
+    let body = serde_json::json!({ "repositories": [name] }).to_string();
+    let answer = signed(&handler, &body, &[]).await;
+    assert_eq!(answer.status, 422, "{:#}", answer.json);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for line in handler.stdout() {
+        assert!(!line.contains(&"a".repeat(101)), "{line:.300}");
+        assert!(!line.contains(&"b".repeat(200)), "{line:.300}");
+    }
+}
+
+#[tokio::test]
+async fn a_webhook_refuses_a_wider_command_line_plan_in_its_store_and_deletes_nothing() {
+    let registry = Registry::start(seed()).await;
+    let state = registry.state.path().to_string_lossy().into_owned();
+    let handler = Handler::start(&[
+        ("PURGE_REGISTRY", registry.running.url.as_str()),
+        ("PURGE_POLICY", POLICY),
+        ("WEBHOOK_SECRET", SECRET),
+        ("PURGE_STATE_DIR", state.as_str()),
+    ])
+    .await;
+    // A dry run on the command line, into the app's own store, with a wider policy.
+    let dir = tempfile::tempdir().expect("dir");
+    let out = dir.path().join("p.json").to_string_lossy().into_owned();
+    let run = registry
+        .purge(&[
+            "--filter",
+            "app:.*",
+            "--filter",
+            "tools/.*:.*",
+            "--ago",
+            "0d",
+            "--include-locked",
+            "--untagged",
+            "--dry-run",
+            "--plan-out",
+            out.as_str(),
+        ])
+        .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let plan: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).expect("plan")).expect("json");
+    let digest = plan["digest"].as_str().expect("digest").to_string();
+    registry.emulator().clear_requests();
+
+    let body = format!(r#"{{"apply":"{digest}"}}"#);
+    let answer = signed(&handler, &body, &[]).await;
+    assert_eq!(answer.status, 422, "{:#}", answer.json);
+    let message = answer.json["error"].as_str().unwrap_or_default();
+    assert!(message.contains("another policy"), "{message}");
+    assert!(
+        message.contains("rules") && message.contains("protect"),
+        "{message}"
+    );
+    assert!(message.contains("nothing was deleted"), "{message}");
+    assert!(
+        registry.emulator().requests().is_empty(),
+        "nothing contacted"
+    );
+    assert_eq!(registry.tags("app").len(), 5);
+    assert!(registry.has("app", "zero") && registry.has("app", "dangling"));
+
+    // The app's own plan, made by its webhook, applies.
+    let answer = signed(&handler, r#"{"dryRun":true}"#, &[]).await;
+    assert_eq!(answer.status, 200, "{:#}", answer.json);
+    let own = answer.json["planDigest"].as_str().expect("planDigest");
+    let answer = signed(&handler, &format!(r#"{{"apply":"{own}"}}"#), &[]).await;
+    assert_eq!(answer.status, 200, "{:#}", answer.json);
+    assert_eq!(registry.tags("app"), set(&["latest", "v0", "v3"]));
+}
+
+#[tokio::test]
+async fn a_stored_plan_that_does_not_read_is_422_and_an_unreadable_store_503() {
+    let registry = Registry::start(seed()).await;
+    let state = registry.state.path().to_string_lossy().into_owned();
+    let handler = Handler::start(&[
+        ("PURGE_REGISTRY", registry.running.url.as_str()),
+        ("PURGE_POLICY", POLICY),
+        ("WEBHOOK_SECRET", SECRET),
+        ("PURGE_STATE_DIR", state.as_str()),
+    ])
+    .await;
+    let saved = registry.state.path().join("saved-plans");
+    std::fs::create_dir_all(&saved).expect("dir");
+    let cases: [(&str, &[u8], &str); 3] = [
+        ("1", b"\xff\xfe not text", "not UTF-8"),
+        ("2", b"{\"format\": 1", "not a saved plan"),
+        ("3", b"{}", "not a saved plan"),
+    ];
+    for (n, bytes, why) in cases {
+        let hex = n.repeat(64);
+        std::fs::write(saved.join(format!("{hex}.json")), bytes).expect("write");
+        let answer = signed(&handler, &format!(r#"{{"apply":"sha256:{hex}"}}"#), &[]).await;
+        assert_eq!(answer.status, 422, "{:#}", answer.json);
+        let message = answer.json["error"].as_str().unwrap_or_default();
+        assert!(message.contains(why), "{message}");
+    }
+    // Another plan's content under this digest: refused as not the plan asked for.
+    let own = signed(&handler, r#"{"dryRun":true}"#, &[]).await;
+    let own = own.json["planDigest"]
+        .as_str()
+        .expect("planDigest")
+        .to_string();
+    let text = std::fs::read(saved.join(format!("{}.json", &own[7..]))).expect("own plan");
+    let hex = "4".repeat(64);
+    std::fs::write(saved.join(format!("{hex}.json")), text).expect("write");
+    let answer = signed(&handler, &format!(r#"{{"apply":"sha256:{hex}"}}"#), &[]).await;
+    assert_eq!(answer.status, 422, "{:#}", answer.json);
+    assert!(registry.mutations().is_empty());
+
+    // A store that cannot be read at all is the store's fault: 503.
+    let file = tempfile::NamedTempFile::new().expect("file");
+    let not_a_dir = file.path().join("store").to_string_lossy().into_owned();
+    let broken = Handler::start(&[
+        ("PURGE_REGISTRY", registry.running.url.as_str()),
+        ("PURGE_POLICY", POLICY),
+        ("WEBHOOK_SECRET", SECRET),
+        ("PURGE_STATE_DIR", not_a_dir.as_str()),
+    ])
+    .await;
+    let answer = signed(
+        &broken,
+        &format!(r#"{{"apply":"{own}","dryRun":true}}"#),
+        &[],
+    )
+    .await;
+    assert_eq!(answer.status, 503, "{:#}", answer.json);
+    assert!(registry.mutations().is_empty());
 }
 
 /// A handler reading its webhook secret from `vault` through the managed identity.

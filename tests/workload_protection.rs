@@ -327,3 +327,136 @@ async fn the_demo_keeps_one_image_a_container_app_runs_and_one_pulled_last_week(
         run.stdout
     );
 }
+
+/// The app's policy for the webhook tests: `POLICY` with in-use protection.
+const APP_POLICY: &str = r#"{"rules":[{"filter":["app:.*"],"ago":"30d","untagged":true}],"protectInUse":["/subscriptions/sub-1"]}"#;
+const SECRET: &str = "s3cret-webhook";
+
+async fn webhook(
+    handler: &crate::support::host::Handler,
+    body: &str,
+) -> crate::support::host::Answer {
+    let signature = acr_purge::functions::webhook::sign(SECRET, body.as_bytes());
+    handler
+        .request(
+            "POST",
+            "/api/purge",
+            &[("X-Hub-Signature-256", signature.as_str())],
+            body.as_bytes().to_vec(),
+        )
+        .await
+}
+
+#[tokio::test]
+async fn a_webhook_apply_reads_what_runs_now_keeps_it_and_fails_closed() {
+    let registry = Registry::start(seed()).await;
+    let azure = azure(&registry).await;
+    let mut settings = azure.env();
+    settings.extend([
+        ("PURGE_REGISTRY", registry.running.url.clone()),
+        ("PURGE_POLICY", APP_POLICY.to_string()),
+        ("WEBHOOK_SECRET", SECRET.to_string()),
+    ]);
+    let settings: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let handler = crate::support::host::Handler::start(&settings).await;
+    let answer = webhook(&handler, r#"{"dryRun":true}"#).await;
+    assert_eq!(answer.status, 200, "{:#}", answer.json);
+    let digest = answer.json["planDigest"].as_str().expect("planDigest");
+    let apply = format!(r#"{{"apply":"{digest}"}}"#);
+
+    // Resource Graph cannot be read: the apply deletes nothing.
+    azure.graph.inject(GraphFault::Truncate);
+    let before = azure.graph.requests().len();
+    let answer = webhook(&handler, &apply).await;
+    assert_eq!(answer.status, 500, "{:#}", answer.json);
+    assert!(
+        answer
+            .json
+            .to_string()
+            .contains("in-use protection could not read"),
+        "{:#}",
+        answer.json
+    );
+    assert!(azure.graph.requests().len() > before, "the apply asked");
+    assert!(registry.mutations().is_empty(), "nothing was deleted");
+
+    // Since the review, a Container App started running app:old, which the plan deletes.
+    azure.graph.clear_faults();
+    let host = registry.running.host();
+    azure.graph.add(GraphResource::new(
+        "sub-1",
+        "rg",
+        "Microsoft.App/containerApps",
+        "rollback",
+        json!({"template": {"containers": [{"name": "r", "image": format!("{host}/app:old")}]}}),
+    ));
+    let before = azure.graph.requests().len();
+    let answer = webhook(&handler, &apply).await;
+    assert_eq!(answer.status, 200, "{:#}", answer.json);
+    assert!(
+        azure.graph.requests().len() > before,
+        "the apply asked again"
+    );
+    assert!(registry.has("app", "stale"), "what runs now is kept");
+    assert!(registry.tags("app").contains("old"));
+    assert!(registry.has("app", "running") && registry.has("app", "pinned"));
+    assert!(!registry.has("app", "pulled") && !registry.has("app", "untagged"));
+}
+
+#[tokio::test]
+async fn handler_apply_reads_what_runs_now_keeps_it_and_fails_closed() {
+    let registry = Registry::start(seed()).await;
+    let azure = azure(&registry).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let plan = dir.path().join("plan.json").to_string_lossy().into_owned();
+    let mut args = POLICY.to_vec();
+    args.extend([
+        "--protect-in-use",
+        "sub-1",
+        "--dry-run",
+        "--plan-out",
+        &plan,
+    ]);
+    let run = purge(&registry, &azure, &args).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let apply = || async {
+        let url = registry.running.url.clone();
+        let state = registry.state.path().to_string_lossy().into_owned();
+        let mut env = azure.env();
+        env.push(("PURGE_STATE_DIR", state));
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        handler_with_env(&["apply", plan.as_str(), "-r", url.as_str()], &env).await
+    };
+
+    azure.graph.inject(GraphFault::Truncate);
+    let before = azure.graph.requests().len();
+    let run = apply().await;
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains("in-use protection could not read"),
+        "{}",
+        run.stderr
+    );
+    assert!(azure.graph.requests().len() > before, "the apply asked");
+    assert!(registry.mutations().is_empty(), "nothing was deleted");
+
+    azure.graph.clear_faults();
+    let host = registry.running.host();
+    azure.graph.add(GraphResource::new(
+        "sub-1",
+        "rg",
+        "Microsoft.App/containerApps",
+        "rollback",
+        json!({"template": {"containers": [{"name": "r", "image": format!("{host}/app:old")}]}}),
+    ));
+    let before = azure.graph.requests().len();
+    let run = apply().await;
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        azure.graph.requests().len() > before,
+        "the apply asked again"
+    );
+    assert!(registry.has("app", "stale"), "what runs now is kept");
+    assert!(registry.has("app", "running") && registry.has("app", "pinned"));
+    assert!(!registry.has("app", "pulled") && !registry.has("app", "untagged"));
+}

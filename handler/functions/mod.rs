@@ -1,11 +1,13 @@
 //! The Azure Functions custom handler: the HTTP server the Functions host starts and calls
 //! (`PurgeTimer`, `PurgeHttp`), its configuration and the webhook.
 
+pub mod applies;
 pub mod config;
 pub mod listener;
 pub mod proof;
 pub mod protocol;
 pub mod queue;
+pub mod queued;
 pub mod runner;
 pub mod runs;
 pub mod secret;

@@ -6,8 +6,8 @@
 //! A run is `queued`, then `running`, then `finished` (with its report, which says whether
 //! the run succeeded) or `failed` (the run stopped without a report: its task died, or the
 //! instance shut down before it started). At most [`MAX_KEPT_RUNS`] ended runs are
-//! remembered; a queued or running run is never forgotten (there are at most three: one
-//! running and one pending per dry-run flag, see `queue`).
+//! remembered; a queued or running run is never forgotten (there are at most seven: one
+//! running and one pending per dry-run flag, see `queue`, and four applies, see `applies`).
 
 use crate::report::RunReport;
 use serde::Serialize;

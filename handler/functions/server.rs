@@ -9,6 +9,7 @@
 //! the timer's `Logs`, which the host logs); webhook callers only learn that the
 //! configuration is invalid, and Key Vault errors are answered generically.
 
+use super::applies::Applies;
 use super::config::{Config, ConfigError};
 use super::listener;
 use super::proof::{self, ProofError};
@@ -46,6 +47,9 @@ pub const MAX_CONCURRENT_BODY_READS: usize = 8;
 /// How many repository names a log line lists (the count is always logged).
 pub const LOGGED_NAMES: usize = 5;
 
+/// The most characters of a text that quotes a caller's input written in one log line.
+pub const LOGGED_CHARS: usize = 160;
+
 /// What callers are told when the configuration is invalid (the details are in the logs).
 pub const INVALID_CONFIGURATION: &str = "invalid configuration (see the logs)";
 
@@ -69,6 +73,7 @@ pub struct AppState {
     secret: Option<Arc<WebhookSecret>>,
     runs: Arc<Runs>,
     queue: Arc<RunQueue>,
+    applies: Arc<Applies>,
     body_reads: Arc<Semaphore>,
     stop: StopSignal,
     runner: Runner,
@@ -90,6 +95,7 @@ impl AppState {
             secret,
             runs: Arc::default(),
             queue: Arc::default(),
+            applies: Arc::default(),
             body_reads: Arc::new(Semaphore::new(MAX_CONCURRENT_BODY_READS)),
             stop: StopSignal::default(),
             runner: Arc::new(move |config, job, stop, context| {
@@ -330,7 +336,7 @@ async fn webhook(
             source,
         } => (repositories, dry_run, source),
         Request::Apply { digest, dry_run } => {
-            return apply(state, config, &headers, digest, dry_run).await;
+            return apply::apply(state, config, &headers, digest, dry_run).await;
         }
     };
     if let Some(names) = &repositories
@@ -378,95 +384,13 @@ async fn webhook(
         "webhook accepted"
     );
     if !admitted.joined {
+        // Recorded before the run's task can begin it (which replaces the record).
+        if let Ok(store) = state.durability.store(&config).await {
+            super::queued::record(store, &admitted.id, config.registry.host(), dry_run).await;
+        }
         tokio::spawn(work(state.clone(), config.clone(), dry_run));
     }
     answer(&state, admitted, config.http_deadline).await
-}
-
-/// `{"apply": digest}`: loads the plan a dry run saved in the run store, checks it (this
-/// registry, at most a day old, untampered), and applies it on this instance's turn. It
-/// answers like a run: its report within the deadline, else `202` with its run id.
-async fn apply(
-    state: AppState,
-    config: Arc<Config>,
-    headers: &HeaderMap,
-    digest: String,
-    dry_run: bool,
-) -> Response {
-    let dry_run = dry_run || config.force_dry_run || config.policy.dry_run;
-    let store = match state.durability.store(&config).await {
-        Ok(store) => store,
-        Err(e) => return store_unavailable("apply refused", &e),
-    };
-    let text = match store.saved_plan(&digest).await {
-        Ok(Some(text)) => text,
-        Ok(None) => {
-            let message = format!("no plan {digest} was saved in the run store");
-            return error(StatusCode::NOT_FOUND, &message);
-        }
-        Err(e) => return store_unavailable("apply refused", &e),
-    };
-    let checked = SavedPlan::parse(&text).and_then(|plan| {
-        if plan.digest() != digest {
-            return Err(SavedPlanError::Tampered {
-                found: digest.clone(),
-                computed: plan.digest().to_string(),
-            });
-        }
-        let policy = plan.check(config.registry.host(), DEFAULT_MAX_AGE, chrono::Utc::now())?;
-        Ok((plan, policy))
-    });
-    let (plan, policy) = match checked {
-        Ok(checked) => checked,
-        Err(e) => {
-            let message = format!("plan {digest} cannot be applied, nothing was deleted: {e}");
-            return error(StatusCode::UNPROCESSABLE_ENTITY, &message);
-        }
-    };
-    if !dry_run && let Some(response) = held_elsewhere(&state, &config).await {
-        return response;
-    }
-    let context = RunContext {
-        trigger: Trigger::Http,
-        invocation_id: invocation_id(headers),
-        function_name: Some("PurgeHttp".to_string()),
-        registry: config.registry.host().to_string(),
-        dry_run,
-        parent: Some(opentelemetry::global::get_text_map_propagator(|p| {
-            p.extract(&opentelemetry_http::HeaderExtractor(headers))
-        })),
-        run_id: None,
-    };
-    let id = state.runs.queue();
-    tracing::info!(
-        run_id = id,
-        plan = digest,
-        dry_run,
-        "webhook accepted: apply"
-    );
-    let (done, outcome) = tokio::sync::oneshot::channel();
-    let job = Job::Apply {
-        plan: Arc::new(plan),
-        policy: Arc::new(policy),
-    };
-    let run_id = id.clone();
-    let deadline = config.http_deadline;
-    let runner_state = state.clone();
-    tokio::spawn(async move {
-        let state = runner_state;
-        let turn = state.queue.turn(false).await;
-        state.runs.set(&run_id, RunState::Running);
-        let mut context = context;
-        context.run_id = Some(run_id.clone());
-        let result = supervise(&state, turn, config, job, context).await;
-        let _ = done.send(settle(&state, &run_id, result).await);
-    });
-    let admitted = Admitted {
-        id,
-        joined: false,
-        outcome,
-    };
-    answer(&state, admitted, deadline).await
 }
 
 /// `409` with the holder's run id and status URL when another instance's run holds the
@@ -573,7 +497,11 @@ fn narrows(config: &Config, names: &[String]) -> Result<(), (StatusCode, String)
             ),
         )),
         Err(e) => {
-            tracing::warn!("webhook refused: the policy could not be evaluated: {e}");
+            // The error quotes the caller's repository name: logged clipped.
+            tracing::warn!(
+                "webhook refused: the policy could not be evaluated: {}",
+                webhook::clipped(&e, LOGGED_CHARS)
+            );
             Err((
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "the policy could not be evaluated against the repositories named (see the logs)"
@@ -591,42 +519,46 @@ async fn work(state: AppState, config: Arc<Config>, dry_run: bool) {
     };
     if state.stop.is_stopped() {
         let why = "the instance shut down before the run started".to_string();
-        state
-            .runs
-            .set(&pending.id, RunState::Failed { error: why.clone() });
-        pending.complete(Arc::new(Err(why)));
+        let outcome = settle(&state, &config, &pending.id, Err(why)).await;
+        pending.complete(outcome);
         return;
     }
     state.runs.set(&pending.id, RunState::Running);
     let only = pending.scope.clone().into_repositories();
     let mut context = pending.context.clone();
     context.run_id = Some(pending.id.clone());
-    let result = supervise(&state, turn, config, Job::Purge { only }, context).await;
-    let outcome = settle(&state, &pending.id, result).await;
+    let result = supervise(&state, turn, config.clone(), Job::Purge { only }, context).await;
+    let outcome = settle(&state, &config, &pending.id, result).await;
     pending.complete(outcome);
 }
 
-/// Records how run `id` ended (for its status URL) and flushes its telemetry.
-async fn settle(state: &AppState, id: &str, result: Result<Finished, String>) -> Outcome {
+/// Records how run `id` ended (for its status URL, here and, if the run never began, in
+/// its queued record) and flushes its telemetry.
+async fn settle(
+    state: &AppState,
+    config: &Config,
+    id: &str,
+    result: Result<Finished, String>,
+) -> Outcome {
     let outcome: Outcome = Arc::new(result.map(|finished| finished.report));
-    let run_state = match outcome.as_ref() {
-        Ok(report) => RunState::Finished {
-            report: Box::new(report.clone()),
-        },
-        Err(why) => RunState::Failed { error: why.clone() },
+    let (run_state, failure) = match outcome.as_ref() {
+        Ok(report) => (
+            RunState::Finished {
+                report: Box::new(report.clone()),
+            },
+            report.error.as_ref().map(ToString::to_string),
+        ),
+        Err(why) => (RunState::Failed { error: why.clone() }, Some(why.clone())),
     };
     state.runs.set(id, run_state);
+    // A run that began replaced its queued record; only a failed one may not have.
+    if let Some(why) = failure
+        && let Ok(store) = state.durability.store(config).await
+    {
+        super::queued::close(store, id, &why).await;
+    }
     telemetry::flush().await;
     outcome
-}
-
-/// `503`: the run store cannot be reached (the error goes to the logs).
-fn store_unavailable(what: &str, e: &impl std::fmt::Display) -> Response {
-    tracing::error!("{what}: {e}");
-    error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "the run store is unavailable (see the logs); retry later",
-    )
 }
 
 /// The run's report if it ends within the deadline, else `202` with the run id.
@@ -637,38 +569,55 @@ async fn answer(state: &AppState, admitted: Admitted, deadline: Duration) -> Res
         outcome,
     } = admitted;
     match tokio::time::timeout(deadline, outcome).await {
-        Ok(Ok(outcome)) => match outcome.as_ref() {
-            Ok(report) => (report_status(report), Json(report)).into_response(),
-            Err(why) => (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                Json(json!({"error": why, "status": 500, "runId": id})),
-            )
-                .into_response(),
-        },
-        _ => {
-            let status = match state.runs.get(&id) {
-                Some(RunState::Queued) => "queued",
-                _ => "running",
-            };
-            (
-                StatusCode::ACCEPTED,
-                Json(json!({
-                    "runId": id,
-                    "status": status,
-                    "joined": joined,
-                    "statusUrl": format!("/api/purge/{id}"),
-                })),
-            )
-                .into_response()
-        }
+        Ok(Ok(outcome)) => finished(&outcome, &id),
+        _ => accepted_later(state, &id, joined),
     }
 }
 
+/// The answer for a run that ended: its report, or 500 with why it has none.
+fn finished(outcome: &Outcome, id: &str) -> Response {
+    match outcome.as_ref() {
+        Ok(report) => (report_status(report), Json(report)).into_response(),
+        Err(why) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({"error": why, "status": 500, "runId": id})),
+        )
+            .into_response(),
+    }
+}
+
+/// `202` for a run still queued or running at the deadline, with its status URL.
+fn accepted_later(state: &AppState, id: &str, joined: bool) -> Response {
+    let status = match state.runs.get(id) {
+        Some(RunState::Queued) => "queued",
+        _ => "running",
+    };
+    (
+        StatusCode::ACCEPTED,
+        Json(json!({
+            "runId": id,
+            "status": status,
+            "joined": joined,
+            "statusUrl": format!("/api/purge/{id}"),
+        })),
+    )
+        .into_response()
+}
+
+/// The host's invocation id; a value that is not a UUID is not the host's, and is dropped
+/// (it would otherwise reach telemetry and logs as the caller wrote it).
 fn invocation_id(headers: &HeaderMap) -> Option<String> {
     headers
         .get("x-azure-functions-invocationid")
         .and_then(|v| v.to_str().ok())
+        .filter(|v| uuid::Uuid::try_parse(v).is_ok())
         .map(str::to_string)
+}
+
+/// Whether `text` has the form of the handler's run ids (the store's one rule,
+/// [`crate::store::run_id::check`]).
+pub fn is_run_id(text: &str) -> bool {
+    crate::store::run_id::check(text).is_ok()
 }
 
 /// `GET /api/purge/{runId}`: a background run's state (same authentication, empty body).
@@ -690,6 +639,13 @@ async fn status(
     };
     if let Err(response) = check(secret, |s| proof::verify(proof, s, b"")).await {
         return response;
+    }
+    // Nothing else is a run id: answered here, without a store request or a log line.
+    if !is_run_id(&run_id) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "not a run id: run ids are lowercase hyphenated UUIDs",
+        );
     }
     if let Some(run) = state.runs.get(&run_id) {
         return (StatusCode::OK, Json(run)).into_response();
@@ -777,6 +733,9 @@ fn error(status: StatusCode, message: &str) -> Response {
     )
         .into_response()
 }
+
+#[path = "apply.rs"]
+mod apply;
 
 #[cfg(test)]
 #[path = "server_tests.rs"]

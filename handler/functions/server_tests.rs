@@ -2,6 +2,7 @@
 //! purge itself replaced by a controllable runner where a test needs a run to block or die.
 
 use super::*;
+use crate::functions::applies::{MAX_APPLIES, MAX_PLAN_BYTES};
 use crate::functions::proof::sign;
 use crate::report::{RunReport, Summary};
 use crate::settings::*;
@@ -520,7 +521,7 @@ async fn bodies_are_read_within_a_bound_and_a_few_at_a_time() {
 }
 
 #[tokio::test]
-async fn a_status_request_for_an_id_the_handler_never_issues_is_404_and_not_echoed() {
+async fn a_status_request_for_an_id_the_handler_never_issues_is_refused_and_not_echoed() {
     let dir = tempfile::tempdir().unwrap();
     let state_dir = dir.path().join("state").to_string_lossy().into_owned();
     // A record where `..` from `runs/` would lead: the store root itself.
@@ -531,7 +532,174 @@ async fn a_status_request_for_an_id_the_handler_never_issues_is_404_and_not_echo
     let long = "a".repeat(5000);
     for id in ["%2e%2e", "..", ".", "x%2F..", long.as_str()] {
         let (status, json) = send(state.clone(), status_request(&format!("/api/purge/{id}"))).await;
-        assert_eq!(status, StatusCode::NOT_FOUND, "{id}: {json:#}");
+        // The route refuses it before the store (which refuses it too: store/tests.rs).
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{id}: {json:#}");
         assert!(json.to_string().len() < 300, "{json}");
+    }
+}
+
+/// Saves a plan of the app's policy (or, `other_policy`, of one that includes locked
+/// images) in the run store of `state`, and returns its digest.
+async fn save_plan(state: &AppState, repository: &str, other_policy: bool) -> String {
+    let config = state.config.as_ref().unwrap().clone();
+    let mut policy = config.policy.policy.clone();
+    if other_policy {
+        policy.protect.clear();
+        policy.rules[0].include_locked = true;
+    }
+    let plan = SavedPlan::seal(
+        config.registry.host(),
+        chrono::Utc::now(),
+        &policy,
+        None,
+        vec![crate::saved::SavedRepository {
+            repository: repository.to_string(),
+            tags: Vec::new(),
+            manifests: Vec::new(),
+        }],
+    );
+    let store = state.durability.store(&config).await.unwrap();
+    store.write_saved_plan(&plan).await.unwrap();
+    plan.digest().to_string()
+}
+
+fn apply_body(digest: &str) -> String {
+    format!(r#"{{"apply":"{digest}"}}"#)
+}
+
+#[tokio::test]
+async fn applies_of_one_plan_coalesce_and_at_most_four_are_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_string_lossy().into_owned();
+    let runner = TestRunner::default();
+    let state = state_with(
+        &runner,
+        &[(PURGE_STATE_DIR, &path), (PURGE_DRY_RUN, "true")],
+    );
+    let mut digests = Vec::new();
+    for i in 0..=MAX_APPLIES {
+        digests.push(save_plan(&state, &format!("app{i}"), false).await);
+    }
+    // Thirty identical requests: one apply, one run, one run id.
+    let requests: Vec<_> = (0..30)
+        .map(|_| tokio::spawn(send(state.clone(), signed(&apply_body(&digests[0])))))
+        .collect();
+    let mut ids = std::collections::BTreeSet::new();
+    for request in requests {
+        let (status, json) = request.await.unwrap();
+        assert_eq!(status, StatusCode::ACCEPTED, "{json:#}");
+        ids.insert(json["runId"].as_str().unwrap().to_string());
+    }
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    runner.wait_for_calls(1).await;
+    assert_eq!(state.applies.len(), 1);
+    // Three other plans are accepted and wait; a fifth apply is one too many.
+    for digest in &digests[1..MAX_APPLIES] {
+        let (status, json) = send(state.clone(), signed(&apply_body(digest))).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{json:#}");
+        assert_eq!(json["status"], "queued", "{json:#}");
+    }
+    let (status, json) = send(state.clone(), signed(&apply_body(&digests[MAX_APPLIES]))).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{json:#}");
+    assert!(json["error"].as_str().unwrap().contains("at most 4"));
+    // Joining one under way is still accepted.
+    let (status, _) = send(state.clone(), signed(&apply_body(&digests[1]))).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(runner.calls().len(), 1, "one run at a time");
+    // They run one after the other; then a new apply of the first plan is a new run.
+    runner.gate.add_permits(MAX_APPLIES);
+    runner.wait_for_calls(MAX_APPLIES).await;
+    for _ in 0..200 {
+        if state.applies.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(state.applies.is_empty());
+    runner.gate.add_permits(1);
+    let (status, json) = send(state.clone(), signed(&apply_body(&digests[0]))).await;
+    assert_eq!(status, StatusCode::OK, "{json:#}");
+    assert_eq!(runner.calls().len(), MAX_APPLIES + 1);
+    let first = ids.first().unwrap();
+    let (_, json) = send(
+        state.clone(),
+        status_request(&format!("/api/purge/{first}")),
+    )
+    .await;
+    assert_eq!(json["status"], "finished", "{json:#}");
+}
+
+#[tokio::test]
+async fn a_plan_of_another_policy_is_refused_and_never_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_string_lossy().into_owned();
+    let runner = TestRunner::open();
+    let state = state_with(
+        &runner,
+        &[(PURGE_STATE_DIR, &path), (PURGE_DRY_RUN, "true")],
+    );
+    let wider = save_plan(&state, "app", true).await;
+    let (status, json) = send(state.clone(), signed(&apply_body(&wider))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{json:#}");
+    let message = json["error"].as_str().unwrap();
+    assert!(
+        message.contains("another policy than this app's"),
+        "{message}"
+    );
+    assert!(message.contains("rules"), "{message}");
+    assert!(runner.calls().is_empty());
+    // Too large to be applied by the webhook: refused by its size.
+    let hex = "7".repeat(64);
+    let huge = vec![b' '; MAX_PLAN_BYTES + 1];
+    std::fs::create_dir_all(dir.path().join("saved-plans")).unwrap();
+    std::fs::write(dir.path().join(format!("saved-plans/{hex}.json")), huge).unwrap();
+    let (status, json) = send(state.clone(), signed(&apply_body(&format!("sha256:{hex}")))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{json:#}");
+    assert!(
+        json["error"].as_str().unwrap().contains("64 MiB"),
+        "{json:#}"
+    );
+    assert!(runner.calls().is_empty());
+    let own = save_plan(&state, "app", false).await;
+    let (status, json) = send(state.clone(), signed(&apply_body(&own))).await;
+    assert_eq!(status, StatusCode::OK, "{json:#}");
+    assert_eq!(runner.calls().len(), 1);
+}
+
+#[tokio::test]
+async fn a_queued_run_is_recorded_in_the_store_for_every_instance() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_string_lossy().into_owned();
+    let runner = TestRunner::default();
+    let settings = [(PURGE_STATE_DIR, path.as_str()), (PURGE_DRY_RUN, "true")];
+    let here = state_with(&runner, &settings);
+    let elsewhere = state_with(&runner, &settings);
+    let first = tokio::spawn(send(here.clone(), signed(r#"{"repositories":["app"]}"#)));
+    runner.wait_for_calls(1).await;
+    let (status, json) = send(here.clone(), signed(r#"{"repositories":["tools/ci"]}"#)).await;
+    // Queued behind the first: another instance knows it from the store.
+    assert_eq!(status, StatusCode::ACCEPTED, "{json:#}");
+    let url = json["statusUrl"].as_str().unwrap().to_string();
+    let (status, json) = send(elsewhere.clone(), status_request(&url)).await;
+    assert_eq!(status, StatusCode::OK, "{json:#}");
+    assert_eq!(json["status"], "queued", "{json:#}");
+    assert_eq!(json["record"]["trigger"], "http");
+    runner.gate.add_permits(2);
+    let _ = first.await;
+}
+
+#[test]
+fn run_ids_are_the_handlers_uuids_only() {
+    let id = uuid::Uuid::new_v4().to_string();
+    assert!(is_run_id(&id));
+    for not in [
+        id.to_uppercase(),
+        id.replace('-', ""),
+        format!("{{{id}}}"),
+        format!("urn:uuid:{id}"),
+        "a".repeat(5000),
+        String::new(),
+    ] {
+        assert!(!is_run_id(&not), "{not:.80}");
     }
 }

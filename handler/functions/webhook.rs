@@ -226,7 +226,19 @@ fn run(repositories: Option<Vec<String>>, dry_run: bool, source: &'static str) -
     }
 }
 
-/// `text` quoted for an answer, cut to [`MAX_ECHOED_CHARS`] characters.
+/// `text` for a log line: escaped (no control character or line break gets through) and
+/// cut to `max` characters.
+pub fn clipped(text: &str, max: usize) -> String {
+    let mut chars = text.chars().flat_map(char::escape_debug);
+    let head: String = chars.by_ref().take(max).collect();
+    match chars.next() {
+        Some(_) => format!("{head}…"),
+        None => head,
+    }
+}
+
+/// A caller's name for an answer or a log line: quoted and escaped, at most
+/// [`MAX_ECHOED_CHARS`] characters of it.
 pub fn quoted(text: &str) -> String {
     let mut chars = text.chars();
     let head: String = chars.by_ref().take(MAX_ECHOED_CHARS).collect();
@@ -374,5 +386,18 @@ mod tests {
                 String::from_utf8_lossy(bad)
             );
         }
+    }
+
+    #[test]
+    fn logged_input_is_escaped_and_clipped() {
+        assert_eq!(clipped("short", 10), "short");
+        let long = format!("x\n{}", "a".repeat(5000));
+        let logged = clipped(&long, 100);
+        assert_eq!(logged.chars().count(), 101, "100 and the ellipsis");
+        assert!(
+            logged.starts_with("x\\n") && logged.ends_with('…'),
+            "{logged}"
+        );
+        assert!(!logged.contains('\n'));
     }
 }

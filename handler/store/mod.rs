@@ -153,19 +153,11 @@ impl RunStore {
         self.backend.write(&name, plan.to_json().into_bytes()).await
     }
 
-    /// The text of the saved plan recorded under `digest` (`sha256:…`), if any. It is
-    /// checked by [`crate::saved::SavedPlan::parse`] like a file.
-    pub async fn saved_plan(&self, digest: &str) -> Result<Option<String>, StoreError> {
-        let name = saved_plan_name(digest);
-        match self.backend.read(&name).await? {
-            None => Ok(None),
-            Some(bytes) => String::from_utf8(bytes).map(Some).map_err(|e| StoreError {
-                location: self.location(),
-                action: format!("reading {name}"),
-                error: format!("not UTF-8: {e}"),
-                kind: StoreErrorKind::Corrupt,
-            }),
-        }
+    /// The bytes of the saved plan recorded under `digest` (`sha256:…`), if any. They are
+    /// the caller's to check (UTF-8, [`crate::saved::SavedPlan::parse`]) like a file's: a
+    /// plan that does not read is the plan's fault, not the store's.
+    pub async fn saved_plan(&self, digest: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.backend.read(&saved_plan_name(digest)).await
     }
 
     /// The registry's deployment history (what in-use protection saw running).
@@ -223,10 +215,12 @@ impl RunStore {
             .await
     }
 
-    /// The record of run `id`, or of the run that the id `id` names ([`RunStore::write_alias`]).
+    /// The record of run `id`, or of the run that the id `id` names ([`RunStore::write_alias`]):
+    /// a queued run that resumed another run when it began names that run.
     pub async fn resolve(&self, id: &str) -> Result<Option<RunRecord>, StoreError> {
-        if let Some(record) = self.record(id).await? {
-            return Ok(Some(record));
+        let own = self.record(id).await?;
+        if let Some(record) = own.as_ref().filter(|r| r.status != RunStatus::Queued) {
+            return Ok(Some(record.clone()));
         }
         let alias: Option<serde_json::Value> =
             self.read_json(&self.run_object(id, "alias.json")?).await?;
@@ -235,8 +229,11 @@ impl RunStore {
             .and_then(|a| a.get("runId"))
             .and_then(|v| v.as_str())
         {
-            Some(run) if run != id => self.record(run).await,
-            _ => Ok(None),
+            Some(run) if run != id => match self.record(run).await? {
+                Some(record) => Ok(Some(record)),
+                None => Ok(own),
+            },
+            _ => Ok(own),
         }
     }
 

@@ -9,6 +9,9 @@ use std::collections::BTreeSet;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum RunStatus {
+    /// Accepted by the webhook and waiting for its instance's turn: nothing has begun (the
+    /// run's own record replaces this one when it begins).
+    Queued,
     /// An invocation is working on it.
     Running,
     /// Its invocation died without saying how it ended (killed, out of disk, its lease
@@ -31,6 +34,7 @@ impl RunStatus {
     /// The camelCase name.
     pub fn name(self) -> &'static str {
         match self {
+            RunStatus::Queued => "queued",
             RunStatus::Running => "running",
             RunStatus::Interrupted => "interrupted",
             RunStatus::Incomplete => "incomplete",
