@@ -80,28 +80,34 @@ mod tests {
         (dir, store)
     }
 
+    /// A run id as the handler issues them.
+    fn id() -> String {
+        uuid::Uuid::new_v4().to_string()
+    }
+
     #[tokio::test]
     async fn a_queued_run_is_closed_only_if_it_never_began() {
         let (_dir, store) = store().await;
-        record(&store, "q1", "r.azurecr.io", false).await;
-        let queued = store.resolve("q1").await.unwrap().unwrap();
+        let (q1, q2) = (id(), id());
+        record(&store, &q1, "r.azurecr.io", false).await;
+        let queued = store.resolve(&q1).await.unwrap().unwrap();
         assert_eq!(queued.status, RunStatus::Queued);
-        close(&store, "q1", "refused").await;
-        let closed = store.resolve("q1").await.unwrap().unwrap();
+        close(&store, &q1, "refused").await;
+        let closed = store.resolve(&q1).await.unwrap().unwrap();
         assert_eq!(closed.status, RunStatus::Failed);
         assert_eq!(closed.error.as_deref(), Some("refused"));
         assert!(closed.ended_at.is_some());
 
         // Begun: its own record replaced the queued one; closing leaves it alone.
-        record(&store, "q2", "r.azurecr.io", false).await;
+        record(&store, &q2, "r.azurecr.io", false).await;
         let began = RunRecord {
             status: RunStatus::Running,
-            ..store.resolve("q2").await.unwrap().unwrap()
+            ..store.resolve(&q2).await.unwrap().unwrap()
         };
         store.write_record(&began).await.unwrap();
-        close(&store, "q2", "x").await;
+        close(&store, &q2, "x").await;
         assert_eq!(
-            store.resolve("q2").await.unwrap().unwrap().status,
+            store.resolve(&q2).await.unwrap().unwrap().status,
             RunStatus::Running
         );
     }
@@ -109,18 +115,19 @@ mod tests {
     #[tokio::test]
     async fn a_queued_run_that_resumed_another_names_it() {
         let (_dir, store) = store().await;
-        record(&store, "q3", "r.azurecr.io", false).await;
+        let (q3, old) = (id(), id());
+        record(&store, &q3, "r.azurecr.io", false).await;
         let resumed = RunRecord {
-            id: "old".to_string(),
+            id: old.clone(),
             status: RunStatus::Running,
-            ..store.resolve("q3").await.unwrap().unwrap()
+            ..store.resolve(&q3).await.unwrap().unwrap()
         };
         store.write_record(&resumed).await.unwrap();
-        store.write_alias("q3", "old").await.unwrap();
-        assert_eq!(store.resolve("q3").await.unwrap().unwrap().id, "old");
-        close(&store, "q3", "x").await;
+        store.write_alias(&q3, &old).await.unwrap();
+        assert_eq!(store.resolve(&q3).await.unwrap().unwrap().id, old);
+        close(&store, &q3, "x").await;
         assert_eq!(
-            store.resolve("q3").await.unwrap().unwrap().status,
+            store.resolve(&q3).await.unwrap().unwrap().status,
             RunStatus::Running,
             "the resumed run is not closed"
         );
