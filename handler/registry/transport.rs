@@ -5,8 +5,9 @@
 //! `--concurrency 8` means 8 deletes in flight, as in acr purge, while reads that verify
 //! the next deletions and list other repositories proceed beside them). Every data-plane
 //! request first waits for its category's slot ([`super::pacing`]); a checked request
-//! ([`Transport::execute_checked`], every DELETE) then runs its check and is sent at once,
-//! so what the check read is at most one round trip old when the request goes out. A 429
+//! ([`Transport::execute_checked`], every DELETE) then runs its check and is sent as soon
+//! as one of its category's in-flight permits is free (at most one DELETE round trip), so
+//! what the check read is that fresh when the request goes out. A 429
 //! slows its category down (its requests wait out the `Retry-After`, or an exponential
 //! backoff with jitter, and its rate is halved; a 429 on an unmetered token request pauses
 //! the whole client) and is retried for as long as [`RetryPolicy::max_throttled_wait`]
@@ -265,9 +266,7 @@ impl Transport {
         build: impl Fn() -> RequestBuilder,
     ) -> Result<Response, RegistryError> {
         let sent = self
-            .execute_checked(route, context, build, &mut || {
-                Box::pin(async { Ok(Precheck::<Infallible>::Send) }) as Checked<Infallible>
-            })
+            .execute_checked(route, context, build, &mut no_check)
             .await?;
         match sent {
             Ok(response) => Ok(response),
