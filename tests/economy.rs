@@ -372,3 +372,57 @@ async fn storage_figures_cost_one_read_per_manifest_of_a_purged_repository() {
     assert_eq!(count(&requests, "DELETE", "/manifests/"), stale);
     assert!(run.stdout.contains("Storage freed: "), "{}", run.stdout);
 }
+
+#[tokio::test]
+async fn storage_reads_never_hold_up_the_first_delete_and_a_second_run_reads_none_again() {
+    let (repos, images) = (2, 40);
+    let registry = Registry::start(docker_registry(repos, images)).await;
+    let args = ["--filter", ".*:.*", "--ago", "1d", "--untagged"];
+    // A dry run reads every body once, after its plan, and remembers their blobs.
+    let mut dry_args = args.to_vec();
+    dry_args.push("--dry-run");
+    let dry = registry.purge(&dry_args).await;
+    assert_eq!(dry.code, 0, "{}", dry.stderr);
+    let all = registry.emulator().requests();
+    assert_eq!(count(&data_plane(&all), "GET", "/v2/repo"), repos * images);
+    // The real run reads no body again, and finds the same figure.
+    registry.emulator().clear_requests();
+    let run = registry.purge(&args).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let all = registry.emulator().requests();
+    let requests = data_plane(&all);
+    assert_eq!(
+        count(&requests, "GET", "/v2/repo"),
+        0,
+        "every body was seen before"
+    );
+    assert_eq!(
+        count(&requests, "DELETE", "/manifests/"),
+        repos * images / 2
+    );
+    let figure = |stdout: &str| {
+        stdout
+            .lines()
+            .find(|l| l.starts_with("Storage"))
+            .and_then(|l| l.split_once(": ").map(|(_, figure)| figure.to_string()))
+    };
+    assert_eq!(figure(&run.stdout), figure(&dry.stdout), "{}", run.stdout);
+    assert!(figure(&run.stdout).is_some(), "{}", run.stdout);
+
+    // On a registry never seen, bodies are read beside the deletions: before the first
+    // DELETE, at most one per deletion under way (twice the concurrency), not the 80 of
+    // every manifest.
+    let fresh = Registry::start(docker_registry(repos, images)).await;
+    let run = fresh.purge(&args).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let all = fresh.emulator().requests();
+    let requests = data_plane(&all);
+    let first_delete = requests
+        .iter()
+        .position(|r| r.method == "DELETE")
+        .expect("a DELETE");
+    let before = count(&requests[..first_delete], "GET", "/v2/repo");
+    assert!(before <= 16, "{before} body reads before the first DELETE");
+    assert_eq!(count(&requests, "GET", "/v2/repo"), repos * images);
+    assert_eq!(figure(&run.stdout), figure(&dry.stdout), "{}", run.stdout);
+}

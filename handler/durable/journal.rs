@@ -6,6 +6,7 @@ use super::DurableRun;
 use crate::report::{Item, Outcome, RepositoryReport, RepositoryStatus};
 use crate::run::Journal;
 use crate::run::execute::STOPPED;
+use crate::run::inventory::KnownBlobs;
 use crate::store::AuditLine;
 use async_trait::async_trait;
 use chrono::Utc;
@@ -68,6 +69,28 @@ impl Journal for DurableRun {
                 .map_err(|e| e.to_string())?;
         }
         Ok(())
+    }
+
+    async fn known_blobs(&self, repository: &str) -> KnownBlobs {
+        let registry = &self.record.registry;
+        match self.store.known_blobs(registry, repository).await {
+            Ok(known) => known.unwrap_or_default(),
+            Err(error) => {
+                tracing::warn!(%error, repository, "the blobs an earlier run read could not be read; reading the bodies again");
+                KnownBlobs::new()
+            }
+        }
+    }
+
+    async fn remember_blobs(&self, repository: &str, blobs: KnownBlobs) {
+        let registry = &self.record.registry;
+        if let Err(error) = self
+            .store
+            .write_known_blobs(registry, repository, &blobs)
+            .await
+        {
+            tracing::warn!(%error, repository, "the blobs read for the storage figures could not be remembered");
+        }
     }
 }
 

@@ -186,6 +186,12 @@ impl RegistryClient {
         self.transport.rate_card()
     }
 
+    /// Reads this client allows in flight at once: `--concurrency` times the card's reads
+    /// per delete (at most ten), so bulk reads are sized by the card, not by the deletes.
+    pub fn read_concurrency(&self) -> usize {
+        self.transport.read_concurrency()
+    }
+
     /// What the transport has done so far.
     pub fn stats(&self) -> StatsSnapshot {
         self.transport.stats.snapshot()

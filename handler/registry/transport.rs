@@ -203,6 +203,22 @@ impl RequestStats {
     }
 }
 
+/// How many times `concurrency` requests of `category` may be in flight: reads (and
+/// referrers calls, which ACR counts as reads too) as many times as the card allows more
+/// reads than deletes (ten on Basic and Standard, five on Premium, ten when unlimited),
+/// everything else once. So `--concurrency 8` is 8 deletes in flight, as in acr purge,
+/// while the reads that list and verify keep up with what the card lets them do.
+pub(crate) fn share(card: &RateCard, category: Category) -> usize {
+    const MAX_SHARE: f64 = 10.0;
+    match category {
+        Category::Read | Category::Referrers => match (card.read, card.delete) {
+            (Some(read), Some(delete)) => (read / delete).round().clamp(1.0, MAX_SHARE) as usize,
+            _ => MAX_SHARE as usize,
+        },
+        Category::Write | Category::Delete => 1,
+    }
+}
+
 /// What a check just before a request decided ([`Transport::execute_checked`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Precheck<T> {
@@ -230,6 +246,8 @@ pub(crate) struct Transport {
     pub retry: RetryPolicy,
     pub stats: Arc<RequestStats>,
     pacer: Arc<Pacer>,
+    /// Reads allowed in flight at once.
+    read_concurrency: usize,
     /// Requests in flight, bounded per category (the last one is for token requests).
     permits: Arc<[Semaphore; 5]>,
     resume_at: Arc<std::sync::Mutex<Option<Instant>>>,
@@ -249,7 +267,11 @@ impl Transport {
             retry,
             stats: Arc::default(),
             pacer: Arc::new(Pacer::new(card)),
-            permits: Arc::new(std::array::from_fn(|_| Semaphore::new(concurrency.max(1)))),
+            read_concurrency: concurrency.max(1) * share(&card, Category::Read),
+            permits: Arc::new(std::array::from_fn(|i| {
+                let share = Category::ALL.get(i).map_or(1, |&c| share(&card, c));
+                Semaphore::new(concurrency.max(1) * share)
+            })),
             resume_at: Arc::default(),
             failures_in_a_row: Arc::default(),
         }
@@ -417,6 +439,11 @@ impl Transport {
     /// The rate card the pacer follows.
     pub fn rate_card(&self) -> RateCard {
         self.pacer.card()
+    }
+
+    /// Reads allowed in flight at once ([`share`] of the concurrency).
+    pub fn read_concurrency(&self) -> usize {
+        self.read_concurrency
     }
 
     /// Fails fast once [`RetryPolicy::breaker_failures`] requests in a row have failed.

@@ -52,8 +52,9 @@ pub struct BlobIndex {
     pub blobs: HashMap<String, Vec<(String, u64)>>,
     /// Manifests whose body could not be read.
     pub unknown: HashSet<String>,
-    /// Manifests that stay whose bodies were not read (the run stopped first, or the read
-    /// failed): blobs only they share with removed manifests count as freed.
+    /// Manifests whose bodies were not read yet: a removed one left unread counts by its
+    /// `imageSize` only, a kept one lets the blobs it shares with removed ones count as
+    /// freed.
     pub unread: HashSet<String>,
 }
 
@@ -68,7 +69,7 @@ pub struct BlobSplit {
 
 /// Whether a manifest is gone after the run: planned removed (dry run), or deleted (or
 /// removed with a manifest that was deleted) in a real run.
-fn removed_manifests(repo: &RepositoryReport, dry_run: bool) -> HashSet<&str> {
+pub(crate) fn removed_manifests(repo: &RepositoryReport, dry_run: bool) -> HashSet<&str> {
     let mut gone: HashSet<&str> = repo
         .manifests
         .iter()
@@ -108,7 +109,7 @@ pub fn repository_storage(repo: &RepositoryReport, dry_run: bool) -> (StorageFre
         let blobs = index.blobs.get(digest).map(Vec::as_slice).unwrap_or(&[]);
         if gone.contains(digest) {
             storage.at_most_bytes += manifest.decision.image_size.unwrap_or(0);
-            if index.unknown.contains(digest) {
+            if index.unknown.contains(digest) || index.unread.contains(digest) {
                 storage.unknown_manifests += 1;
             }
             for (blob, size) in blobs {

@@ -27,10 +27,11 @@ use super::{Lines, StopSignal};
 
 /// Whether the run is stopping (checked before each deletion starts).
 pub type Stopping<'a> = &'a (dyn Fn() -> bool + Sync);
-use crate::plan::Verdict;
+use super::inventory::add_bodies;
+use crate::plan::{Body, Verdict};
 use crate::registry::{DeleteStatus, Precheck, RegistryClient, RegistryError};
 use crate::report::text::{ItemName, Kind, Line, Reference};
-use crate::report::{Item, ManifestReport, Outcome, RepositoryReport, TagReport};
+use crate::report::{BlobIndex, Item, ManifestReport, Outcome, RepositoryReport, TagReport};
 use futures::StreamExt;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, PoisonError};
@@ -66,7 +67,8 @@ pub async fn execute(
     if !jobs.is_empty() {
         out(Line::DeletingIn(Kind::Tags, &repo).to_string());
     }
-    let (tags, manifests) = (&report.tags, &report.manifests);
+    let reads = storage_reads(report);
+    let (tags, manifests, reads) = (&report.tags, &report.manifests, &reads);
     let name = repo.as_str();
     let (done, fatal) = attempt_all(
         jobs,
@@ -76,8 +78,11 @@ pub async fn execute(
             match job {
                 Job::Tag(t) => delete_tag(client, name, &tags[t], stop).await,
                 Job::Image(m, ts) => {
+                    let manifest = &manifests[m];
+                    let bodies = read_for_storage(client, name, reads, manifest).await;
                     let planned: Vec<&TagReport> = ts.iter().map(|&t| &tags[t]).collect();
-                    delete_image(client, name, &manifests[m], &planned, stop).await
+                    let attempt = delete_image(client, name, manifest, &planned, stop).await;
+                    Attempt { bodies, ..attempt }
                 }
             }
         },
@@ -94,7 +99,8 @@ pub async fn execute(
     .await;
     let mut finished: HashMap<String, bool> = HashMap::new();
     let mut whole_done = Vec::new();
-    for (job, attempt) in done {
+    for (job, mut attempt) in done {
+        add_read_bodies(&mut report.blobs, &mut attempt);
         match job {
             Job::Tag(t) => report.tags[t].outcome = Some(attempt.outcome),
             Job::Image(m, ts) => {
@@ -177,17 +183,23 @@ pub async fn execute(
                 None => runnable.push(i),
             }
         }
-        let (manifests, tags) = (&report.manifests, &report.tags);
+        let (manifests, tags, reads) = (&report.manifests, &report.tags, &reads);
         let name = repo.as_str();
         let (done, fatal) = attempt_all(
             runnable,
             concurrency,
             stop,
-            |i| delete_manifest(client, name, &manifests[i], tags, stop),
+            |i| async move {
+                let manifest = &manifests[i];
+                let bodies = read_for_storage(client, name, reads, manifest).await;
+                let attempt = delete_manifest(client, name, manifest, tags, stop).await;
+                Attempt { bodies, ..attempt }
+            },
             |&i, attempt| attempt.print(Item::Manifest(&manifests[i]).reference(&host, &repo), out),
         )
         .await;
-        for (i, attempt) in done {
+        for (i, mut attempt) in done {
+            add_read_bodies(&mut report.blobs, &mut attempt);
             finished.insert(
                 report.manifests[i].decision.digest.clone(),
                 attempt.outcome.is_gone(),
@@ -314,6 +326,8 @@ struct Attempt {
     tag_outcomes: Vec<Outcome>,
     /// The error behind a failed outcome, to tell whether it stops the run.
     error: Option<RegistryError>,
+    /// Bodies read for the storage figures before the DELETE.
+    bodies: HashMap<String, Body>,
 }
 
 impl Attempt {
@@ -323,6 +337,7 @@ impl Attempt {
             outcome,
             tag_outcomes: Vec::new(),
             error: None,
+            bodies: HashMap::new(),
         }
     }
 
@@ -548,6 +563,83 @@ async fn delete_manifest(
         unlock.into_inner().unwrap_or_else(PoisonError::into_inner),
         sent,
     )
+}
+
+/// For the storage figures: each manifest a job deletes → the bodies not read yet that it
+/// must read before its DELETE (its own, and those of the manifests the registry removes
+/// with it, transitively). Empty when the figures are not counted.
+fn storage_reads(report: &RepositoryReport) -> HashMap<String, Vec<String>> {
+    let Some(index) = &report.blobs else {
+        return HashMap::new();
+    };
+    let mut removed_with: HashMap<&str, Vec<&str>> = HashMap::new();
+    for m in &report.manifests {
+        if let Verdict::Cascade { via } = &m.decision.verdict {
+            removed_with
+                .entry(via.as_str())
+                .or_default()
+                .push(m.decision.digest.as_str());
+        }
+    }
+    let mut reads = HashMap::new();
+    for m in report
+        .manifests
+        .iter()
+        .filter(|m| m.decision.verdict.is_delete())
+    {
+        let mut seen = HashSet::new();
+        let mut queue = vec![m.decision.digest.as_str()];
+        let mut digests = Vec::new();
+        while let Some(digest) = queue.pop() {
+            if !seen.insert(digest) {
+                continue;
+            }
+            if index.unread.contains(digest) {
+                digests.push(digest.to_string());
+            }
+            queue.extend(removed_with.get(digest).into_iter().flatten().copied());
+        }
+        if !digests.is_empty() {
+            reads.insert(m.decision.digest.clone(), digests);
+        }
+    }
+    reads
+}
+
+/// Reads the bodies `manifest`'s deletion removes, for the storage figures, before its
+/// deletion waits for its slot (a body never changes for its digest, so reading it early is
+/// safe; reads are plentiful beside deletes). A failed read leaves the body unread.
+async fn read_for_storage(
+    client: &RegistryClient,
+    repo: &str,
+    reads: &HashMap<String, Vec<String>>,
+    manifest: &ManifestReport,
+) -> HashMap<String, Body> {
+    let Some(digests) = reads.get(&manifest.decision.digest) else {
+        return HashMap::new();
+    };
+    let bodies = digests
+        .iter()
+        .map(|digest| async move { (digest.clone(), client.manifest_body(repo, digest).await) });
+    let mut read = HashMap::new();
+    for (digest, body) in futures::future::join_all(bodies).await {
+        match body {
+            Ok(body) => {
+                read.insert(digest, body.map_or(Body::Missing, Body::Found));
+            }
+            Err(error) => {
+                tracing::warn!(%error, repo, "reading a manifest for the storage figures failed")
+            }
+        }
+    }
+    read
+}
+
+/// Adds the bodies an attempt read to the repository's storage index.
+fn add_read_bodies(blobs: &mut Option<BlobIndex>, attempt: &mut Attempt) {
+    if let Some(index) = blobs.as_mut() {
+        add_bodies(index, std::mem::take(&mut attempt.bodies));
+    }
 }
 
 /// Locks what a check records; a poisoned lock still holds the value last written.

@@ -3,13 +3,14 @@
 //! deleted and the plan sees the whole graph.
 //!
 //! When the plan removes a manifest, the storage figures ([`crate::report::storage`]) need
-//! the blobs of every manifest of the repository. Only the removed manifests' bodies are
-//! read here, before anything is deleted (after, they are gone); the bodies of the
-//! manifests that stay are read once the repository's deletions are done
-//! ([`read_kept_blobs`]), so a run short of time spends its reads on deletions first, and
-//! skips these reads when it is stopping. Bodies the plan read already are reused.
-//! Repositories where only tags are deleted free nothing and cost no extra read;
-//! `--no-storage` skips these reads.
+//! the blobs of every manifest of the repository. None is read here: the index starts from
+//! the bodies the plan read and the blobs an earlier run remembered (a manifest's blobs
+//! never change for its digest), and every other manifest is left unread. Each deletion
+//! reads the bodies it removes just before it waits for its slot (the execution stage), and
+//! the bodies of what stays are read once the repository's deletions are done
+//! ([`read_unread_blobs`]), and not at all once the run is stopping: reads never hold up
+//! the first DELETE. Repositories where only tags are deleted free nothing and cost no
+//! read; `--no-storage` skips them all.
 
 use crate::plan::{Body, Draft, ReferrerSource, RepositoryPlan, Scope};
 use crate::registry::{RateCard, RegistryClient, RegistryError};
@@ -34,6 +35,7 @@ pub async fn plan_repository(
     scope: Scope,
     concurrency: usize,
     count_storage: bool,
+    known_blobs: KnownBlobs,
 ) -> Result<Option<Planned>, PlanError> {
     let tags = if scope.needs_tags() {
         match client.list_tags(repository).await? {
@@ -75,7 +77,7 @@ pub async fn plan_repository(
     let plan = draft.finish(&bodies, &referrers);
     let blobs = match count_storage && plan.manifests.iter().any(|m| m.verdict.is_removed()) {
         false => None,
-        true => Some(blob_index(client, repository, &plan, bodies, concurrency).await?),
+        true => Some(blob_index(&plan, bodies, known_blobs)),
     };
     Ok(Some(Planned { plan, blobs }))
 }
@@ -96,52 +98,57 @@ async fn read_bodies(
         .await
 }
 
-/// The blobs of the manifests the plan removes, reading the bodies the plan did not read
-/// (an index, read for the plan already, has no blobs of its own); every body the plan read
-/// counts too. The other manifests are left in [`BlobIndex::unread`].
-async fn blob_index(
-    client: &RegistryClient,
-    repository: &str,
+/// The blobs of a manifest by its digest, as a run reads and remembers them.
+pub type KnownBlobs = HashMap<String, Vec<(String, u64)>>;
+
+/// The storage figures' index at planning time: the blobs of the bodies the plan read (an
+/// index has none of its own) and those `known` from an earlier run; every other manifest
+/// of the plan is left in [`BlobIndex::unread`].
+fn blob_index(
     plan: &RepositoryPlan,
-    mut bodies: HashMap<String, Body>,
-    concurrency: usize,
-) -> Result<BlobIndex, RegistryError> {
-    let (removed, kept): (Vec<_>, Vec<_>) = plan
-        .manifests
-        .iter()
-        .filter(|m| !bodies.contains_key(&m.digest))
-        .partition(|m| m.verdict.is_removed());
-    let missing = removed.into_iter().map(|m| m.digest.clone()).collect();
-    bodies.extend(read_bodies(client, repository, missing, concurrency).await?);
+    bodies: HashMap<String, Body>,
+    known: KnownBlobs,
+) -> BlobIndex {
     let mut index = BlobIndex::default();
     add_bodies(&mut index, bodies);
-    index.unread = kept.into_iter().map(|m| m.digest.clone()).collect();
-    Ok(index)
+    for manifest in &plan.manifests {
+        let digest = &manifest.digest;
+        if index.blobs.contains_key(digest) || index.unknown.contains(digest) {
+            continue;
+        }
+        match known.get(digest) {
+            Some(blobs) => {
+                index.blobs.insert(digest.clone(), blobs.clone());
+            }
+            None => {
+                index.unread.insert(digest.clone());
+            }
+        }
+    }
+    index
 }
 
-/// Reads the bodies of the manifests left in `index.unread` (the manifests that stay) and
-/// adds their blobs. A read that fails leaves the whole rest unread: the figure then counts
-/// their blobs as freed, and says how many manifests it could not see.
-pub async fn read_kept_blobs(
+/// Reads the bodies of `digests` for the storage figures and adds their blobs to `index`.
+/// A read that fails leaves them unread (the figures say what they could not see).
+pub async fn read_unread_blobs(
     client: &RegistryClient,
     repository: &str,
     index: &mut BlobIndex,
-    concurrency: usize,
+    digests: Vec<String>,
 ) {
-    let digests: Vec<String> = index.unread.iter().cloned().collect();
+    let concurrency = client.read_concurrency();
     match read_bodies(client, repository, digests, concurrency).await {
-        Ok(bodies) => {
-            index.unread.clear();
-            add_bodies(index, bodies);
-        }
+        Ok(bodies) => add_bodies(index, bodies),
         Err(error) => {
-            tracing::warn!(%error, repository, "reading the kept manifests for the storage figures failed");
+            tracing::warn!(%error, repository, "reading manifests for the storage figures failed");
         }
     }
 }
 
-fn add_bodies(index: &mut BlobIndex, bodies: HashMap<String, Body>) {
+/// Adds read bodies to `index`: their blobs, or unknown when gone; no longer unread.
+pub fn add_bodies(index: &mut BlobIndex, bodies: HashMap<String, Body>) {
     for (digest, body) in bodies {
+        index.unread.remove(&digest);
         match body {
             Body::Found(body) => {
                 let blobs = body

@@ -8,6 +8,7 @@
 //! stops, so no deletion goes unrecorded beyond the repository in flight (whose plan, on
 //! record, lets the next invocation reconcile it).
 
+use super::inventory::KnownBlobs;
 use crate::report::RepositoryReport;
 use async_trait::async_trait;
 
@@ -19,6 +20,17 @@ pub trait Journal: Send + Sync {
     /// `repo` ended; its deletion attempts are its items' outcomes. `completed` when
     /// nothing is left to do in it (a resumed run does not list it again).
     async fn ended(&self, repo: &RepositoryReport, completed: bool) -> Result<(), String>;
+
+    /// The blobs of `repository`'s manifests an earlier run read (a manifest's blobs never
+    /// change for its digest), so the storage figures read only bodies not seen before.
+    /// Best effort: nothing known is an empty map.
+    async fn known_blobs(&self, _repository: &str) -> KnownBlobs {
+        KnownBlobs::new()
+    }
+
+    /// Remembers the blobs of the manifests that stay in `repository`, for the next run.
+    /// Best effort: a failure only costs the next run its reads.
+    async fn remember_blobs(&self, _repository: &str, _blobs: KnownBlobs) {}
 }
 
 /// The journal of a run that records nothing.

@@ -490,12 +490,17 @@ async fn process(
     let (client, options, journal) = (stages.client, stages.options, stages.journal);
     let scope = scope.with_evidence(stages.gathered.for_repository(name));
     let span = tracing::info_span!("plan repository", purge.repository = name);
+    let known_blobs = match options.count_storage {
+        true => journal.known_blobs(name).await,
+        false => inventory::KnownBlobs::new(),
+    };
     let planning = plan_repository(
         client,
         name,
         scope,
         options.concurrency,
         options.count_storage,
+        known_blobs,
     )
     .instrument(span);
     let planned = match options.deadline {
@@ -559,7 +564,7 @@ async fn process(
     }
     if options.dry_run {
         print_dry_run(client.endpoint().host(), &repo, out);
-        read_kept(stages, &mut repo, stopping).await;
+        read_unread(stages, &mut repo, stopping).await;
         let ending = match journal.ended(&repo, true).await {
             Ok(()) => Ending::Completed,
             Err(error) => Ending::Unrecorded(error),
@@ -579,28 +584,53 @@ async fn process(
         Ok(()) => Ending::Completed,
     };
     let completed = matches!(ending, Ending::Completed);
-    read_kept(stages, &mut repo, stopping).await;
+    read_unread(stages, &mut repo, stopping).await;
     if let Err(error) = journal.ended(&repo, completed).await {
         return (repo, Ending::Unrecorded(error), Some(span));
     }
     (repo, ending, Some(span))
 }
 
-/// Reads, for the storage figures, the bodies of the manifests that stay, once the
-/// repository's deletions are done, unless the run is stopping (time goes to deletions).
-async fn read_kept(
+/// Reads, for the storage figures, the bodies still unread of the manifests that are still
+/// there, once the repository's deletions are done, unless the run is stopping (time goes
+/// to deletions); then tells the journal the blobs of what stays, for the next run.
+async fn read_unread(
     stages: &Stages<'_>,
     repo: &mut RepositoryReport,
     stopping: &(dyn Fn() -> bool + Sync),
 ) {
+    let dry_run = stages.options.dry_run;
+    // In a real run, what it deleted (or the registry removed with it) cannot be read any
+    // more and is not remembered; a dry run removed nothing.
+    let gone: HashSet<String> = match dry_run {
+        true => HashSet::new(),
+        false => crate::report::storage::removed_manifests(repo, false)
+            .into_iter()
+            .map(str::to_string)
+            .collect(),
+    };
     let Some(index) = repo.blobs.as_mut() else {
         return;
     };
-    if index.unread.is_empty() || stopping() {
-        return;
+    let present: Vec<String> = index
+        .unread
+        .iter()
+        .filter(|d| !gone.contains(*d))
+        .cloned()
+        .collect();
+    if !present.is_empty() && !stopping() {
+        inventory::read_unread_blobs(stages.client, &repo.repository, index, present).await;
     }
-    let (client, concurrency) = (stages.client, stages.options.concurrency);
-    inventory::read_kept_blobs(client, &repo.repository, index, concurrency).await;
+    let staying: inventory::KnownBlobs = index
+        .blobs
+        .iter()
+        .filter(|(digest, _)| !gone.contains(*digest))
+        .map(|(digest, blobs)| (digest.clone(), blobs.clone()))
+        .collect();
+    stages
+        .journal
+        .remember_blobs(&repo.repository, staying)
+        .await;
 }
 
 /// Records a repository with nothing to delete (planned and ended at once).

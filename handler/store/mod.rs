@@ -177,6 +177,28 @@ impl RunStore {
         self.write_json(&deployed_name(registry), history).await
     }
 
+    /// The blobs of `repository`'s manifests that an earlier run read (digest → blobs):
+    /// a manifest's blobs never change for its digest, so the storage figures read only the
+    /// bodies not seen before.
+    pub async fn known_blobs(
+        &self,
+        registry: &str,
+        repository: &str,
+    ) -> Result<Option<crate::run::inventory::KnownBlobs>, StoreError> {
+        self.read_json(&blobs_name(registry, repository)).await
+    }
+
+    /// Remembers the blobs of `repository`'s manifests (those that stay after a run).
+    pub async fn write_known_blobs(
+        &self,
+        registry: &str,
+        repository: &str,
+        blobs: &crate::run::inventory::KnownBlobs,
+    ) -> Result<(), StoreError> {
+        self.write_json(&blobs_name(registry, repository), blobs)
+            .await
+    }
+
     /// The name of object `tail` of run `run_id` (`runs/{runId}/{tail}`), once the id is
     /// checked: every operation on a run's objects goes through here.
     fn run_object(&self, run_id: &str, tail: &str) -> Result<String, StoreError> {
@@ -510,6 +532,15 @@ fn saved_plan_name(digest: &str) -> String {
 
 fn deployed_name(registry: &str) -> String {
     format!("registries/{}/deployed.json", segment(registry))
+}
+
+/// `registries/{registry}/blobs/{repository}.json`: the storage figures' memory.
+fn blobs_name(registry: &str, repository: &str) -> String {
+    format!(
+        "registries/{}/blobs/{}.json",
+        segment(registry),
+        segment(repository)
+    )
 }
 
 fn checkpoint_name(registry: &str) -> String {
