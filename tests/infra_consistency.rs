@@ -383,6 +383,7 @@ fn webhook_route_matches_the_documented_url() {
 /// request, and the metrics with their dimensions.
 const REQUEST_DIMENSIONS: &[&str] = &[
     "faas.trigger",
+    "purge.trigger",
     "purge.registry",
     "purge.dry_run",
     "purge.run_id",
