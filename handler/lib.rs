@@ -9,6 +9,7 @@
 //!   circuit breaker); it knows nothing of policy;
 //! - [`run`]: one purge, the only stage that drives I/O: catalog → plan every repository →
 //!   execute (verified, ordered deletions) → audit events;
+//! - [`launch`]: the one launch path every trigger takes (connect, record, drive, seal);
 //! - [`report`]: what a run did, the JSON contract read by the command line, the Functions
 //!   handler and telemetry; `report::text` owns every acr purge output line and
 //!   `report::RunError` every way a run fails;
@@ -28,6 +29,7 @@
 pub mod cli;
 pub mod durable;
 pub mod functions;
+pub mod launch;
 pub mod outbound;
 pub mod plan;
 pub mod policy;

@@ -50,6 +50,12 @@ pub const PURGE_REGISTRY: &str = "PURGE_REGISTRY";
 pub const PURGE_POLICY: &str = "PURGE_POLICY";
 /// `PURGE_POLICY_FILE`.
 pub const PURGE_POLICY_FILE: &str = "PURGE_POLICY_FILE";
+/// `PURGE_FLEET`.
+pub const PURGE_FLEET: &str = "PURGE_FLEET";
+/// `PURGE_FLEET_FILE`.
+pub const PURGE_FLEET_FILE: &str = "PURGE_FLEET_FILE";
+/// `AzureWebJobsStorage__queueServiceUri`.
+pub const STORAGE_QUEUE_SERVICE_URI: &str = "AzureWebJobsStorage__queueServiceUri";
 /// `PURGE_SCHEDULE`.
 pub const PURGE_SCHEDULE: &str = "PURGE_SCHEDULE";
 /// `PURGE_DRY_RUN`.
@@ -114,6 +120,16 @@ pub const APP_SETTINGS: &[Setting] = &[
         "Path of a policy JSON file, relative to the app root, used when PURGE_POLICY is empty (default: policy.json in the package).",
     ),
     handler(
+        PURGE_FLEET,
+        false,
+        "A fleet of registries as JSON: {\"default\": {policy}, \"registries\": [{\"registry\": …, \"policy\" or \"policyFile\": …}]}; replaces PURGE_REGISTRY and PURGE_POLICY (README: Fleets).",
+    ),
+    handler(
+        PURGE_FLEET_FILE,
+        false,
+        "Path of a fleet JSON file, relative to the app root, used when PURGE_FLEET is empty.",
+    ),
+    handler(
         PURGE_SCHEDULE,
         true,
         "NCRONTAB schedule (UTC) of PurgeTimer, six fields, e.g. `0 0 3 * * *`.",
@@ -174,6 +190,10 @@ pub const APP_SETTINGS: &[Setting] = &[
         "Blob endpoint of that account, where it is not https://{account}.blob.core.windows.net (sovereign clouds, Azurite).",
     ),
     host("AzureWebJobsStorage__credential", "`managedidentity`."),
+    host(
+        STORAGE_QUEUE_SERVICE_URI,
+        "Queue endpoint of that account: the fleet queue (acr-purge-fleet) PurgeTimer writes and PurgeQueue reads, with the managed identity.",
+    ),
     handler(
         STORAGE_CLIENT_ID,
         true,

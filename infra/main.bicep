@@ -225,6 +225,7 @@ module functionApp 'modules/functionapp.bicep' = {
     storageAccountName: storage.outputs.name
     deploymentContainerUrl: storage.outputs.deploymentContainerUrl
     runsContainerName: storage.outputs.runsContainerName
+    queueServiceUri: storage.outputs.queueServiceUri
     maximumInstanceCount: maximumInstanceCount
     instanceMemoryMB: instanceMemoryMB
     registryLoginServer: registryRoles.outputs.loginServer
@@ -267,5 +268,10 @@ output webhookUrl string = 'https://${functionApp.outputs.defaultHostName}/api/p
 output identityClientId string = identity.outputs.clientId
 @description('The run store, for handler runs list --state-url (needs Storage Blob Data Reader on it).')
 output runStoreUrl string = storage.outputs.runsContainerUrl
+@description('The fleet queue (one message per registry run) and its poison queue.')
+output fleetQueues array = [
+  storage.outputs.fleetQueueName
+  storage.outputs.poisonQueueName
+]
 output keyVaultName string = keyVault.outputs.name
 output registryLoginServer string = registryRoles.outputs.loginServer

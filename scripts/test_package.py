@@ -16,7 +16,13 @@ import zipfile
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "scripts" / "package"
-BASE_LAYOUT = ["PurgeHttp/function.json", "PurgeTimer/function.json", "handler", "host.json"]
+BASE_LAYOUT = [
+    "PurgeHttp/function.json",
+    "PurgeQueue/function.json",
+    "PurgeTimer/function.json",
+    "handler",
+    "host.json",
+]
 
 
 def zippers():
@@ -41,7 +47,7 @@ class PackageTest(unittest.TestCase):
         (copy / "scripts").mkdir(parents=True)
         shutil.copy2(PACKAGE, copy / "scripts" / "package")
         shutil.copy2(ROOT / "host.json", copy / "host.json")
-        for function in ("PurgeTimer", "PurgeHttp"):
+        for function in ("PurgeTimer", "PurgeHttp", "PurgeQueue"):
             (copy / function).mkdir()
             shutil.copy2(ROOT / function / "function.json", copy / function / "function.json")
         return copy

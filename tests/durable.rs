@@ -543,7 +543,7 @@ async fn a_second_instance_answers_for_the_first_and_never_purges_alongside_it()
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert_eq!(record["status"], "succeeded", "{record:#}");
-    assert_eq!(record["trigger"], "http");
+    assert_eq!(record["trigger"], "webhook");
     assert_protected(&registry);
     let expected = reference().await;
     assert_eq!(state(&registry), expected);

@@ -224,7 +224,11 @@ fn the_package_holds_every_function_folder() {
     let folders = function_folders();
     assert_eq!(
         folders,
-        BTreeSet::from(["PurgeHttp".to_string(), "PurgeTimer".to_string()]),
+        BTreeSet::from([
+            "PurgeHttp".to_string(),
+            "PurgeQueue".to_string(),
+            "PurgeTimer".to_string()
+        ]),
         "function folders at the repository root"
     );
     assert_eq!(
@@ -290,6 +294,73 @@ fn every_setting_a_binding_expands_is_deployed() {
     }
 }
 
+/// The fleet queue is one name in the handler, both functions' bindings and the Bicep; the
+/// poison queue is the host's `<queue>-poison`, deployed and watched by the alert; the queue
+/// settings of host.json are those the README explains.
+#[test]
+fn the_fleet_queue_is_one_name_everywhere() {
+    use acr_purge::functions::fanout;
+    assert_eq!(
+        fanout::POISON_QUEUE_NAME,
+        format!("{}-poison", fanout::QUEUE_NAME)
+    );
+    let binding = |folder: &str, kind: &str| {
+        let function = json(&root().join(folder).join("function.json"));
+        function["bindings"]
+            .as_array()
+            .expect("bindings")
+            .iter()
+            .find(|b| b["type"] == kind)
+            .unwrap_or_else(|| panic!("{folder} has a {kind} binding"))
+            .clone()
+    };
+    let trigger = binding("PurgeQueue", "queueTrigger");
+    assert_eq!(trigger["name"], fanout::TRIGGER_BINDING);
+    assert_eq!(trigger["queueName"], fanout::QUEUE_NAME);
+    for folder in ["PurgeTimer", "PurgeQueue"] {
+        let output = binding(folder, "queue");
+        assert_eq!(output["direction"], "out", "{folder}");
+        assert_eq!(output["name"], fanout::OUTPUT_BINDING, "{folder}");
+        assert_eq!(output["queueName"], fanout::QUEUE_NAME, "{folder}");
+        assert_eq!(output["connection"], "AzureWebJobsStorage", "{folder}");
+    }
+    let storage = read(&root().join("infra/modules/storage.bicep"));
+    for queue in [fanout::QUEUE_NAME, fanout::POISON_QUEUE_NAME] {
+        assert!(
+            storage.contains(&format!("name: '{queue}'")),
+            "storage.bicep deploys {queue}"
+        );
+    }
+    let alert = read(&root().join("infra/modules/alert.bicep"));
+    assert!(
+        alert.contains(fanout::POISON_QUEUE_NAME),
+        "the alert watches the poison queue"
+    );
+    let host = json(&root().join("host.json"));
+    let queues = &host["extensions"]["queues"];
+    assert_eq!(queues["messageEncoding"], "none", "messages are JSON text");
+    assert!(queues["maxDequeueCount"].as_u64().is_some_and(|n| n >= 2));
+    // A redelivered message must find a dead holder's lease lapsed (60 s on Blob Storage).
+    let visibility = queues["visibilityTimeout"]
+        .as_str()
+        .expect("visibilityTimeout");
+    let seconds: Vec<u64> = visibility
+        .split(':')
+        .filter_map(|p| p.parse().ok())
+        .collect();
+    assert_eq!(seconds.len(), 3, "{visibility}");
+    let total = seconds[0] * 3600 + seconds[1] * 60 + seconds[2];
+    assert!(
+        total > u64::from(acr_purge::store::LEASE_SECONDS),
+        "visibilityTimeout {visibility} must outlast a lease"
+    );
+    assert!(
+        settings::APP_SETTINGS
+            .iter()
+            .any(|s| s.name == settings::STORAGE_QUEUE_SERVICE_URI)
+    );
+}
+
 #[test]
 fn webhook_route_matches_the_documented_url() {
     let http = json(&root().join("PurgeHttp/function.json"));
@@ -312,6 +383,7 @@ fn webhook_route_matches_the_documented_url() {
 /// request, and the metrics with their dimensions.
 const REQUEST_DIMENSIONS: &[&str] = &[
     "faas.trigger",
+    "purge.trigger",
     "purge.registry",
     "purge.dry_run",
     "purge.run_id",

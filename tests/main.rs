@@ -11,6 +11,8 @@ mod auth;
 mod durable;
 /// request economy and pipelining, counted at the emulator against acr purge's requests.
 mod economy;
+/// a fleet: the timer's queue messages, PurgeQueue per registry with its own policy.
+mod fleet;
 /// the `handler` binary started as the Functions host starts it.
 mod functions_host;
 /// infra/ deploys what the handler reads; the package and the workbook agree.

@@ -4,19 +4,15 @@ use super::EXIT_USAGE;
 use super::json::JsonStream;
 use super::output::{self, say};
 use super::{ApplyArgs, EmulatorArgs, OutputFormat, PurgeArgs, RunFlags, RunsArgs};
-use crate::durable::{self, Driven};
-use crate::registry::{ClientOptions, RegistryClient};
+use crate::durable;
+use crate::launch::{self, Hooks, Invocation, Launch, Launched, Store, Trigger};
+use crate::registry::RegistryClient;
 use crate::report::RepositoryReport;
 use crate::report::{EXIT_RESUMABLE, RunError, RunReport};
-use crate::run;
-use crate::run::evidence::Sources;
-use crate::saved::{SavedPlan, SavedRepository};
+use crate::saved::SavedPlan;
 use crate::settings;
 use crate::store::RunStore;
-use crate::telemetry;
-use crate::telemetry::{RunContext, Trigger, finish_run, run_span};
 use std::process::ExitCode;
-use tracing::Instrument;
 
 /// `handler purge`.
 pub async fn purge(args: PurgeArgs) -> ExitCode {
@@ -88,8 +84,9 @@ struct How<'a> {
     plan_out: Option<&'a std::path::Path>,
 }
 
-/// Runs a validated purge or apply: connects, records the run (unless `--no-state`),
-/// reports, and writes the saved plan.
+/// Runs a validated purge or apply through the one launch path (connects, records the run
+/// unless `--no-state`, drives it) and renders what happened: acr purge's lines, the JSON
+/// stream, the saved plan, the exit code.
 async fn run_request(
     request: super::PurgeRequest,
     how: How<'_>,
@@ -98,189 +95,133 @@ async fn run_request(
     for warning in &request.warnings {
         eprintln!("{warning}");
     }
-    let options = ClientOptions {
-        concurrency: request.options.concurrency,
-        abac_batch_size: settings::abac_batch_size(ClientOptions::default().abac_batch_size),
-        rate_card: request.rate_card,
-        ..ClientOptions::default()
-    };
-    let client = match RegistryClient::connect(request.endpoint, request.credentials, options).await
-    {
-        Ok(client) => client,
-        Err(error) => {
-            eprintln!("Error: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let json = how.flags.output == OutputFormat::Json;
-    let progress = super::progress::Display::start(how.flags.quiet, &client);
-    let mut print = |line: String| {
-        if !json {
-            progress.suspend(|| say!("{line}"));
-        }
-    };
-    let context = RunContext {
-        trigger: Trigger::Other,
-        invocation_id: None,
-        function_name: None,
-        registry: client.endpoint().host().to_string(),
-        dry_run: request.options.dry_run,
-        parent: None,
-        run_id: None,
-    };
-    let span = run_span(&context);
-    let mut stream =
-        json.then(|| JsonStream::new(client.endpoint().host(), request.options.dry_run));
-    let host = client.endpoint().host().to_string();
-    let mut collected: Option<Vec<SavedRepository>> = how.plan_out.map(|_| Vec::new());
-    let verbose = how.flags.verbose;
-    let mut finished = |repo: &RepositoryReport| {
-        if let Some(collected) = &mut collected {
-            collected.push(SavedRepository::from_report(repo));
-        }
-        match &mut stream {
-            Some(stream) => stream.repository(repo),
-            None if verbose => progress.suspend(|| print_kept(&host, repo)),
-            None => {}
-        }
-    };
-    let mut options = request.options;
-    options.deadline = request.deadline.map(|d| durable::stop_at(started, d));
-    options.tracker = progress.tracker();
-    options.sources = match Sources::for_run(&request.policy, how.flags.logs_workspace.as_deref()) {
-        Ok(sources) => sources,
-        Err(error) => {
-            progress.finish();
-            eprintln!("Error: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let reference_time = options.reference_time;
-    let applying = options.applying.clone();
-    if let Some(saved) = &applying {
-        telemetry::record_plan_digest(&span, saved.digest());
-    }
-    let mut store = None;
-    let report = match &request.store {
-        None => {
-            run::run_with(
-                &client,
-                &request.policy,
-                &options,
-                &mut print,
-                &mut finished,
-            )
-            .instrument(span.clone())
-            .await
-        }
+    let store = match &request.store {
+        None => None,
         Some(location) => {
             let credential = || crate::outbound::azure_credential().map_err(|e| e.to_string());
-            let opened = match RunStore::open(location, credential).await {
-                Ok(opened) => opened,
+            match RunStore::open(location, credential).await {
+                Ok(opened) => Some(opened),
                 Err(error) => {
                     eprintln!(
                         "Error: {error}; nothing was purged (--no-state runs without a store)"
                     );
                     return ExitCode::FAILURE;
                 }
-            };
-            let policy_key = applying
-                .as_ref()
-                .map(|saved| vec![saved.digest().to_string()]);
-            let durable_request = durable::Request {
-                registry: host.clone(),
-                policy_digest: durable::policy_digest(
-                    &request.policy,
-                    policy_key.as_deref(),
-                    options.dry_run,
-                ),
-                dry_run: options.dry_run,
-                trigger: "cli".into(),
-                new_run: how.flags.new_run,
-                request_id: None,
-            };
-            let mut announce = |run: &durable::DurableRun| {
-                if run.is_resumed() {
-                    eprintln!(
-                        "Resuming run {} (invocation {}) from {}",
-                        run.id(),
-                        run.invocation(),
-                        run.store().location()
-                    );
-                }
-            };
-            let driven = durable::drive(
-                &opened,
-                durable_request,
-                &client,
-                &request.policy,
-                options,
-                durable::Hooks {
-                    out: &mut print,
-                    finished: &mut finished,
-                    started: &mut announce,
-                },
-            )
-            .instrument(span.clone())
-            .await;
-            store = Some(opened);
-            match driven {
-                Err(error) => {
-                    progress.finish();
-                    eprintln!("Error: {error}; nothing was purged");
-                    return ExitCode::FAILURE;
-                }
-                Ok(Driven::Busy { record, holder }) => {
-                    progress.finish();
-                    let by = holder.map_or_else(
-                        || "another run".to_string(),
-                        |h| format!("run {} ({}, since {})", h.run_id, h.trigger, h.since),
-                    );
-                    eprintln!(
-                        "Error: {by} is purging {} now; nothing was done (recorded as run {})",
-                        record.registry, record.id
-                    );
-                    return ExitCode::FAILURE;
-                }
-                Ok(Driven::Ran {
-                    report,
-                    run_id,
-                    record,
-                    ..
-                }) => {
-                    if let Err(error) = record {
-                        eprintln!("Warning: the run's record is incomplete: {error}");
-                    }
-                    note_resumable(&report, &run_id);
-                    report
-                }
             }
         }
     };
-    progress.finish();
-    let mut failed_plan = false;
-    if let (Some(path), Some(repositories), Some(reference_time)) =
-        (how.plan_out, collected, reference_time)
-    {
-        let written = write_plan(
-            path,
-            &report,
-            &request.policy,
-            reference_time,
-            repositories,
-            store.as_ref(),
-        )
-        .await;
-        match written {
-            Ok(digest) => telemetry::record_plan_digest(&span, &digest),
-            Err(error) => {
-                eprintln!("Error: {error}");
-                failed_plan = true;
-            }
+    let json = how.flags.output == OutputFormat::Json;
+    let host = request.endpoint.host().to_string();
+    let dry_run = request.options.dry_run;
+    let progress: std::sync::OnceLock<super::progress::Display> = std::sync::OnceLock::new();
+    let mut connected = |client: &RegistryClient| {
+        let display =
+            progress.get_or_init(|| super::progress::Display::start(how.flags.quiet, client));
+        Some(display.tracker())
+    };
+    let suspend = |f: &mut dyn FnMut()| match progress.get() {
+        Some(display) => display.suspend(f),
+        None => f(),
+    };
+    let mut print = |line: String| {
+        if !json {
+            suspend(&mut || say!("{line}"));
         }
+    };
+    let mut stream = json.then(|| JsonStream::new(&host, dry_run));
+    let verbose = how.flags.verbose;
+    let mut finished = |repo: &RepositoryReport| match &mut stream {
+        Some(stream) => stream.repository(repo),
+        None if verbose => suspend(&mut || print_kept(&host, repo)),
+        None => {}
+    };
+    let mut announce = |run: &durable::DurableRun| {
+        if run.is_resumed() {
+            eprintln!(
+                "Resuming run {} (invocation {}) from {}",
+                run.id(),
+                run.invocation(),
+                run.store().location()
+            );
+        }
+    };
+    let mut options = request.options;
+    options.deadline = request.deadline.map(|d| durable::stop_at(started, d));
+    let launch = Launch {
+        trigger: Trigger::Cli,
+        endpoint: request.endpoint,
+        credentials: request.credentials,
+        policy: std::sync::Arc::new(request.policy),
+        rate_card: request.rate_card,
+        options,
+        logs_workspace: how.flags.logs_workspace.clone(),
+        store: store.as_ref().map_or(Store::Stateless, Store::Opened),
+        new_run: how.flags.new_run,
+        save_plan: how.plan_out.is_some(),
+        invocation: Invocation::default(),
+    };
+    let hooks = Hooks {
+        connected: &mut connected,
+        out: &mut print,
+        finished: &mut finished,
+        started: &mut announce,
+    };
+    let launched = launch::launch(launch, hooks).await;
+    if let Some(display) = progress.get() {
+        display.finish();
     }
-    finish_run(&span, &context, &report);
-    drop(span);
+    let (report, plan) = match launched {
+        Launched::Refused { report } => {
+            let error = report
+                .error
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            match report.error {
+                Some(RunError::StoreUnavailable(_)) => {
+                    eprintln!("Error: {error}; nothing was purged");
+                }
+                _ => eprintln!("Error: {error}"),
+            }
+            return ExitCode::FAILURE;
+        }
+        Launched::Busy { record, holder, .. } => {
+            let by = holder.map_or_else(
+                || "another run".to_string(),
+                |h| format!("run {} ({}, since {})", h.run_id, h.trigger, h.since),
+            );
+            eprintln!(
+                "Error: {by} is purging {} now; nothing was done (recorded as run {})",
+                record.registry, record.id
+            );
+            return ExitCode::FAILURE;
+        }
+        Launched::Ran {
+            report,
+            run_id,
+            record_error,
+            plan,
+            plan_error,
+        } => {
+            if let Some(error) = record_error {
+                eprintln!("Warning: the run's record is incomplete: {error}");
+            }
+            if let Some(error) = plan_error {
+                eprintln!("Warning: the plan was not recorded in the run store: {error}");
+            }
+            if let Some(run_id) = run_id {
+                note_resumable(&report, &run_id);
+            }
+            (report, plan)
+        }
+    };
+    let mut failed_plan = false;
+    if let Some(path) = how.plan_out
+        && let Err(error) = write_plan(path, &report, plan)
+    {
+        eprintln!("Error: {error}");
+        failed_plan = true;
+    }
     if let Some(stream) = stream {
         stream.finish(&report);
     }
@@ -295,16 +236,13 @@ async fn run_request(
     }
 }
 
-/// Seals the dry run's plan and writes it to `path` (and to the run store, for the
-/// webhook's `{"apply": digest}`). An incomplete dry run writes nothing: a partial plan
-/// must not be applied as if it were whole.
-async fn write_plan(
+/// Writes the sealed plan of the dry run to `path` (the launch saved it in the run store,
+/// for the webhook's `{"apply": digest}`). An incomplete dry run writes nothing: a partial
+/// plan must not be applied as if it were whole.
+fn write_plan(
     path: &std::path::Path,
     report: &RunReport,
-    policy: &crate::policy::Policy,
-    reference_time: chrono::DateTime<chrono::Utc>,
-    repositories: Vec<SavedRepository>,
-    store: Option<&RunStore>,
+    plan: Option<SavedPlan>,
 ) -> Result<String, String> {
     if let Some(error) = &report.error {
         return Err(format!(
@@ -312,22 +250,16 @@ async fn write_plan(
             path.display()
         ));
     }
-    let plan = SavedPlan::seal(
-        &report.registry,
-        reference_time,
-        policy,
-        Some(report.summary.storage),
-        repositories,
-    );
+    let Some(plan) = plan else {
+        return Err(format!(
+            "the dry run sealed no plan, so none was written to {}",
+            path.display()
+        ));
+    };
     let temporary = path.with_extension("json.partial");
     std::fs::write(&temporary, plan.to_json())
         .and_then(|()| std::fs::rename(&temporary, path))
         .map_err(|e| format!("writing the plan to {}: {e}", path.display()))?;
-    if let Some(store) = store
-        && let Err(error) = store.write_saved_plan(&plan).await
-    {
-        eprintln!("Warning: the plan was not recorded in the run store: {error}");
-    }
     eprintln!(
         "Plan {} written to {}: {} tags and {} manifests to delete; review it, then run: handler apply {} -r {}",
         plan.digest(),

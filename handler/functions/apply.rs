@@ -34,7 +34,7 @@ pub(super) async fn apply(
         return response;
     }
     let context = RunContext {
-        trigger: Trigger::Http,
+        trigger: Trigger::Webhook,
         invocation_id: invocation_id(headers),
         function_name: Some("PurgeHttp".to_string()),
         registry: config.registry.host().to_string(),
@@ -125,7 +125,7 @@ async fn carry_out(
         plan: Arc::new(plan),
         policy: Arc::new(config.policy.policy.clone()),
     };
-    let result = supervise(&state, turn, config.clone(), job, context).await;
+    let result = supervise(&state, Some(turn), config.clone(), job, context).await;
     let outcome = settle(&state, &config, &id, result).await;
     ticket.end(ApplyEnd::Ran(outcome));
 }

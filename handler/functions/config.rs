@@ -8,6 +8,7 @@
 //! with leading or trailing whitespace (a pasted newline, usually) is a configuration error
 //! naming the setting rather than a secret that silently differs from the senders'.
 
+use super::fleet::{self, Member};
 use crate::policy::PolicyDocument;
 use crate::registry::Endpoint;
 use crate::settings::*;
@@ -68,10 +69,16 @@ impl std::fmt::Debug for SecretSource {
 /// Everything the triggers need to run a purge.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// `PURGE_REGISTRY`.
+    /// The home registry: `PURGE_REGISTRY`, or the fleet's first. The webhook purges it.
     pub registry: Endpoint,
-    /// `PURGE_POLICY` or `PURGE_POLICY_FILE`.
+    /// Its policy: `PURGE_POLICY` or `PURGE_POLICY_FILE`, or the fleet's first.
     pub policy: PolicyDocument,
+    /// Every registry the app purges with its policy (the home registry first); one
+    /// without `PURGE_FLEET`.
+    pub fleet: Vec<Member>,
+    /// Whether the registries come from `PURGE_FLEET` / `PURGE_FLEET_FILE`: the timer then
+    /// enqueues one message per registry instead of purging itself.
+    pub is_fleet: bool,
     /// `PURGE_DRY_RUN`: every run is a dry run.
     pub force_dry_run: bool,
     /// `PURGE_HTTP_DEADLINE_SECONDS`.
@@ -88,6 +95,21 @@ pub struct Config {
 }
 
 impl Config {
+    /// The home registry and its policy (the webhook's; the fleet's first).
+    pub fn home(&self) -> Member {
+        Member {
+            registry: self.registry.clone(),
+            policy: self.policy.clone(),
+        }
+    }
+
+    /// The fleet's registry whose login server is `host` (any case).
+    pub fn member(&self, host: &str) -> Option<&Member> {
+        self.fleet
+            .iter()
+            .find(|m| m.registry.host().eq_ignore_ascii_case(host))
+    }
+
     /// Reads the configuration from the environment; relative paths are resolved against
     /// `FUNCTIONS_APP_ROOT_PATH` (set by the host), else the working directory.
     pub fn from_env() -> Result<Config, ConfigError> {
@@ -108,40 +130,37 @@ impl Config {
                 .map(|v| v.trim().to_string())
                 .filter(|v| !v.is_empty())
         };
-        let registry = get(PURGE_REGISTRY)
-            .ok_or_else(|| error(PURGE_REGISTRY, "not set; give the registry's login server"))?;
-        let registry = Endpoint::parse(&registry)
-            .map_err(|e| error(PURGE_REGISTRY, redact_userinfo(&registry, &e.to_string())))?;
-        let policy = match (get(PURGE_POLICY), get(PURGE_POLICY_FILE)) {
-            (Some(text), _) => {
-                PolicyDocument::parse(&text).map_err(|e| error(PURGE_POLICY, e.to_string()))?
-            }
+        let fleet_text = match (get(PURGE_FLEET), get(PURGE_FLEET_FILE)) {
+            (None, None) => None,
+            (Some(text), _) => Some((PURGE_FLEET, text)),
             (None, Some(file)) => {
                 let path = app_root.join(&file);
                 let text = std::fs::read_to_string(&path).map_err(|e| {
                     error(
-                        PURGE_POLICY_FILE,
+                        PURGE_FLEET_FILE,
                         format!("cannot read {}: {e}", path.display()),
                     )
                 })?;
-                PolicyDocument::parse(&text)
-                    .map_err(|e| error(PURGE_POLICY_FILE, format!("{}: {e}", path.display())))?
-            }
-            (None, None) => {
-                let path = app_root.join(DEFAULT_POLICY_FILE);
-                let Ok(text) = std::fs::read_to_string(&path) else {
-                    return Err(error(
-                        PURGE_POLICY,
-                        format!(
-                            "neither PURGE_POLICY nor PURGE_POLICY_FILE is set, and there is no {}",
-                            path.display()
-                        ),
-                    ));
-                };
-                PolicyDocument::parse(&text)
-                    .map_err(|e| error(PURGE_POLICY_FILE, format!("{}: {e}", path.display())))?
+                Some((PURGE_FLEET_FILE, text))
             }
         };
+        let (fleet, is_fleet) = match fleet_text {
+            None => (vec![single(&get, app_root)?], false),
+            Some(_) if get(PURGE_REGISTRY).is_some() => {
+                return Err(error(
+                    PURGE_REGISTRY,
+                    "set together with PURGE_FLEET or PURGE_FLEET_FILE: a fleet names its registries itself; remove one",
+                ));
+            }
+            Some((setting, text)) => (
+                fleet::parse(&text, app_root).map_err(|e| error(setting, e))?,
+                true,
+            ),
+        };
+        let Some(home) = fleet.first() else {
+            return Err(error(PURGE_FLEET, "the fleet names no registry"));
+        };
+        let (registry, policy) = (home.registry.clone(), home.policy.clone());
         let force_dry_run = match get(PURGE_DRY_RUN).as_deref().map(str::to_ascii_lowercase) {
             None => false,
             Some(v) if v == "true" || v == "1" => true,
@@ -193,6 +212,8 @@ impl Config {
         Ok(Config {
             registry,
             policy,
+            fleet,
+            is_fleet,
             force_dry_run,
             http_deadline,
             webhook_secret,
@@ -201,6 +222,46 @@ impl Config {
             function_timeout,
         })
     }
+}
+
+/// The one-setting case: `PURGE_REGISTRY` with `PURGE_POLICY`, `PURGE_POLICY_FILE` or the
+/// packaged `policy.json`.
+fn single(get: &impl Fn(&str) -> Option<String>, app_root: &Path) -> Result<Member, ConfigError> {
+    let registry = get(PURGE_REGISTRY)
+        .ok_or_else(|| error(PURGE_REGISTRY, "not set; give the registry's login server"))?;
+    let registry = Endpoint::parse(&registry)
+        .map_err(|e| error(PURGE_REGISTRY, redact_userinfo(&registry, &e.to_string())))?;
+    let policy = match (get(PURGE_POLICY), get(PURGE_POLICY_FILE)) {
+        (Some(text), _) => {
+            PolicyDocument::parse(&text).map_err(|e| error(PURGE_POLICY, e.to_string()))?
+        }
+        (None, Some(file)) => {
+            let path = app_root.join(&file);
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                error(
+                    PURGE_POLICY_FILE,
+                    format!("cannot read {}: {e}", path.display()),
+                )
+            })?;
+            PolicyDocument::parse(&text)
+                .map_err(|e| error(PURGE_POLICY_FILE, format!("{}: {e}", path.display())))?
+        }
+        (None, None) => {
+            let path = app_root.join(DEFAULT_POLICY_FILE);
+            let Ok(text) = std::fs::read_to_string(&path) else {
+                return Err(error(
+                    PURGE_POLICY,
+                    format!(
+                        "neither PURGE_POLICY nor PURGE_POLICY_FILE is set, and there is no {}",
+                        path.display()
+                    ),
+                ));
+            };
+            PolicyDocument::parse(&text)
+                .map_err(|e| error(PURGE_POLICY_FILE, format!("{}: {e}", path.display())))?
+        }
+    };
+    Ok(Member { registry, policy })
 }
 
 /// The run store: `AzureWebJobsStorage__blobServiceUri` or `__accountName` with

@@ -3,6 +3,8 @@
 
 pub mod applies;
 pub mod config;
+pub mod fanout;
+pub mod fleet;
 pub mod listener;
 pub mod proof;
 pub mod protocol;

@@ -138,7 +138,7 @@ pub struct ScheduleStatus {
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct InvocationResult<T: Serialize> {
-    /// Output bindings (none).
+    /// Output bindings (the fleet queue's messages, under `purges`).
     pub outputs: serde_json::Map<String, serde_json::Value>,
     /// Lines the host logs under the function.
     pub logs: Vec<String>,
@@ -154,6 +154,12 @@ impl<T: Serialize> InvocationResult<T> {
             logs: cap_lines(logs),
             return_value: value,
         }
+    }
+
+    /// The same answer with these output bindings.
+    pub fn with_outputs(mut self, outputs: serde_json::Map<String, serde_json::Value>) -> Self {
+        self.outputs = outputs;
+        self
     }
 }
 

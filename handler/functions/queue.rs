@@ -252,7 +252,7 @@ mod tests {
 
     fn context() -> RunContext {
         RunContext {
-            trigger: Trigger::Http,
+            trigger: Trigger::Webhook,
             invocation_id: None,
             function_name: None,
             registry: "r".to_string(),

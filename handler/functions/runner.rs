@@ -3,19 +3,18 @@
 
 use super::config::Config;
 use super::protocol::LogLines;
-use crate::durable::{self, Driven};
+use crate::durable;
+use crate::launch::{self, Hooks, Invocation, Launch, Launched, Store};
 use crate::plan::Scope;
 use crate::policy::Policy;
-use crate::registry::{ClientOptions, RegistryClient};
+use crate::report::RunReport;
 use crate::report::text::Line;
-use crate::report::{RunError, RunReport};
 use crate::run::{RunOptions, StopSignal};
-use crate::saved::{SavedPlan, SavedRepository};
+use crate::saved::SavedPlan;
 use crate::store::{RunStore, StoreError};
-use crate::telemetry::{RunContext, finish_run, run_span};
+use crate::telemetry::RunContext;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
-use tracing::Instrument;
 
 /// A finished run: its report and acr purge's lines.
 #[derive(Debug)]
@@ -99,7 +98,8 @@ impl Durability {
     }
 }
 
-/// Runs `job` under the run's root span, recorded in the run store. A dry run of the
+/// Runs `job` on the registry `context` names (the home registry when it is not one of
+/// the fleet's), through the one launch path, recorded in the run store. A dry run of the
 /// configured policy saves its plan in the store (`planDigest` in the report), for a later
 /// `{"apply": digest}`.
 pub async fn run(
@@ -110,94 +110,51 @@ pub async fn run(
     context: RunContext,
 ) -> Finished {
     let started = tokio::time::Instant::now();
-    let span = run_span(&context);
-    let finished = run_in_span(config, durability, job, stop, &context, started)
-        .instrument(span.clone())
-        .await;
-    finish_run(&span, &context, &finished.report);
-    finished
-}
-
-fn failed(config: &Config, dry_run: bool, error: RunError) -> Finished {
-    let line = Line::FailedToComplete(&error.to_string()).to_string();
-    tracing::error!("{line}");
-    Finished {
-        report: RunReport::failed(config.registry.host(), dry_run, error),
-        lines: vec![line],
-    }
-}
-
-async fn run_in_span(
-    config: &Config,
-    durability: &Durability,
-    job: Job,
-    stop: StopSignal,
-    context: &RunContext,
-    started: tokio::time::Instant,
-) -> Finished {
-    let dry_run = context.dry_run;
-    let concurrency = config.policy.concurrency;
-    let client_options = ClientOptions {
-        concurrency,
-        abac_batch_size: crate::settings::abac_batch_size(ClientOptions::default().abac_batch_size),
-        rate_card: config.policy.rate_card,
-        ..ClientOptions::default()
-    };
-    let client = match RegistryClient::connect(config.registry.clone(), None, client_options).await
-    {
-        Ok(client) => client,
-        Err(error) => return failed(config, dry_run, RunError::Connect(error)),
-    };
+    let member = config
+        .member(&context.registry)
+        .cloned()
+        .unwrap_or_else(|| config.home());
     let store = match durability.store(config).await {
-        Ok(store) => store,
-        Err(error) => {
-            return failed(
-                config,
-                dry_run,
-                RunError::StoreUnavailable(error.to_string()),
-            );
-        }
+        Ok(store) => Store::Opened(store),
+        Err(error) => Store::Unavailable(error.to_string()),
     };
     let (only, applying, policy) = match job {
-        Job::Purge { only } => (only, None, Arc::new(config.policy.policy.clone())),
+        Job::Purge { only } => (only, None, Arc::new(member.policy.policy.clone())),
         Job::Apply { plan, policy } => (None, Some(plan), policy),
-    };
-    let key = match &applying {
-        Some(plan) => Some(vec![plan.digest().to_string()]),
-        None => only.clone(),
-    };
-    let request = durable::Request {
-        registry: client.endpoint().host().to_string(),
-        policy_digest: durable::policy_digest(policy.as_ref(), key.as_deref(), dry_run),
-        dry_run,
-        trigger: context.trigger.as_str().to_string(),
-        new_run: false,
-        request_id: context.run_id.clone(),
     };
     let reference_time = match &applying {
         Some(plan) => plan.reference_time,
         None => chrono::Utc::now(),
     };
-    if let Some(plan) = &applying {
-        crate::telemetry::record_plan_digest(&tracing::Span::current(), plan.digest());
-    }
-    let saving = dry_run && applying.is_none();
-    let sources = match crate::run::evidence::Sources::for_run(&policy, None) {
-        Ok(sources) => sources,
-        Err(error) => return failed(config, dry_run, *error),
-    };
     let options = RunOptions {
-        dry_run,
-        concurrency,
+        dry_run: context.dry_run,
+        concurrency: member.policy.concurrency,
         only,
         stop,
         reference_time: Some(reference_time),
         applying,
-        sources,
         deadline: config
             .function_timeout
             .map(|t| durable::stop_at(started, t)),
         ..RunOptions::default()
+    };
+    let request = Launch {
+        trigger: context.trigger,
+        endpoint: member.registry.clone(),
+        credentials: None,
+        policy,
+        rate_card: member.policy.rate_card,
+        options,
+        logs_workspace: None,
+        store,
+        new_run: false,
+        save_plan: true,
+        invocation: Invocation {
+            invocation_id: context.invocation_id,
+            function_name: context.function_name,
+            parent: context.parent,
+            request_id: context.run_id,
+        },
     };
     let mut lines = LogLines::default();
     let mut out = |line: String| {
@@ -216,70 +173,33 @@ async fn run_in_span(
             );
         }
     };
-    let mut collected = Vec::new();
-    let mut collect = |repo: &crate::report::RepositoryReport| {
-        if saving {
-            collected.push(SavedRepository::from_report(repo));
-        }
-    };
-    let hooks = durable::Hooks {
+    let hooks = Hooks {
+        connected: &mut |_| None,
         out: &mut out,
-        finished: &mut collect,
+        finished: &mut |_| {},
         started: &mut started_hook,
     };
-    let driven = durable::drive(store, request, &client, &policy, options, hooks).await;
+    let launched = launch::launch(request, hooks).await;
     if let Some(id) = &run_id {
         durability.mark(id, false);
     }
-    match driven {
-        Err(error) => failed(
-            config,
-            dry_run,
-            RunError::StoreUnavailable(error.to_string()),
-        ),
-        Ok(Driven::Busy { record, holder }) => {
-            let error = RunError::Busy {
-                registry: record.registry.clone(),
-                holder: holder.map(|h| h.run_id),
-            };
-            tracing::warn!(run_id = record.id, "{error}");
-            Finished {
-                report: RunReport::failed(config.registry.host(), dry_run, error),
-                lines: lines.finish(),
-            }
-        }
-        Ok(Driven::Ran {
-            mut report,
-            record,
-            run_id,
-            ..
-        }) => {
-            if let Err(error) = record {
-                tracing::error!(run_id, "the run's record could not be written: {error}");
-            }
-            if saving && report.error.is_none() {
-                let plan = SavedPlan::seal(
-                    &report.registry,
-                    reference_time,
-                    &policy,
-                    Some(report.summary.storage),
-                    collected,
-                );
-                match store.write_saved_plan(&plan).await {
-                    Ok(()) => {
-                        crate::telemetry::record_plan_digest(
-                            &tracing::Span::current(),
-                            plan.digest(),
-                        );
-                        report.plan_digest = Some(plan.digest().to_string());
-                    }
-                    Err(error) => tracing::error!(run_id, "the plan could not be saved: {error}"),
-                }
-            }
+    match launched {
+        Launched::Refused { report } => {
+            let why = report
+                .error
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            let line = Line::FailedToComplete(&why).to_string();
+            tracing::error!("{line}");
             Finished {
                 report,
-                lines: lines.finish(),
+                lines: vec![line],
             }
         }
+        Launched::Busy { report, .. } | Launched::Ran { report, .. } => Finished {
+            report,
+            lines: lines.finish(),
+        },
     }
 }

@@ -292,7 +292,7 @@ async fn webhook_runs_coalesce_per_dry_run_flag_and_the_timer_goes_first() {
     let calls = runner.calls();
     assert_eq!(
         calls[0],
-        (Some(vec!["app".to_string()]), false, Trigger::Http)
+        (Some(vec!["app".to_string()]), false, Trigger::Webhook)
     );
     assert_eq!(
         calls[1],
@@ -304,12 +304,12 @@ async fn webhook_runs_coalesce_per_dry_run_flag_and_the_timer_goes_first() {
         rest.contains(&&(
             Some(vec!["tools/a".to_string(), "tools/b".to_string()]),
             false,
-            Trigger::Http
+            Trigger::Webhook
         )),
         "{calls:?}"
     );
     assert!(
-        rest.contains(&&(Some(vec!["app".to_string()]), true, Trigger::Http)),
+        rest.contains(&&(Some(vec!["app".to_string()]), true, Trigger::Webhook)),
         "{calls:?}"
     );
     for id in &ids {
@@ -421,7 +421,11 @@ async fn ignored_events_start_no_run_and_event_bodies_honour_dry_run() {
     assert_eq!(json["dryRun"], true);
     assert_eq!(
         runner.calls(),
-        [(Some(vec!["tools/builder".to_string()]), true, Trigger::Http)]
+        [(
+            Some(vec!["tools/builder".to_string()]),
+            true,
+            Trigger::Webhook
+        )]
     );
 }
 

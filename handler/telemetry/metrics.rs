@@ -56,7 +56,7 @@ fn instruments() -> &'static Instruments {
 pub fn record(report: &RunReport, seconds: f64, context: &RunContext) {
     let m = instruments();
     let common = [
-        KeyValue::new("faas.trigger", context.trigger.as_str()),
+        KeyValue::new("faas.trigger", context.trigger.faas()),
         KeyValue::new("purge.dry_run", report.dry_run),
     ];
     let with = |key: &'static str, value: String| {

@@ -11,7 +11,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 /// as a request), with the run's attributes; outcome attributes are filled by [`finish_run`].
 pub fn run_span(context: &RunContext) -> tracing::Span {
     let kind = match context.trigger {
-        Trigger::Other => "internal",
+        Trigger::Cli => "internal",
         _ => "server",
     };
     let span = tracing::info_span!(
@@ -20,7 +20,8 @@ pub fn run_span(context: &RunContext) -> tracing::Span {
         otel.kind = kind,
         otel.status_code = Empty,
         otel.status_description = Empty,
-        faas.trigger = context.trigger.as_str(),
+        faas.trigger = context.trigger.faas(),
+        purge.trigger = context.trigger.as_str(),
         faas.invocation_id = context.invocation_id.as_deref().unwrap_or_default(),
         faas.name = context.function_name.as_deref().unwrap_or("handler purge"),
         cloud.provider = "azure",

@@ -1,5 +1,8 @@
 // A log search alert on failed purge runs: any `purge` request with success == false in the
-// last window fires it, one alert per registry. Optionally emails an address.
+// last window fires it, one alert per registry, and so does a fleet queue message moved to the
+// poison queue (the host logs "Message has reached MaxDequeueCount of N. Moving message to
+// queue 'acr-purge-fleet-poison'."), as registry acr-purge-fleet-poison. Optionally emails an
+// address.
 
 @description('Name of the alert rule.')
 param name string
@@ -55,7 +58,7 @@ resource rule 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
     criteria: {
       allOf: [
         {
-          query: 'requests | where name == "purge" and success == false | extend registry = tostring(customDimensions["purge.registry"]), trigger = tostring(customDimensions["faas.trigger"]) | project timestamp, registry, trigger, resultCode, operation_Id'
+          query: 'union (requests | where name == "purge" and success == false | extend registry = tostring(customDimensions["purge.registry"]), trigger = tostring(customDimensions["faas.trigger"]) | project timestamp, registry, trigger, resultCode, operation_Id), (traces | where message has "MaxDequeueCount" and message has "acr-purge-fleet-poison" | project timestamp, registry = "acr-purge-fleet-poison", trigger = "pubsub", resultCode = "poison", operation_Id)'
           timeAggregation: 'Count'
           operator: 'GreaterThan'
           threshold: 0

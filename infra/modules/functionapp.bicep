@@ -28,6 +28,9 @@ param storageAccountName string
 @description('URL of the blob container Flex deploys the package from.')
 param deploymentContainerUrl string
 
+@description('Queue endpoint of that account (the fleet queue; the host reaches it with the identity).')
+param queueServiceUri string
+
 @description('Blob container of the run store, in the storage account above.')
 param runsContainerName string
 
@@ -87,6 +90,7 @@ var appSettings = {
   AzureWebJobsStorage__accountName: storageAccountName
   AzureWebJobsStorage__credential: 'managedidentity'
   AzureWebJobsStorage__clientId: identityClientId
+  AzureWebJobsStorage__queueServiceUri: queueServiceUri
   PURGE_RUNS_CONTAINER: runsContainerName
   PURGE_LOGS_WORKSPACE_ID: logsWorkspaceId
 }

@@ -26,8 +26,10 @@ param runRetentionDays int
 param principalId string
 
 // Storage Blob Data Owner (blobs: timer status, locks, the deployment package, the run store and
-// its leases), Storage Queue
-// Data Contributor and Storage Table Data Contributor (host internals).
+// its leases), Storage Queue Data Contributor (the fleet queue: PurgeTimer's output binding adds
+// messages, PurgeQueue's trigger reads, deletes and re-queues them, and the host creates and
+// writes the poison queue; Storage Queue Data Message Processor would not let it add messages)
+// and Storage Table Data Contributor (host internals).
 var roleIds = [
   'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
   '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
@@ -91,6 +93,35 @@ resource runsContainer 'Microsoft.Storage/storageAccounts/blobServices/container
   name: runsContainerName
   properties: {
     publicAccess: 'None'
+  }
+}
+
+resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2024-01-01' = {
+  parent: storage
+  name: 'default'
+  properties: {}
+}
+
+// The fleet queue: one message per registry due (PurgeTimer) or per run to continue
+// (PurgeQueue); the host moves a message that failed maxDequeueCount times (host.json) to
+// the poison queue, which the failed-run alert watches.
+resource fleetQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2024-01-01' = {
+  parent: queueService
+  name: 'acr-purge-fleet'
+  properties: {
+    metadata: {
+      purpose: 'acr-purge fleet: one message per registry run'
+    }
+  }
+}
+
+resource poisonQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2024-01-01' = {
+  parent: queueService
+  name: 'acr-purge-fleet-poison'
+  properties: {
+    metadata: {
+      purpose: 'acr-purge fleet: messages that failed maxDequeueCount times'
+    }
   }
 }
 
@@ -171,3 +202,6 @@ output name string = storage.name
 output runsContainerName string = runsContainer.name
 output runsContainerUrl string = '${storage.properties.primaryEndpoints.blob}${runsContainer.name}'
 output deploymentContainerUrl string = '${storage.properties.primaryEndpoints.blob}${deploymentContainer.name}'
+output queueServiceUri string = storage.properties.primaryEndpoints.queue
+output fleetQueueName string = fleetQueue.name
+output poisonQueueName string = poisonQueue.name

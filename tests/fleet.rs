@@ -1,0 +1,148 @@
+//! A fleet through the `handler` binary, the Functions host played by the test: the timer
+//! returns one queue message per registry in `Outputs`, `PurgeQueue` runs each with its own
+//! policy (the default, overridden per registry), and a message the fleet cannot run is a
+//! failed invocation (for the host's retry and poison queue) that touches nothing.
+
+use crate::support::host::{Answer, Handler};
+use crate::support::purge::{Registry, set, tagged};
+use acr_emulator::{RepoSeed, Seed};
+
+fn seed() -> Seed {
+    Seed::new().repo(
+        RepoSeed::new("app")
+            .manifest(tagged("old", "v1", "30d"))
+            .manifest(tagged("new", "v2", "1d")),
+    )
+}
+
+/// The queue trigger's request as the host sends it: the message text in `Data.message`,
+/// the queue's metadata in `Metadata`.
+async fn deliver(handler: &Handler, message: &serde_json::Value, dequeue_count: u32) -> Answer {
+    let body = serde_json::json!({
+        "Data": {"message": message.to_string()},
+        "Metadata": {
+            "DequeueCount": dequeue_count,
+            "Id": "b7f2a3a4-1c0e-4f57-9d0e-3f6f1c2d9e01",
+            "PopReceipt": "AgAAAAMAAAAAAAAA",
+            "InsertionTime": "2026-11-21T03:00:00+00:00",
+            "NextVisibleTime": "2026-11-21T03:01:30+00:00",
+            "sys": {"MethodName": "PurgeQueue", "UtcNow": "2026-11-21T03:00:01Z", "RandGuid": "0f8fad5b-d9cb-469f-a165-70867728950e"}
+        }
+    });
+    handler
+        .request(
+            "POST",
+            "/PurgeQueue",
+            &[
+                ("Content-Type", "application/json"),
+                (
+                    "X-Azure-Functions-InvocationId",
+                    "5b0f1c1e-0000-4000-8000-000000000002",
+                ),
+            ],
+            body.to_string().into_bytes(),
+        )
+        .await
+}
+
+#[tokio::test]
+async fn the_timer_enqueues_each_registry_and_the_queue_runs_each_with_its_policy() {
+    let dev = Registry::start(seed()).await;
+    let prod = Registry::start(seed()).await;
+    let state = tempfile::tempdir().unwrap();
+    let fleet = serde_json::json!({
+        "default": {"rules": [{"filter": "app:.*", "ago": "7d"}]},
+        "registries": [
+            {"registry": dev.running.url},
+            {"registry": prod.running.url, "policy": {"dryRun": true}}
+        ]
+    })
+    .to_string();
+    let handler = Handler::start(&[
+        ("PURGE_FLEET", fleet.as_str()),
+        ("PURGE_STATE_DIR", state.path().to_str().unwrap()),
+        ("WEBHOOK_SECRET", "s"),
+    ])
+    .await;
+
+    let answer = handler.timer(false, false).await;
+    assert_eq!(answer.status, 200, "{:#}", answer.json);
+    let messages = answer.json["Outputs"]["purges"]
+        .as_array()
+        .expect("Outputs.purges")
+        .clone();
+    let hosts: Vec<&str> = messages
+        .iter()
+        .map(|m| m["registry"].as_str().unwrap())
+        .collect();
+    assert_eq!(hosts, [dev.running.host(), prod.running.host()]);
+    // The timer only enqueues: nothing is deleted yet.
+    assert_eq!(dev.tags("app"), set(&["v1", "v2"]));
+
+    for message in &messages {
+        let answer = deliver(&handler, message, 1).await;
+        assert_eq!(answer.status, 200, "{:#}", answer.json);
+        assert_eq!(
+            answer.json["Outputs"],
+            serde_json::json!({}),
+            "no continuation"
+        );
+        assert_eq!(answer.json["ReturnValue"]["registry"], message["registry"]);
+    }
+    assert_eq!(dev.tags("app"), set(&["v2"]), "the default policy");
+    assert_eq!(
+        prod.tags("app"),
+        set(&["v1", "v2"]),
+        "prod's override: a dry run"
+    );
+    // Each registry has its own records, recorded with the queue trigger.
+    let runs = std::fs::read_dir(state.path().join("runs"))
+        .unwrap()
+        .count();
+    assert_eq!(runs, 2);
+
+    // A registry outside the fleet, or no fleet message at all: failed invocations (the host
+    // retries them and then moves them to the poison queue), nothing touched.
+    let stranger = serde_json::json!({"registry": "stranger.azurecr.io"});
+    let answer = deliver(&handler, &stranger, 1).await;
+    assert_eq!(answer.status, 500, "{:#}", answer.json);
+    assert!(
+        answer.json["Logs"]
+            .to_string()
+            .contains("not one of the fleet's")
+    );
+    let answer = deliver(&handler, &serde_json::json!("purge everything"), 5).await;
+    assert_eq!(answer.status, 500, "{:#}", answer.json);
+    assert_eq!(prod.tags("app"), set(&["v1", "v2"]));
+}
+
+#[tokio::test]
+async fn a_fleet_with_a_wrong_registry_policy_fails_every_invocation_naming_it() {
+    let dev = Registry::start(seed()).await;
+    let fleet = serde_json::json!({
+        "default": {"rules": [{"filter": "app:.*", "ago": "7d"}]},
+        "registries": [
+            {"registry": dev.running.url},
+            {"registry": "prod.azurecr.io", "policy": {"rules": [{"filter": "app:.*", "ago": "soon"}]}}
+        ]
+    })
+    .to_string();
+    let handler = Handler::start(&[("PURGE_FLEET", fleet.as_str()), ("WEBHOOK_SECRET", "s")]).await;
+    let answer = handler.timer(false, false).await;
+    assert_eq!(answer.status, 500, "{:#}", answer.json);
+    let logs = answer.json["Logs"].to_string();
+    assert!(
+        logs.contains("PURGE_FLEET")
+            && logs.contains("prod.azurecr.io")
+            && logs.contains("rules[0].ago"),
+        "{logs}"
+    );
+    let answer = deliver(
+        &handler,
+        &serde_json::json!({"registry": dev.running.host()}),
+        1,
+    )
+    .await;
+    assert_eq!(answer.status, 500);
+    assert_eq!(dev.tags("app"), set(&["v1", "v2"]));
+}
