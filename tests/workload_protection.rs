@@ -244,6 +244,31 @@ async fn a_partial_resource_graph_answer_deletes_nothing() {
 }
 
 #[tokio::test]
+async fn a_page_over_the_payload_limit_is_asked_again_smaller() {
+    let registry = Registry::start(seed()).await;
+    let azure = azure(&registry).await;
+    // Three workloads; a page may hold one row.
+    azure.graph.inject(GraphFault::PayloadCap { rows: 1 });
+    let mut args = POLICY.to_vec();
+    args.extend(["--protect-in-use", "sub-1"]);
+    let run = purge(&registry, &azure, &args).await;
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(registry.has("app", "running") && registry.has("app", "pinned"));
+    assert!(!registry.has("app", "stale"));
+    let requests = azure.graph.requests();
+    let tops: Vec<u64> = requests
+        .iter()
+        .filter(|r| r.body["query"] == acr_purge::workloads::in_use::IN_USE_QUERY)
+        .map(|r| r.body["options"]["$top"].as_u64().unwrap_or(0))
+        .collect();
+    assert!(
+        requests.iter().any(|r| r.status == 400),
+        "the cap was hit: {requests:#?}"
+    );
+    assert_eq!(tops.last(), Some(&1), "halved down to one row: {tops:?}");
+}
+
+#[tokio::test]
 async fn a_subscription_the_identity_cannot_read_stops_the_run_naming_it() {
     let registry = Registry::start(seed()).await;
     let azure = azure(&registry).await;

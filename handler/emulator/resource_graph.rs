@@ -138,6 +138,13 @@ pub enum GraphFault {
     /// service queried only part of the scope's subscriptions ("Working with large Azure
     /// resource data sets", learn.microsoft.com/azure/governance/resource-graph/concepts/work-with-data).
     SubscriptionLimitHit,
+    /// A page of more than `rows` rows answers 400 `ResponsePayloadTooLarge` (the service's
+    /// answer to a page over its payload limit, as issue 22 records it; the remedy is a
+    /// smaller `$top`).
+    PayloadCap {
+        /// The most rows a page may hold.
+        rows: usize,
+    },
 }
 
 /// The most subscriptions one request may name (see the module documentation).
@@ -667,6 +674,21 @@ fn query(emulator: &ResourceGraphEmulator, body: &Value) -> Result<Response, Box
     let truncated = state.faults.contains(&GraphFault::Truncate);
     let end = (offset + page_size).min(total);
     let rows: Vec<Vec<Value>> = table.rows.get(offset..end).unwrap_or_default().to_vec();
+    if let Some(cap) = state.faults.iter().find_map(|f| match f {
+        GraphFault::PayloadCap { rows } => Some(*rows),
+        _ => None,
+    }) && rows.len() > cap
+    {
+        return Err(Box::new(azure_error(
+            StatusCode::BAD_REQUEST,
+            "ResponsePayloadTooLarge",
+            &format!(
+                "Response payload size is {} rows, and has exceeded the limit. Please consider querying less data at a time and make paginated call if needed.",
+                rows.len()
+            ),
+            Value::Null,
+        )));
+    }
     let data = if format == "table" {
         json!({
             "columns": table.columns.iter().map(|(n, t)| json!({"name": n, "type": t})).collect::<Vec<_>>(),

@@ -26,6 +26,9 @@
 //! subscriptions it does not hold, so for management groups only "none readable" is
 //! detected. Subscriptions are sent in batches of at most [`MAX_SUBSCRIPTIONS_PER_REQUEST`].
 //!
+//! A page refused as too large (400 `ResponsePayloadTooLarge`) is asked again with half the
+//! rows (`$top`), down to one.
+//!
 //! Fails closed: a failed page (after three tries of a 429), `resultTruncated`, fewer rows
 //! than `totalRecords`, `x-ms-tenant-subscription-limit-hit: true`, an unreadable answer or
 //! an unparseable image of this registry is an [`InUseError`], never a shorter list.
@@ -372,23 +375,38 @@ impl InUseClient {
         let mut rows = Vec::new();
         let mut skip_token: Option<String> = None;
         let mut seen_tokens = BTreeSet::new();
+        let mut top = self.page_size;
         for page in 1..=MAX_PAGES {
-            let mut options = Map::new();
-            options.insert(
-                "resultFormat".into(),
-                json!(match self.format {
-                    ResultFormat::ObjectArray => "objectArray",
-                    ResultFormat::Table => "table",
-                }),
-            );
-            if let Some(top) = self.page_size {
-                options.insert("$top".into(), json!(top));
-            }
-            if let Some(t) = &skip_token {
-                options.insert("$skipToken".into(), json!(t));
-            }
-            let body = json!({ field: ids, "query": query, "options": options });
-            let answer = self.post(&token, &body, &scope, page).await?;
+            let answer = loop {
+                match self
+                    .page(
+                        field,
+                        ids,
+                        query,
+                        top,
+                        skip_token.as_deref(),
+                        &token,
+                        &scope,
+                        page,
+                    )
+                    .await
+                {
+                    // The page would be too large: ask again for half as many rows.
+                    Err(InUseError::Status {
+                        status: 400,
+                        ref detail,
+                        ..
+                    }) if detail.contains("ResponsePayloadTooLarge") && top != Some(1) => {
+                        let halved = top.unwrap_or(1000) / 2;
+                        tracing::info!(
+                            rows = halved,
+                            "Resource Graph page too large: asking for half as many rows"
+                        );
+                        top = Some(halved.max(1));
+                    }
+                    other => break other?,
+                }
+            };
             let unreadable = |detail: String| InUseError::Unreadable {
                 scope: scope.clone(),
                 page,
@@ -442,6 +460,37 @@ impl InUseClient {
             page: MAX_PAGES,
             detail: format!("more than {MAX_PAGES} pages"),
         })
+    }
+
+    /// One page of `query`: `$top` rows (`None`: the service's page), after `skip_token`.
+    #[allow(clippy::too_many_arguments)]
+    async fn page(
+        &self,
+        field: &str,
+        ids: &[&str],
+        query: &str,
+        top: Option<u32>,
+        skip_token: Option<&str>,
+        token: &str,
+        scope: &str,
+        page: usize,
+    ) -> Result<Value, InUseError> {
+        let mut options = Map::new();
+        options.insert(
+            "resultFormat".into(),
+            json!(match self.format {
+                ResultFormat::ObjectArray => "objectArray",
+                ResultFormat::Table => "table",
+            }),
+        );
+        if let Some(top) = top {
+            options.insert("$top".into(), json!(top));
+        }
+        if let Some(t) = skip_token {
+            options.insert("$skipToken".into(), json!(t));
+        }
+        let body = json!({ field: ids, "query": query, "options": options });
+        self.post(token, &body, scope, page).await
     }
 
     /// The images of this registry one row's workload runs: from the row, and from the
