@@ -1,7 +1,8 @@
 //! Prints the KQL queries the handler sends, built by the same functions it uses, as JSON
 //! `[{"source", "schema", "query"}]` for `scripts/check_kql.mjs` (run by `scripts/check-infra`):
 //! the pull-log queries (`workloads::pulls`, against `ContainerRegistryRepositoryEvents`) and
-//! the Resource Graph query (`workloads::in_use`, against `Resources`).
+//! the Resource Graph queries (`workloads::in_use`, against `Resources` and
+//! `ResourceContainers`).
 //!
 //! Parameters are representative: a login server, and excluded pullers with a `"` and a `\`
 //! (which the query builder must escape into a valid string literal).
@@ -37,6 +38,11 @@ fn main() {
             "source": "handler/workloads/in_use.rs: IN_USE_QUERY",
             "schema": "resourceGraph",
             "query": in_use::IN_USE_QUERY,
+        },
+        {
+            "source": "handler/workloads/in_use.rs: SUBSCRIPTIONS_QUERY",
+            "schema": "resourceGraph",
+            "query": in_use::SUBSCRIPTIONS_QUERY,
         },
     ]);
     println!("{queries:#}");

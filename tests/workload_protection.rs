@@ -244,6 +244,72 @@ async fn a_partial_resource_graph_answer_deletes_nothing() {
 }
 
 #[tokio::test]
+async fn a_page_over_the_payload_limit_is_asked_again_smaller() {
+    let registry = Registry::start(seed()).await;
+    let azure = azure(&registry).await;
+    // Three workloads; a page may hold one row.
+    azure.graph.inject(GraphFault::PayloadCap { rows: 1 });
+    let mut args = POLICY.to_vec();
+    args.extend(["--protect-in-use", "sub-1"]);
+    let run = purge(&registry, &azure, &args).await;
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(registry.has("app", "running") && registry.has("app", "pinned"));
+    assert!(!registry.has("app", "stale"));
+    let requests = azure.graph.requests();
+    let tops: Vec<u64> = requests
+        .iter()
+        .filter(|r| r.body["query"] == acr_purge::workloads::in_use::IN_USE_QUERY)
+        .map(|r| r.body["options"]["$top"].as_u64().unwrap_or(0))
+        .collect();
+    assert!(
+        requests.iter().any(|r| r.status == 400),
+        "the cap was hit: {requests:#?}"
+    );
+    assert_eq!(tops.last(), Some(&1), "halved down to one row: {tops:?}");
+}
+
+#[tokio::test]
+async fn a_subscription_the_identity_cannot_read_stops_the_run_naming_it() {
+    let registry = Registry::start(seed()).await;
+    let azure = azure(&registry).await;
+    // sub-2 runs app:old, but the identity has no Reader there: Resource Graph would answer
+    // sub-1's workloads alone, with a 200.
+    let host = registry.running.host();
+    azure.graph.add(GraphResource::new(
+        "sub-2",
+        "rg",
+        "Microsoft.App/containerApps",
+        "hidden",
+        json!({"template": {"containers": [{"name": "h", "image": format!("{host}/app:old")}]}}),
+    ));
+    azure.graph.set_unreadable(&["sub-2"]);
+    let mut args = POLICY.to_vec();
+    args.extend([
+        "--protect-in-use",
+        "/subscriptions/sub-1",
+        "--protect-in-use",
+        "/subscriptions/sub-2",
+    ]);
+    let run = purge(&registry, &azure, &args).await;
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains("in-use protection could not read")
+            && run.stderr.contains("cannot read subscription sub-2"),
+        "{}",
+        run.stderr
+    );
+    assert!(registry.mutations().is_empty(), "nothing was deleted");
+    assert_eq!(registry.tags("app"), set(&["old", "p1", "v0", "v1"]));
+
+    // Once readable, its workload keeps app:old.
+    azure.graph.set_unreadable(&[]);
+    let run = purge(&registry, &azure, &args).await;
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(registry.has("app", "stale") && registry.tags("app").contains("old"));
+    assert!(!registry.has("app", "pulled"));
+}
+
+#[tokio::test]
 async fn a_resource_graph_answer_over_the_size_cap_deletes_nothing() {
     let registry = Registry::start(seed()).await;
     let azure = azure(&registry).await;
@@ -459,4 +525,194 @@ async fn handler_apply_reads_what_runs_now_keeps_it_and_fails_closed() {
     assert!(registry.has("app", "stale"), "what runs now is kept");
     assert!(registry.has("app", "running") && registry.has("app", "pinned"));
     assert!(!registry.has("app", "pulled") && !registry.has("app", "untagged"));
+}
+
+/// What only the resource providers hold: App Service sidecars, a Compose app, older
+/// Container Apps revisions still active, and a job execution running an overridden image.
+fn provider_seed() -> Seed {
+    // `azure()` has workloads running `running` and `pinned`.
+    let mut repo = RepoSeed::new("app")
+        .manifest(tagged("running", "v1", "40d"))
+        .manifest(tagged("pinned", "v0", "50d"));
+    for name in ["main", "side", "compose", "rev1", "exec", "gone", "stopped"] {
+        repo = repo.manifest(tagged(name, name, "40d"));
+    }
+    Seed::new().repo(repo)
+}
+
+fn provider_estate(registry: &Registry, azure: &Azure) {
+    use base64::Engine;
+    let host = registry.running.host();
+    let image = |tag: &str| format!("{host}/app:{tag}");
+    let arm = azure.graph.arm();
+    // A sidecar app: Resource Graph holds `sitecontainers`, siteConfig null.
+    let site = GraphResource::new(
+        "sub-1",
+        "rg",
+        "Microsoft.Web/sites",
+        "sidecars",
+        json!({"siteConfig": null, "siteProperties": {"metadata": null, "properties": [
+            {"name": "LinuxFxVersion", "value": "sitecontainers"},
+            {"name": "WindowsFxVersion", "value": null}
+        ]}}),
+    );
+    let site_id = site.id.clone();
+    azure.graph.add(site);
+    arm.add_child(
+        &site_id,
+        "sitecontainers",
+        "Microsoft.Web/sites",
+        json!({"name": "main", "properties": {"image": image("main"), "targetPort": "80", "isMain": true}}),
+    );
+    // Its staging slot runs a sidecar of its own.
+    let mut slot = GraphResource::new(
+        "sub-1",
+        "rg",
+        "Microsoft.Web/sites/slots",
+        "sidecars/staging",
+        json!({"siteConfig": null, "siteProperties": {"properties": [{"name": "LinuxFxVersion", "value": "SITECONTAINERS"}]}}),
+    );
+    slot.id = format!("{site_id}/slots/staging");
+    let slot_id = slot.id.clone();
+    azure.graph.add(slot);
+    arm.add_child(
+        &slot_id,
+        "sitecontainers",
+        "Microsoft.Web/sites",
+        json!({"name": "otel", "properties": {"image": image("side"), "isMain": false}}),
+    );
+    // A Compose app: the value is a base64 Compose file.
+    let compose = format!(
+        "version: '3'\nservices:\n  web:\n    image: \"{}\"\n  cache:\n    image: redis:7\n",
+        image("compose")
+    );
+    azure.graph.add(GraphResource::new(
+        "sub-1",
+        "rg",
+        "Microsoft.Web/sites",
+        "composed",
+        json!({"siteConfig": null, "siteProperties": {"properties": [
+            {"name": "LinuxFxVersion", "value": format!("COMPOSE|{}", base64::engine::general_purpose::STANDARD.encode(compose))}
+        ]}}),
+    ));
+    // A Container App in multiple-revision mode: revision 1 still takes traffic.
+    let app = GraphResource::new(
+        "sub-1",
+        "rg",
+        "Microsoft.App/containerApps",
+        "multi",
+        json!({"latestRevisionName": "multi--2", "latestReadyRevisionName": "multi--2",
+               "configuration": {"activeRevisionsMode": "Multiple", "ingress": {"traffic": [
+                   {"revisionName": "multi--1", "weight": 20}, {"latestRevision": true, "weight": 80}]}},
+               "template": {"containers": [{"name": "m", "image": image("main")}]}}),
+    );
+    let app_id = app.id.clone();
+    azure.graph.add(app);
+    for (name, active, tag) in [
+        ("multi--0", false, "gone"),
+        ("multi--1", true, "rev1"),
+        ("multi--2", true, "main"),
+    ] {
+        arm.add_child(
+            &app_id,
+            "revisions",
+            "Microsoft.App/containerApps",
+            json!({"name": name, "properties": {"active": active, "trafficWeight": if active { 50 } else { 0 },
+                   "template": {"containers": [{"name": "m", "image": image(tag)}]}}}),
+        );
+    }
+    // A job whose running execution overrides its image; a finished one does not count.
+    let job = GraphResource::new(
+        "sub-1",
+        "rg",
+        "Microsoft.App/jobs",
+        "nightly",
+        json!({"template": {"containers": [{"name": "j", "image": image("main")}]}}),
+    );
+    let job_id = job.id.clone();
+    azure.graph.add(job);
+    for (name, status, tag) in [
+        ("nightly-a1", "Running", "exec"),
+        ("nightly-a0", "Succeeded", "stopped"),
+    ] {
+        arm.add_child(
+            &job_id,
+            "executions",
+            "Microsoft.App/jobs",
+            json!({"name": name, "properties": {"status": status,
+                   "template": {"containers": [{"name": "j", "image": image(tag)}]}}}),
+        );
+    }
+}
+
+#[tokio::test]
+async fn sidecars_compose_older_revisions_and_running_executions_keep_their_images() {
+    let registry = Registry::start(provider_seed()).await;
+    let azure = azure(&registry).await;
+    provider_estate(&registry, &azure);
+    azure.graph.arm().set_page_size(1);
+    let mut args = POLICY.to_vec();
+    args.extend(["--protect-in-use", "sub-1"]);
+    let run = purge(&registry, &azure, &args).await;
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    for kept in ["main", "side", "compose", "rev1", "exec"] {
+        assert!(registry.has("app", kept), "{kept} runs");
+    }
+    assert!(
+        !registry.has("app", "gone"),
+        "an inactive revision keeps nothing"
+    );
+    assert!(
+        !registry.has("app", "stopped"),
+        "a finished execution keeps nothing"
+    );
+    let text = run.json().to_string();
+    assert!(text.contains("/sites/sidecars/slots/staging"), "{text}");
+    assert!(text.contains("/containerApps/multi"), "{text}");
+    // Read through ARM, signed in, every page of it.
+    let reads = azure.graph.arm().requests();
+    for child in [
+        "sidecars/sitecontainers",
+        "staging/sitecontainers",
+        "multi/revisions",
+        "nightly/executions",
+    ] {
+        assert!(
+            reads
+                .iter()
+                .any(|r| r.path.ends_with(child) && r.status == 200),
+            "{child}: {reads:#?}"
+        );
+    }
+    assert!(reads.iter().all(|r| r.authorization.as_deref()
+        == Some(format!("Bearer {}", crate::support::identity::ENTRA_TOKEN).as_str())));
+    assert!(
+        reads
+            .iter()
+            .filter(|r| r.path.ends_with("multi/revisions"))
+            .count()
+            >= 3,
+        "one page per revision: {reads:#?}"
+    );
+}
+
+#[tokio::test]
+async fn a_resource_provider_list_that_cannot_be_read_deletes_nothing() {
+    let registry = Registry::start(provider_seed()).await;
+    let azure = azure(&registry).await;
+    provider_estate(&registry, &azure);
+    let site = "/subscriptions/sub-1/resourceGroups/rg/providers/Microsoft.Web/sites/sidecars/sitecontainers";
+    azure.graph.arm().fail(site, 403);
+    let mut args = POLICY.to_vec();
+    args.extend(["--protect-in-use", "sub-1"]);
+    let run = purge(&registry, &azure, &args).await;
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains("in-use protection could not read")
+            && run.stderr.contains("sites/sidecars")
+            && run.stderr.contains("HTTP 403"),
+        "{}",
+        run.stderr
+    );
+    assert!(registry.mutations().is_empty(), "nothing was deleted");
 }

@@ -299,7 +299,22 @@ async fn in_use_images_of_every_page_in_both_formats() {
         let images = in_child(&identity, spec).await.unwrap();
         assert_eq!(sorted(images), expected_images(), "{format}");
     }
-    let requests = graph.requests();
+    let all = graph.requests();
+    // Each lookup first confirms the subscriptions are readable (one page).
+    let checks: Vec<_> = all
+        .iter()
+        .filter(|r| r.body["query"] == acr_purge::workloads::in_use::SUBSCRIPTIONS_QUERY)
+        .collect();
+    assert_eq!(checks.len(), 2, "{all:#?}");
+    assert!(
+        checks
+            .iter()
+            .all(|r| r.body["subscriptions"] == json!(["s1", "s2"]))
+    );
+    let requests: Vec<_> = all
+        .iter()
+        .filter(|r| r.body["query"] != acr_purge::workloads::in_use::SUBSCRIPTIONS_QUERY)
+        .collect();
     // 8 workloads in s1 and s2 (the storage account is not one): 4 pages of 2, twice.
     assert_eq!(requests.len(), 8, "{requests:#?}");
     for (i, r) in requests.iter().enumerate() {
@@ -406,6 +421,78 @@ async fn in_use_fails_closed() {
         .unwrap_err();
     assert!(
         error.contains("HTTP 400") && error.contains("unknown"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn in_use_stops_on_an_unreadable_scope_and_batches_subscriptions() {
+    let identity = IdentityEndpoint::start().await;
+    let graph = workloads();
+    let server = graph.start().await.unwrap();
+    let spec = |scopes: Value| json!({"kind": "images", "endpoint": server.url, "login_server": LS, "scopes": scopes});
+
+    // s2 is unreadable: Resource Graph would answer s1's rows alone, without an error.
+    graph.set_unreadable(&["s2"]);
+    let error = in_child(&identity, spec(json!([["sub", "s1"], ["sub", "s2"]])))
+        .await
+        .unwrap_err();
+    assert!(
+        error.contains("cannot read subscription s2") && !error.contains("subscription s1"),
+        "{error}"
+    );
+    assert!(
+        graph
+            .requests()
+            .iter()
+            .all(|r| r.body["query"] != acr_purge::workloads::in_use::IN_USE_QUERY),
+        "no workload is read before every scope is confirmed"
+    );
+    // None readable: the service's 403 names them all the same.
+    let error = in_child(&identity, spec(json!([["sub", "s2"], ["sub", "nowhere"]])))
+        .await
+        .unwrap_err();
+    assert!(
+        error.contains("subscription s2") && error.contains("subscription nowhere"),
+        "{error}"
+    );
+    // A management group none of whose subscriptions is readable.
+    graph.set_unreadable(&["s3"]);
+    let error = in_child(&identity, spec(json!([["mg", "platform"]])))
+        .await
+        .unwrap_err();
+    assert!(error.contains("management group platform"), "{error}");
+    graph.set_unreadable(&[]);
+
+    // 1,500 readable subscriptions: batches of at most 1,000, every row read.
+    let mut scopes = vec![json!(["sub", "s1"]), json!(["sub", "s2"])];
+    for i in 0..1498 {
+        let sub = format!("extra-{i:04}");
+        graph.add_subscription(&sub);
+        scopes.push(json!(["sub", sub]));
+    }
+    let before = graph.requests().len();
+    let images = in_child(&identity, spec(Value::Array(scopes)))
+        .await
+        .unwrap();
+    assert_eq!(sorted(images), expected_images());
+    let sent = &graph.requests()[before..];
+    assert!(sent.iter().all(|r| r.status == 200), "{sent:#?}");
+    let sizes: Vec<usize> = sent
+        .iter()
+        .filter(|r| r.body["options"].get("$skipToken").is_none())
+        .map(|r| r.body["subscriptions"].as_array().map_or(0, Vec::len))
+        .collect();
+    // Two batches to confirm the scopes, two to read the workloads.
+    assert_eq!(sizes, [1000, 500, 1000, 500]);
+
+    // The service says it queried only part of the tenant's subscriptions: fail closed.
+    graph.inject(GraphFault::SubscriptionLimitHit);
+    let error = in_child(&identity, spec(json!([["sub", "s1"]])))
+        .await
+        .unwrap_err();
+    assert!(
+        error.contains("x-ms-tenant-subscription-limit-hit"),
         "{error}"
     );
 }

@@ -71,6 +71,7 @@
 
 #![warn(missing_docs)]
 
+mod arm;
 mod auth;
 mod body;
 mod faults;
@@ -99,6 +100,7 @@ use anyhow::Context;
 use axum::Router;
 use axum::routing::{any, post};
 
+pub use arm::{ArmEmulator, ArmRequest};
 pub use body::sha256_digest;
 pub use faults::{Fault, FaultAction, PathMatch, RecordedRequest};
 pub use load::format_time;
@@ -108,7 +110,8 @@ pub use log_analytics::{
 pub use oversize::Oversize;
 pub use rates::{CategoryStats, RateCard, RateStats};
 pub use resource_graph::{
-    GraphFault, GraphRequest, GraphResource, RESOURCE_GRAPH_API_VERSIONS, ResourceGraphEmulator,
+    GraphFault, GraphRequest, GraphResource, MAX_SUBSCRIPTIONS_PER_REQUEST,
+    RESOURCE_GRAPH_API_VERSIONS, ResourceGraphEmulator,
 };
 pub use sample::sample_registry;
 pub use seed::{

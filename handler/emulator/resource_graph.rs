@@ -14,10 +14,30 @@
 //! `resourceGroup`, `subscriptionId`, `tags` and `properties`. Anything else answers 400
 //! `BadRequest` with a message saying what it did not understand.
 //!
+//! Tables: `Resources`, and `ResourceContainers` (the tenant's subscriptions, type
+//! `microsoft.resources/subscriptions`, and their resource groups,
+//! `microsoft.resources/subscriptions/resourcegroups`).
+//!
 //! Scopes: `subscriptions` restricts to those subscriptions; `managementGroups` to the
 //! subscriptions configured for those groups ([`ResourceGraphEmulator::set_management_group`];
 //! an unknown group answers 400); both are a union; neither is the whole tenant (every
-//! resource held).
+//! resource held). The tenant's subscriptions are those added
+//! ([`ResourceGraphEmulator::add_subscription`]), those holding a resource and those of a
+//! management group.
+//!
+//! Access, as the service behaves: a subscription the caller cannot read
+//! ([`ResourceGraphEmulator::set_unreadable`]) or that does not exist is **silently left
+//! out** of the answer, which is still a 200 ("Resource Graph ... returns only the
+//! resources the caller has at least read access to; without read permission results
+//! aren't returned", Azure Resource Graph overview, "Permissions in Azure Resource Graph",
+//! learn.microsoft.com/azure/governance/resource-graph/overview#permissions-in-azure-resource-graph);
+//! only when **none** of the given subscriptions is readable does it answer 403
+//! `AccessDenied` ("Access is denied to the requested resource. The user might not have
+//! enough permission.", the response recorded in Azure/azure-sdk-for-java#29924). More
+//! than 1,000 subscriptions in one request answer 400 ("The REST API for Azure Resource
+//! Graph accepts a maximum number of subscriptions ... batch requests ... within the
+//! 1,000 subscription limit", Troubleshoot errors using Azure Resource Graph, "Too many
+//! subscriptions", learn.microsoft.com/azure/governance/resource-graph/troubleshoot/general).
 //!
 //! Paging: pages hold `min($top, page size)` rows ([`ResourceGraphEmulator::set_page_size`],
 //! default 100, at most 1000). When more rows follow, the answer carries a `$skipToken`
@@ -40,6 +60,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use serde_json::{Value, json};
 
+use crate::arm::ArmEmulator;
 use crate::kql;
 use crate::serve::{RunningServer, azure_error, check_bearer, serve};
 
@@ -113,7 +134,21 @@ pub enum GraphFault {
     },
     /// Every successful answer is padded to at least this size (see `oversize`).
     Oversized(Oversize),
+    /// Every successful answer carries `x-ms-tenant-subscription-limit-hit: true`: the
+    /// service queried only part of the scope's subscriptions ("Working with large Azure
+    /// resource data sets", learn.microsoft.com/azure/governance/resource-graph/concepts/work-with-data).
+    SubscriptionLimitHit,
+    /// A page of more than `rows` rows answers 400 `ResponsePayloadTooLarge` (the service's
+    /// answer to a page over its payload limit, as issue 22 records it; the remedy is a
+    /// smaller `$top`).
+    PayloadCap {
+        /// The most rows a page may hold.
+        rows: usize,
+    },
 }
+
+/// The most subscriptions one request may name (see the module documentation).
+pub const MAX_SUBSCRIPTIONS_PER_REQUEST: usize = 1000;
 
 /// A request the emulator received.
 #[derive(Debug, Clone, PartialEq)]
@@ -132,16 +167,21 @@ pub struct GraphRequest {
 struct State0 {
     resources: Vec<GraphResource>,
     management_groups: Vec<(String, Vec<String>)>,
+    subscriptions: Vec<String>,
+    unreadable: Vec<String>,
     expected_token: Option<String>,
     page_size: usize,
     faults: Vec<GraphFault>,
     requests: Vec<GraphRequest>,
 }
 
-/// A Resource Graph emulator; cheap to clone (clones share the state).
+/// A Resource Graph emulator; cheap to clone (clones share the state). It serves ARM's
+/// endpoint, so it also answers ARM's collection reads with its [`ArmEmulator`]
+/// ([`ResourceGraphEmulator::arm`]).
 #[derive(Debug, Clone)]
 pub struct ResourceGraphEmulator {
     state: Arc<Mutex<State0>>,
+    arm: ArmEmulator,
 }
 
 impl Default for ResourceGraphEmulator {
@@ -157,12 +197,20 @@ impl ResourceGraphEmulator {
             state: Arc::new(Mutex::new(State0 {
                 resources: Vec::new(),
                 management_groups: Vec::new(),
+                subscriptions: Vec::new(),
+                unreadable: Vec::new(),
                 expected_token: None,
                 page_size: 100,
                 faults: Vec::new(),
                 requests: Vec::new(),
             })),
+            arm: ArmEmulator::new(),
         }
+    }
+
+    /// The ARM emulator answering on the same endpoint (every path but Resource Graph's).
+    pub fn arm(&self) -> &ArmEmulator {
+        &self.arm
     }
 
     fn lock(&self) -> MutexGuard<'_, State0> {
@@ -170,14 +218,27 @@ impl ResourceGraphEmulator {
     }
 
     /// Requires `Authorization: Bearer <token>` with exactly this token (`None`: any
-    /// non-empty bearer token); other requests answer 401.
+    /// non-empty bearer token); other requests answer 401. ARM's reads too.
     pub fn set_expected_token(&self, token: Option<&str>) {
         self.lock().expected_token = token.map(str::to_string);
+        self.arm.set_expected_token(token);
     }
 
-    /// Adds a resource.
+    /// Adds a resource (ARM knows it too: its child collections exist).
     pub fn add(&self, resource: GraphResource) {
+        self.arm.add_resource(&resource.id);
         self.lock().resources.push(resource);
+    }
+
+    /// Adds a subscription to the tenant (one holding a resource is there already).
+    pub fn add_subscription(&self, id: &str) {
+        self.lock().subscriptions.push(id.to_string());
+    }
+
+    /// Makes these subscriptions unreadable by the caller: left out of every answer, or
+    /// 403 when a request names no readable one.
+    pub fn set_unreadable(&self, subscriptions: &[&str]) {
+        self.lock().unreadable = subscriptions.iter().map(|s| s.to_string()).collect();
     }
 
     /// Declares management group `name` as holding these subscriptions.
@@ -246,6 +307,15 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if !uri
+        .path()
+        .trim_end_matches('/')
+        .eq_ignore_ascii_case("/providers/Microsoft.ResourceGraph/resources")
+    {
+        return emulator
+            .arm
+            .answer(&method, uri.path(), uri.query(), &headers);
+    }
     let json_body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let api_version = uri.query().and_then(|q| {
         url::form_urlencoded::parse(q.as_bytes())
@@ -367,6 +437,16 @@ fn answer(
     match query(emulator, body) {
         Ok(mut response) => {
             quota_headers(&mut response, 14);
+            if emulator
+                .lock()
+                .faults
+                .contains(&GraphFault::SubscriptionLimitHit)
+            {
+                response.headers_mut().insert(
+                    "x-ms-tenant-subscription-limit-hit",
+                    HeaderValue::from_static("true"),
+                );
+            }
             response
         }
         Err(response) => *response,
@@ -409,15 +489,27 @@ fn query(emulator: &ResourceGraphEmulator, body: &Value) -> Result<Response, Box
             )));
         }
     };
-    let parsed = kql::parse(text).map_err(|e| bad_request(format!("query not understood: {e}")))?;
-    if !parsed.table.eq_ignore_ascii_case("resources") {
+    if let Some(subs) = &subscriptions
+        && subs.len() > MAX_SUBSCRIPTIONS_PER_REQUEST
+    {
         return Err(bad_request(format!(
-            "the emulator holds only the `Resources` table, not `{}`",
-            parsed.table
+            "{} subscriptions were given; a request may name at most {MAX_SUBSCRIPTIONS_PER_REQUEST} (batch them)",
+            subs.len()
         )));
     }
+    let parsed = kql::parse(text).map_err(|e| bad_request(format!("query not understood: {e}")))?;
+    let containers = if parsed.table.eq_ignore_ascii_case("resources") {
+        false
+    } else if parsed.table.eq_ignore_ascii_case("resourcecontainers") {
+        true
+    } else {
+        return Err(bad_request(format!(
+            "the emulator holds only the `Resources` and `ResourceContainers` tables, not `{}`",
+            parsed.table
+        )));
+    };
     let state = emulator.lock();
-    // The subscriptions in scope (None: the whole tenant).
+    // The subscriptions asked for (None: the whole tenant).
     let mut scope: Option<Vec<String>> = subscriptions.clone();
     if let Some(groups) = &groups {
         let mut subs = scope.take().unwrap_or_default();
@@ -438,6 +530,38 @@ fn query(emulator: &ResourceGraphEmulator, body: &Value) -> Result<Response, Box
         }
         scope = Some(subs);
     }
+    // The tenant's subscriptions the caller can read; the others are left out silently.
+    let mut readable: Vec<String> = Vec::new();
+    let tenant = state
+        .subscriptions
+        .iter()
+        .chain(state.resources.iter().map(|r| &r.subscription_id))
+        .chain(state.management_groups.iter().flat_map(|(_, m)| m.iter()));
+    for sub in tenant {
+        let denied = state.unreadable.iter().any(|u| u.eq_ignore_ascii_case(sub));
+        if !denied && !readable.iter().any(|r| r.eq_ignore_ascii_case(sub)) {
+            readable.push(sub.clone());
+        }
+    }
+    let in_scope: Vec<String> = match &scope {
+        None => readable,
+        Some(asked) => {
+            let visible: Vec<String> = readable
+                .into_iter()
+                .filter(|r| asked.iter().any(|a| a.eq_ignore_ascii_case(r)))
+                .collect();
+            if visible.is_empty() && !asked.is_empty() {
+                return Err(Box::new(azure_error(
+                    StatusCode::FORBIDDEN,
+                    "AccessDenied",
+                    "Please provide below info when asking for support: the caller cannot read any of the subscriptions.",
+                    json!({"details": [{"code": "AccessDenied", "message": "Access is denied to the requested resource. The user might not have enough permission."}]}),
+                )));
+            }
+            visible
+        }
+    };
+    let visible = |sub: &str| in_scope.iter().any(|s| s.eq_ignore_ascii_case(sub));
     let columns: Vec<(String, &'static str)> = [
         ("id", "string"),
         ("name", "string"),
@@ -452,29 +576,63 @@ fn query(emulator: &ResourceGraphEmulator, body: &Value) -> Result<Response, Box
     .into_iter()
     .map(|(n, t)| (n.to_string(), t))
     .collect();
-    let rows = state
-        .resources
-        .iter()
-        .filter(|r| {
-            scope.as_ref().is_none_or(|subs| {
-                subs.iter()
-                    .any(|s| s.eq_ignore_ascii_case(&r.subscription_id))
-            })
-        })
-        .map(|r| {
-            vec![
-                json!(r.id),
-                json!(r.name),
-                json!(r.resource_type.to_lowercase()),
+    let rows: Vec<Vec<Value>> = if containers {
+        let mut rows = Vec::new();
+        for sub in &in_scope {
+            rows.push(vec![
+                json!(format!("/subscriptions/{sub}")),
+                json!(sub),
+                json!("microsoft.resources/subscriptions"),
                 json!(""),
-                json!(r.location),
-                json!(r.resource_group.to_lowercase()),
-                json!(r.subscription_id),
+                json!(""),
+                json!(""),
+                json!(sub),
                 json!({}),
-                r.properties.clone(),
-            ]
-        })
-        .collect();
+                json!({"state": "Enabled"}),
+            ]);
+            let mut groups: Vec<String> = state
+                .resources
+                .iter()
+                .filter(|r| r.subscription_id.eq_ignore_ascii_case(sub))
+                .map(|r| r.resource_group.to_lowercase())
+                .collect();
+            groups.sort();
+            groups.dedup();
+            for group in groups {
+                rows.push(vec![
+                    json!(format!("/subscriptions/{sub}/resourceGroups/{group}")),
+                    json!(group),
+                    json!("microsoft.resources/subscriptions/resourcegroups"),
+                    json!(""),
+                    json!("westeurope"),
+                    json!(group),
+                    json!(sub),
+                    json!({}),
+                    json!({"provisioningState": "Succeeded"}),
+                ]);
+            }
+        }
+        rows
+    } else {
+        state
+            .resources
+            .iter()
+            .filter(|r| visible(&r.subscription_id))
+            .map(|r| {
+                vec![
+                    json!(r.id),
+                    json!(r.name),
+                    json!(r.resource_type.to_lowercase()),
+                    json!(""),
+                    json!(r.location),
+                    json!(r.resource_group.to_lowercase()),
+                    json!(r.subscription_id),
+                    json!({}),
+                    r.properties.clone(),
+                ]
+            })
+            .collect()
+    };
     let table = kql::evaluate(&parsed, kql::Table { columns, rows }, false)
         .map_err(|e| bad_request(format!("query not understood: {e}")))?;
 
@@ -516,6 +674,21 @@ fn query(emulator: &ResourceGraphEmulator, body: &Value) -> Result<Response, Box
     let truncated = state.faults.contains(&GraphFault::Truncate);
     let end = (offset + page_size).min(total);
     let rows: Vec<Vec<Value>> = table.rows.get(offset..end).unwrap_or_default().to_vec();
+    if let Some(cap) = state.faults.iter().find_map(|f| match f {
+        GraphFault::PayloadCap { rows } => Some(*rows),
+        _ => None,
+    }) && rows.len() > cap
+    {
+        return Err(Box::new(azure_error(
+            StatusCode::BAD_REQUEST,
+            "ResponsePayloadTooLarge",
+            &format!(
+                "Response payload size is {} rows, and has exceeded the limit. Please consider querying less data at a time and make paginated call if needed.",
+                rows.len()
+            ),
+            Value::Null,
+        )));
+    }
     let data = if format == "table" {
         json!({
             "columns": table.columns.iter().map(|(n, t)| json!({"name": n, "type": t})).collect::<Vec<_>>(),

@@ -8,19 +8,32 @@
 //! |---|---|
 //! | `microsoft.app/containerapps`, `microsoft.app/jobs` | `properties.template.containers[].image`, `properties.template.initContainers[].image` |
 //! | `microsoft.containerinstance/containergroups` | `properties.containers[].properties.image`, `properties.initContainers[].properties.image` |
-//! | `microsoft.web/sites`, `microsoft.web/sites/slots` | `properties.siteConfig.linuxFxVersion` / `windowsFxVersion` and `properties.siteProperties.properties[]` named `LinuxFxVersion` / `WindowsFxVersion`, when they are `DOCKER\|image` |
+//! | `microsoft.web/sites`, `microsoft.web/sites/slots` | `LinuxFxVersion` / `WindowsFxVersion` from `properties.siteProperties.properties[]` (where Resource Graph holds them; `properties.siteConfig` is usually null there) or `properties.siteConfig`: `DOCKER\|image`, and every `image:` of a `COMPOSE\|base64` Compose file |
 //!
-//! Not covered, because Resource Graph's `Resources` table does not hold them (its table
-//! reference lists neither `microsoft.app/containerapps/revisions` nor
-//! `microsoft.web/sites/sitecontainers`): older revisions still active in a Container App in
-//! multiple-revision mode, and App Service sidecar containers (`linuxFxVersion` is then
-//! `sitecontainers`); nor `COMPOSE|…` apps or AKS pods. Those need the resource providers'
-//! own APIs.
+//! And through ARM ([`super::arm`]), what Resource Graph does not hold: the sidecars of an
+//! app or slot whose `LinuxFxVersion` is `sitecontainers` (`…/sitecontainers`), every active
+//! revision of a Container App that may serve more than its latest template (`…/revisions`:
+//! multiple-revision mode, traffic by revision name or label, a latest revision that is not
+//! the latest ready one), and the running executions of a job (`…/executions`, whose image
+//! may be overridden). AKS pods are not read.
+//!
+//! Scopes first: Resource Graph leaves out, **without an error**, every subscription the
+//! identity cannot read (it answers 403 only when none is), so an unreadable subscription
+//! would look empty. Before any workload is read, [`SUBSCRIPTIONS_QUERY`] over the same
+//! scopes lists the readable subscriptions; a subscription of `protectInUse` missing from
+//! it, or a management group showing none, is [`InUseError::ScopesUnreadable`], naming
+//! them. A management group's subscriptions the identity cannot read cannot be told from
+//! subscriptions it does not hold, so for management groups only "none readable" is
+//! detected. Subscriptions are sent in batches of at most [`MAX_SUBSCRIPTIONS_PER_REQUEST`].
+//!
+//! A page refused as too large (400 `ResponsePayloadTooLarge`) is asked again with half the
+//! rows (`$top`), down to one.
 //!
 //! Fails closed: a failed page (after three tries of a 429), `resultTruncated`, fewer rows
 //! than `totalRecords`, `x-ms-tenant-subscription-limit-hit: true`, an unreadable answer or
 //! an unparseable image of this registry is an [`InUseError`], never a shorter list.
 
+use super::arm::{APP_API_VERSION, ArmReader, WEB_API_VERSION};
 use super::{bearer, error_text, read_table};
 use azure_core::credentials::TokenCredential;
 use serde_json::{Map, Value, json};
@@ -43,6 +56,14 @@ pub const WORKLOAD_TYPES: &[&str] = &[
 
 /// The query sent (ordered by `id`, which paging needs to be stable).
 pub const IN_USE_QUERY: &str = "Resources | where type in~ ('microsoft.app/containerapps', 'microsoft.app/jobs', 'microsoft.containerinstance/containergroups', 'microsoft.web/sites', 'microsoft.web/sites/slots') | project id, type, properties | order by id asc";
+
+/// The query that confirms the scopes are readable: the subscriptions Resource Graph
+/// answers for (it leaves out, without an error, those the identity cannot read).
+pub const SUBSCRIPTIONS_QUERY: &str = "ResourceContainers | where type == 'microsoft.resources/subscriptions' | project subscriptionId | order by subscriptionId asc";
+
+/// The most subscriptions one request names; more are sent in batches ("Troubleshoot
+/// errors using Azure Resource Graph", "Too many subscriptions").
+pub const MAX_SUBSCRIPTIONS_PER_REQUEST: usize = 1000;
 
 const MAX_PAGES: usize = 10_000;
 const TRIES_WHEN_THROTTLED: usize = 3;
@@ -102,6 +123,16 @@ pub enum InUseError {
         /// What failed.
         detail: String,
     },
+    /// Scopes the identity cannot read: Resource Graph leaves them out of its answers
+    /// without an error, so their workloads would count as absent.
+    #[error(
+        "in-use lookup: cannot read {}: Resource Graph leaves out what the identity cannot read, so their workloads would count as absent (grant Reader there, or remove them from protectInUse)",
+        scopes.join(", ")
+    )]
+    ScopesUnreadable {
+        /// The subscriptions (and management groups with no readable subscription).
+        scopes: Vec<String>,
+    },
     /// The request did not get an answer.
     #[error("in-use lookup, page {page} ({scope}): request failed: {detail}")]
     Request {
@@ -145,6 +176,14 @@ pub enum InUseError {
         /// What was wrong.
         detail: String,
     },
+    /// A resource provider's list (sidecars, revisions, executions) could not be read.
+    #[error("in-use lookup: {resource_id}: {detail}")]
+    Arm {
+        /// The workload.
+        resource_id: String,
+        /// What failed.
+        detail: String,
+    },
     /// An image of this registry that cannot be parsed, so it cannot be protected.
     #[error(
         "in-use lookup: {resource_id} runs {image:?}, an image of this registry that cannot be parsed: {detail}"
@@ -167,6 +206,7 @@ pub struct InUseClient {
     http: reqwest::Client,
     format: ResultFormat,
     page_size: Option<u32>,
+    arm: ArmReader,
 }
 
 impl std::fmt::Debug for InUseClient {
@@ -188,6 +228,7 @@ impl InUseClient {
         http: reqwest::Client,
     ) -> InUseClient {
         InUseClient {
+            arm: ArmReader::new(arm_endpoint.clone(), credential.clone(), http.clone()),
             endpoint: arm_endpoint,
             credential,
             http,
@@ -243,25 +284,88 @@ impl InUseClient {
         if subscriptions.is_empty() && groups.is_empty() {
             return Err(InUseError::NoScope);
         }
+        self.check_scopes(&subscriptions, &groups).await?;
         let login_server = normalize_login_server(login_server);
         let mut found = BTreeSet::new();
-        for (field, ids) in [
-            ("subscriptions", subscriptions),
-            ("managementGroups", groups),
-        ] {
-            if ids.is_empty() {
-                continue;
-            }
-            for row in self.rows(field, &ids).await? {
-                images_of_row(&row, &login_server, &mut found)?;
+        let mut requests: Vec<(&str, &[&str])> = subscriptions
+            .chunks(MAX_SUBSCRIPTIONS_PER_REQUEST)
+            .map(|batch| ("subscriptions", batch))
+            .collect();
+        if !groups.is_empty() {
+            requests.push(("managementGroups", groups.as_slice()));
+        }
+        for (field, ids) in requests {
+            for row in self.rows(field, ids, IN_USE_QUERY).await? {
+                self.images_of_row(&row, &login_server, &mut found).await?;
             }
         }
         Ok(found.into_iter().collect())
     }
 
+    /// Confirms every subscription is readable ([`SUBSCRIPTIONS_QUERY`] over the same
+    /// scopes, in batches), and every management group shows at least one subscription;
+    /// else names those that are not.
+    async fn check_scopes(
+        &self,
+        subscriptions: &[&str],
+        groups: &[&str],
+    ) -> Result<(), InUseError> {
+        let mut unreadable = Vec::new();
+        let readable = |rows: &[Map<String, Value>]| -> BTreeSet<String> {
+            rows.iter()
+                .filter_map(|r| r.get("subscriptionId").and_then(Value::as_str))
+                .map(str::to_ascii_lowercase)
+                .collect()
+        };
+        for batch in subscriptions.chunks(MAX_SUBSCRIPTIONS_PER_REQUEST) {
+            match self.rows("subscriptions", batch, SUBSCRIPTIONS_QUERY).await {
+                Ok(rows) => {
+                    let seen = readable(&rows);
+                    unreadable.extend(
+                        batch
+                            .iter()
+                            .filter(|s| !seen.contains(&s.to_ascii_lowercase()))
+                            .map(|s| format!("subscription {s}")),
+                    );
+                }
+                Err(InUseError::Status { status: 403, .. }) => {
+                    unreadable.extend(batch.iter().map(|s| format!("subscription {s}")));
+                }
+                Err(other) => return Err(other),
+            }
+        }
+        for group in groups {
+            let none = match self
+                .rows("managementGroups", &[*group], SUBSCRIPTIONS_QUERY)
+                .await
+            {
+                Ok(rows) => readable(&rows).is_empty(),
+                Err(InUseError::Status { status: 403, .. }) => true,
+                Err(other) => return Err(other),
+            };
+            if none {
+                unreadable.push(format!(
+                    "management group {group} (no subscription of it is readable)"
+                ));
+            }
+        }
+        match unreadable.is_empty() {
+            true => Ok(()),
+            false => Err(InUseError::ScopesUnreadable { scopes: unreadable }),
+        }
+    }
+
     /// Every row of the query in these scopes, through every page.
-    async fn rows(&self, field: &str, ids: &[&str]) -> Result<Vec<Map<String, Value>>, InUseError> {
-        let scope = format!("{field} {}", ids.join(", "));
+    async fn rows(
+        &self,
+        field: &str,
+        ids: &[&str],
+        query: &str,
+    ) -> Result<Vec<Map<String, Value>>, InUseError> {
+        let scope = match ids.len() {
+            0..=3 => format!("{field} {}", ids.join(", ")),
+            n => format!("{field} {}, … ({n} in all)", ids[..3].join(", ")),
+        };
         let token = bearer(self.credential.as_ref(), &self.endpoint)
             .await
             .map_err(|detail| InUseError::Credential {
@@ -271,23 +375,38 @@ impl InUseClient {
         let mut rows = Vec::new();
         let mut skip_token: Option<String> = None;
         let mut seen_tokens = BTreeSet::new();
+        let mut top = self.page_size;
         for page in 1..=MAX_PAGES {
-            let mut options = Map::new();
-            options.insert(
-                "resultFormat".into(),
-                json!(match self.format {
-                    ResultFormat::ObjectArray => "objectArray",
-                    ResultFormat::Table => "table",
-                }),
-            );
-            if let Some(top) = self.page_size {
-                options.insert("$top".into(), json!(top));
-            }
-            if let Some(t) = &skip_token {
-                options.insert("$skipToken".into(), json!(t));
-            }
-            let body = json!({ field: ids, "query": IN_USE_QUERY, "options": options });
-            let answer = self.post(&token, &body, &scope, page).await?;
+            let answer = loop {
+                match self
+                    .page(
+                        field,
+                        ids,
+                        query,
+                        top,
+                        skip_token.as_deref(),
+                        &token,
+                        &scope,
+                        page,
+                    )
+                    .await
+                {
+                    // The page would be too large: ask again for half as many rows.
+                    Err(InUseError::Status {
+                        status: 400,
+                        ref detail,
+                        ..
+                    }) if detail.contains("ResponsePayloadTooLarge") && top != Some(1) => {
+                        let halved = top.unwrap_or(1000) / 2;
+                        tracing::info!(
+                            rows = halved,
+                            "Resource Graph page too large: asking for half as many rows"
+                        );
+                        top = Some(halved.max(1));
+                    }
+                    other => break other?,
+                }
+            };
             let unreadable = |detail: String| InUseError::Unreadable {
                 scope: scope.clone(),
                 page,
@@ -341,6 +460,119 @@ impl InUseClient {
             page: MAX_PAGES,
             detail: format!("more than {MAX_PAGES} pages"),
         })
+    }
+
+    /// One page of `query`: `$top` rows (`None`: the service's page), after `skip_token`.
+    #[allow(clippy::too_many_arguments)]
+    async fn page(
+        &self,
+        field: &str,
+        ids: &[&str],
+        query: &str,
+        top: Option<u32>,
+        skip_token: Option<&str>,
+        token: &str,
+        scope: &str,
+        page: usize,
+    ) -> Result<Value, InUseError> {
+        let mut options = Map::new();
+        options.insert(
+            "resultFormat".into(),
+            json!(match self.format {
+                ResultFormat::ObjectArray => "objectArray",
+                ResultFormat::Table => "table",
+            }),
+        );
+        if let Some(top) = top {
+            options.insert("$top".into(), json!(top));
+        }
+        if let Some(t) = skip_token {
+            options.insert("$skipToken".into(), json!(t));
+        }
+        let body = json!({ field: ids, "query": query, "options": options });
+        self.post(token, &body, scope, page).await
+    }
+
+    /// The images of this registry one row's workload runs: from the row, and from the
+    /// resource provider's lists Resource Graph does not hold ([`FollowUp`]).
+    async fn images_of_row(
+        &self,
+        row: &Map<String, Value>,
+        login_server: &str,
+        found: &mut BTreeSet<ImageUse>,
+    ) -> Result<(), InUseError> {
+        let text = |key: &str| row.get(key).and_then(Value::as_str).unwrap_or_default();
+        let resource_id = text("id");
+        let resource_type = text("type").to_ascii_lowercase();
+        if resource_id.is_empty() {
+            return Err(InUseError::Unreadable {
+                scope: "a row".into(),
+                page: 0,
+                detail: format!("a row has no id: {}", Value::Object(row.clone())),
+            });
+        }
+        let properties = row.get("properties").cloned().unwrap_or(Value::Null);
+        let mut images =
+            image_strings(&resource_type, &properties).map_err(|(image, detail)| {
+                InUseError::Image {
+                    resource_id: resource_id.to_string(),
+                    image,
+                    detail,
+                }
+            })?;
+        for follow_up in follow_ups(&resource_type, &properties) {
+            let arm_error = |detail: String| InUseError::Arm {
+                resource_id: resource_id.to_string(),
+                detail,
+            };
+            let (child, version) = match follow_up {
+                FollowUp::SiteContainers => ("sitecontainers", WEB_API_VERSION),
+                FollowUp::Revisions => ("revisions", APP_API_VERSION),
+                FollowUp::Executions => ("executions", APP_API_VERSION),
+            };
+            let items = self
+                .arm
+                .list(&format!("{resource_id}/{child}"), version)
+                .await
+                .map_err(arm_error)?;
+            for item in &items {
+                match follow_up {
+                    FollowUp::SiteContainers => images.extend(
+                        item.pointer("/properties/image")
+                            .and_then(Value::as_str)
+                            .map(str::to_string),
+                    ),
+                    FollowUp::Revisions if revision_serves(item) => {
+                        images.extend(template_images(item.pointer("/properties/template")))
+                    }
+                    FollowUp::Executions if execution_runs(item) => {
+                        images.extend(template_images(item.pointer("/properties/template")))
+                    }
+                    FollowUp::Revisions | FollowUp::Executions => {}
+                }
+            }
+        }
+        for image in images {
+            match parse_image(&image, login_server) {
+                None => {}
+                Some(Ok((repository, reference))) => {
+                    found.insert(ImageUse {
+                        repository,
+                        reference,
+                        resource_id: resource_id.to_string(),
+                        resource_type: resource_type.clone(),
+                    });
+                }
+                Some(Err(detail)) => {
+                    return Err(InUseError::Image {
+                        resource_id: resource_id.to_string(),
+                        image,
+                        detail,
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 
     /// One page, retrying a 429 up to three times after `Retry-After` (at most 10 s).
@@ -410,7 +642,7 @@ impl InUseClient {
 
 /// How long a 429 asks to wait: `Retry-After` seconds, else `x-ms-user-quota-resets-after`
 /// (`hh:mm:ss`), else 1 s; at most 10 s.
-fn retry_after(headers: &reqwest::header::HeaderMap) -> Duration {
+pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Duration {
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let seconds = text("retry-after")
         .and_then(|v| v.trim().parse::<u64>().ok())
@@ -449,8 +681,9 @@ fn data_rows(data: &Value) -> Result<Vec<Map<String, Value>>, String> {
     }
 }
 
-/// The image strings of one row, by its type.
-fn image_strings(resource_type: &str, properties: &Value) -> Vec<String> {
+/// The image strings of one row, by its type (a `COMPOSE|` value's images too); `Err` with
+/// the value and why when a Compose file cannot be read.
+fn image_strings(resource_type: &str, properties: &Value) -> Result<Vec<String>, (String, String)> {
     let strings_at = |list: Option<&Value>, path: &str| -> Vec<String> {
         list.and_then(Value::as_array)
             .map(|items| {
@@ -462,7 +695,7 @@ fn image_strings(resource_type: &str, properties: &Value) -> Vec<String> {
             })
             .unwrap_or_default()
     };
-    match resource_type {
+    Ok(match resource_type {
         "microsoft.app/containerapps" | "microsoft.app/jobs" => {
             let template = properties.get("template");
             let mut images = strings_at(template.and_then(|t| t.get("containers")), "/image");
@@ -481,71 +714,180 @@ fn image_strings(resource_type: &str, properties: &Value) -> Vec<String> {
             images
         }
         "microsoft.web/sites" | "microsoft.web/sites/slots" => {
-            let mut values: Vec<String> = ["linuxFxVersion", "windowsFxVersion"]
-                .iter()
-                .filter_map(|k| properties.pointer(&format!("/siteConfig/{k}")))
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect();
-            if let Some(items) = properties
-                .pointer("/siteProperties/properties")
-                .and_then(Value::as_array)
-            {
-                values.extend(items.iter().filter_map(|item| {
-                    let name = item.get("name").and_then(Value::as_str)?;
-                    let fx = name.eq_ignore_ascii_case("LinuxFxVersion")
-                        || name.eq_ignore_ascii_case("WindowsFxVersion");
-                    fx.then(|| item.get("value").and_then(Value::as_str))
-                        .flatten()
-                        .map(str::to_string)
-                }));
+            let mut images = Vec::new();
+            for value in fx_values(properties) {
+                match prefixed(&value, "DOCKER|") {
+                    Some(_) => images.push(value),
+                    None => {
+                        if let Some(compose) = prefixed(&value, "COMPOSE|") {
+                            images.extend(compose_images(compose).map_err(|detail| {
+                                (
+                                    format!("{}…", value.chars().take(40).collect::<String>()),
+                                    detail,
+                                )
+                            })?);
+                        }
+                    }
+                }
             }
-            values
-                .into_iter()
-                .filter(|v| v.len() > 7 && v[..7].eq_ignore_ascii_case("DOCKER|"))
-                .collect()
+            images
         }
+        _ => Vec::new(),
+    })
+}
+
+/// `value` after `prefix` (ignoring case), when it starts with it.
+fn prefixed<'a>(value: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = value.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| value[prefix.len()..].trim())
+}
+
+/// An App Service app's `LinuxFxVersion` / `WindowsFxVersion` values, from
+/// `properties.siteConfig` (usually null in Resource Graph) and from
+/// `properties.siteProperties.properties[]` (where Resource Graph holds them).
+fn fx_values(properties: &Value) -> Vec<String> {
+    let mut values: Vec<String> = ["linuxFxVersion", "windowsFxVersion"]
+        .iter()
+        .filter_map(|k| properties.pointer(&format!("/siteConfig/{k}")))
+        .filter_map(Value::as_str)
+        .map(str::to_string)
+        .collect();
+    if let Some(items) = properties
+        .pointer("/siteProperties/properties")
+        .and_then(Value::as_array)
+    {
+        values.extend(items.iter().filter_map(|item| {
+            let name = item.get("name").and_then(Value::as_str)?;
+            let fx = name.eq_ignore_ascii_case("LinuxFxVersion")
+                || name.eq_ignore_ascii_case("WindowsFxVersion");
+            fx.then(|| item.get("value").and_then(Value::as_str))
+                .flatten()
+                .map(str::to_string)
+        }));
+    }
+    values
+}
+
+/// Every `image:` of a base64 Compose file (`COMPOSE|<base64>`), read line by line: a
+/// key `image` (after an optional `- `), its value unquoted, a trailing ` #` comment
+/// dropped. A value that is not base64 or not UTF-8 is an error: its images are unknown.
+fn compose_images(encoded: &str) -> Result<Vec<String>, String> {
+    use base64::Engine;
+    let compact: String = encoded.chars().filter(|c| !c.is_whitespace()).collect();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(compact.as_bytes())
+        .map_err(|e| format!("the Compose file is not base64: {e}"))?;
+    let text = String::from_utf8(bytes).map_err(|_| "the Compose file is not UTF-8".to_string())?;
+    let mut images = Vec::new();
+    for line in text.lines() {
+        let line = line.trim_start();
+        let line = line.strip_prefix("- ").map(str::trim_start).unwrap_or(line);
+        let Some(rest) = line.strip_prefix("image:") else {
+            continue;
+        };
+        let mut value = rest.trim();
+        if let Some((before, _)) = value.split_once(" #") {
+            value = before.trim();
+        }
+        let value = value
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .or_else(|| value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
+            .unwrap_or(value);
+        if value.is_empty() {
+            return Err("an `image:` without a value (a multi-line value is not read)".to_string());
+        }
+        images.push(value.to_string());
+    }
+    Ok(images)
+}
+
+/// A list a resource provider holds and Resource Graph does not, read for one workload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FollowUp {
+    /// An App Service app or slot running sidecars (`LinuxFxVersion` `sitecontainers`).
+    SiteContainers,
+    /// A Container App that may serve more than its latest template.
+    Revisions,
+    /// A Container Apps job: running executions may run an overridden image.
+    Executions,
+}
+
+/// What must be read besides the row for this workload.
+fn follow_ups(resource_type: &str, properties: &Value) -> Vec<FollowUp> {
+    match resource_type {
+        "microsoft.web/sites" | "microsoft.web/sites/slots" => fx_values(properties)
+            .iter()
+            .any(|v| v.trim().eq_ignore_ascii_case("sitecontainers"))
+            .then_some(FollowUp::SiteContainers)
+            .into_iter()
+            .collect(),
+        "microsoft.app/containerapps" => may_serve_older_revisions(properties)
+            .then_some(FollowUp::Revisions)
+            .into_iter()
+            .collect(),
+        "microsoft.app/jobs" => vec![FollowUp::Executions],
         _ => Vec::new(),
     }
 }
 
-fn images_of_row(
-    row: &Map<String, Value>,
-    login_server: &str,
-    found: &mut BTreeSet<ImageUse>,
-) -> Result<(), InUseError> {
-    let text = |key: &str| row.get(key).and_then(Value::as_str).unwrap_or_default();
-    let resource_id = text("id");
-    let resource_type = text("type").to_ascii_lowercase();
-    if resource_id.is_empty() {
-        return Err(InUseError::Unreadable {
-            scope: "a row".into(),
-            page: 0,
-            detail: format!("a row has no id: {}", Value::Object(row.clone())),
+/// Whether a Container App may serve more than its latest template: multiple-revision
+/// mode, traffic sent by revision name or label, or a latest revision that is not the
+/// latest ready one (traffic then stays on an older revision).
+fn may_serve_older_revisions(properties: &Value) -> bool {
+    let text = |path: &str| properties.pointer(path).and_then(Value::as_str);
+    let multiple = text("/configuration/activeRevisionsMode")
+        .is_some_and(|m| !m.eq_ignore_ascii_case("single"));
+    let by_revision = properties
+        .pointer("/configuration/ingress/traffic")
+        .and_then(Value::as_array)
+        .is_some_and(|traffic| {
+            traffic.iter().any(|t| {
+                ["revisionName", "label"].iter().any(|k| {
+                    t.get(*k)
+                        .and_then(Value::as_str)
+                        .is_some_and(|v| !v.is_empty())
+                })
+            })
         });
-    }
-    let properties = row.get("properties").cloned().unwrap_or(Value::Null);
-    for image in image_strings(&resource_type, &properties) {
-        match parse_image(&image, login_server) {
-            None => {}
-            Some(Ok((repository, reference))) => {
-                found.insert(ImageUse {
-                    repository,
-                    reference,
-                    resource_id: resource_id.to_string(),
-                    resource_type: resource_type.clone(),
-                });
-            }
-            Some(Err(detail)) => {
-                return Err(InUseError::Image {
-                    resource_id: resource_id.to_string(),
-                    image,
-                    detail,
-                });
-            }
-        }
-    }
-    Ok(())
+    let not_ready = text("/latestRevisionName") != text("/latestReadyRevisionName");
+    multiple || by_revision || not_ready
+}
+
+/// The images of a template's `containers[]` and `initContainers[]`.
+fn template_images(template: Option<&Value>) -> Vec<String> {
+    ["containers", "initContainers"]
+        .iter()
+        .filter_map(|k| template?.get(*k)?.as_array())
+        .flatten()
+        .filter_map(|c| c.get("image").and_then(Value::as_str))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Whether a revision may serve: active, or given traffic (an item that says neither is
+/// taken as serving).
+fn revision_serves(revision: &Value) -> bool {
+    let active = revision
+        .pointer("/properties/active")
+        .and_then(Value::as_bool);
+    let weight = revision
+        .pointer("/properties/trafficWeight")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    active != Some(false) || weight > 0
+}
+
+/// Whether a job execution may still run (not `Succeeded`, `Failed` or `Stopped`).
+fn execution_runs(execution: &Value) -> bool {
+    let status = execution
+        .pointer("/properties/status")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    !["Succeeded", "Failed", "Stopped"]
+        .iter()
+        .any(|done| status.eq_ignore_ascii_case(done))
 }
 
 fn normalize_login_server(login_server: &str) -> String {
@@ -710,13 +1052,16 @@ mod tests {
     fn image_strings_by_type() {
         let app = json!({"template": {"containers": [{"image": "a"}, {"name": "no-image"}], "initContainers": [{"image": "b"}]}});
         assert_eq!(
-            image_strings("microsoft.app/containerapps", &app),
+            image_strings("microsoft.app/containerapps", &app).unwrap(),
             ["a", "b"]
         );
-        assert_eq!(image_strings("microsoft.app/jobs", &app), ["a", "b"]);
+        assert_eq!(
+            image_strings("microsoft.app/jobs", &app).unwrap(),
+            ["a", "b"]
+        );
         let aci = json!({"containers": [{"properties": {"image": "c"}}], "initContainers": [{"properties": {"image": "d"}}]});
         assert_eq!(
-            image_strings("microsoft.containerinstance/containergroups", &aci),
+            image_strings("microsoft.containerinstance/containergroups", &aci).unwrap(),
             ["c", "d"]
         );
         let site = json!({
@@ -728,10 +1073,98 @@ mod tests {
             ]}
         });
         assert_eq!(
-            image_strings("microsoft.web/sites", &site),
+            image_strings("microsoft.web/sites", &site).unwrap(),
             ["DOCKER|e", "DOCKER|f"]
         );
-        assert!(image_strings("microsoft.storage/storageaccounts", &app).is_empty());
+        assert!(
+            image_strings("microsoft.storage/storageaccounts", &app)
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn compose_files_name_every_image() {
+        use base64::Engine;
+        let compose = "services:\n  web:\n    image: \"myreg.azurecr.io/web:v1\" # main\n  side:\n    image: 'myreg.azurecr.io/side@sha256:00'\n  - image: nginx\n";
+        let encoded = base64::engine::general_purpose::STANDARD.encode(compose);
+        assert_eq!(
+            compose_images(&encoded).unwrap(),
+            [
+                "myreg.azurecr.io/web:v1",
+                "myreg.azurecr.io/side@sha256:00",
+                "nginx"
+            ]
+        );
+        let site = json!({"siteConfig": null, "siteProperties": {"properties": [
+            {"name": "LinuxFxVersion", "value": format!("COMPOSE|{encoded}")}
+        ]}});
+        assert_eq!(
+            image_strings("microsoft.web/sites", &site).unwrap().len(),
+            3
+        );
+        let broken = json!({"siteProperties": {"properties": [
+            {"name": "LinuxFxVersion", "value": "COMPOSE|not base64!"}
+        ]}});
+        assert!(image_strings("microsoft.web/sites/slots", &broken).is_err());
+        let empty =
+            base64::engine::general_purpose::STANDARD.encode("services:\n  a:\n    image:\n");
+        assert!(compose_images(&empty).is_err(), "an image: without a value");
+    }
+
+    #[test]
+    fn what_is_read_besides_the_row() {
+        let site = |fx: &str| json!({"siteConfig": null, "siteProperties": {"properties": [{"name": "LinuxFxVersion", "value": fx}]}});
+        assert_eq!(
+            follow_ups("microsoft.web/sites", &site("sitecontainers")),
+            [FollowUp::SiteContainers]
+        );
+        assert_eq!(
+            follow_ups("microsoft.web/sites/slots", &site("SITECONTAINERS")),
+            [FollowUp::SiteContainers]
+        );
+        assert!(follow_ups("microsoft.web/sites", &site("DOCKER|x/y:1")).is_empty());
+        let single = json!({"latestRevisionName": "a--2", "latestReadyRevisionName": "a--2",
+            "configuration": {"activeRevisionsMode": "Single", "ingress": {"traffic": [{"latestRevision": true, "weight": 100}]}}});
+        assert!(follow_ups("microsoft.app/containerapps", &single).is_empty());
+        let mut multiple = single.clone();
+        multiple["configuration"]["activeRevisionsMode"] = json!("Multiple");
+        let mut by_name = single.clone();
+        by_name["configuration"]["ingress"]["traffic"] =
+            json!([{"revisionName": "a--1", "weight": 100}]);
+        let mut by_label = single.clone();
+        by_label["configuration"]["ingress"]["traffic"] =
+            json!([{"label": "blue", "latestRevision": true, "weight": 100}]);
+        let mut failed = single.clone();
+        failed["latestRevisionName"] = json!("a--3");
+        for app in [multiple, by_name, by_label, failed] {
+            assert_eq!(
+                follow_ups("microsoft.app/containerapps", &app),
+                [FollowUp::Revisions],
+                "{app}"
+            );
+        }
+        assert_eq!(
+            follow_ups("microsoft.app/jobs", &json!({})),
+            [FollowUp::Executions]
+        );
+        assert!(revision_serves(
+            &json!({"properties": {"active": true, "trafficWeight": 0}})
+        ));
+        assert!(revision_serves(
+            &json!({"properties": {"active": false, "trafficWeight": 10}})
+        ));
+        assert!(!revision_serves(&json!({"properties": {"active": false}})));
+        assert!(
+            revision_serves(&json!({"properties": {}})),
+            "unknown counts as serving"
+        );
+        assert!(execution_runs(
+            &json!({"properties": {"status": "Running"}})
+        ));
+        assert!(!execution_runs(
+            &json!({"properties": {"status": "Succeeded"}})
+        ));
     }
 
     #[test]

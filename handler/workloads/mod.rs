@@ -9,6 +9,7 @@
 //!
 //! They know nothing of policy or plans; the caller decides what an answer protects.
 
+pub mod arm;
 pub mod in_use;
 pub mod pulls;
 

@@ -334,3 +334,110 @@ async fn log_analytics_retention_timespan_and_summarize() {
     assert_eq!(status, 500);
     assert_eq!(emulator.requests().last().unwrap().status, 500);
 }
+
+#[tokio::test]
+async fn resource_graph_leaves_out_unreadable_subscriptions_and_answers_403_only_for_none() {
+    let emulator = graph();
+    emulator.add_subscription("empty");
+    emulator.set_unreadable(&["s2"]);
+    let server = emulator.start().await.unwrap();
+    let url = rg_url(&server.url);
+    let ids = |body: &Value| -> Vec<String> {
+        body["data"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r["id"].as_str().map(str::to_string))
+            .collect()
+    };
+
+    // s2 is unreadable: left out without an error, as the service does.
+    let (status, _, body) = post(
+        &url,
+        Some("t0ken"),
+        json!({"subscriptions": ["s1", "s2"], "query": QUERY}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["totalRecords"], 2, "{body}");
+    assert!(
+        ids(&body)
+            .iter()
+            .all(|id| id.starts_with("/subscriptions/s1/"))
+    );
+
+    // ResourceContainers tells which of the asked subscriptions are readable.
+    let containers = "ResourceContainers | where type == 'microsoft.resources/subscriptions' | project subscriptionId | order by subscriptionId asc";
+    let (status, _, body) = post(
+        &url,
+        Some("t0ken"),
+        json!({"subscriptions": ["s1", "s2", "empty", "missing"], "query": containers}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["data"],
+        json!([{"subscriptionId": "empty"}, {"subscriptionId": "s1"}])
+    );
+    // Resource groups are containers too, of another type.
+    let (_, _, body) = post(
+        &url,
+        Some("t0ken"),
+        json!({"subscriptions": ["s1"], "query": "ResourceContainers | project id, type"}),
+    )
+    .await;
+    assert!(
+        body["data"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|r| r["type"] == "microsoft.resources/subscriptions/resourcegroups"),
+        "{body}"
+    );
+
+    // None readable: 403 AccessDenied.
+    let (status, _, body) = post(
+        &url,
+        Some("t0ken"),
+        json!({"subscriptions": ["s2", "missing"], "query": QUERY}),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"]["code"], "AccessDenied");
+    // A management group whose subscriptions are all unreadable: 403 as well.
+    emulator.set_unreadable(&["s2", "s3"]);
+    let (status, ..) = post(
+        &url,
+        Some("t0ken"),
+        json!({"managementGroups": ["mg"], "query": QUERY}),
+    )
+    .await;
+    assert_eq!(status, 403);
+
+    // At most 1,000 subscriptions a request.
+    let many: Vec<String> = (0..1001).map(|i| format!("s{i}")).collect();
+    let (status, _, body) = post(
+        &url,
+        Some("t0ken"),
+        json!({"subscriptions": many, "query": QUERY}),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("1000")
+    );
+
+    // The tenant subscription limit, as a header on a 200.
+    emulator.inject(GraphFault::SubscriptionLimitHit);
+    let (status, headers, _) = post(
+        &url,
+        Some("t0ken"),
+        json!({"subscriptions": ["s1"], "query": QUERY}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["x-ms-tenant-subscription-limit-hit"], "true");
+}
