@@ -61,8 +61,7 @@ function columnReferences(query, schema) {
 }
 
 test("the project's queries are all found: 15 in infra/, 5 from the Rust code", () => {
-  assert.equal(INFRA.length, 15, INFRA.map((q) => q.source).join("
-"));
+  assert.equal(INFRA.length, 15, INFRA.map((q) => q.source).join("\n"));
   assert.equal(INFRA.filter((q) => q.source.includes("alert.bicep")).length, 1);
   assert.deepEqual(RUST.map((q) => q.schema).sort(),
     ["registryEvents", "registryEvents", "registryEvents", "resourceGraph", "resourceGraph"]);
