@@ -197,6 +197,10 @@ async fn run_in_span(
         deadline: config
             .function_timeout
             .map(|t| durable::stop_at(started, t)),
+        max_deletions: config
+            .policy
+            .max_deletions
+            .effective(Some(crate::policy::SCHEDULED_DEFAULT)),
         ..RunOptions::default()
     };
     let mut lines = LogLines::default();

@@ -11,6 +11,7 @@
 mod cosign;
 pub mod evidence;
 pub mod fixture;
+pub mod guard;
 mod manifests;
 mod scope;
 mod tags;
