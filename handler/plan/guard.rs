@@ -5,6 +5,15 @@
 //! tag on it is removed (deleted, or gone with its manifest), whether or not the manifest
 //! itself is deleted: an image no tag names can no longer be rolled back to by tag.
 //! Untagged manifests (`--untagged`) never count: they are what a purge is for.
+//!
+//! The limit ([`DeletionLimit`], parsed by `crate::policy::LimitSetting`) is a count or a
+//! share rounded down; scheduled and webhook runs default to
+//! [`crate::policy::SCHEDULED_DEFAULT`] (50%), the command line to none. The run applies it
+//! to each repository's finished plan (`crate::run`, after a saved plan is reconciled, before
+//! the plan is recorded): a refused repository is reported completed with nothing deleted,
+//! prints `Refused to purge repository …`, and makes the run fail with
+//! `RunError::OverDeletionLimit` (exit 1, HTTP 500, an error span: the failed-run alert
+//! fires), or be `Partial` when other problems occurred too. A dry run fails the same way.
 
 use super::{KeepReason, RepositoryPlan, Verdict};
 use crate::policy::DeletionLimit;
