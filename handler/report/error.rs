@@ -321,6 +321,38 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_refusal_fails_the_run_names_the_repository_and_reads_as_a_line() {
+        let refusal = Refusal {
+            repository: "app".into(),
+            limit: "50%".into(),
+            count: 9,
+            total: 10,
+        };
+        let alone = RunError::OverDeletionLimit(vec![refusal.clone()]);
+        assert_eq!(
+            alone.to_string(),
+            "refused by the deletion limit: app: the plan takes away 9 of its 10 tagged images, over --max-deletions 50%; nothing in it was deleted (--max-deletions none, or maxDeletions null, lifts the limit)"
+        );
+        // Exit 1 and HTTP 500 (a failed invocation, so the failed-run alert fires), and a
+        // run failure of its own for `purge.failures`.
+        assert_eq!((alone.exit_code(), alone.http_status()), (1, 500));
+        assert_eq!(alone.run_failures(), 1);
+        let mixed = RunError::Partial(vec![
+            Problem::DeletionsFailed {
+                repository: "lib".into(),
+                count: 2,
+            },
+            Problem::OverDeletionLimit(refusal.clone()),
+        ]);
+        assert_eq!((mixed.exit_code(), mixed.http_status()), (1, 500));
+        assert_eq!(mixed.run_failures(), 1);
+        assert_eq!(
+            crate::report::text::Line::Refused(&refusal).to_string(),
+            format!("Refused to purge repository {refusal}")
+        );
+    }
+
+    #[test]
     fn texts_stay_as_they_were() {
         let progress = Progress {
             completed: vec!["a".into()],
