@@ -104,6 +104,13 @@ fn untagged_ranks<'m>(
     manifests: &'m [ManifestAttributes],
     deleted_tags: &HashSet<&str>,
 ) -> Vec<Option<HashMap<&'m str, usize>>> {
+    let bounded = |r: &super::scope::RuleScope| {
+        r.manifests && (r.bounds.min_untagged.is_some() || r.bounds.max_untagged.is_some())
+    };
+    if !scope.rules.iter().any(bounded) {
+        // No bound: rank nothing (a repository may hold a million manifests).
+        return vec![None; scope.rules.len()];
+    }
     let dangling: Vec<(Option<DateTime<Utc>>, &str)> = manifests
         .iter()
         .filter(|m| !has_remaining_tags(m, deleted_tags))
@@ -121,10 +128,7 @@ fn untagged_ranks<'m>(
     scope
         .rules
         .iter()
-        .map(|r| {
-            let bounded = r.bounds.min_untagged.is_some() || r.bounds.max_untagged.is_some();
-            (r.manifests && bounded).then(|| by_digest.clone())
-        })
+        .map(|r| bounded(r).then(|| by_digest.clone()))
         .collect()
 }
 
