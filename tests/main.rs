@@ -23,6 +23,8 @@ mod plan_properties;
 mod progress;
 /// the registry client against a real `docker-registry`.
 mod real_registry;
+/// retention by count and the blast-radius guard, through the `handler` binary.
+mod retention;
 /// the deliberate differences from acr purge, bad input, failures and races.
 mod safety;
 /// saved plans applied exactly after the registry changed; refusals; storage reclaimed.

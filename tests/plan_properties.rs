@@ -1,10 +1,12 @@
 //! Property test of the planner over random registries: multi-arch indexes (with children
 //! shared between indexes), referrers, cosign signature tags, locks, odd timestamps and
-//! random rules. Whatever the input, nothing that a kept item depends on is deleted.
+//! random rules (with random `minTags`/`maxTags` and untagged-manifest bounds). Whatever
+//! the input, nothing that a kept item depends on is deleted, no protection is overridden,
+//! and the tags each rule's filter matches stay within its bounds.
 
 use acr_purge::plan::fixture::{Listing, Manifest, Time, cosign_tag_of, digest_of};
 use acr_purge::plan::{KeepReason, RepositoryPlan, Verdict};
-use acr_purge::policy::{Ago, Filter, Policy, Rule};
+use acr_purge::policy::{Ago, Bounds, Filter, Policy, Rule};
 use acr_purge::registry::model::{ManifestAttributes, TagAttributes};
 use chrono::{DateTime, Utc};
 use proptest::prelude::*;
@@ -86,16 +88,84 @@ fn rule() -> impl Strategy<Value = Rule> {
         0..4usize,
         0..3u8,
         any::<bool>(),
+        prop::option::weighted(0.4, 0..4usize),
+        prop::option::weighted(0.4, 1..6usize),
+        prop::option::weighted(0.3, 0..4usize),
+        prop::option::weighted(0.3, 1..6usize),
     )
-        .prop_map(|(filters, ago, keep, mode, include_locked)| Rule {
-            filters: filters.iter().map(|f| Filter::parse(f).unwrap()).collect(),
-            ago: Ago::parse(ago).unwrap(),
-            keep,
-            untagged: mode == 1,
-            untagged_only: mode == 2,
-            include_locked,
-            not_pulled_for: None,
+        .prop_map(
+            |(filters, ago, keep, mode, include_locked, min_t, max_t, min_u, max_u)| {
+                // A minimum never above its maximum (the policy refuses that), tag bounds
+                // only on rules deleting tags, manifest bounds only on rules deleting
+                // untagged manifests.
+                let pair = |min: Option<usize>, max: Option<usize>| match (min, max) {
+                    (Some(n), Some(x)) => (Some(n.min(x)), Some(x)),
+                    other => other,
+                };
+                let (min_tags, max_tags) = match mode {
+                    2 => (None, None),
+                    _ => pair(min_t, max_t),
+                };
+                let (min_untagged, max_untagged) = match mode {
+                    0 => (None, None),
+                    _ => pair(min_u, max_u),
+                };
+                let rule = Rule {
+                    filters: filters.iter().map(|f| Filter::parse(f).unwrap()).collect(),
+                    ago: Ago::parse(ago).unwrap(),
+                    keep,
+                    untagged: mode == 1,
+                    untagged_only: mode == 2,
+                    include_locked,
+                    not_pulled_for: None,
+                    bounds: Bounds {
+                        min_tags,
+                        max_tags,
+                        min_untagged,
+                        max_untagged,
+                    },
+                };
+                rule.validate().expect("a rule the policy accepts");
+                rule
+            },
+        )
+}
+
+/// Each tag's rank among the tags `filter` matches, computed independently of the planner:
+/// an unknown time first, then newest first, then by name; cosign signature tags of a
+/// manifest in the repository are not ranked (they follow their manifest).
+fn ranks(registry: &Registry, filter: &Filter) -> HashMap<String, usize> {
+    let present: HashSet<&str> = registry
+        .manifests
+        .iter()
+        .filter_map(|m| m.digest.as_deref())
+        .collect();
+    let mut matched: Vec<(Option<DateTime<Utc>>, &str)> = registry
+        .tags
+        .iter()
+        .filter(|t| {
+            !acr_purge::plan::cosign_subject(&t.name).is_some_and(|s| present.contains(s.as_str()))
         })
+        .filter(|t| filter.matches_tag(&t.name).unwrap())
+        .map(|t| {
+            let time = t
+                .last_update_time
+                .as_deref()
+                .and_then(acr_purge::registry::model::parse_time);
+            (time, t.name.as_str())
+        })
+        .collect();
+    matched.sort_by(|a, b| match (a.0, b.0) {
+        (None, None) => a.1.cmp(b.1),
+        (None, Some(_)) => std::cmp::Ordering::Less,
+        (Some(_), None) => std::cmp::Ordering::Greater,
+        (Some(x), Some(y)) => y.cmp(&x).then_with(|| a.1.cmp(b.1)),
+    });
+    matched
+        .into_iter()
+        .enumerate()
+        .map(|(i, (_, name))| (name.to_string(), i + 1))
+        .collect()
 }
 
 fn name(i: usize) -> String {
@@ -260,11 +330,13 @@ proptest! {
 
         for tag in &plan.tags {
             let source = registry.tags.iter().find(|t| t.name == tag.name).unwrap();
-            if let Verdict::Delete { .. } = tag.verdict {
-                // 9. Deleted tags are old enough for some tag rule, unlocked or include-locked,
-                //    not protected, and never a cosign tag of a manifest that stays.
+            if let Verdict::Delete { reason } = &tag.verdict {
+                // 9. Deleted tags are old enough for some tag rule (or beyond its maxTags),
+                //    unlocked or include-locked, not protected, and never a cosign tag of a
+                //    manifest that stays.
                 let t = acr_purge::registry::model::parse_time(source.last_update_time.as_deref().unwrap()).unwrap();
-                prop_assert!(rules.iter().any(|r| !r.untagged_only && t < now - r.ago.duration));
+                let beyond_max = matches!(reason, acr_purge::plan::DeleteReason::BeyondMaxTags { .. });
+                prop_assert!(beyond_max || rules.iter().any(|r| !r.untagged_only && t < now - r.ago.duration));
                 prop_assert!(!source.changeable_attributes.is_locked() || rules.iter().any(|r| r.include_locked));
                 prop_assert!(!(protect && tag.name.starts_with("latest")));
                 if let Some(subject) = acr_purge::plan::cosign_subject(&tag.name) {
@@ -273,6 +345,48 @@ proptest! {
             }
             if let Verdict::Keep { reason: KeepReason::SignatureOfKept { subject } } = &tag.verdict {
                 prop_assert!(!removed(subject));
+            }
+        }
+
+        // 10. Count bounds, per rule, over the tags its filters match (ranked as documented):
+        //     those within minTags all stay; those beyond maxTags stay only for a protection
+        //     (or another rule's minTags), never for their age or --keep.
+        for (number, rule) in rules.iter().enumerate().map(|(i, r)| (i + 1, r)) {
+            let b = rule.bounds;
+            if rule.untagged_only || (b.min_tags.is_none() && b.max_tags.is_none()) {
+                continue;
+            }
+            // The rule's filters for `r`, joined as the planner joins them (acr purge's `|`).
+            let tags = rule
+                .filters
+                .iter()
+                .map(|f| format!("(?:{})", f.to_string().split_once(':').unwrap().1))
+                .collect::<Vec<_>>()
+                .join("|");
+            let rank = ranks(&registry, &Filter::parse(&format!("r:{tags}")).unwrap());
+            let mut left = 0usize;
+            for tag in &plan.tags {
+                let Some(&r) = rank.get(&tag.name) else { continue };
+                let kept = !tag.verdict.is_removed();
+                left += usize::from(kept);
+                if let Some(min) = b.min_tags.filter(|m| r <= *m) {
+                    prop_assert!(kept, "rule {number}: tag {} ranked {r} within minTags {min} removed: {:?}", tag.name, tag.verdict);
+                }
+                if let (Some(max), Verdict::Keep { reason }) = (b.max_tags.filter(|m| r > *m), &tag.verdict) {
+                    // The reason shown may be another rule's (the closest to deletion), so
+                    // what stops this rule is checked on the tag itself: its lock without
+                    // this rule's --include-locked, or its unknown age.
+                    let source = registry.tags.iter().find(|t| t.name == tag.name).unwrap();
+                    let locked = source.changeable_attributes.is_locked() && !rule.include_locked;
+                    let unknown_age = source.last_update_time.as_deref().and_then(acr_purge::registry::model::parse_time).is_none();
+                    prop_assert!(
+                        reason.is_protection() || matches!(reason, KeepReason::KeptByMinTags { .. }) || locked || unknown_age,
+                        "rule {number}: tag {} ranked {r} beyond maxTags {max} kept for {}", tag.name, reason.name()
+                    );
+                }
+            }
+            if let Some(min) = b.min_tags {
+                prop_assert!(left >= min.min(rank.len()), "rule {number}: {left} tags left, minTags {min}");
             }
         }
     }

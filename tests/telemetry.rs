@@ -11,7 +11,11 @@ use acr_emulator::{ManifestSeed, RepoSeed, Seed};
 use acr_purge::functions::webhook::sign;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 
-const POLICY: &str = r#"{"rules":[{"filter":"app:^v","ago":"7d","untagged":true}]}"#;
+/// Takes away most of a repository's tagged images, which the scheduled default
+/// `maxDeletions` (50%) refuses: this suite is not about that guard (see `retention`), so
+/// the policy lifts it (`null`).
+const POLICY: &str =
+    r#"{"rules":[{"filter":"app:^v","ago":"7d","untagged":true}],"maxDeletions":null}"#;
 const SECRET: &str = "telemetry-test-webhook-secret";
 const INVOCATION: &str = "5b0f1c1e-0000-4000-8000-000000000001";
 

@@ -193,6 +193,22 @@ pub struct PurgeArgs {
     /// Pulls by this identity do not count (a scanner, CI); repeatable.
     #[arg(long = "exclude-puller", value_name = "IDENTITY")]
     pub exclude_pullers: Vec<String>,
+    /// Never leave fewer than the N most recent tags the filter matches per repository,
+    /// however old.
+    #[arg(long, value_name = "N")]
+    pub min_tags: Option<usize>,
+    /// Delete the tags beyond the N most recent the filter matches per repository, even
+    /// younger than --ago (protections still win).
+    #[arg(long, value_name = "N")]
+    pub max_tags: Option<usize>,
+    /// With --untagged/--untagged-only: never leave fewer than the N most recent untagged
+    /// manifests per repository, however old.
+    #[arg(long, value_name = "N")]
+    pub min_untagged_manifests: Option<usize>,
+    /// With --untagged/--untagged-only: delete the untagged manifests beyond the N most
+    /// recent per repository, even younger than --ago (protections still win).
+    #[arg(long, value_name = "N")]
+    pub max_untagged_manifests: Option<usize>,
     /// Write the plan (with --dry-run) to this file for review, to be applied exactly
     /// later by `handler apply FILE`.
     #[arg(long, requires = "dry_run", value_name = "FILE")]
@@ -289,6 +305,11 @@ pub struct RunFlags {
     /// Overrides PURGE_STATE_DIR / PURGE_STATE_URL from the environment.
     #[arg(long, conflicts_with_all = ["new_run", "deadline"])]
     pub no_state: bool,
+    /// Refuse a repository's plan that takes away more than N of its tagged images, or P%
+    /// of them (N, P% or none; default none on the command line): nothing in it is
+    /// deleted, and the run fails (exit 1).
+    #[arg(long, value_name = "N|P%|none")]
+    pub max_deletions: Option<String>,
     /// The Log Analytics workspace (its customer id) holding the registry's pull logs,
     /// for `--not-pulled-for`.
     #[arg(long, env = "PURGE_LOGS_WORKSPACE_ID")]
@@ -362,6 +383,9 @@ pub enum UsageError {
     /// `--protect-in-use`, `--keep-deployed`, `--not-pulled-for`.
     #[error("{0}")]
     InUse(String),
+    /// `--max-deletions`.
+    #[error(transparent)]
+    MaxDeletions(crate::policy::LimitError),
 }
 
 impl From<RuleSpecError> for UsageError {
@@ -412,6 +436,12 @@ impl PurgeArgs {
             untagged_only: self.untagged_only,
             include_locked: self.include_locked,
             not_pulled_for: self.not_pulled_for.as_deref(),
+            bounds: crate::policy::Bounds {
+                min_tags: self.min_tags,
+                max_tags: self.max_tags,
+                min_untagged: self.min_untagged_manifests,
+                max_untagged: self.max_untagged_manifests,
+            },
         })?;
         if rule.ago.capped {
             warnings.push(
@@ -511,6 +541,12 @@ impl RunFlags {
         mut warnings: Vec<String>,
     ) -> Result<PurgeRequest, UsageError> {
         let flags = self.settings(&mut warnings)?;
+        let max_deletions = match &self.max_deletions {
+            None => None,
+            Some(text) => crate::policy::LimitSetting::parse(text)
+                .map_err(UsageError::MaxDeletions)?
+                .effective(None),
+        };
         Ok(PurgeRequest {
             endpoint,
             credentials,
@@ -521,6 +557,7 @@ impl RunFlags {
                 repository_page_size: self.repository_page_size as usize,
                 exact_storage: self.exact_storage,
                 count_storage: !self.no_storage,
+                max_deletions,
                 ..RunOptions::default()
             },
             rate_card: flags.rate_card,

@@ -136,6 +136,10 @@ pub async fn run(
         deadline: config
             .function_timeout
             .map(|t| durable::stop_at(started, t)),
+        max_deletions: config
+            .policy
+            .max_deletions
+            .effective(Some(crate::policy::SCHEDULED_DEFAULT)),
         ..RunOptions::default()
     };
     let request = Launch {

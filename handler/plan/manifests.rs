@@ -7,8 +7,15 @@
 //! reachable from a kept manifest through index children stays too (locked and `--keep`
 //! indexes included: acr purge deletes the children of both); `--keep` keeps the rule's most
 //! recent remaining candidates. The rest is deleted, parents before their children.
+//!
+//! The count bounds rank the repository's untagged manifests (those without a tag once this
+//! run's tag deletions are done; [`rank_newest_first`], digest as the tie-break): one ranked
+//! beyond a rule's `maxUntaggedManifests` becomes a candidate even when younger than the
+//! cut-off (never when locked, of unknown age or pulled within `notPulledFor`), goes
+//! through the same screening (referrers, index children, unknown types stay), and is not
+//! saved by `--keep`; then a candidate ranked within a rule's `minUntaggedManifests` stays.
 
-use super::scope::{Item, timestamp};
+use super::scope::{Item, rank_newest_first, timestamp};
 use super::{Body, DeleteReason, KeepReason, ManifestDecision, Scope, TagDecision, Verdict};
 use crate::registry::model::{self, ManifestAttributes};
 use chrono::{DateTime, Utc};
@@ -17,8 +24,11 @@ use std::collections::{HashMap, HashSet};
 /// A manifest that some rules may delete.
 #[derive(Debug, Clone)]
 pub(super) struct Candidate {
-    /// Indexes into the scope's rules.
+    /// Indexes into the scope's rules that select it by age.
     rules: Vec<usize>,
+    /// Rules (index, rank, max) that select it for being beyond their
+    /// `maxUntaggedManifests`, whatever its age; `--keep` does not save it from them.
+    beyond: Vec<(usize, usize, usize)>,
     time: DateTime<Utc>,
     unlock: bool,
     /// The absent subject, when the candidate is an orphan referrer (its body names a
@@ -33,6 +43,7 @@ pub(super) fn candidates(
     deleted_tags: &HashSet<&str>,
 ) -> HashMap<String, Candidate> {
     let mut found = HashMap::new();
+    let untagged = untagged_ranks(scope, manifests, deleted_tags);
     for manifest in manifests {
         let Some(digest) = &manifest.digest else {
             continue;
@@ -55,14 +66,27 @@ pub(super) fn candidates(
             .filter(|(_, r)| r.manifests && r.eligibility(&time, locked, item).is_ok())
             .map(|(i, _)| i)
             .collect();
+        let beyond: Vec<(usize, usize, usize)> = scope
+            .rules
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| {
+                let max = r.bounds.max_untagged?;
+                let rank = *untagged[i].as_ref()?.get(digest.as_str())?;
+                let ok = r.manifests && rank > max;
+                (ok && r.eligibility_regardless_of_age(&time, locked, item).is_ok())
+                    .then_some((i, rank, max))
+            })
+            .collect();
         let Ok(time) = time else {
             continue;
         };
-        if !rules.is_empty() {
+        if !rules.is_empty() || !beyond.is_empty() {
             found.insert(
                 digest.clone(),
                 Candidate {
                     rules,
+                    beyond,
                     time,
                     unlock: locked,
                     orphan_of: None,
@@ -71,6 +95,41 @@ pub(super) fn candidates(
         }
     }
     found
+}
+
+/// For each rule with `minUntaggedManifests` or `maxUntaggedManifests`: the rank of each
+/// manifest left without a tag by this run's tag deletions, by digest.
+fn untagged_ranks<'m>(
+    scope: &Scope,
+    manifests: &'m [ManifestAttributes],
+    deleted_tags: &HashSet<&str>,
+) -> Vec<Option<HashMap<&'m str, usize>>> {
+    let bounded = |r: &super::scope::RuleScope| {
+        r.manifests && (r.bounds.min_untagged.is_some() || r.bounds.max_untagged.is_some())
+    };
+    if !scope.rules.iter().any(bounded) {
+        // No bound: rank nothing (a repository may hold a million manifests).
+        return vec![None; scope.rules.len()];
+    }
+    let dangling: Vec<(Option<DateTime<Utc>>, &str)> = manifests
+        .iter()
+        .filter(|m| !has_remaining_tags(m, deleted_tags))
+        .filter_map(|m| {
+            let digest = m.digest.as_deref()?;
+            Some((timestamp(m.last_update_time.as_deref()).ok(), digest))
+        })
+        .collect();
+    let ranks = rank_newest_first(&dangling);
+    let by_digest: HashMap<&str, usize> = dangling
+        .iter()
+        .zip(ranks)
+        .map(|((_, digest), rank)| (*digest, rank))
+        .collect();
+    scope
+        .rules
+        .iter()
+        .map(|r| bounded(r).then(|| by_digest.clone()))
+        .collect()
 }
 
 fn has_remaining_tags(manifest: &ManifestAttributes, deleted_tags: &HashSet<&str>) -> bool {
@@ -157,6 +216,9 @@ pub(super) fn decide(
     let by_keep = apply_keep(scope, &mut states);
     protect_children(&mut states, bodies, by_keep);
     keep_subjects_of_kept_referrers(&mut states, bodies, referrers);
+    let by_min = apply_min(scope, &mut states, &manifests, &deleted_tags);
+    protect_children(&mut states, bodies, by_min);
+    keep_subjects_of_kept_referrers(&mut states, bodies, referrers);
 
     drop(present);
     manifests
@@ -166,10 +228,19 @@ pub(super) fn decide(
             let (verdict, unlock) = match states.remove(&digest)? {
                 State::Keep(reason) => (Verdict::keep(reason), false),
                 State::Candidate(c) => {
-                    let rule = scope.rules[c.rules[0]].number;
-                    let reason = match c.orphan_of {
-                        Some(subject) => DeleteReason::OrphanReferrer { rule, subject },
-                        None => DeleteReason::Untagged { rule },
+                    let by_age = c.rules.first().map(|&r| scope.rules[r].number);
+                    let beyond = c.beyond.first().map(|&(r, rank, max)| {
+                        let rule = scope.rules[r].number;
+                        (rule, DeleteReason::BeyondMaxUntagged { rule, rank, max })
+                    });
+                    let reason = match (c.orphan_of, by_age, beyond) {
+                        (Some(subject), Some(rule), _) | (Some(subject), None, Some((rule, _))) => {
+                            DeleteReason::OrphanReferrer { rule, subject }
+                        }
+                        (None, Some(rule), _) => DeleteReason::Untagged { rule },
+                        (None, None, Some((_, reason))) => reason,
+                        // A candidate is selected by some rule (see `candidates`).
+                        (_, None, None) => return None,
                     };
                     (Verdict::Delete { reason }, c.unlock)
                 }
@@ -362,12 +433,48 @@ fn apply_keep(scope: &Scope, states: &mut HashMap<String, State>) -> Vec<String>
             && let State::Candidate(c) = state
             && c.rules.iter().all(|r| keeps.iter().any(|(k, _)| k == r))
         {
+            if !c.beyond.is_empty() {
+                // `--keep` would keep it, `maxUntaggedManifests` deletes it: it goes for
+                // being beyond the maximum.
+                c.rules.clear();
+                continue;
+            }
             let (r, rank) = keeps[0];
             *state = State::Keep(KeepReason::KeptByKeep {
                 rule: scope.rules[r].number,
                 rank,
             });
             newly_kept.push(digest);
+        }
+    }
+    newly_kept.sort();
+    newly_kept
+}
+
+/// Keeps each candidate ranked within a rule's `minUntaggedManifests`, whichever rule
+/// selects it. Returns the digests newly kept.
+fn apply_min(
+    scope: &Scope,
+    states: &mut HashMap<String, State>,
+    manifests: &[ManifestAttributes],
+    deleted_tags: &HashSet<&str>,
+) -> Vec<String> {
+    let ranks = untagged_ranks(scope, manifests, deleted_tags);
+    let mut newly_kept = Vec::new();
+    for (rule, ranks) in scope.rules.iter().zip(&ranks) {
+        let (Some(min), Some(ranks)) = (rule.bounds.min_untagged, ranks) else {
+            continue;
+        };
+        for (digest, &rank) in ranks.iter().filter(|(_, r)| **r <= min) {
+            if let Some(state) = states.get_mut(*digest)
+                && matches!(state, State::Candidate(_))
+            {
+                *state = State::Keep(KeepReason::KeptByMinUntagged {
+                    rule: rule.number,
+                    rank,
+                });
+                newly_kept.push(digest.to_string());
+            }
         }
     }
     newly_kept.sort();

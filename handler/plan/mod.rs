@@ -7,10 +7,17 @@
 //! be a referrer), and [`Draft::finish`] walks the graph and returns the [`RepositoryPlan`].
 //! [`Draft::referrer_source`] says how the referrers the walk needs are learned at the
 //! least cost to the rate card: from the listing, from bodies, or from the referrers API.
+//!
+//! Per rule, acr purge's `--ago` and `--keep` decide first; then the count bounds: items
+//! ranked beyond `maxTags` / `maxUntaggedManifests` are deleted whatever their age (never
+//! over a protection), then items ranked within any rule's `minTags` /
+//! `minUntaggedManifests` are kept (see `tags` and `manifests`). [`guard`] then refuses a
+//! whole repository's plan that takes away too many of its tagged images.
 
 mod cosign;
 pub mod evidence;
 pub mod fixture;
+pub mod guard;
 mod manifests;
 mod scope;
 mod tags;

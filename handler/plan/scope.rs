@@ -34,6 +34,8 @@ pub(super) struct RuleScope {
     pub manifests: bool,
     /// With `notPulledFor`: items must not have been pulled since this.
     pub unpulled_since: Option<DateTime<Utc>>,
+    /// `minTags`, `maxTags` and the untagged-manifest bounds.
+    pub bounds: crate::policy::Bounds,
 }
 
 impl Scope {
@@ -105,6 +107,21 @@ impl RuleScope {
             }
             Ok(_) => {}
         }
+        self.eligibility_regardless_of_age(time, locked, item)
+    }
+
+    /// [`RuleScope::eligibility`] without the cut-off (for `maxTags` and
+    /// `maxUntaggedManifests`, which delete younger items too): an unknown age, pulls and
+    /// locks still keep the item.
+    pub fn eligibility_regardless_of_age(
+        &self,
+        time: &Result<DateTime<Utc>, KeepReason>,
+        locked: bool,
+        item: Item<'_>,
+    ) -> Result<(), KeepReason> {
+        if let Err(reason) = time {
+            return Err(reason.clone());
+        }
         if let Some(window_start) = self.unpulled_since {
             item.evidence
                 .unpulled_since(window_start, item.tags, item.digest)?;
@@ -124,6 +141,7 @@ impl RuleScope {
             tags: if rule.untagged_only { None } else { tags },
             manifests: rule.purges_manifests(),
             unpulled_since: rule.not_pulled_for.map(|window| now - window.duration),
+            bounds: rule.bounds,
         }
     }
 }
@@ -147,4 +165,23 @@ pub(super) fn timestamp(value: Option<&str>) -> Result<DateTime<Utc>, KeepReason
             }
         }),
     }
+}
+
+/// Ranks items newest first for the count bounds: an unknown time first (its age is
+/// unknown and it stays anyway), then by time, newest first, then by `name` ascending
+/// (ties). Returns each item's 1-based rank, in the order given.
+pub(super) fn rank_newest_first(items: &[(Option<DateTime<Utc>>, &str)]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..items.len()).collect();
+    order.sort_by(|&a, &b| {
+        let (ta, na) = items[a];
+        let (tb, nb) = items[b];
+        let key =
+            |t: Option<DateTime<Utc>>| std::cmp::Reverse(t.map_or(DateTime::<Utc>::MAX_UTC, |t| t));
+        key(ta).cmp(&key(tb)).then_with(|| na.cmp(nb))
+    });
+    let mut ranks = vec![0; items.len()];
+    for (position, index) in order.into_iter().enumerate() {
+        ranks[index] = position + 1;
+    }
+    ranks
 }

@@ -5,9 +5,16 @@
 //! it is not protected. Differences: a missing or unreadable timestamp keeps the tag (acr
 //! purge aborts), `protect` patterns keep tags before any rule counts them, and cosign tags
 //! of a manifest in the repository wait for that manifest's fate.
+//!
+//! The count bounds (`maxTags`, `minTags`) come after acr purge's decision, per rule: the
+//! tags its filter matches are ranked ([`rank_newest_first`]; cosign signature tags that
+//! wait for their manifest are not ranked); one ranked beyond `maxTags` is deleted even
+//! when younger than `--ago` or among `--keep` (but never when protected, locked, of
+//! unknown age or pulled within `notPulledFor`); then one ranked within any rule's
+//! `minTags` is kept whichever rule deletes it.
 
 use super::cosign::cosign_subject;
-use super::scope::{Item, timestamp};
+use super::scope::{Item, rank_newest_first, timestamp};
 use super::{DeleteReason, KeepReason, Scope, TagDecision, Verdict};
 use crate::policy::MatchError;
 use crate::registry::model::TagAttributes;
@@ -19,10 +26,11 @@ pub(super) fn decide(
     tags: Vec<TagAttributes>,
     known_manifest: &dyn Fn(&str) -> bool,
 ) -> Result<(Vec<TagDecision>, Vec<usize>), MatchError> {
+    let bound_ranks = bound_ranks(scope, &tags, known_manifest)?;
     let mut ranks = vec![0usize; scope.rules.len()];
     let mut decisions = Vec::with_capacity(tags.len());
     let mut pending = Vec::new();
-    for tag in tags {
+    for (index, tag) in tags.into_iter().enumerate() {
         let locked = tag.changeable_attributes.is_locked();
         let mut unlock = false;
         let verdict = if let Some(pattern) = protecting(scope, repository, &tag.name)? {
@@ -33,7 +41,11 @@ pub(super) fn decide(
             pending.push(decisions.len());
             Verdict::keep(KeepReason::SignatureOfKept { subject })
         } else {
-            let (verdict, needs_unlock) = evaluate(scope, &tag, locked, &mut ranks)?;
+            let bounds: Vec<Option<usize>> = bound_ranks
+                .iter()
+                .map(|r| r.as_ref().and_then(|r| r[index]))
+                .collect();
+            let (verdict, needs_unlock) = evaluate(scope, &tag, locked, &mut ranks, &bounds)?;
             unlock = needs_unlock;
             verdict
         };
@@ -46,7 +58,67 @@ pub(super) fn decide(
             verdict,
         });
     }
+    apply_min_tags(scope, &mut decisions, &bound_ranks);
     Ok((decisions, pending))
+}
+
+/// For each rule with `minTags` or `maxTags`: each tag's rank among the tags its filter
+/// matches (`None`: not matched, or a cosign signature waiting for its manifest).
+fn bound_ranks(
+    scope: &Scope,
+    tags: &[TagAttributes],
+    known_manifest: &dyn Fn(&str) -> bool,
+) -> Result<Vec<Option<Vec<Option<usize>>>>, MatchError> {
+    let mut all = Vec::with_capacity(scope.rules.len());
+    for rule in &scope.rules {
+        let bounded = rule.bounds.min_tags.is_some() || rule.bounds.max_tags.is_some();
+        let Some(matcher) = rule.tags.as_ref().filter(|_| bounded) else {
+            all.push(None);
+            continue;
+        };
+        let mut ranked = Vec::new();
+        let mut at = Vec::new();
+        for (i, tag) in tags.iter().enumerate() {
+            if cosign_subject(&tag.name).is_some_and(|s| known_manifest(&s)) {
+                continue;
+            }
+            if matcher.first_match(&tag.name)?.is_some() {
+                let time = timestamp(tag.last_update_time.as_deref()).ok();
+                ranked.push((time, tag.name.as_str()));
+                at.push(i);
+            }
+        }
+        let mut ranks = vec![None; tags.len()];
+        for (i, rank) in at.into_iter().zip(rank_newest_first(&ranked)) {
+            ranks[i] = Some(rank);
+        }
+        all.push(Some(ranks));
+    }
+    Ok(all)
+}
+
+/// Keeps every tag a rule deletes that is ranked within some rule's `minTags`.
+fn apply_min_tags(
+    scope: &Scope,
+    decisions: &mut [TagDecision],
+    bound_ranks: &[Option<Vec<Option<usize>>>],
+) {
+    for (rule, ranks) in scope.rules.iter().zip(bound_ranks) {
+        let (Some(min), Some(ranks)) = (rule.bounds.min_tags, ranks) else {
+            continue;
+        };
+        for (decision, rank) in decisions.iter_mut().zip(ranks) {
+            if let Some(rank) = rank.filter(|r| *r <= min)
+                && decision.verdict.is_delete()
+            {
+                decision.verdict = Verdict::keep(KeepReason::KeptByMinTags {
+                    rule: rule.number,
+                    rank,
+                });
+                decision.unlock = false;
+            }
+        }
+    }
 }
 
 fn protecting(scope: &Scope, repository: &str, tag: &str) -> Result<Option<String>, MatchError> {
@@ -59,12 +131,14 @@ fn protecting(scope: &Scope, repository: &str, tag: &str) -> Result<Option<Strin
 }
 
 /// Every rule judges the tag (each advancing its own keep count); the first deleting rule
-/// wins, otherwise the keep reason closest to deletion is reported.
+/// wins, otherwise the keep reason closest to deletion is reported. `bound_ranks` is the
+/// tag's rank under each rule with a count bound.
 fn evaluate(
     scope: &Scope,
     tag: &TagAttributes,
     locked: bool,
     ranks: &mut [usize],
+    bound_ranks: &[Option<usize>],
 ) -> Result<(Verdict, bool), MatchError> {
     let mut delete = None;
     let mut keep = KeepReason::NotSelected;
@@ -79,13 +153,37 @@ fn evaluate(
         let Some(matcher) = &rule.tags else {
             continue;
         };
+        let beyond_max = match (rule.bounds.max_tags, bound_ranks[i]) {
+            (Some(max), Some(rank)) if rank > max => Some(DeleteReason::BeyondMaxTags {
+                rule: rule.number,
+                rank,
+                max,
+            }),
+            _ => None,
+        };
         let reason = match matcher.first_match(&tag.name)? {
             None => KeepReason::NoFilterMatch,
             Some(filter) => match rule.eligibility(&time, locked, item) {
+                Err(KeepReason::TooYoung { cutoff }) => match (
+                    &beyond_max,
+                    rule.eligibility_regardless_of_age(&time, locked, item),
+                ) {
+                    (Some(reason), Ok(())) => {
+                        delete.get_or_insert((reason.clone(), locked));
+                        continue;
+                    }
+                    (Some(_), Err(reason)) => reason,
+                    (None, _) => KeepReason::TooYoung { cutoff },
+                },
                 Err(reason) => reason,
                 Ok(()) => {
                     ranks[i] += 1;
-                    if ranks[i] <= rule.keep {
+                    if ranks[i] <= rule.keep
+                        && let Some(reason) = beyond_max
+                    {
+                        delete.get_or_insert((reason, locked));
+                        continue;
+                    } else if ranks[i] <= rule.keep {
                         KeepReason::KeptByKeep {
                             rule: rule.number,
                             rank: ranks[i],

@@ -5,7 +5,7 @@
 use super::fixture::{Listing, Manifest, Time, cosign_tag_of};
 use super::verdict::{every_delete_reason, every_keep_reason};
 use super::{RepositoryPlan, Verdict};
-use crate::policy::{Filter, Policy, Rule, RuleSpec};
+use crate::policy::{Bounds, Filter, Policy, Rule, RuleSpec};
 use chrono::Utc;
 use std::collections::BTreeSet;
 
@@ -35,8 +35,30 @@ fn rule(filters: &[&str], ago: &str, keep: usize, untagged: bool, untagged_only:
         untagged_only,
         include_locked: false,
         not_pulled_for: None,
+        bounds: Default::default(),
     })
     .expect("a valid rule")
+}
+
+/// `rule` with count bounds, checked as the policy parser checks them.
+fn bounded(mut rule: Rule, bounds: Bounds) -> Rule {
+    rule.bounds = bounds;
+    rule.validate().expect("valid bounds");
+    rule
+}
+
+fn min_tags(n: usize) -> Bounds {
+    Bounds {
+        min_tags: Some(n),
+        ..Bounds::default()
+    }
+}
+
+fn max_tags(n: usize) -> Bounds {
+    Bounds {
+        max_tags: Some(n),
+        ..Bounds::default()
+    }
 }
 
 fn policy(rule: Rule) -> Policy {
@@ -139,6 +161,52 @@ fn cases() -> Vec<Case> {
                 .with(Manifest::image("b").age(3 * DAY).tag("old", 3 * DAY)),
             policy(rule(&["r:.*"], "1d", 1, false, false)),
             tag("new"),
+        ),
+        case(
+            "delete:beyondMaxTags",
+            listing()
+                .with(Manifest::image("a").age(10).tag("v1", 10))
+                .with(Manifest::image("b").age(20).tag("v2", 20))
+                .with(Manifest::image("c").age(30).tag("v3", 30)),
+            policy(bounded(rule(&["r:.*"], "1d", 0, false, false), max_tags(2))),
+            tag("v3"),
+        ),
+        case(
+            "keep:keptByMinTags",
+            listing()
+                .with(Manifest::image("a").age(2 * DAY).tag("v1", 2 * DAY))
+                .with(Manifest::image("b").age(3 * DAY).tag("v2", 3 * DAY)),
+            policy(bounded(rule(&["r:.*"], "1d", 0, false, false), min_tags(1))),
+            tag("v1"),
+        ),
+        case(
+            "delete:beyondMaxUntagged",
+            listing()
+                .with(Manifest::image("a").age(10))
+                .with(Manifest::image("b").age(20))
+                .with(Manifest::image("c").age(30)),
+            policy(bounded(
+                rule(&[], "1d", 0, false, true),
+                Bounds {
+                    max_untagged: Some(2),
+                    ..Bounds::default()
+                },
+            )),
+            Target::Manifest("c"),
+        ),
+        case(
+            "keep:keptByMinUntagged",
+            listing()
+                .with(Manifest::image("a").age(2 * DAY))
+                .with(Manifest::image("b").age(3 * DAY)),
+            policy(bounded(
+                rule(&[], "1d", 0, false, true),
+                Bounds {
+                    min_untagged: Some(1),
+                    ..Bounds::default()
+                },
+            )),
+            Target::Manifest("a"),
         ),
         case(
             "keep:tagged",
@@ -309,6 +377,8 @@ fn every_reason_has_a_case() {
     wanted.insert("cascade".to_string());
     // Decided when a saved plan is applied, not by the planner: `saved::reconcile`'s tests.
     wanted.remove("keep:drift");
+    // Decided by the blast-radius guard over a finished plan: `plan::guard`'s tests.
+    wanted.remove("keep:overDeletionLimit");
     wanted.remove("keep:notInPlan");
     // Decided from Azure's evidence (in use, deployed, pulled): `plan::evidence`'s tests.
     for name in [
@@ -341,4 +411,185 @@ fn keep_never_counts_referrers() {
         .filter_map(|m| listing.name_of(&m.digest))
         .collect();
     assert_eq!(deleted, BTreeSet::from(["c", "orphan"]));
+}
+
+/// Plans `r` and returns each tag's decision as `delete:<reason>` / `keep:<reason>`.
+fn tag_decisions(listing: &Listing, policy: &Policy) -> Vec<(String, String)> {
+    let plan = listing.plan("r", policy).expect("plan").expect("covered");
+    plan.tags
+        .iter()
+        .map(|t| (t.name.clone(), decision(&t.verdict)))
+        .collect()
+}
+
+fn expect(rows: &[(&str, &str)]) -> Vec<(String, String)> {
+    rows.iter()
+        .map(|(n, d)| (n.to_string(), d.to_string()))
+        .collect()
+}
+
+#[test]
+fn the_order_of_ago_keep_min_and_max() {
+    // The README's table: `--ago 1d --keep 1 --min-tags 2 --max-tags 3` over six tags.
+    let hour = 60;
+    let listing = Listing::new(Utc::now())
+        .with(Manifest::image("a").tag("a", hour))
+        .with(Manifest::image("b").tag("b", 2 * hour))
+        .with(Manifest::image("c").tag("c", 3 * hour))
+        .with(Manifest::image("d").tag("d", 2 * DAY))
+        .with(Manifest::image("e").locked_tag("e", 3 * DAY))
+        .with(Manifest::image("f").tag("f", 4 * DAY));
+    let bounds = Bounds {
+        min_tags: Some(2),
+        max_tags: Some(3),
+        ..Bounds::default()
+    };
+    let busy = policy(bounded(rule(&["r:.*"], "1d", 1, false, false), bounds));
+    assert_eq!(
+        tag_decisions(&listing, &busy),
+        expect(&[
+            ("a", "keep:tooYoung"),
+            ("b", "keep:tooYoung"),
+            ("c", "keep:tooYoung"),
+            // Eligible and first for --keep, but ranked 4th: beyond maxTags 3.
+            ("d", "delete:beyondMaxTags"),
+            // Ranked 5th, but locked: protections win over maxTags (it still takes a rank).
+            ("e", "keep:locked"),
+            // Eligible and beyond --keep: acr purge's own decision.
+            ("f", "delete:matched"),
+        ])
+    );
+    // A quiet repository: every tag is old; minTags keeps the two most recent, whatever
+    // --keep says.
+    let listing = Listing::new(Utc::now())
+        .with(Manifest::image("g").tag("g", 40 * DAY))
+        .with(Manifest::image("h").tag("h", 50 * DAY))
+        .with(Manifest::image("i").tag("i", 60 * DAY));
+    let quiet = policy(bounded(
+        rule(&["r:.*"], "30d", 1, false, false),
+        min_tags(2),
+    ));
+    assert_eq!(
+        tag_decisions(&listing, &quiet),
+        expect(&[
+            ("g", "keep:keptByKeep"),
+            ("h", "keep:keptByMinTags"),
+            ("i", "delete:matched"),
+        ])
+    );
+}
+
+#[test]
+fn tags_with_the_same_time_rank_by_name_whatever_the_server_order() {
+    let now = Utc::now();
+    let listing = Listing::new(now)
+        .with(Manifest::image("a").tag("y", 2 * DAY))
+        .with(Manifest::image("b").tag("x", 2 * DAY));
+    let keep_one = policy(bounded(rule(&["r:.*"], "1d", 0, false, false), min_tags(1)));
+    let mut snapshot = listing.snapshot();
+    for _ in 0..2 {
+        let plan = snapshot
+            .plan("r", &keep_one, now)
+            .expect("plan")
+            .expect("covered");
+        let got: BTreeSet<(String, String)> = plan
+            .tags
+            .iter()
+            .map(|t| (t.name.clone(), decision(&t.verdict)))
+            .collect();
+        let want: BTreeSet<(String, String)> =
+            expect(&[("x", "keep:keptByMinTags"), ("y", "delete:matched")])
+                .into_iter()
+                .collect();
+        assert_eq!(got, want);
+        // The same with the registry listing the tied tags the other way round.
+        snapshot.tags.reverse();
+    }
+}
+
+#[test]
+fn min_tags_of_one_rule_wins_over_another_rule_deleting() {
+    let listing = Listing::new(Utc::now())
+        .with(Manifest::image("a").tag("v1", 2 * DAY))
+        .with(Manifest::image("b").tag("v2", 3 * DAY))
+        .with(Manifest::image("c").tag("dev", 4 * DAY));
+    let both = Policy {
+        rules: vec![
+            bounded(rule(&["r:^v"], "1d", 0, false, false), min_tags(1)),
+            rule(&["r:.*"], "1d", 0, false, false),
+        ],
+        ..Policy::default()
+    };
+    assert_eq!(
+        tag_decisions(&listing, &both),
+        expect(&[
+            ("v1", "keep:keptByMinTags"),
+            ("v2", "delete:matched"),
+            ("dev", "delete:matched"),
+        ])
+    );
+}
+
+#[test]
+fn max_tags_never_overrides_a_protection_and_protected_tags_take_ranks() {
+    let listing = Listing::new(Utc::now())
+        .with(Manifest::image("a").tag("prod", 10))
+        .with(Manifest::image("b").tag("v2", 20))
+        .with(Manifest::image("c").tag("v3", 30));
+    let guarded = Policy {
+        protect: vec![Filter::parse("r:^prod$").expect("filter")],
+        ..policy(bounded(rule(&["r:.*"], "1d", 0, false, false), max_tags(1)))
+    };
+    assert_eq!(
+        tag_decisions(&listing, &guarded),
+        expect(&[
+            ("prod", "keep:protected"),
+            ("v2", "delete:beyondMaxTags"),
+            ("v3", "delete:beyondMaxTags"),
+        ])
+    );
+}
+
+#[test]
+fn max_untagged_spares_index_children_and_keep_does_not_save_from_it() {
+    // Untagged images (two young, one old) and a tagged index whose old child is untagged
+    // too: ranked a, b, c, child.
+    let listing = Listing::new(Utc::now())
+        .with(Manifest::image("child").age(3 * DAY))
+        .with(Manifest::index("multi", &["child"]).age(5).tag("v1", 5))
+        .with(Manifest::image("a").age(10))
+        .with(Manifest::image("b").age(20))
+        .with(Manifest::image("c").age(2 * DAY));
+    let bounds = Bounds {
+        max_untagged: Some(2),
+        ..Bounds::default()
+    };
+    let plan = listing
+        .plan(
+            "r",
+            &policy(bounded(rule(&[], "1d", 1, false, true), bounds)),
+        )
+        .expect("plan")
+        .expect("covered");
+    let got: BTreeSet<(&str, String)> = plan
+        .manifests
+        .iter()
+        .map(|m| {
+            let name = listing.name_of(&m.digest).unwrap_or("?");
+            (name, decision(&m.verdict))
+        })
+        .collect();
+    let want: BTreeSet<(&str, String)> = [
+        // Ranked 4th, beyond the maximum, but an index child: protections win.
+        ("child", "keep:indexChild"),
+        ("multi", "keep:tagged"),
+        ("a", "keep:tooYoung"),
+        ("b", "keep:tooYoung"),
+        // Old and first for --keep 1, but ranked 3rd: beyond the maximum.
+        ("c", "delete:beyondMaxUntagged"),
+    ]
+    .into_iter()
+    .map(|(n, d)| (n, d.to_string()))
+    .collect();
+    assert_eq!(got, want);
 }

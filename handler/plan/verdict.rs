@@ -83,6 +83,26 @@ pub enum DeleteReason {
         /// The absent subject.
         subject: String,
     },
+    /// A tag the rule's filter matches, ranked beyond its `maxTags` most recent: deleted
+    /// even when younger than the cut-off or among its `--keep`.
+    BeyondMaxTags {
+        /// The rule (1-based).
+        rule: usize,
+        /// Its rank among the tags the rule's filter matches (1 for the most recent).
+        rank: usize,
+        /// The rule's `maxTags`.
+        max: usize,
+    },
+    /// An untagged manifest ranked beyond the rule's `maxUntaggedManifests` most recent:
+    /// deleted even when younger than the cut-off or among its `--keep`.
+    BeyondMaxUntagged {
+        /// The rule (1-based).
+        rule: usize,
+        /// Its rank among the repository's untagged manifests (1 for the most recent).
+        rank: usize,
+        /// The rule's `maxUntaggedManifests`.
+        max: usize,
+    },
 }
 
 /// Why an item is kept.
@@ -117,6 +137,32 @@ pub enum KeepReason {
         rule: usize,
         /// 1 for the most recent.
         rank: usize,
+    },
+    /// Among the `minTags` most recent tags the rule's filter matches: kept even when old,
+    /// whichever rule would delete it.
+    KeptByMinTags {
+        /// The rule (1-based).
+        rule: usize,
+        /// 1 for the most recent.
+        rank: usize,
+    },
+    /// Among the `minUntaggedManifests` most recent untagged manifests: kept even when old,
+    /// whichever rule would delete it.
+    KeptByMinUntagged {
+        /// The rule (1-based).
+        rule: usize,
+        /// 1 for the most recent.
+        rank: usize,
+    },
+    /// The plan would take away more of the repository's tagged images than
+    /// `--max-deletions` allows: nothing in the repository is deleted.
+    OverDeletionLimit {
+        /// The limit (`5`, `50%`).
+        limit: String,
+        /// Tagged images the plan would take away.
+        count: u64,
+        /// Tagged images in the repository.
+        total: u64,
     },
     /// The tag matches a `protect` pattern.
     Protected {
@@ -207,6 +253,8 @@ impl DeleteReason {
             DeleteReason::Untagged { .. } => "untagged",
             DeleteReason::SignatureOfDeleted { .. } => "signatureOfDeleted",
             DeleteReason::OrphanReferrer { .. } => "orphanReferrer",
+            DeleteReason::BeyondMaxTags { .. } => "beyondMaxTags",
+            DeleteReason::BeyondMaxUntagged { .. } => "beyondMaxUntagged",
         }
     }
 
@@ -216,7 +264,9 @@ impl DeleteReason {
         match self {
             DeleteReason::Matched { rule, .. }
             | DeleteReason::Untagged { rule }
-            | DeleteReason::OrphanReferrer { rule, .. } => Some(*rule),
+            | DeleteReason::OrphanReferrer { rule, .. }
+            | DeleteReason::BeyondMaxTags { rule, .. }
+            | DeleteReason::BeyondMaxUntagged { rule, .. } => Some(*rule),
             DeleteReason::SignatureOfDeleted { .. } => None,
         }
     }
@@ -238,6 +288,12 @@ impl DeleteReason {
             DeleteReason::OrphanReferrer { rule, subject } => format!(
                 "untagged referrer of {subject}, which is not in the repository; older than the cut-off of rule {rule}"
             ),
+            DeleteReason::BeyondMaxTags { rule, rank, max } => format!(
+                "most recent #{rank} of the tags rule {rule} matches, beyond its maxTags {max}"
+            ),
+            DeleteReason::BeyondMaxUntagged { rule, rank, max } => format!(
+                "most recent #{rank} of the untagged manifests, beyond maxUntaggedManifests {max} of rule {rule}"
+            ),
         }
     }
 }
@@ -253,6 +309,9 @@ impl KeepReason {
             KeepReason::TimestampUnreadable { .. } => "timestampUnreadable",
             KeepReason::Locked => "locked",
             KeepReason::KeptByKeep { .. } => "keptByKeep",
+            KeepReason::KeptByMinTags { .. } => "keptByMinTags",
+            KeepReason::KeptByMinUntagged { .. } => "keptByMinUntagged",
+            KeepReason::OverDeletionLimit { .. } => "overDeletionLimit",
             KeepReason::Protected { .. } => "protected",
             KeepReason::SignatureOfKept { .. } => "signatureOfKept",
             KeepReason::SignatureManifestKept { .. } => "signatureManifestKept",
@@ -280,9 +339,12 @@ impl KeepReason {
             | KeepReason::NoFilterMatch
             | KeepReason::TooYoung { .. }
             | KeepReason::KeptByKeep { .. }
+            | KeepReason::KeptByMinTags { .. }
+            | KeepReason::KeptByMinUntagged { .. }
             | KeepReason::Tagged { .. }
             | KeepReason::RecentlyPulled { .. } => false,
-            KeepReason::InUse { .. }
+            KeepReason::OverDeletionLimit { .. }
+            | KeepReason::InUse { .. }
             | KeepReason::RecentlyDeployed { .. }
             | KeepReason::PullsUnknown { .. }
             | KeepReason::TimestampMissing
@@ -319,6 +381,9 @@ impl KeepReason {
             | KeepReason::NoFilterMatch
             | KeepReason::Locked
             | KeepReason::KeptByKeep { .. }
+            | KeepReason::KeptByMinTags { .. }
+            | KeepReason::KeptByMinUntagged { .. }
+            | KeepReason::OverDeletionLimit { .. }
             | KeepReason::Protected { .. }
             | KeepReason::SignatureOfKept { .. }
             | KeepReason::SignatureManifestKept { .. }
@@ -344,8 +409,11 @@ impl KeepReason {
             KeepReason::TimestampMissing
             | KeepReason::TimestampUnreadable { .. }
             | KeepReason::PullsUnknown { .. } => 4,
-            KeepReason::KeptByKeep { .. } => 5,
-            KeepReason::Protected { .. }
+            KeepReason::KeptByKeep { .. }
+            | KeepReason::KeptByMinTags { .. }
+            | KeepReason::KeptByMinUntagged { .. } => 5,
+            KeepReason::OverDeletionLimit { .. }
+            | KeepReason::Protected { .. }
             | KeepReason::InUse { .. }
             | KeepReason::RecentlyDeployed { .. }
             | KeepReason::SignatureOfKept { .. }
@@ -379,6 +447,19 @@ impl KeepReason {
             KeepReason::KeptByKeep { rule, rank } => {
                 format!("kept by --keep of rule {rule} (most recent #{rank})")
             }
+            KeepReason::KeptByMinTags { rule, rank } => {
+                format!("kept by minTags of rule {rule} (most recent #{rank} it matches)")
+            }
+            KeepReason::KeptByMinUntagged { rule, rank } => format!(
+                "kept by minUntaggedManifests of rule {rule} (most recent #{rank} untagged)"
+            ),
+            KeepReason::OverDeletionLimit {
+                limit,
+                count,
+                total,
+            } => format!(
+                "the plan would take away {count} of the repository's {total} tagged images, over --max-deletions {limit}: nothing here is deleted"
+            ),
             KeepReason::Protected { pattern } => format!("protected by {pattern:?}"),
             KeepReason::SignatureOfKept { subject } => {
                 format!("cosign signature of {subject}, which is kept")
@@ -438,6 +519,13 @@ pub(super) fn every_keep_reason() -> Vec<KeepReason> {
         KeepReason::TimestampUnreadable { value: t() },
         KeepReason::Locked,
         KeepReason::KeptByKeep { rule: 1, rank: 1 },
+        KeepReason::KeptByMinTags { rule: 1, rank: 1 },
+        KeepReason::KeptByMinUntagged { rule: 1, rank: 1 },
+        KeepReason::OverDeletionLimit {
+            limit: "50%".to_string(),
+            count: 9,
+            total: 10,
+        },
         KeepReason::Protected { pattern: t() },
         KeepReason::SignatureOfKept { subject: t() },
         KeepReason::SignatureManifestKept { manifest: t() },
@@ -471,6 +559,16 @@ pub(super) fn every_delete_reason() -> Vec<DeleteReason> {
         DeleteReason::OrphanReferrer {
             rule: 1,
             subject: "s".to_string(),
+        },
+        DeleteReason::BeyondMaxTags {
+            rule: 1,
+            rank: 2,
+            max: 1,
+        },
+        DeleteReason::BeyondMaxUntagged {
+            rule: 1,
+            rank: 2,
+            max: 1,
         },
     ]
 }
@@ -549,6 +647,8 @@ mod tests {
                 "noFilterMatch",
                 "tooYoung",
                 "keptByKeep",
+                "keptByMinTags",
+                "keptByMinUntagged",
                 "tagged",
                 "recentlyPulled"
             ]
@@ -592,6 +692,6 @@ mod tests {
             .iter()
             .map(DeleteReason::rule)
             .collect();
-        assert_eq!(rules, [Some(1), Some(1), None, Some(1)]);
+        assert_eq!(rules, [Some(1), Some(1), None, Some(1), Some(1), Some(1)]);
     }
 }

@@ -10,7 +10,7 @@
 //! Each rule's fields mirror `acr purge`'s flags and are validated exactly as the command
 //! line validates them; unknown fields are errors, and every error names where it is.
 
-use super::{Filter, Policy, Rule, RuleSpec, RuleSpecError, WorkloadScope};
+use super::{Bounds, Filter, LimitSetting, Policy, Rule, RuleSpec, RuleSpecError, WorkloadScope};
 use crate::registry::{Concurrency, RateCard};
 use serde::Deserialize;
 
@@ -25,6 +25,9 @@ pub struct PolicyDocument {
     pub concurrency: usize,
     /// ACR's per-identity request budgets to pace to (default Standard).
     pub rate_card: RateCard,
+    /// `maxDeletions`: the blast-radius guard (absent: the scheduled default, 50%; `null`:
+    /// none).
+    pub max_deletions: LimitSetting,
 }
 
 /// What is wrong with a policy document, and where.
@@ -50,6 +53,16 @@ struct RawPolicy {
     keep_deployed: usize,
     #[serde(default)]
     exclude_pullers: Vec<String>,
+    /// Absent: `None`; `null`: `Some(Null)`.
+    #[serde(default, deserialize_with = "present")]
+    max_deletions: Option<serde_json::Value>,
+}
+
+/// Deserializes a field that is present (even `null`) as `Some`.
+fn present<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<serde_json::Value>, D::Error> {
+    serde_json::Value::deserialize(deserializer).map(Some)
 }
 
 #[derive(Deserialize)]
@@ -69,6 +82,14 @@ struct RawRule {
     include_locked: bool,
     #[serde(default)]
     not_pulled_for: Option<String>,
+    #[serde(default)]
+    min_tags: Option<usize>,
+    #[serde(default)]
+    max_tags: Option<usize>,
+    #[serde(default)]
+    min_untagged_manifests: Option<usize>,
+    #[serde(default)]
+    max_untagged_manifests: Option<usize>,
 }
 
 #[derive(Deserialize, Default)]
@@ -154,6 +175,20 @@ impl PolicyDocument {
         if let Some(i) = raw.exclude_pullers.iter().position(|p| p.trim().is_empty()) {
             return Err(PolicyError(format!("excludePullers[{i}]: empty")));
         }
+        let max_deletions = match &raw.max_deletions {
+            None => LimitSetting::Default,
+            Some(serde_json::Value::Null) => LimitSetting::Lifted,
+            Some(serde_json::Value::Number(n)) => LimitSetting::parse(&n.to_string())
+                .map_err(|e| PolicyError(format!("maxDeletions: {e}")))?,
+            Some(serde_json::Value::String(text)) if !text.trim().eq_ignore_ascii_case("none") => {
+                LimitSetting::parse(text).map_err(|e| PolicyError(format!("maxDeletions: {e}")))?
+            }
+            Some(other) => {
+                return Err(PolicyError(format!(
+                    "maxDeletions: {other} is not a count, a share (\"50%\") or null (no limit)"
+                )));
+            }
+        };
         Ok(PolicyDocument {
             policy: Policy {
                 rules,
@@ -165,6 +200,7 @@ impl PolicyDocument {
             dry_run: raw.dry_run,
             concurrency,
             rate_card,
+            max_deletions,
         })
     }
 }
@@ -188,6 +224,17 @@ impl Policy {
                 });
                 if let (Some(window), Some(object)) = (rule.not_pulled_for, value.as_object_mut()) {
                     object.insert("notPulledFor".into(), window.to_string().into());
+                }
+                let b = rule.bounds;
+                for (field, bound) in [
+                    ("minTags", b.min_tags),
+                    ("maxTags", b.max_tags),
+                    ("minUntaggedManifests", b.min_untagged),
+                    ("maxUntaggedManifests", b.max_untagged),
+                ] {
+                    if let (Some(n), Some(object)) = (bound, value.as_object_mut()) {
+                        object.insert(field.into(), n.into());
+                    }
                 }
                 value
             })
@@ -220,6 +267,12 @@ fn rule_from(index: usize, raw: RawRule) -> Result<Rule, PolicyError> {
         untagged_only: raw.untagged_only,
         include_locked: raw.include_locked,
         not_pulled_for: raw.not_pulled_for.as_deref(),
+        bounds: Bounds {
+            min_tags: raw.min_tags,
+            max_tags: raw.max_tags,
+            min_untagged: raw.min_untagged_manifests,
+            max_untagged: raw.max_untagged_manifests,
+        },
     })
     .map_err(|e| match e {
         RuleSpecError::Filter { index: j, error } => at(&format!("filter[{j}]"), error.to_string()),
@@ -312,10 +365,92 @@ mod tests {
                 r#"{"rules":[{"filter":"a:b","ago":"1d","keep":-1}]}"#,
                 "rules[0].keep: invalid value",
             ),
+            (
+                r#"{"rules":[{"filter":"a:b","ago":"1d","minTags":3,"maxTags":2}]}"#,
+                "rules[0]: --min-tags/--min-untagged-manifests cannot be above",
+            ),
+            (
+                r#"{"rules":[{"filter":"a:b","ago":"1d","maxTags":0}]}"#,
+                "rules[0]: --max-tags and --max-untagged-manifests must be at least 1",
+            ),
+            (
+                r#"{"rules":[{"untaggedOnly":true,"minTags":1}]}"#,
+                "rules[0]: --min-tags and --max-tags cannot be used with --untagged-only",
+            ),
+            (
+                r#"{"rules":[{"filter":"a:b","ago":"1d","maxUntaggedManifests":3}]}"#,
+                "rules[0]: --min-untagged-manifests and --max-untagged-manifests need --untagged",
+            ),
+            (
+                r#"{"rules":[{"filter":"a:b","ago":"1d","minTags":-1}]}"#,
+                "rules[0].minTags: invalid value",
+            ),
+            (
+                r#"{"rules":[{"filter":"a:b","ago":"1d"}],"maxDeletions":"half"}"#,
+                "maxDeletions: invalid --max-deletions value \"half\"",
+            ),
+            (
+                r#"{"rules":[{"filter":"a:b","ago":"1d"}],"maxDeletions":"none"}"#,
+                "maxDeletions: \"none\" is not a count",
+            ),
+            (
+                r#"{"rules":[{"filter":"a:b","ago":"1d"}],"maxDeletions":-3}"#,
+                "maxDeletions: invalid --max-deletions value \"-3\"",
+            ),
+            (
+                r#"{"rules":[{"filter":"a:b","ago":"1d"}],"maxDeletions":"150%"}"#,
+                "at most 100%",
+            ),
         ] {
             let err = PolicyDocument::parse(text).expect_err(text).to_string();
             assert!(err.contains(place), "{text}: {err}");
         }
+    }
+}
+
+#[cfg(test)]
+mod limit_tests {
+    use super::PolicyDocument;
+    use crate::policy::{DeletionLimit, LimitSetting};
+
+    fn limit(extra: &str) -> LimitSetting {
+        let text = format!(r#"{{"rules":[{{"filter":"a:b","ago":"1d"}}]{extra}}}"#);
+        PolicyDocument::parse(&text).expect(&text).max_deletions
+    }
+
+    #[test]
+    fn max_deletions_absent_null_count_and_share() {
+        assert_eq!(limit(""), LimitSetting::Default);
+        assert_eq!(limit(r#","maxDeletions":null"#), LimitSetting::Lifted);
+        assert_eq!(
+            limit(r#","maxDeletions":7"#),
+            LimitSetting::Limit(DeletionLimit::Count(7))
+        );
+        assert_eq!(
+            limit(r#","maxDeletions":"7""#),
+            LimitSetting::Limit(DeletionLimit::Count(7))
+        );
+        assert_eq!(
+            limit(r#","maxDeletions":"30%""#),
+            LimitSetting::Limit(DeletionLimit::Percent(30))
+        );
+    }
+
+    #[test]
+    fn bounds_read_back_from_the_document() {
+        let text = r#"{"rules":[{"filter":"a:.*","ago":"1d","untagged":true,"minTags":2,"maxTags":9,"minUntaggedManifests":1,"maxUntaggedManifests":4}]}"#;
+        let policy = PolicyDocument::parse(text).unwrap().policy;
+        let again = PolicyDocument::parse(&policy.to_document().to_string())
+            .unwrap()
+            .policy;
+        assert_eq!(again.rules[0].bounds, policy.rules[0].bounds);
+        assert_eq!(policy.rules[0].bounds.max_untagged, Some(4));
+        // A rule without bounds writes none (documents of existing policies are unchanged).
+        let plain = PolicyDocument::parse(r#"{"rules":[{"filter":"a:.*","ago":"1d"}]}"#)
+            .unwrap()
+            .policy
+            .to_document();
+        assert!(plain["rules"][0].get("minTags").is_none(), "{plain}");
     }
 }
 
@@ -346,6 +481,7 @@ mod schema_tests {
                 "dryRun",
                 "excludePullers",
                 "keepDeployed",
+                "maxDeletions",
                 "protect",
                 "protectInUse",
                 "rateCard",
@@ -361,6 +497,10 @@ mod schema_tests {
                 "filter",
                 "includeLocked",
                 "keep",
+                "maxTags",
+                "maxUntaggedManifests",
+                "minTags",
+                "minUntaggedManifests",
                 "notPulledFor",
                 "untagged",
                 "untaggedOnly"
@@ -368,13 +508,31 @@ mod schema_tests {
             .map(String::from)
             .into()
         );
-        let full = r#"{"rules":[{"filter":["a:.*"],"ago":"1d","keep":1,"untagged":true,"untaggedOnly":false,"includeLocked":true,"notPulledFor":"30d"}],"protect":["a:x"],"dryRun":true,"concurrency":4,"protectInUse":["sub"],"keepDeployed":2,"excludePullers":["scanner"]}"#;
+        let full = r#"{"rules":[{"filter":["a:.*"],"ago":"1d","keep":1,"untagged":true,"untaggedOnly":false,"includeLocked":true,"notPulledFor":"30d","minTags":1,"maxTags":5,"minUntaggedManifests":0,"maxUntaggedManifests":9}],"protect":["a:x"],"dryRun":true,"concurrency":4,"protectInUse":["sub"],"keepDeployed":2,"excludePullers":["scanner"],"maxDeletions":"25%"}"#;
         PolicyDocument::parse(full).unwrap();
         assert!(
             PolicyDocument::parse(r#"{"rules":[{"filter":"a:b","ago":"1d"}],"extra":1}"#).is_err()
         );
         assert_eq!(schema["additionalProperties"], false);
         assert_eq!(schema["$defs"]["rule"]["additionalProperties"], false);
+    }
+
+    /// The schema's `maxDeletions` string pattern accepts what the parser accepts.
+    #[test]
+    fn schema_max_deletions_pattern_matches_the_grammar() {
+        let schema: serde_json::Value = serde_json::from_str(SCHEMA).unwrap();
+        let pattern = schema["properties"]["maxDeletions"]["oneOf"][1]["pattern"]
+            .as_str()
+            .unwrap();
+        let re = fancy_regex::Regex::new(pattern).unwrap();
+        for good in ["0", "12", "0%", "7%", "50%", "100%", " 5 "] {
+            assert!(re.is_match(good).unwrap(), "{good}");
+            crate::policy::LimitSetting::parse(good).unwrap();
+        }
+        for bad in ["101%", "150%", "-1", "1.5", "50 %", "half", "", "%"] {
+            assert!(!re.is_match(bad).unwrap(), "{bad}");
+            assert!(crate::policy::LimitSetting::parse(bad).is_err(), "{bad}");
+        }
     }
 
     /// The schema's `ago` pattern accepts what the parser accepts, and rejects `3h2d`.

@@ -7,10 +7,12 @@
 mod ago;
 mod document;
 mod filter;
+mod limit;
 
 pub use ago::{Ago, AgoError, MAX_AGO};
 pub use document::{PolicyDocument, PolicyError};
 pub use filter::{BACKTRACK_LIMIT, Filter, FilterError, MatchError, TagMatcher};
+pub use limit::{DeletionLimit, LimitError, LimitSetting, SCHEDULED_DEFAULT};
 
 /// One purge rule: the flags of one `acr purge` invocation.
 #[derive(Debug, Clone)]
@@ -30,6 +32,25 @@ pub struct Rule {
     /// `--not-pulled-for`: only items whose last pull is older than this are eligible (read
     /// from the registry's pull logs; unknown pulls count as recent).
     pub not_pulled_for: Option<Ago>,
+    /// `--min-tags`, `--max-tags`, `--min-untagged-manifests`, `--max-untagged-manifests`.
+    pub bounds: Bounds,
+}
+
+/// Counts that hold whatever the age (acr-cli#670): per repository, the most recent items
+/// a rule's filter matches are ranked (newest `lastUpdateTime` first, then by name or
+/// digest; an item whose time is unknown ranks first); `min` keeps the first N of them even
+/// when old, `max` deletes those beyond the first N even when younger than `--ago`. Every
+/// protection still wins over `max`. `crate::plan` documents the order exactly.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Bounds {
+    /// `--min-tags` / `minTags`.
+    pub min_tags: Option<usize>,
+    /// `--max-tags` / `maxTags`.
+    pub max_tags: Option<usize>,
+    /// `--min-untagged-manifests` / `minUntaggedManifests`.
+    pub min_untagged: Option<usize>,
+    /// `--max-untagged-manifests` / `maxUntaggedManifests`.
+    pub max_untagged: Option<usize>,
 }
 
 /// A rule as written, by command-line flags or a policy document's rule, before it is
@@ -50,6 +71,8 @@ pub struct RuleSpec<'a> {
     pub include_locked: bool,
     /// `--not-pulled-for`, when given.
     pub not_pulled_for: Option<&'a str>,
+    /// `--min-tags` and the other count bounds.
+    pub bounds: Bounds,
 }
 
 /// What is wrong with a [`RuleSpec`]; each adapter names the place in its own terms
@@ -104,6 +127,7 @@ impl Rule {
             untagged_only: spec.untagged_only,
             include_locked: spec.include_locked,
             not_pulled_for,
+            bounds: spec.bounds,
         };
         rule.validate().map_err(RuleSpecError::Flags)?;
         Ok(rule)
@@ -197,6 +221,24 @@ pub enum RuleError {
     /// No filter, and not `--untagged-only`.
     #[error("--filter is required when not using --untagged-only")]
     FilterRequired,
+    /// `--min-tags` / `--max-tags` with `--untagged-only` (which deletes no tag).
+    #[error("--min-tags and --max-tags cannot be used with --untagged-only, which deletes no tag")]
+    TagBoundsUntaggedOnly,
+    /// `--min/max-untagged-manifests` without `--untagged` or `--untagged-only`.
+    #[error(
+        "--min-untagged-manifests and --max-untagged-manifests need --untagged or --untagged-only"
+    )]
+    ManifestBoundsWithoutUntagged,
+    /// A minimum above the maximum of the same kind.
+    #[error(
+        "--min-tags/--min-untagged-manifests cannot be above --max-tags/--max-untagged-manifests"
+    )]
+    MinAboveMax,
+    /// `--max-tags 0` or `--max-untagged-manifests 0`: every matched item regardless of age.
+    #[error(
+        "--max-tags and --max-untagged-manifests must be at least 1 (to delete every matched item, use --ago 0d)"
+    )]
+    MaxZero,
 }
 
 impl Rule {
@@ -207,6 +249,20 @@ impl Rule {
         }
         if self.filters.is_empty() && !self.untagged_only {
             return Err(RuleError::FilterRequired);
+        }
+        let b = &self.bounds;
+        if self.untagged_only && (b.min_tags.is_some() || b.max_tags.is_some()) {
+            return Err(RuleError::TagBoundsUntaggedOnly);
+        }
+        if !self.purges_manifests() && (b.min_untagged.is_some() || b.max_untagged.is_some()) {
+            return Err(RuleError::ManifestBoundsWithoutUntagged);
+        }
+        if b.max_tags == Some(0) || b.max_untagged == Some(0) {
+            return Err(RuleError::MaxZero);
+        }
+        let above = |min: Option<usize>, max: Option<usize>| matches!((min, max), (Some(n), Some(x)) if n > x);
+        if above(b.min_tags, b.max_tags) || above(b.min_untagged, b.max_untagged) {
+            return Err(RuleError::MinAboveMax);
         }
         Ok(())
     }

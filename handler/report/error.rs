@@ -51,6 +51,30 @@ impl fmt::Display for ListingFailure {
     }
 }
 
+/// A repository whose plan the blast-radius guard refused (`--max-deletions`): nothing in
+/// it was deleted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The repository.
+    pub repository: String,
+    /// The limit (`5`, `50%`).
+    pub limit: String,
+    /// Tagged images the plan would have taken away.
+    pub count: u64,
+    /// Tagged images in the repository.
+    pub total: u64,
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: the plan takes away {} of its {} tagged images, over --max-deletions {}; nothing in it was deleted (--max-deletions none, or maxDeletions null, lifts the limit)",
+            self.repository, self.count, self.total, self.limit
+        )
+    }
+}
+
 /// What made a completed run partial.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Problem {
@@ -71,6 +95,8 @@ pub enum Problem {
         /// How many.
         count: u64,
     },
+    /// The blast-radius guard refused a repository's plan.
+    OverDeletionLimit(Refusal),
 }
 
 impl fmt::Display for Problem {
@@ -83,6 +109,7 @@ impl fmt::Display for Problem {
             Problem::DeletionsFailed { repository, count } => {
                 write!(f, "{repository}: {count} deletion(s) failed")
             }
+            Problem::OverDeletionLimit(refusal) => refusal.fmt(f),
         }
     }
 }
@@ -191,6 +218,10 @@ pub enum RunError {
     /// A dry run could not list some repositories, so its plan is incomplete.
     #[error("partial dry run: {}", join(.0))]
     PartialDryRun(Vec<ListingFailure>),
+    /// The blast-radius guard refused some repositories' plans (`--max-deletions`), and
+    /// nothing else went wrong: the rest was purged (or, in a dry run, planned).
+    #[error("refused by the deletion limit: {}", join(.0))]
+    OverDeletionLimit(Vec<Refusal>),
 }
 
 fn join(items: &[impl fmt::Display]) -> String {
@@ -232,7 +263,9 @@ impl RunError {
             | RunError::InUseUnknown(_)
             | RunError::Busy { .. } => Extent::Stopped,
             RunError::Deadline(_) => Extent::Resumable,
-            RunError::Partial(_) | RunError::PartialDryRun(_) => Extent::Partial,
+            RunError::Partial(_) | RunError::PartialDryRun(_) | RunError::OverDeletionLimit(_) => {
+                Extent::Partial
+            }
         }
     }
 
@@ -263,11 +296,14 @@ impl RunError {
     /// failed deletions alone explain it (they are counted one by one), else 1.
     pub fn run_failures(&self) -> u64 {
         match self {
-            RunError::Partial(problems) => u64::from(
-                problems
-                    .iter()
-                    .any(|p| matches!(p, Problem::ListingFailed(_) | Problem::Denied { .. })),
-            ),
+            RunError::Partial(problems) => u64::from(problems.iter().any(|p| {
+                matches!(
+                    p,
+                    Problem::ListingFailed(_)
+                        | Problem::Denied { .. }
+                        | Problem::OverDeletionLimit(_)
+                )
+            })),
             _ => 1,
         }
     }
@@ -283,6 +319,38 @@ impl Serialize for RunError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refusal_fails_the_run_names_the_repository_and_reads_as_a_line() {
+        let refusal = Refusal {
+            repository: "app".into(),
+            limit: "50%".into(),
+            count: 9,
+            total: 10,
+        };
+        let alone = RunError::OverDeletionLimit(vec![refusal.clone()]);
+        assert_eq!(
+            alone.to_string(),
+            "refused by the deletion limit: app: the plan takes away 9 of its 10 tagged images, over --max-deletions 50%; nothing in it was deleted (--max-deletions none, or maxDeletions null, lifts the limit)"
+        );
+        // Exit 1 and HTTP 500 (a failed invocation, so the failed-run alert fires), and a
+        // run failure of its own for `purge.failures`.
+        assert_eq!((alone.exit_code(), alone.http_status()), (1, 500));
+        assert_eq!(alone.run_failures(), 1);
+        let mixed = RunError::Partial(vec![
+            Problem::DeletionsFailed {
+                repository: "lib".into(),
+                count: 2,
+            },
+            Problem::OverDeletionLimit(refusal.clone()),
+        ]);
+        assert_eq!((mixed.exit_code(), mixed.http_status()), (1, 500));
+        assert_eq!(mixed.run_failures(), 1);
+        assert_eq!(
+            crate::report::text::Line::Refused(&refusal).to_string(),
+            format!("Refused to purge repository {refusal}")
+        );
+    }
 
     #[test]
     fn texts_stay_as_they_were() {

@@ -7,7 +7,9 @@ mod error;
 pub mod storage;
 pub mod text;
 
-pub use error::{EXIT_RESUMABLE, Extent, ListingFailure, PlanError, Problem, Progress, RunError};
+pub use error::{
+    EXIT_RESUMABLE, Extent, ListingFailure, PlanError, Problem, Progress, Refusal, RunError,
+};
 pub use storage::{BlobIndex, StorageFreed};
 
 use crate::plan::{ManifestDecision, RepositoryPlan, TagDecision, Verdict};

@@ -81,6 +81,8 @@ pub enum Line<'a> {
     RepositoryNotFound(&'a str),
     /// A repository could not be listed (dry run).
     FailedToPlan(&'a str, &'a str),
+    /// The blast-radius guard refused a repository's plan: nothing in it is deleted.
+    Refused(&'a super::Refusal),
     /// The empty line before the counts.
     Blank,
     /// `Number of deleted tags: N` (or `… to be deleted` in a dry run).
@@ -149,6 +151,7 @@ impl fmt::Display for Line<'_> {
             Line::FailedToPlan(repository, error) => {
                 write!(f, "Failed to plan repository {repository}: {error}")
             }
+            Line::Refused(refusal) => write!(f, "Refused to purge repository {refusal}"),
             Line::Blank => Ok(()),
             Line::Count {
                 kind,

@@ -41,8 +41,8 @@ use crate::registry::{RegistryClient, RegistryError};
 use crate::report::storage::{ExactStorage, repository_storage};
 use crate::report::text::{Kind, Line};
 use crate::report::{
-    ListingFailure, Outcome, PlanError, Problem, Progress, RepositoryReport, RepositoryStatus,
-    RunError, RunReport, Summary,
+    ListingFailure, Outcome, PlanError, Problem, Progress, Refusal, RepositoryReport,
+    RepositoryStatus, RunError, RunReport, Summary,
 };
 use crate::saved::{SavedPlan, reconcile};
 use audit::{DeletionEvents, MAX_DELETION_EVENTS};
@@ -130,6 +130,10 @@ pub struct RunOptions {
     /// The deployment history `keepDeployed` ranks by: read before the run, and updated
     /// with what is in use now (a durable run stores it back).
     pub deploy_history: Arc<Mutex<evidence::DeployHistory>>,
+    /// The blast-radius guard (`--max-deletions`): a repository whose plan takes away more
+    /// tagged images than this deletes nothing, and the run fails naming it
+    /// ([`crate::plan::guard`]). `None`: no limit.
+    pub max_deletions: Option<crate::policy::DeletionLimit>,
 }
 
 impl Default for RunOptions {
@@ -150,6 +154,7 @@ impl Default for RunOptions {
             focus: false,
             sources: None,
             deploy_history: Arc::default(),
+            max_deletions: None,
         }
     }
 }
@@ -515,7 +520,7 @@ async fn process(
     };
     let mut repo = match planned {
         Ok(Some(planned)) => {
-            let plan = match &options.applying {
+            let mut plan = match &options.applying {
                 None => planned.plan,
                 Some(saved) => {
                     let fresh = planned.plan;
@@ -525,6 +530,12 @@ async fn process(
                     applied.unwrap_or(fresh)
                 }
             };
+            if let Some(limit) = options.max_deletions
+                && let Some(reason) = crate::plan::guard::enforce(&mut plan, limit)
+                && let Some(refusal) = refusal_of(name, &reason)
+            {
+                out(Line::Refused(&refusal).to_string());
+            }
             let mut repo = RepositoryReport::planned(plan);
             repo.blobs = planned.blobs;
             if options.applying.is_some() {
@@ -650,6 +661,7 @@ struct Tally {
     remaining: Vec<String>,
     problems: Vec<Problem>,
     listing_failures: Vec<ListingFailure>,
+    refusals: Vec<Refusal>,
     denied: usize,
     deleted_anything: bool,
     /// The first error that stops the run, with its repository.
@@ -668,6 +680,11 @@ impl Tally {
     fn record(&mut self, repo: &RepositoryReport, ending: Ending, deleted_here: bool) {
         let name = repo.repository.clone();
         self.deleted_anything |= deleted_here;
+        if let Some(refusal) = repository_refusal(repo) {
+            self.problems
+                .push(Problem::OverDeletionLimit(refusal.clone()));
+            self.refusals.push(refusal);
+        }
         match ending {
             Ending::Completed => {
                 let failed = repo
@@ -779,12 +796,21 @@ impl Tally {
         if !failures.is_empty() && failures.len() == total {
             return Some(RunError::EveryRepositoryFailed(failures));
         }
+        let mut refusals = self.refusals;
+        refusals.sort_by(|a, b| a.repository.cmp(&b.repository));
         if dry_run {
             // A preview that could not see every repository is incomplete, as a real run
-            // would be: it fails the same way (exit 1, HTTP 500).
-            return (!failures.is_empty()).then_some(RunError::PartialDryRun(failures));
+            // would be: it fails the same way (exit 1, HTTP 500). A preview the guard
+            // refuses fails as the real run would.
+            if !failures.is_empty() {
+                return Some(RunError::PartialDryRun(failures));
+            }
+            return (!refusals.is_empty()).then_some(RunError::OverDeletionLimit(refusals));
         }
         let mut problems = self.problems;
+        if problems.len() == refusals.len() && !refusals.is_empty() {
+            return Some(RunError::OverDeletionLimit(refusals));
+        }
         problems.sort_by_key(problem_repository);
         (!problems.is_empty()).then_some(RunError::Partial(problems))
     }
@@ -796,6 +822,32 @@ fn problem_repository(problem: &Problem) -> String {
         Problem::Denied { repository, .. } | Problem::DeletionsFailed { repository, .. } => {
             repository.clone()
         }
+        Problem::OverDeletionLimit(refusal) => refusal.repository.clone(),
+    }
+}
+
+/// The guard's refusal of a repository, read from its items.
+fn repository_refusal(repo: &RepositoryReport) -> Option<Refusal> {
+    repo.items().find_map(|item| match item.verdict() {
+        Verdict::Keep { reason } => refusal_of(&repo.repository, reason),
+        _ => None,
+    })
+}
+
+/// The refusal a [`KeepReason::OverDeletionLimit`] stands for.
+fn refusal_of(repository: &str, reason: &KeepReason) -> Option<Refusal> {
+    match reason {
+        KeepReason::OverDeletionLimit {
+            limit,
+            count,
+            total,
+        } => Some(Refusal {
+            repository: repository.to_string(),
+            limit: limit.clone(),
+            count: *count,
+            total: *total,
+        }),
+        _ => None,
     }
 }
 
