@@ -136,7 +136,7 @@ pub async fn run(
         deadline: config
             .function_timeout
             .map(|t| durable::stop_at(started, t)),
-        max_deletions: config
+        max_deletions: member
             .policy
             .max_deletions
             .effective(Some(crate::policy::SCHEDULED_DEFAULT)),
