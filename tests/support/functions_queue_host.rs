@@ -281,6 +281,8 @@ impl QueueHost {
                 wait = (wait * 2).min(self.settings.max_polling_interval);
                 continue;
             }
+            // Messages found: the next poll comes after the shortest interval (and once the
+            // batch has fallen to newBatchThreshold).
             wait = MIN_POLL;
             for message in messages {
                 in_flight.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -293,6 +295,7 @@ impl QueueHost {
                     in_flight.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
                 });
             }
+            tokio::time::sleep(MIN_POLL).await;
         }
     }
 
