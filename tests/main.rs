@@ -13,6 +13,8 @@ mod durable;
 mod economy;
 /// a fleet: the timer's queue messages, PurgeQueue per registry with its own policy.
 mod fleet;
+/// a fleet on Azurite's queue, the host's queue trigger played: three instances, kill -9, continuations.
+mod fleet_queue;
 /// the `handler` binary started as the Functions host starts it.
 mod functions_host;
 /// infra/ deploys what the handler reads; the package and the workbook agree.

@@ -138,6 +138,12 @@ impl Handler {
         answer(request.send().await.expect("request")).await
     }
 
+    /// `kill -9`: SIGKILL, no clean stop, and waits for the process to be gone.
+    pub async fn kill(mut self) {
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+    }
+
     /// Sends SIGTERM and waits for the process to exit; returns its exit code.
     pub async fn terminate(mut self) -> Option<i32> {
         if let Some(pid) = self.child.id() {

@@ -5,11 +5,13 @@
 
 pub mod appinsights;
 pub mod azurite;
+pub mod functions_queue_host;
 pub mod host;
 pub mod identity;
 pub mod keyvault;
 pub mod oci_push;
 pub mod otlp;
 pub mod purge;
+pub mod queue_service;
 pub mod registry_server;
 pub mod tls;
