@@ -105,6 +105,7 @@ pub struct Gathered {
     pulls: Option<PullsByRepository>,
     history: DeployHistory,
     keep_deployed: usize,
+    fresh_after: Option<DateTime<Utc>>,
 }
 
 /// Last pulls by digest and by tag, of one repository.
@@ -154,6 +155,7 @@ impl Gathered {
                 .collect(),
             keep_deployed: self.keep_deployed,
             pulls,
+            fresh_after: self.fresh_after,
         }
     }
 
@@ -180,6 +182,10 @@ pub async fn gather(
     let mut gathered = Gathered {
         history,
         keep_deployed: policy.keep_deployed,
+        fresh_after: policy
+            .in_use_grace()
+            .filter(|grace| *grace > chrono::TimeDelta::zero())
+            .map(|grace| now - grace),
         ..Gathered::default()
     };
     if !policy.protect_in_use.is_empty() {
