@@ -51,6 +51,8 @@ struct RawPolicy {
     #[serde(default)]
     in_use_grace: Option<String>,
     #[serde(default)]
+    in_use_exclude_clusters: Vec<String>,
+    #[serde(default)]
     exclude_pullers: Vec<String>,
 }
 
@@ -170,6 +172,15 @@ impl PolicyDocument {
                 Some(grace)
             }
         };
+        if !raw.in_use_exclude_clusters.is_empty() && protect_in_use.is_empty() {
+            return Err(PolicyError(
+                "inUseExcludeClusters: needs protectInUse".to_string(),
+            ));
+        }
+        for (i, id) in raw.in_use_exclude_clusters.iter().enumerate() {
+            super::check_cluster_id(id)
+                .map_err(|e| PolicyError(format!("inUseExcludeClusters[{i}]: {e}")))?;
+        }
         if let Some(i) = raw.exclude_pullers.iter().position(|p| p.trim().is_empty()) {
             return Err(PolicyError(format!("excludePullers[{i}]: empty")));
         }
@@ -180,6 +191,7 @@ impl PolicyDocument {
                 protect_in_use,
                 keep_deployed: raw.keep_deployed,
                 in_use_grace,
+                in_use_exclude_clusters: raw.in_use_exclude_clusters,
                 exclude_pullers: raw.exclude_pullers,
             },
             dry_run: raw.dry_run,
@@ -228,6 +240,15 @@ impl Policy {
         if let (Some(grace), Some(object)) = (self.in_use_grace, document.as_object_mut()) {
             object.insert("inUseGrace".into(), grace.to_string().into());
         }
+        if let (false, Some(object)) = (
+            self.in_use_exclude_clusters.is_empty(),
+            document.as_object_mut(),
+        ) {
+            object.insert(
+                "inUseExcludeClusters".into(),
+                self.in_use_exclude_clusters.clone().into(),
+            );
+        }
         document
     }
 }
@@ -264,7 +285,7 @@ mod tests {
 
     #[test]
     fn a_policy_reads_back_from_its_document() {
-        let text = r#"{"rules":[{"filter":["app:.*","b:^v1$"],"ago":"1d3h15m","keep":2,"untagged":true,"includeLocked":true,"notPulledFor":"90d"},{"untaggedOnly":true}],"protect":["app:^prod$"],"protectInUse":["/subscriptions/0000-1","/providers/Microsoft.Management/managementGroups/corp"],"keepDeployed":3,"inUseGrace":"12h","excludePullers":["scanner"]}"#;
+        let text = r#"{"rules":[{"filter":["app:.*","b:^v1$"],"ago":"1d3h15m","keep":2,"untagged":true,"includeLocked":true,"notPulledFor":"90d"},{"untaggedOnly":true}],"protect":["app:^prod$"],"protectInUse":["/subscriptions/0000-1","/providers/Microsoft.Management/managementGroups/corp"],"keepDeployed":3,"inUseGrace":"12h","inUseExcludeClusters":["/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/private"],"excludePullers":["scanner"]}"#;
         let policy = PolicyDocument::parse(text).unwrap().policy;
         let again = PolicyDocument::parse(&policy.to_document().to_string())
             .unwrap()
@@ -344,6 +365,14 @@ mod tests {
                 r#"{"rules":[{"filter":"a:b","ago":"1d"}],"protectInUse":["s"],"inUseGrace":"2 days"}"#,
                 "inUseGrace: invalid",
             ),
+            (
+                r#"{"rules":[{"filter":"a:b","ago":"1d"}],"protectInUse":["s"],"inUseExcludeClusters":["/subscriptions/s/resourceGroups/rg/providers/Microsoft.Web/sites/x"]}"#,
+                "inUseExcludeClusters[0]",
+            ),
+            (
+                r#"{"rules":[{"filter":"a:b","ago":"1d"}],"inUseExcludeClusters":["/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/c"]}"#,
+                "inUseExcludeClusters: needs protectInUse",
+            ),
         ] {
             let err = PolicyDocument::parse(text).expect_err(text).to_string();
             assert!(err.contains(place), "{text}: {err}");
@@ -377,6 +406,7 @@ mod schema_tests {
                 "concurrency",
                 "dryRun",
                 "excludePullers",
+                "inUseExcludeClusters",
                 "inUseGrace",
                 "keepDeployed",
                 "protect",
@@ -401,7 +431,7 @@ mod schema_tests {
             .map(String::from)
             .into()
         );
-        let full = r#"{"rules":[{"filter":["a:.*"],"ago":"1d","keep":1,"untagged":true,"untaggedOnly":false,"includeLocked":true,"notPulledFor":"30d"}],"protect":["a:x"],"dryRun":true,"concurrency":4,"protectInUse":["sub"],"keepDeployed":2,"inUseGrace":"1d12h","excludePullers":["scanner"]}"#;
+        let full = r#"{"rules":[{"filter":["a:.*"],"ago":"1d","keep":1,"untagged":true,"untaggedOnly":false,"includeLocked":true,"notPulledFor":"30d"}],"protect":["a:x"],"dryRun":true,"concurrency":4,"protectInUse":["sub"],"keepDeployed":2,"inUseGrace":"1d12h","inUseExcludeClusters":["/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/c"],"excludePullers":["scanner"]}"#;
         PolicyDocument::parse(full).unwrap();
         assert!(
             PolicyDocument::parse(r#"{"rules":[{"filter":"a:b","ago":"1d"}],"extra":1}"#).is_err()

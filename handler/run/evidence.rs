@@ -57,7 +57,11 @@ impl Sources {
             false => None,
             true => {
                 let arm = endpoint(settings::PURGE_ARM_ENDPOINT, settings::DEFAULT_ARM_ENDPOINT)?;
-                Some(InUseClient::new(arm, credential.clone(), http.clone()))
+                Some(
+                    InUseClient::new(arm, credential.clone(), http.clone()).with_excluded_clusters(
+                        policy.in_use_exclude_clusters.iter().map(String::as_str),
+                    ),
+                )
             }
         };
         let workspace = workspace

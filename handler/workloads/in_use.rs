@@ -15,7 +15,10 @@
 //! revision of a Container App that may serve more than its latest template (`…/revisions`:
 //! multiple-revision mode, traffic by revision name or label, a latest revision that is not
 //! the latest ready one), and the running executions of a job (`…/executions`, whose image
-//! may be overridden). AKS pods are not read.
+//! may be overridden). And for every AKS cluster (`microsoft.containerservice/managedclusters`)
+//! the images its pods run, from the cluster's API server ([`super::aks`]); a cluster that
+//! cannot be read is [`InUseError::Cluster`], unless it is excluded
+//! ([`InUseClient::with_excluded_clusters`]).
 //!
 //! Scopes first: Resource Graph leaves out, **without an error**, every subscription the
 //! identity cannot read (it answers 403 only when none is), so an unreadable subscription
@@ -33,6 +36,7 @@
 //! than `totalRecords`, `x-ms-tenant-subscription-limit-hit: true`, an unreadable answer or
 //! an unparseable image of this registry is an [`InUseError`], never a shorter list.
 
+use super::aks::ClusterReader;
 use super::arm::{APP_API_VERSION, ArmReader, WEB_API_VERSION};
 use super::{bearer, error_text, read_table};
 use azure_core::credentials::TokenCredential;
@@ -50,12 +54,13 @@ pub const WORKLOAD_TYPES: &[&str] = &[
     "microsoft.app/containerapps",
     "microsoft.app/jobs",
     "microsoft.containerinstance/containergroups",
+    "microsoft.containerservice/managedclusters",
     "microsoft.web/sites",
     "microsoft.web/sites/slots",
 ];
 
 /// The query sent (ordered by `id`, which paging needs to be stable).
-pub const IN_USE_QUERY: &str = "Resources | where type in~ ('microsoft.app/containerapps', 'microsoft.app/jobs', 'microsoft.containerinstance/containergroups', 'microsoft.web/sites', 'microsoft.web/sites/slots') | project id, type, properties | order by id asc";
+pub const IN_USE_QUERY: &str = "Resources | where type in~ ('microsoft.app/containerapps', 'microsoft.app/jobs', 'microsoft.containerinstance/containergroups', 'microsoft.containerservice/managedclusters', 'microsoft.web/sites', 'microsoft.web/sites/slots') | project id, type, properties | order by id asc";
 
 /// The query that confirms the scopes are readable: the subscriptions Resource Graph
 /// answers for (it leaves out, without an error, those the identity cannot read).
@@ -184,6 +189,16 @@ pub enum InUseError {
         /// What failed.
         detail: String,
     },
+    /// An AKS cluster whose pods cannot be listed: what it runs is unknown.
+    #[error(
+        "in-use lookup: cannot read the pods of AKS cluster {cluster}: {detail} (grant the identity Azure Kubernetes Service RBAC Reader there, or list the cluster under inUseExcludeClusters to leave its pods unprotected)"
+    )]
+    Cluster {
+        /// The cluster's resource id.
+        cluster: String,
+        /// Why.
+        detail: String,
+    },
     /// An image of this registry that cannot be parsed, so it cannot be protected.
     #[error(
         "in-use lookup: {resource_id} runs {image:?}, an image of this registry that cannot be parsed: {detail}"
@@ -207,6 +222,8 @@ pub struct InUseClient {
     format: ResultFormat,
     page_size: Option<u32>,
     arm: ArmReader,
+    clusters: ClusterReader,
+    excluded_clusters: BTreeSet<String>,
 }
 
 impl std::fmt::Debug for InUseClient {
@@ -229,12 +246,27 @@ impl InUseClient {
     ) -> InUseClient {
         InUseClient {
             arm: ArmReader::new(arm_endpoint.clone(), credential.clone(), http.clone()),
+            clusters: ClusterReader::new(credential.clone(), http.clone()),
+            excluded_clusters: BTreeSet::new(),
             endpoint: arm_endpoint,
             credential,
             http,
             format: ResultFormat::default(),
             page_size: None,
         }
+    }
+
+    /// Leaves these AKS clusters (resource ids, any case) unread: the images only their
+    /// pods run are not protected.
+    pub fn with_excluded_clusters<'a>(
+        mut self,
+        clusters: impl IntoIterator<Item = &'a str>,
+    ) -> InUseClient {
+        self.excluded_clusters = clusters
+            .into_iter()
+            .map(|c| c.trim().trim_end_matches('/').to_ascii_lowercase())
+            .collect();
+        self
     }
 
     /// Asks for this result format.
@@ -520,6 +552,24 @@ impl InUseClient {
                     detail,
                 }
             })?;
+        if resource_type == "microsoft.containerservice/managedclusters" {
+            if self
+                .excluded_clusters
+                .contains(&resource_id.to_ascii_lowercase())
+            {
+                tracing::warn!(
+                    cluster = resource_id,
+                    "AKS cluster excluded (inUseExcludeClusters): the images only its pods run are not protected"
+                );
+            } else {
+                images.extend(self.clusters.images(&properties).await.map_err(|detail| {
+                    InUseError::Cluster {
+                        cluster: resource_id.to_string(),
+                        detail,
+                    }
+                })?);
+            }
+        }
         for follow_up in follow_ups(&resource_type, &properties) {
             let arm_error = |detail: String| InUseError::Arm {
                 resource_id: resource_id.to_string(),
