@@ -224,6 +224,9 @@ pub struct InUseClient {
     arm: ArmReader,
     clusters: ClusterReader,
     excluded_clusters: BTreeSet<String>,
+    /// No request before this: the last answer said the user quota is spent
+    /// (`x-ms-user-quota-remaining: 0`) until `x-ms-user-quota-resets-after`.
+    quota_until: Arc<std::sync::Mutex<Option<tokio::time::Instant>>>,
 }
 
 impl std::fmt::Debug for InUseClient {
@@ -248,6 +251,7 @@ impl InUseClient {
             arm: ArmReader::new(arm_endpoint.clone(), credential.clone(), http.clone()),
             clusters: ClusterReader::new(credential.clone(), http.clone()),
             excluded_clusters: BTreeSet::new(),
+            quota_until: Arc::default(),
             endpoint: arm_endpoint,
             credential,
             http,
@@ -636,6 +640,7 @@ impl InUseClient {
         let mut tries = 0;
         loop {
             tries += 1;
+            self.wait_for_quota().await;
             let response = self
                 .http
                 .post(self.url())
@@ -650,6 +655,11 @@ impl InUseClient {
                     detail: crate::outbound::error_chain(&e),
                 })?;
             let status = response.status();
+            // A 429 says how long to wait itself (`Retry-After`); an answer with no quota
+            // left says when the next request may go.
+            if status.is_success() {
+                self.note_quota(response.headers());
+            }
             if status.as_u16() == 429 && tries < TRIES_WHEN_THROTTLED {
                 tokio::time::sleep(retry_after(response.headers())).await;
                 continue;
@@ -687,6 +697,58 @@ impl InUseClient {
                 detail: format!("not JSON: {e}"),
             });
         }
+    }
+}
+
+impl InUseClient {
+    /// Waits while the user quota is spent, as the last answer said.
+    async fn wait_for_quota(&self) {
+        let until = *self
+            .quota_until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(until) = until {
+            tokio::time::sleep_until(until).await;
+        }
+    }
+
+    /// Remembers when the next request may go: at once while quota remains, else after
+    /// `x-ms-user-quota-resets-after` ("Guidance for throttled requests in Azure Resource
+    /// Graph": a client that waits for the reset is not throttled).
+    fn note_quota(&self, headers: &reqwest::header::HeaderMap) {
+        let wait = quota_wait(headers);
+        *self
+            .quota_until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            wait.map(|w| tokio::time::Instant::now() + w);
+    }
+}
+
+/// How long to wait before the next request: `Some(resets-after)` (at most 60 s) when
+/// `x-ms-user-quota-remaining` is 0, else `None`.
+pub(crate) fn quota_wait(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let remaining: u64 = text("x-ms-user-quota-remaining")?.trim().parse().ok()?;
+    if remaining > 0 {
+        return None;
+    }
+    let seconds = text("x-ms-user-quota-resets-after")
+        .and_then(hms_seconds)
+        .unwrap_or(1);
+    Some(Duration::from_secs(seconds.clamp(1, 60)))
+}
+
+/// `hh:mm:ss` as seconds.
+fn hms_seconds(value: &str) -> Option<u64> {
+    let parts: Vec<u64> = value
+        .trim()
+        .split(':')
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
+    match parts[..] {
+        [h, m, s] => Some(h * 3600 + m * 60 + s),
+        _ => None,
     }
 }
 
@@ -1215,6 +1277,39 @@ mod tests {
         assert!(!execution_runs(
             &json!({"properties": {"status": "Succeeded"}})
         ));
+    }
+
+    #[test]
+    fn a_spent_quota_waits_for_its_reset() {
+        use reqwest::header::{HeaderMap, HeaderValue};
+        let headers = |remaining: &'static str, resets: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert(
+                "x-ms-user-quota-remaining",
+                HeaderValue::from_static(remaining),
+            );
+            h.insert(
+                "x-ms-user-quota-resets-after",
+                HeaderValue::from_static(resets),
+            );
+            h
+        };
+        assert_eq!(quota_wait(&headers("14", "00:00:05")), None);
+        assert_eq!(
+            quota_wait(&headers("0", "00:00:05")),
+            Some(Duration::from_secs(5))
+        );
+        assert_eq!(
+            quota_wait(&headers("0", "01:00:00")),
+            Some(Duration::from_secs(60)),
+            "capped"
+        );
+        assert_eq!(
+            quota_wait(&headers("0", "soon")),
+            Some(Duration::from_secs(1))
+        );
+        assert_eq!(quota_wait(&HeaderMap::new()), None);
+        assert_eq!(hms_seconds("00:01:30"), Some(90));
     }
 
     #[test]
