@@ -5,6 +5,8 @@ mod support;
 
 /// acr purge's acceptance cases through the `handler` binary against the emulator.
 mod acr_parity;
+/// in-use protection of what AKS pods run (a Kubernetes API emulator over TLS).
+mod aks;
 /// sign-in: managed identity (real azure_identity), token exchange and renewal, ABAC, Basic.
 mod auth;
 /// durable runs: deadlines, kill -9 and resumption, two instances, the store in Azurite.

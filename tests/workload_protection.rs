@@ -719,3 +719,85 @@ async fn a_resource_provider_list_that_cannot_be_read_deletes_nothing() {
     );
     assert!(registry.mutations().is_empty(), "nothing was deleted");
 }
+
+#[tokio::test]
+async fn a_just_pushed_image_survives_within_the_in_use_grace() {
+    // No workload runs `fresh` yet: its deployment may be under way, and Resource Graph
+    // shows it only later. With --ago 0d nothing but the grace keeps it.
+    let seed = Seed::new().repo(
+        RepoSeed::new("app")
+            .manifest(tagged("running", "v1", "40d"))
+            .manifest(tagged("pinned", "v0", "50d"))
+            .manifest(tagged("stale", "old", "40d"))
+            .manifest(tagged("fresh", "new", "2h"))
+            .manifest(ManifestSeed::image("fresh-untagged").age("3h")),
+    );
+    let registry = Registry::start(seed).await;
+    let azure = azure(&registry).await;
+    let policy = |grace: Option<&'static str>| {
+        let mut args = vec![
+            "--filter",
+            "app:.*",
+            "--ago",
+            "0d",
+            "--untagged",
+            "--output",
+            "json",
+            "--protect-in-use",
+            "sub-1",
+            "--dry-run",
+        ];
+        if let Some(grace) = grace {
+            args.extend(["--in-use-grace", grace]);
+        }
+        args
+    };
+    let run = purge(&registry, &azure, &policy(None)).await;
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let report = run.json();
+    let kept = reasons(&report);
+    for alias in ["fresh", "fresh-untagged"] {
+        assert_eq!(
+            kept.get(&registry.digest("app", alias)).map(String::as_str),
+            Some("inUseGrace"),
+            "{alias} is within the default 48h grace"
+        );
+    }
+    let tag_new = report["repositories"][0]["tags"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|t| t["name"] == "new")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(tag_new["reason"], "inUseGrace", "{tag_new}");
+    assert!(tag_new["cutoff"].is_string(), "{tag_new}");
+    assert_eq!(
+        kept.get(&registry.digest("app", "stale")),
+        None,
+        "older items are not kept by the grace"
+    );
+    // A grace of an hour is shorter than their age: the grace alone kept them.
+    let run = purge(&registry, &azure, &policy(Some("1h"))).await;
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let kept = reasons(&run.json());
+    assert_eq!(kept.get(&registry.digest("app", "fresh")), None);
+    assert_eq!(kept.get(&registry.digest("app", "fresh-untagged")), None);
+    // For real, with the default grace: they survive, the stale image does not.
+    let mut args = policy(None);
+    args.retain(|a| *a != "--dry-run");
+    let run = purge(&registry, &azure, &args).await;
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(registry.has("app", "fresh") && registry.has("app", "fresh-untagged"));
+    assert!(registry.tags("app").contains("new"));
+    assert!(!registry.has("app", "stale"));
+    // Without in-use protection the grace is refused, naming the flag.
+    let run = purge(
+        &registry,
+        &azure,
+        &["--filter", "app:.*", "--ago", "0d", "--in-use-grace", "1h"],
+    )
+    .await;
+    assert_ne!(run.code, 0);
+    assert!(run.stderr.contains("--in-use-grace"), "{}", run.stderr);
+}

@@ -186,6 +186,14 @@ pub struct PurgeArgs {
     /// workloads moved on (the run store remembers deployments).
     #[arg(long, default_value_t = 0)]
     pub keep_deployed: usize,
+    /// With --protect-in-use: keep tags and manifests updated within this window (a
+    /// deployment may be about to run them); default 48h, 0h turns it off.
+    #[arg(long, value_name = "DURATION")]
+    pub in_use_grace: Option<String>,
+    /// With --protect-in-use: do not read this AKS cluster's pods (its resource id); a
+    /// cluster that cannot be read otherwise stops the run. Repeatable.
+    #[arg(long = "in-use-exclude-cluster", value_name = "CLUSTER_ID")]
+    pub in_use_exclude_clusters: Vec<String>,
     /// Only delete items whose last pull is older than this (30d, 90d), from the registry's
     /// pull logs in Log Analytics; unknown pulls count as recent.
     #[arg(long)]
@@ -380,7 +388,7 @@ pub enum UsageError {
     /// `--max-age`.
     #[error("--max-age: {0}")]
     MaxAge(String),
-    /// `--protect-in-use`, `--keep-deployed`, `--not-pulled-for`.
+    /// `--protect-in-use`, `--keep-deployed`, `--in-use-grace`, `--not-pulled-for`.
     #[error("{0}")]
     InUse(String),
     /// `--max-deletions`.
@@ -468,11 +476,40 @@ impl PurgeArgs {
                     .to_string(),
             ));
         }
+        let in_use_grace = match &self.in_use_grace {
+            None => None,
+            Some(_) if protect_in_use.is_empty() => {
+                return Err(UsageError::InUse(
+                    "--in-use-grace needs --protect-in-use".to_string(),
+                ));
+            }
+            Some(text) => {
+                let grace = crate::policy::Ago::parse(text)
+                    .map_err(|e| UsageError::InUse(format!("--in-use-grace: {e}")))?;
+                if grace.capped {
+                    return Err(UsageError::InUse(
+                        "--in-use-grace: longer than 150 years".to_string(),
+                    ));
+                }
+                Some(grace)
+            }
+        };
+        if !self.in_use_exclude_clusters.is_empty() && protect_in_use.is_empty() {
+            return Err(UsageError::InUse(
+                "--in-use-exclude-cluster needs --protect-in-use".to_string(),
+            ));
+        }
+        for id in &self.in_use_exclude_clusters {
+            crate::policy::check_cluster_id(id)
+                .map_err(|e| UsageError::InUse(format!("--in-use-exclude-cluster: {e}")))?;
+        }
         let policy = Policy {
             rules: vec![rule],
             protect,
             protect_in_use,
             keep_deployed: self.keep_deployed,
+            in_use_grace,
+            in_use_exclude_clusters: self.in_use_exclude_clusters.clone(),
             exclude_pullers: self.exclude_pullers.clone(),
         };
         if self.plan_out.is_some() && self.run.deadline.is_some() {

@@ -68,6 +68,8 @@
 //! [`LogAnalyticsEmulator`] (the Logs query API over the registry's
 //! `ContainerRegistryRepositoryEvents`, the pulls). Each requires a bearer token, records
 //! what it receives, evaluates a small documented KQL subset and answers 400 for the rest.
+//! [`KubernetesEmulator`] is an AKS cluster's API server (its pods, over TLS), whose
+//! address a `managedClusters` row of the Resource Graph emulator names.
 
 #![warn(missing_docs)]
 
@@ -77,6 +79,7 @@ mod body;
 mod faults;
 mod http;
 mod kql;
+mod kubernetes;
 mod load;
 mod log_analytics;
 mod oversize;
@@ -103,6 +106,7 @@ use axum::routing::{any, post};
 pub use arm::{ArmEmulator, ArmRequest};
 pub use body::sha256_digest;
 pub use faults::{Fault, FaultAction, PathMatch, RecordedRequest};
+pub use kubernetes::{KubeRequest, KubernetesEmulator, RunningKubernetes};
 pub use load::format_time;
 pub use log_analytics::{
     LogAnalyticsEmulator, LogsFault, LogsRequest, REPOSITORY_EVENTS_TABLE, RepositoryEvent,

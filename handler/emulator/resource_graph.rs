@@ -110,6 +110,36 @@ impl GraphResource {
     }
 }
 
+impl GraphResource {
+    /// An AKS cluster (`Microsoft.ContainerService/managedClusters`) whose API server is
+    /// at `fqdn` (a [`crate::RunningKubernetes::fqdn`]), integrated with Microsoft Entra ID
+    /// and Azure RBAC, as Resource Graph holds a cluster's `properties` (the "Managed
+    /// Clusters - Get" shape, learn.microsoft.com/rest/api/aks/managed-clusters/get:
+    /// `fqdn`, `aadProfile`, `apiServerAccessProfile`, `disableLocalAccounts`).
+    pub fn managed_cluster(
+        subscription_id: &str,
+        resource_group: &str,
+        name: &str,
+        fqdn: &str,
+    ) -> GraphResource {
+        GraphResource::new(
+            subscription_id,
+            resource_group,
+            "Microsoft.ContainerService/managedClusters",
+            name,
+            json!({
+                "provisioningState": "Succeeded",
+                "powerState": {"code": "Running"},
+                "kubernetesVersion": "1.31.2",
+                "fqdn": fqdn,
+                "aadProfile": {"managed": true, "enableAzureRBAC": true},
+                "apiServerAccessProfile": {"enablePrivateCluster": false},
+                "disableLocalAccounts": true
+            }),
+        )
+    }
+}
+
 /// A fault the emulator injects.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GraphFault {

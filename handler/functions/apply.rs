@@ -9,7 +9,7 @@
 //!    plan, not matching its digest, for another registry, older than a day or from the
 //!    future is 422 with what is wrong;
 //! 3. the plan's policy must be the app's own: its canonical policy document
-//!    (`Policy::to_document`, every rule and `protect`, `protectInUse`, `keepDeployed`,
+//!    (`Policy::to_document`, every rule and `protect`, `protectInUse`, `keepDeployed`, `inUseGrace`, `inUseExcludeClusters`,
 //!    `excludePullers`) equal to the app's, else 422 naming the fields that differ. A
 //!    webhook never applies a plan made with another policy, wider or narrower;
 //! 4. the run then plans again with the app's policy, gathering the in-use and pull

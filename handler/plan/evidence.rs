@@ -66,6 +66,9 @@ pub struct Evidence {
     pub keep_deployed: usize,
     /// Pull times, when some rule has `notPulledFor`.
     pub pulls: Option<Pulls>,
+    /// With in-use protection on and a non-zero `inUseGrace`: items updated after this
+    /// stay ([`KeepReason::InUseGrace`]).
+    pub fresh_after: Option<DateTime<Utc>>,
 }
 
 /// What workloads run from this repository.
@@ -142,10 +145,12 @@ impl Evidence {
     }
 
     /// Why a digest must stay because a workload runs it (by digest, or by a tag that
-    /// points to it now), or because it is among `ranks` (the most recently deployed).
+    /// points to it now), because it is among `ranks` (the most recently deployed), or
+    /// because it was `updated` within the in-use grace.
     pub(super) fn keeps_digest(
         &self,
         digest: &str,
+        updated: Option<&str>,
         tags_now: &[(&str, &str)],
         ranks: &HashMap<String, usize>,
     ) -> Option<KeepReason> {
@@ -157,14 +162,26 @@ impl Evidence {
         ranks
             .get(digest)
             .map(|&rank| KeepReason::RecentlyDeployed { rank })
+            .or_else(|| self.fresh(updated))
     }
 
-    /// Why a tag must stay because a workload refers to it by name.
-    pub(super) fn keeps_tag(&self, tag: &str) -> Option<KeepReason> {
-        let resource = self.in_use.as_ref()?.tags.get(tag)?;
-        Some(KeepReason::InUse {
-            resource: resource.clone(),
-        })
+    /// Why a tag must stay because a workload refers to it by name, or because it was
+    /// `updated` within the in-use grace.
+    pub(super) fn keeps_tag(&self, tag: &str, updated: Option<&str>) -> Option<KeepReason> {
+        match self.in_use.as_ref().and_then(|u| u.tags.get(tag)) {
+            Some(resource) => Some(KeepReason::InUse {
+                resource: resource.clone(),
+            }),
+            None => self.fresh(updated),
+        }
+    }
+
+    /// [`KeepReason::InUseGrace`] when `updated` is after the grace's cut-off. A missing or
+    /// unreadable time is not fresh here: the eligibility ladder keeps it for that.
+    fn fresh(&self, updated: Option<&str>) -> Option<KeepReason> {
+        let cutoff = self.fresh_after?;
+        let at = crate::registry::model::parse_time(updated?)?;
+        (at > cutoff).then_some(KeepReason::InUseGrace { cutoff })
     }
 
     /// Whether an item (its tags and digest) was not pulled since `window_start`, or why
@@ -355,6 +372,67 @@ mod tests {
         assert_eq!(reason(&plan, "c"), Some("recentlyDeployed"));
         assert_eq!(reason(&plan, "a"), Some("recentlyDeployed"));
         assert_eq!(removed(&listing, &plan), set(&["b", "d"]));
+    }
+
+    #[test]
+    fn the_in_use_grace_keeps_what_was_updated_within_it() {
+        let now = Utc::now();
+        let listing = Listing::new(now)
+            .with(Manifest::image("a").age(90 * DAY).tag("a", 90 * DAY))
+            .with(Manifest::image("fresh").age(3 * 60).tag("new", 60))
+            .with(Manifest::image("untagged").age(5 * 60));
+        let evidence = |fresh_after| Evidence {
+            in_use: Some(InUse::default()),
+            fresh_after,
+            ..Evidence::default()
+        };
+        let zero_ago = policy(
+            r#"{"rules":[{"filter":["r:.*"],"ago":"0d","untagged":true}],"protectInUse":["s"]}"#,
+        );
+        let kept = plan(
+            &listing,
+            &zero_ago,
+            evidence(Some(now - TimeDelta::hours(48))),
+        );
+        assert_eq!(removed(&listing, &kept), set(&["a"]));
+        assert_eq!(reason(&kept, "fresh"), Some("inUseGrace"));
+        assert_eq!(reason(&kept, "untagged"), Some("inUseGrace"));
+        let tag = kept.tags.iter().find(|t| t.name == "new").expect("tag new");
+        assert!(
+            matches!(
+                &tag.verdict,
+                Verdict::Keep {
+                    reason: KeepReason::InUseGrace { .. }
+                }
+            ),
+            "{tag:?}"
+        );
+        // A grace shorter than their age, or none: they go.
+        let short = plan(
+            &listing,
+            &zero_ago,
+            evidence(Some(now - TimeDelta::minutes(30))),
+        );
+        assert_eq!(removed(&listing, &short), set(&["a", "fresh", "untagged"]));
+        let none = plan(&listing, &zero_ago, evidence(None));
+        assert_eq!(removed(&listing, &none), set(&["a", "fresh", "untagged"]));
+    }
+
+    #[test]
+    fn the_grace_defaults_to_48_hours_with_in_use_protection_only() {
+        let on = policy(r#"{"rules":[{"filter":["r:.*"],"ago":"1d"}],"protectInUse":["s"]}"#);
+        assert_eq!(on.in_use_grace(), Some(TimeDelta::hours(48)));
+        assert_eq!(
+            crate::policy::Ago::parse(crate::policy::DEFAULT_IN_USE_GRACE)
+                .expect("default")
+                .duration,
+            TimeDelta::hours(48)
+        );
+        let set_to = policy(
+            r#"{"rules":[{"filter":["r:.*"],"ago":"1d"}],"protectInUse":["s"],"inUseGrace":"0h"}"#,
+        );
+        assert_eq!(set_to.in_use_grace(), Some(TimeDelta::zero()));
+        assert_eq!(by_pull().in_use_grace(), None);
     }
 
     #[test]

@@ -198,7 +198,12 @@ pub(super) fn decide(
         let Some(digest) = &manifest.digest else {
             continue;
         };
-        if let Some(reason) = scope.evidence.keeps_digest(digest, &tags_now, &ranks) {
+        if let Some(reason) = scope.evidence.keeps_digest(
+            digest,
+            manifest.last_update_time.as_deref(),
+            &tags_now,
+            &ranks,
+        ) {
             candidates.remove(digest);
             states.insert(digest.clone(), State::Keep(reason));
             continue;

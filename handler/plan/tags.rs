@@ -35,7 +35,10 @@ pub(super) fn decide(
         let mut unlock = false;
         let verdict = if let Some(pattern) = protecting(scope, repository, &tag.name)? {
             Verdict::keep(KeepReason::Protected { pattern })
-        } else if let Some(reason) = scope.evidence.keeps_tag(&tag.name) {
+        } else if let Some(reason) = scope
+            .evidence
+            .keeps_tag(&tag.name, tag.last_update_time.as_deref())
+        {
             Verdict::keep(reason)
         } else if let Some(subject) = cosign_subject(&tag.name).filter(|s| known_manifest(s)) {
             pending.push(decisions.len());

@@ -384,6 +384,7 @@ fn every_reason_has_a_case() {
     for name in [
         "inUse",
         "recentlyDeployed",
+        "inUseGrace",
         "recentlyPulled",
         "pullsUnknown",
     ] {

@@ -223,6 +223,13 @@ pub enum KeepReason {
         /// 1 for the latest.
         rank: usize,
     },
+    /// With in-use protection on, updated within `inUseGrace` (after `cutoff`): a
+    /// deployment may be about to run it, and Resource Graph shows a new deployment only
+    /// after a delay.
+    InUseGrace {
+        /// The item was updated after this.
+        cutoff: DateTime<Utc>,
+    },
     /// Pulled within the rule's `notPulledFor`.
     RecentlyPulled {
         /// The last pull.
@@ -324,6 +331,7 @@ impl KeepReason {
             KeepReason::BodyUnavailable => "bodyUnavailable",
             KeepReason::InUse { .. } => "inUse",
             KeepReason::RecentlyDeployed { .. } => "recentlyDeployed",
+            KeepReason::InUseGrace { .. } => "inUseGrace",
             KeepReason::RecentlyPulled { .. } => "recentlyPulled",
             KeepReason::PullsUnknown { .. } => "pullsUnknown",
             KeepReason::Drift { .. } => "drift",
@@ -346,6 +354,7 @@ impl KeepReason {
             KeepReason::OverDeletionLimit { .. }
             | KeepReason::InUse { .. }
             | KeepReason::RecentlyDeployed { .. }
+            | KeepReason::InUseGrace { .. }
             | KeepReason::PullsUnknown { .. }
             | KeepReason::TimestampMissing
             | KeepReason::TimestampUnreadable { .. }
@@ -378,6 +387,7 @@ impl KeepReason {
             | KeepReason::NotSelected => false,
             KeepReason::InUse { .. }
             | KeepReason::RecentlyDeployed { .. }
+            | KeepReason::InUseGrace { .. }
             | KeepReason::NoFilterMatch
             | KeepReason::Locked
             | KeepReason::KeptByKeep { .. }
@@ -416,6 +426,7 @@ impl KeepReason {
             | KeepReason::Protected { .. }
             | KeepReason::InUse { .. }
             | KeepReason::RecentlyDeployed { .. }
+            | KeepReason::InUseGrace { .. }
             | KeepReason::SignatureOfKept { .. }
             | KeepReason::SignatureManifestKept { .. }
             | KeepReason::SignatureLocked { .. }
@@ -482,6 +493,10 @@ impl KeepReason {
             KeepReason::RecentlyDeployed { rank } => {
                 format!("among the most recently deployed (#{rank}, keepDeployed)")
             }
+            KeepReason::InUseGrace { cutoff } => format!(
+                "updated after {}, within inUseGrace: a deployment may be about to run it",
+                cutoff.format("%Y-%m-%dT%H:%M:%SZ")
+            ),
             KeepReason::RecentlyPulled { at } => format!(
                 "pulled at {}, within notPulledFor",
                 at.format("%Y-%m-%dT%H:%M:%SZ")
@@ -538,6 +553,7 @@ pub(super) fn every_keep_reason() -> Vec<KeepReason> {
         KeepReason::BodyUnavailable,
         KeepReason::InUse { resource: t() },
         KeepReason::RecentlyDeployed { rank: 1 },
+        KeepReason::InUseGrace { cutoff: Utc::now() },
         KeepReason::RecentlyPulled { at: Utc::now() },
         KeepReason::PullsUnknown { why: t() },
         KeepReason::Drift { detail: t() },

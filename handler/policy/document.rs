@@ -10,7 +10,9 @@
 //! Each rule's fields mirror `acr purge`'s flags and are validated exactly as the command
 //! line validates them; unknown fields are errors, and every error names where it is.
 
-use super::{Bounds, Filter, LimitSetting, Policy, Rule, RuleSpec, RuleSpecError, WorkloadScope};
+use super::{
+    Ago, Bounds, Filter, LimitSetting, Policy, Rule, RuleSpec, RuleSpecError, WorkloadScope,
+};
 use crate::registry::{Concurrency, RateCard};
 use serde::Deserialize;
 
@@ -51,6 +53,10 @@ struct RawPolicy {
     protect_in_use: Vec<String>,
     #[serde(default)]
     keep_deployed: usize,
+    #[serde(default)]
+    in_use_grace: Option<String>,
+    #[serde(default)]
+    in_use_exclude_clusters: Vec<String>,
     #[serde(default)]
     exclude_pullers: Vec<String>,
     /// Absent: `None`; `null`: `Some(Null)`.
@@ -172,6 +178,32 @@ impl PolicyDocument {
                     .to_string(),
             ));
         }
+        let in_use_grace = match raw.in_use_grace {
+            None => None,
+            Some(_) if protect_in_use.is_empty() => {
+                return Err(PolicyError(
+                    "inUseGrace: needs protectInUse (the grace keeps fresh images while in-use protection is on)"
+                        .to_string(),
+                ));
+            }
+            Some(text) => {
+                let grace =
+                    Ago::parse(&text).map_err(|e| PolicyError(format!("inUseGrace: {e}")))?;
+                if grace.capped {
+                    return Err(PolicyError("inUseGrace: longer than 150 years".to_string()));
+                }
+                Some(grace)
+            }
+        };
+        if !raw.in_use_exclude_clusters.is_empty() && protect_in_use.is_empty() {
+            return Err(PolicyError(
+                "inUseExcludeClusters: needs protectInUse".to_string(),
+            ));
+        }
+        for (i, id) in raw.in_use_exclude_clusters.iter().enumerate() {
+            super::check_cluster_id(id)
+                .map_err(|e| PolicyError(format!("inUseExcludeClusters[{i}]: {e}")))?;
+        }
         if let Some(i) = raw.exclude_pullers.iter().position(|p| p.trim().is_empty()) {
             return Err(PolicyError(format!("excludePullers[{i}]: empty")));
         }
@@ -195,6 +227,8 @@ impl PolicyDocument {
                 protect,
                 protect_in_use,
                 keep_deployed: raw.keep_deployed,
+                in_use_grace,
+                in_use_exclude_clusters: raw.in_use_exclude_clusters,
                 exclude_pullers: raw.exclude_pullers,
             },
             dry_run: raw.dry_run,
@@ -245,13 +279,26 @@ impl Policy {
             .iter()
             .map(WorkloadScope::resource_id)
             .collect();
-        serde_json::json!({
+        let mut document = serde_json::json!({
             "rules": rules,
             "protect": protect,
             "protectInUse": in_use,
             "keepDeployed": self.keep_deployed,
             "excludePullers": self.exclude_pullers,
-        })
+        });
+        if let (Some(grace), Some(object)) = (self.in_use_grace, document.as_object_mut()) {
+            object.insert("inUseGrace".into(), grace.to_string().into());
+        }
+        if let (false, Some(object)) = (
+            self.in_use_exclude_clusters.is_empty(),
+            document.as_object_mut(),
+        ) {
+            object.insert(
+                "inUseExcludeClusters".into(),
+                self.in_use_exclude_clusters.clone().into(),
+            );
+        }
+        document
     }
 }
 
@@ -293,7 +340,7 @@ mod tests {
 
     #[test]
     fn a_policy_reads_back_from_its_document() {
-        let text = r#"{"rules":[{"filter":["app:.*","b:^v1$"],"ago":"1d3h15m","keep":2,"untagged":true,"includeLocked":true,"notPulledFor":"90d"},{"untaggedOnly":true}],"protect":["app:^prod$"],"protectInUse":["/subscriptions/0000-1","/providers/Microsoft.Management/managementGroups/corp"],"keepDeployed":3,"excludePullers":["scanner"]}"#;
+        let text = r#"{"rules":[{"filter":["app:.*","b:^v1$"],"ago":"1d3h15m","keep":2,"untagged":true,"includeLocked":true,"notPulledFor":"90d"},{"untaggedOnly":true}],"protect":["app:^prod$"],"protectInUse":["/subscriptions/0000-1","/providers/Microsoft.Management/managementGroups/corp"],"keepDeployed":3,"inUseGrace":"12h","inUseExcludeClusters":["/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/private"],"excludePullers":["scanner"]}"#;
         let policy = PolicyDocument::parse(text).unwrap().policy;
         let again = PolicyDocument::parse(&policy.to_document().to_string())
             .unwrap()
@@ -401,6 +448,22 @@ mod tests {
                 r#"{"rules":[{"filter":"a:b","ago":"1d"}],"maxDeletions":"150%"}"#,
                 "at most 100%",
             ),
+            (
+                r#"{"rules":[{"filter":"a:b","ago":"1d"}],"inUseGrace":"48h"}"#,
+                "inUseGrace: needs protectInUse",
+            ),
+            (
+                r#"{"rules":[{"filter":"a:b","ago":"1d"}],"protectInUse":["s"],"inUseGrace":"2 days"}"#,
+                "inUseGrace: invalid",
+            ),
+            (
+                r#"{"rules":[{"filter":"a:b","ago":"1d"}],"protectInUse":["s"],"inUseExcludeClusters":["/subscriptions/s/resourceGroups/rg/providers/Microsoft.Web/sites/x"]}"#,
+                "inUseExcludeClusters[0]",
+            ),
+            (
+                r#"{"rules":[{"filter":"a:b","ago":"1d"}],"inUseExcludeClusters":["/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/c"]}"#,
+                "inUseExcludeClusters: needs protectInUse",
+            ),
         ] {
             let err = PolicyDocument::parse(text).expect_err(text).to_string();
             assert!(err.contains(place), "{text}: {err}");
@@ -480,6 +543,8 @@ mod schema_tests {
                 "concurrency",
                 "dryRun",
                 "excludePullers",
+                "inUseExcludeClusters",
+                "inUseGrace",
                 "keepDeployed",
                 "maxDeletions",
                 "protect",
@@ -508,7 +573,7 @@ mod schema_tests {
             .map(String::from)
             .into()
         );
-        let full = r#"{"rules":[{"filter":["a:.*"],"ago":"1d","keep":1,"untagged":true,"untaggedOnly":false,"includeLocked":true,"notPulledFor":"30d","minTags":1,"maxTags":5,"minUntaggedManifests":0,"maxUntaggedManifests":9}],"protect":["a:x"],"dryRun":true,"concurrency":4,"protectInUse":["sub"],"keepDeployed":2,"excludePullers":["scanner"],"maxDeletions":"25%"}"#;
+        let full = r#"{"rules":[{"filter":["a:.*"],"ago":"1d","keep":1,"untagged":true,"untaggedOnly":false,"includeLocked":true,"notPulledFor":"30d","minTags":1,"maxTags":5,"minUntaggedManifests":0,"maxUntaggedManifests":9}],"protect":["a:x"],"dryRun":true,"concurrency":4,"protectInUse":["sub"],"keepDeployed":2,"inUseGrace":"1d12h","inUseExcludeClusters":["/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/c"],"excludePullers":["scanner"],"maxDeletions":"25%"}"#;
         PolicyDocument::parse(full).unwrap();
         assert!(
             PolicyDocument::parse(r#"{"rules":[{"filter":"a:b","ago":"1d"}],"extra":1}"#).is_err()

@@ -147,11 +147,55 @@ pub struct Policy {
     /// Keep the N most recently deployed digests per repository (`keepDeployed`), even
     /// after their workloads moved on; needs `protect_in_use`.
     pub keep_deployed: usize,
+    /// With in-use protection on, items updated within this window stay (`inUseGrace`,
+    /// `--in-use-grace`; [`DEFAULT_IN_USE_GRACE`] when not given): a deployment may be
+    /// about to run them, and Resource Graph shows a new deployment only after a delay.
+    pub in_use_grace: Option<Ago>,
+    /// AKS clusters (resource ids) whose pods are not read (`inUseExcludeClusters`,
+    /// `--in-use-exclude-cluster`): a cluster that cannot be read otherwise stops the run;
+    /// the images only these clusters run are not protected.
+    pub in_use_exclude_clusters: Vec<String>,
     /// Pulls by these identities do not count (`excludePullers`: scanners, CI).
     pub exclude_pullers: Vec<String>,
 }
 
+/// The `inUseGrace` of a policy that protects what is in use and names none: 48 hours.
+pub const DEFAULT_IN_USE_GRACE: &str = "48h";
+
+/// Whether `id` is an AKS cluster's resource id
+/// (`/subscriptions/…/resourceGroups/…/providers/Microsoft.ContainerService/managedClusters/…`).
+pub fn check_cluster_id(id: &str) -> Result<(), String> {
+    let lower = id.trim().trim_end_matches('/').to_ascii_lowercase();
+    let parts: Vec<&str> = lower.split('/').collect();
+    let ok = parts.len() == 9
+        && parts[0].is_empty()
+        && parts[1] == "subscriptions"
+        && parts[3] == "resourcegroups"
+        && parts[5] == "providers"
+        && parts[6] == "microsoft.containerservice"
+        && parts[7] == "managedclusters"
+        && [2, 4, 8].iter().all(|&i| !parts[i].is_empty());
+    match ok {
+        true => Ok(()),
+        false => Err(format!(
+            "{id:?} is not an AKS cluster's resource id (/subscriptions/…/resourceGroups/…/providers/Microsoft.ContainerService/managedClusters/…)"
+        )),
+    }
+}
+
 impl Policy {
+    /// The freshness grace in force: `None` when in-use protection is off, else
+    /// `inUseGrace` or [`DEFAULT_IN_USE_GRACE`].
+    pub fn in_use_grace(&self) -> Option<chrono::TimeDelta> {
+        if self.protect_in_use.is_empty() {
+            return None;
+        }
+        Some(match self.in_use_grace {
+            Some(grace) => grace.duration,
+            None => chrono::TimeDelta::hours(48),
+        })
+    }
+
     /// The longest `notPulledFor` window of the rules, when any rule has one.
     pub fn longest_pull_window(&self) -> Option<chrono::TimeDelta> {
         self.rules

@@ -57,7 +57,11 @@ impl Sources {
             false => None,
             true => {
                 let arm = endpoint(settings::PURGE_ARM_ENDPOINT, settings::DEFAULT_ARM_ENDPOINT)?;
-                Some(InUseClient::new(arm, credential.clone(), http.clone()))
+                Some(
+                    InUseClient::new(arm, credential.clone(), http.clone()).with_excluded_clusters(
+                        policy.in_use_exclude_clusters.iter().map(String::as_str),
+                    ),
+                )
             }
         };
         let workspace = workspace
@@ -105,6 +109,7 @@ pub struct Gathered {
     pulls: Option<PullsByRepository>,
     history: DeployHistory,
     keep_deployed: usize,
+    fresh_after: Option<DateTime<Utc>>,
 }
 
 /// Last pulls by digest and by tag, of one repository.
@@ -154,6 +159,7 @@ impl Gathered {
                 .collect(),
             keep_deployed: self.keep_deployed,
             pulls,
+            fresh_after: self.fresh_after,
         }
     }
 
@@ -180,6 +186,10 @@ pub async fn gather(
     let mut gathered = Gathered {
         history,
         keep_deployed: policy.keep_deployed,
+        fresh_after: policy
+            .in_use_grace()
+            .filter(|grace| *grace > chrono::TimeDelta::zero())
+            .map(|grace| now - grace),
         ..Gathered::default()
     };
     if !policy.protect_in_use.is_empty() {

@@ -15,7 +15,10 @@
 //! revision of a Container App that may serve more than its latest template (`…/revisions`:
 //! multiple-revision mode, traffic by revision name or label, a latest revision that is not
 //! the latest ready one), and the running executions of a job (`…/executions`, whose image
-//! may be overridden). AKS pods are not read.
+//! may be overridden). And for every AKS cluster (`microsoft.containerservice/managedclusters`)
+//! the images its pods run, from the cluster's API server ([`super::aks`]); a cluster that
+//! cannot be read is [`InUseError::Cluster`], unless it is excluded
+//! ([`InUseClient::with_excluded_clusters`]).
 //!
 //! Scopes first: Resource Graph leaves out, **without an error**, every subscription the
 //! identity cannot read (it answers 403 only when none is), so an unreadable subscription
@@ -33,6 +36,7 @@
 //! than `totalRecords`, `x-ms-tenant-subscription-limit-hit: true`, an unreadable answer or
 //! an unparseable image of this registry is an [`InUseError`], never a shorter list.
 
+use super::aks::ClusterReader;
 use super::arm::{APP_API_VERSION, ArmReader, WEB_API_VERSION};
 use super::{bearer, error_text, read_table};
 use azure_core::credentials::TokenCredential;
@@ -50,12 +54,13 @@ pub const WORKLOAD_TYPES: &[&str] = &[
     "microsoft.app/containerapps",
     "microsoft.app/jobs",
     "microsoft.containerinstance/containergroups",
+    "microsoft.containerservice/managedclusters",
     "microsoft.web/sites",
     "microsoft.web/sites/slots",
 ];
 
 /// The query sent (ordered by `id`, which paging needs to be stable).
-pub const IN_USE_QUERY: &str = "Resources | where type in~ ('microsoft.app/containerapps', 'microsoft.app/jobs', 'microsoft.containerinstance/containergroups', 'microsoft.web/sites', 'microsoft.web/sites/slots') | project id, type, properties | order by id asc";
+pub const IN_USE_QUERY: &str = "Resources | where type in~ ('microsoft.app/containerapps', 'microsoft.app/jobs', 'microsoft.containerinstance/containergroups', 'microsoft.containerservice/managedclusters', 'microsoft.web/sites', 'microsoft.web/sites/slots') | project id, type, properties | order by id asc";
 
 /// The query that confirms the scopes are readable: the subscriptions Resource Graph
 /// answers for (it leaves out, without an error, those the identity cannot read).
@@ -184,6 +189,16 @@ pub enum InUseError {
         /// What failed.
         detail: String,
     },
+    /// An AKS cluster whose pods cannot be listed: what it runs is unknown.
+    #[error(
+        "in-use lookup: cannot read the pods of AKS cluster {cluster}: {detail} (grant the identity Azure Kubernetes Service RBAC Reader there, or list the cluster under inUseExcludeClusters to leave its pods unprotected)"
+    )]
+    Cluster {
+        /// The cluster's resource id.
+        cluster: String,
+        /// Why.
+        detail: String,
+    },
     /// An image of this registry that cannot be parsed, so it cannot be protected.
     #[error(
         "in-use lookup: {resource_id} runs {image:?}, an image of this registry that cannot be parsed: {detail}"
@@ -207,6 +222,11 @@ pub struct InUseClient {
     format: ResultFormat,
     page_size: Option<u32>,
     arm: ArmReader,
+    clusters: ClusterReader,
+    excluded_clusters: BTreeSet<String>,
+    /// No request before this: the last answer said the user quota is spent
+    /// (`x-ms-user-quota-remaining: 0`) until `x-ms-user-quota-resets-after`.
+    quota_until: Arc<std::sync::Mutex<Option<tokio::time::Instant>>>,
 }
 
 impl std::fmt::Debug for InUseClient {
@@ -229,12 +249,28 @@ impl InUseClient {
     ) -> InUseClient {
         InUseClient {
             arm: ArmReader::new(arm_endpoint.clone(), credential.clone(), http.clone()),
+            clusters: ClusterReader::new(credential.clone(), http.clone()),
+            excluded_clusters: BTreeSet::new(),
+            quota_until: Arc::default(),
             endpoint: arm_endpoint,
             credential,
             http,
             format: ResultFormat::default(),
             page_size: None,
         }
+    }
+
+    /// Leaves these AKS clusters (resource ids, any case) unread: the images only their
+    /// pods run are not protected.
+    pub fn with_excluded_clusters<'a>(
+        mut self,
+        clusters: impl IntoIterator<Item = &'a str>,
+    ) -> InUseClient {
+        self.excluded_clusters = clusters
+            .into_iter()
+            .map(|c| c.trim().trim_end_matches('/').to_ascii_lowercase())
+            .collect();
+        self
     }
 
     /// Asks for this result format.
@@ -520,6 +556,24 @@ impl InUseClient {
                     detail,
                 }
             })?;
+        if resource_type == "microsoft.containerservice/managedclusters" {
+            if self
+                .excluded_clusters
+                .contains(&resource_id.to_ascii_lowercase())
+            {
+                tracing::warn!(
+                    cluster = resource_id,
+                    "AKS cluster excluded (inUseExcludeClusters): the images only its pods run are not protected"
+                );
+            } else {
+                images.extend(self.clusters.images(&properties).await.map_err(|detail| {
+                    InUseError::Cluster {
+                        cluster: resource_id.to_string(),
+                        detail,
+                    }
+                })?);
+            }
+        }
         for follow_up in follow_ups(&resource_type, &properties) {
             let arm_error = |detail: String| InUseError::Arm {
                 resource_id: resource_id.to_string(),
@@ -586,6 +640,7 @@ impl InUseClient {
         let mut tries = 0;
         loop {
             tries += 1;
+            self.wait_for_quota().await;
             let response = self
                 .http
                 .post(self.url())
@@ -600,6 +655,11 @@ impl InUseClient {
                     detail: crate::outbound::error_chain(&e),
                 })?;
             let status = response.status();
+            // A 429 says how long to wait itself (`Retry-After`); an answer with no quota
+            // left says when the next request may go.
+            if status.is_success() {
+                self.note_quota(response.headers());
+            }
             if status.as_u16() == 429 && tries < TRIES_WHEN_THROTTLED {
                 tokio::time::sleep(retry_after(response.headers())).await;
                 continue;
@@ -637,6 +697,58 @@ impl InUseClient {
                 detail: format!("not JSON: {e}"),
             });
         }
+    }
+}
+
+impl InUseClient {
+    /// Waits while the user quota is spent, as the last answer said.
+    async fn wait_for_quota(&self) {
+        let until = *self
+            .quota_until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(until) = until {
+            tokio::time::sleep_until(until).await;
+        }
+    }
+
+    /// Remembers when the next request may go: at once while quota remains, else after
+    /// `x-ms-user-quota-resets-after` ("Guidance for throttled requests in Azure Resource
+    /// Graph": a client that waits for the reset is not throttled).
+    fn note_quota(&self, headers: &reqwest::header::HeaderMap) {
+        let wait = quota_wait(headers);
+        *self
+            .quota_until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            wait.map(|w| tokio::time::Instant::now() + w);
+    }
+}
+
+/// How long to wait before the next request: `Some(resets-after)` (at most 60 s) when
+/// `x-ms-user-quota-remaining` is 0, else `None`.
+pub(crate) fn quota_wait(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let remaining: u64 = text("x-ms-user-quota-remaining")?.trim().parse().ok()?;
+    if remaining > 0 {
+        return None;
+    }
+    let seconds = text("x-ms-user-quota-resets-after")
+        .and_then(hms_seconds)
+        .unwrap_or(1);
+    Some(Duration::from_secs(seconds.clamp(1, 60)))
+}
+
+/// `hh:mm:ss` as seconds.
+fn hms_seconds(value: &str) -> Option<u64> {
+    let parts: Vec<u64> = value
+        .trim()
+        .split(':')
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
+    match parts[..] {
+        [h, m, s] => Some(h * 3600 + m * 60 + s),
+        _ => None,
     }
 }
 
@@ -1165,6 +1277,39 @@ mod tests {
         assert!(!execution_runs(
             &json!({"properties": {"status": "Succeeded"}})
         ));
+    }
+
+    #[test]
+    fn a_spent_quota_waits_for_its_reset() {
+        use reqwest::header::{HeaderMap, HeaderValue};
+        let headers = |remaining: &'static str, resets: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert(
+                "x-ms-user-quota-remaining",
+                HeaderValue::from_static(remaining),
+            );
+            h.insert(
+                "x-ms-user-quota-resets-after",
+                HeaderValue::from_static(resets),
+            );
+            h
+        };
+        assert_eq!(quota_wait(&headers("14", "00:00:05")), None);
+        assert_eq!(
+            quota_wait(&headers("0", "00:00:05")),
+            Some(Duration::from_secs(5))
+        );
+        assert_eq!(
+            quota_wait(&headers("0", "01:00:00")),
+            Some(Duration::from_secs(60)),
+            "capped"
+        );
+        assert_eq!(
+            quota_wait(&headers("0", "soon")),
+            Some(Duration::from_secs(1))
+        );
+        assert_eq!(quota_wait(&HeaderMap::new()), None);
+        assert_eq!(hms_seconds("00:01:30"), Some(90));
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! What Azure knows about a registry's images besides the registry: which workloads run
-//! them ([`in_use`], Azure Resource Graph) and when they were last pulled ([`pulls`], the
+//! them ([`in_use`], Azure Resource Graph, with [`arm`] lists and AKS pods from [`aks`]) and when they were last pulled ([`pulls`], the
 //! registry's `ContainerRegistryRepositoryEvents` in Log Analytics). Both clients are
 //! read-only, sign in with the given Azure credential (a token per endpoint, the audience
 //! `{scheme}://{host}/.default` of the endpoint, so sovereign clouds and tests are a
@@ -9,6 +9,7 @@
 //!
 //! They know nothing of policy or plans; the caller decides what an answer protects.
 
+pub mod aks;
 pub mod arm;
 pub mod in_use;
 pub mod pulls;
