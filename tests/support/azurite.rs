@@ -31,6 +31,43 @@ impl Azurite {
             std::path::Path::new(&script).exists(),
             "Azurite is not installed at {script}: run scripts/test (npm install azurite@3), or set AZURITE_BLOB"
         );
+        let service = Service::start(&script, "blob").await;
+        Azurite {
+            blob_service: format!("https://localhost:{}/devstoreaccount1", service.port),
+            cert_file: service.cert_file,
+            _key_file: service.key_file,
+            child: service.child,
+        }
+    }
+
+    /// The certificate file's path.
+    pub fn cert_path(&self) -> String {
+        self.cert_file.path().to_string_lossy().into_owned()
+    }
+
+    /// A container URL for `handler purge --state-url`.
+    pub fn container(&self, name: &str) -> String {
+        format!("{}/{name}", self.blob_service)
+    }
+}
+
+/// One Azurite service (`blob` or `queue`) started from `script` on a free port over TLS
+/// with a fresh self-signed certificate, Entra sign-in (`--oauth basic`) and in-memory
+/// storage, once it accepts connections.
+pub struct Service {
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    /// The certificate it serves (PEM).
+    pub cert_file: tempfile::NamedTempFile,
+    /// The certificate's key.
+    pub key_file: tempfile::NamedTempFile,
+    /// The process.
+    pub child: tokio::process::Child,
+}
+
+impl Service {
+    /// Starts Azurite's `service` (`blob` or `queue`) from `script`.
+    pub async fn start(script: &str, service: &str) -> Service {
         let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()])
             .expect("self-signed certificate");
         let mut cert_file = tempfile::NamedTempFile::new().expect("temp file");
@@ -45,7 +82,7 @@ impl Azurite {
             .and_then(|l| l.local_addr())
             .expect("free port")
             .port();
-        let mut child = tokio::process::Command::new(&script)
+        let mut child = tokio::process::Command::new(script)
             .args([
                 "--silent",
                 "--disableTelemetry",
@@ -53,7 +90,10 @@ impl Azurite {
                 "--loose",
             ])
             .args(["--oauth", "basic", "--inMemoryPersistence"])
-            .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string()])
+            .arg(format!("--{service}Host"))
+            .arg("127.0.0.1")
+            .arg(format!("--{service}Port"))
+            .arg(port.to_string())
             .arg("--cert")
             .arg(cert_file.path())
             .arg("--key")
@@ -62,7 +102,7 @@ impl Azurite {
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
             .spawn()
-            .expect("azurite starts");
+            .unwrap_or_else(|e| panic!("azurite-{service} starts: {e}"));
         let started = Instant::now();
         while tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
@@ -70,29 +110,19 @@ impl Azurite {
         {
             assert!(
                 started.elapsed() < Duration::from_secs(30),
-                "Azurite not up after 30 s"
+                "Azurite's {service} service not up after 30 s"
             );
             if let Ok(Some(status)) = child.try_wait() {
-                panic!("Azurite exited at start ({status}); its error is above");
+                panic!("azurite-{service} exited at start ({status}); its error is above");
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        Azurite {
-            blob_service: format!("https://localhost:{port}/devstoreaccount1"),
+        Service {
+            port,
             cert_file,
-            _key_file: key_file,
+            key_file,
             child,
         }
-    }
-
-    /// The certificate file's path.
-    pub fn cert_path(&self) -> String {
-        self.cert_file.path().to_string_lossy().into_owned()
-    }
-
-    /// A container URL for `handler purge --state-url`.
-    pub fn container(&self, name: &str) -> String {
-        format!("{}/{name}", self.blob_service)
     }
 }
 

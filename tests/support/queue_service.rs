@@ -10,9 +10,7 @@
 //! Message", "Delete Message", "Peek Messages", "Get Queue Metadata" on learn.microsoft.com,
 //! REST API version 2021-12-02): messages are XML (`QueueMessagesList`), times RFC 1123.
 
-use std::io::Write;
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The REST API version sent (Azurite also runs with `--skipApiVersionCheck`).
 const API_VERSION: &str = "2021-12-02";
@@ -68,63 +66,18 @@ impl QueueService {
             std::path::Path::new(&script).exists(),
             "Azurite is not installed at {script}: run scripts/test (npm install azurite@3), or set AZURITE_QUEUE"
         );
-        let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()])
-            .expect("self-signed certificate");
-        let mut cert_file = tempfile::NamedTempFile::new().expect("temp file");
-        cert_file
-            .write_all(certified.cert.pem().as_bytes())
-            .expect("write certificate");
-        let mut key_file = tempfile::NamedTempFile::new().expect("temp file");
-        key_file
-            .write_all(certified.signing_key.serialize_pem().as_bytes())
-            .expect("write key");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let mut child = tokio::process::Command::new(&script)
-            .args([
-                "--silent",
-                "--disableTelemetry",
-                "--skipApiVersionCheck",
-                "--loose",
-            ])
-            .args(["--oauth", "basic", "--inMemoryPersistence"])
-            .args(["--queueHost", "127.0.0.1", "--queuePort", &port.to_string()])
-            .arg("--cert")
-            .arg(cert_file.path())
-            .arg("--key")
-            .arg(key_file.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("azurite-queue starts");
-        let started = Instant::now();
-        while tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_err()
-        {
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "Azurite's queue service not up after 30 s"
-            );
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("azurite-queue exited at start ({status}); its error is above");
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        let pem = certified.cert.pem();
-        let http = acr_purge::outbound::http_client_builder(&[pem.into_bytes()])
+        let service = super::azurite::Service::start(&script, "queue").await;
+        let pem = std::fs::read(service.cert_file.path()).expect("certificate");
+        let http = acr_purge::outbound::http_client_builder(&[pem])
             .expect("http client")
             .build()
             .expect("http client");
         QueueService {
-            endpoint: format!("https://localhost:{port}/devstoreaccount1"),
-            _cert_file: cert_file,
-            _key_file: key_file,
+            endpoint: format!("https://localhost:{}/devstoreaccount1", service.port),
+            _cert_file: service.cert_file,
+            _key_file: service.key_file,
             http,
-            child,
+            child: service.child,
         }
     }
 
