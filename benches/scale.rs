@@ -228,7 +228,12 @@ fn run(scenario: &Scenario, runtime: &tokio::runtime::Runtime) {
         + stats.delete.throttled
         + stats.referrers.allowed
         + stats.referrers.throttled;
+    // Items listed at once: a tag and a manifest per image of each repository in flight
+    // (eight side by side). On the one-repository scenarios this is what the plan costs.
+    let in_flight = 2 * scenario.images * scenario.repositories.min(8);
+    let bytes_per_item = rss * 1e6 / in_flight as f64;
     println!("{}: {tags} tags, {stale} stale images", scenario.label);
+    println!("  peak RSS per listed item in flight: {bytes_per_item:.0} bytes ({in_flight} items)");
     println!(
         "  emulator loaded in {:.1} s; handler {}: {wall:.2} s, peak RSS {rss:.0} MB, {deleted} tags deleted (expected {stale})",
         loaded.as_secs_f64(),
