@@ -697,7 +697,8 @@ mod tests {
                 "keptByMinTags",
                 "keptByMinUntagged",
                 "tagged",
-                "recentlyPulled"
+                "recentlyPulled",
+                "notVulnerable"
             ]
         );
     }
@@ -718,7 +719,9 @@ mod tests {
                 "timestampUnreadable",
                 "referrer",
                 "recentlyPulled",
-                "pullsUnknown"
+                "pullsUnknown",
+                "notVulnerable",
+                "findingsUnknown"
             ]
         );
     }

@@ -4,7 +4,7 @@
 //! repository as it finishes, from its decisions (and, in a real run, their outcomes).
 
 use super::{Outcome, RepositoryReport};
-use crate::plan::Verdict;
+use crate::plan::{KeepReason, Verdict};
 use crate::policy::Severity;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -224,6 +224,17 @@ fn fate(repo: &RepositoryReport, digest: &str, dry_run: bool) -> Option<Fate> {
         };
         return Some(match (removed, verdict, &manifest.outcome) {
             (true, _, _) => Fate::Removed,
+            // Kept because a tag stays: the tag's reason is the telling one.
+            (
+                false,
+                Verdict::Keep {
+                    reason: KeepReason::Tagged { .. },
+                },
+                _,
+            ) => Fate::Kept {
+                reason: kept_tag_reason(repo, digest).unwrap_or_else(|| "tagged".to_string()),
+                tags,
+            },
             (false, Verdict::Keep { reason }, _) => Fate::Kept {
                 reason: reason.name().to_string(),
                 tags,
@@ -239,20 +250,22 @@ fn fate(repo: &RepositoryReport, digest: &str, dry_run: bool) -> Option<Fate> {
         });
     }
     // No manifest listed: the tags tell.
-    let decisions: Vec<_> = repo
-        .tags
-        .iter()
-        .filter(|t| t.decision.digest == digest)
-        .collect();
-    if decisions.is_empty() {
+    if tags.is_empty() {
         return None;
     }
-    let kept = decisions.iter().find_map(|t| match &t.decision.verdict {
-        Verdict::Keep { reason } => Some(reason.name().to_string()),
-        _ => None,
-    });
     Some(Fate::Kept {
-        reason: kept.unwrap_or_else(|| "untaggedNotDeleted".to_string()),
+        reason: kept_tag_reason(repo, digest).unwrap_or_else(|| "untaggedNotDeleted".to_string()),
         tags,
     })
+}
+
+/// The keep reason of the first kept tag on `digest`.
+fn kept_tag_reason(repo: &RepositoryReport, digest: &str) -> Option<String> {
+    repo.tags
+        .iter()
+        .filter(|t| t.decision.digest == digest)
+        .find_map(|t| match &t.decision.verdict {
+            Verdict::Keep { reason } => Some(reason.name().to_string()),
+            _ => None,
+        })
 }
