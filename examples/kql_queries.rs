@@ -2,14 +2,14 @@
 //! `[{"source", "schema", "query"}]` for `scripts/check_kql.mjs` (run by `scripts/check-infra`):
 //! the pull-log queries (`workloads::pulls`, against `ContainerRegistryRepositoryEvents`) and
 //! the Resource Graph queries (`workloads::in_use`, against `Resources` and
-//! `ResourceContainers`).
+//! `ResourceContainers`; `workloads::findings`, against `securityresources`).
 //!
 //! Parameters are representative: a login server, and excluded pullers with a `"` and a `\`
 //! (which the query builder must escape into a valid string literal).
 //!
 //! Run: `cargo run --quiet --example kql_queries`
 
-use acr_purge::workloads::{in_use, pulls};
+use acr_purge::workloads::{findings, in_use, pulls};
 use serde_json::json;
 
 fn main() {
@@ -43,6 +43,11 @@ fn main() {
             "source": "handler/workloads/in_use.rs: SUBSCRIPTIONS_QUERY",
             "schema": "resourceGraph",
             "query": in_use::SUBSCRIPTIONS_QUERY,
+        },
+        {
+            "source": "handler/workloads/findings.rs: findings_query",
+            "schema": "resourceGraph",
+            "query": findings::findings_query(registry),
         },
     ]);
     println!("{queries:#}");

@@ -106,6 +106,9 @@ param pullLogRetentionDays int = 90
 @description('Subscription ids where in-use protection looks for workloads (Resource Graph): the app identity gets Reader on each. Management groups: assign Reader on them yourself (see infra/README.md).')
 param inUseSubscriptionIds array = []
 
+@description('Subscription ids where Microsoft Defender for Cloud\'s findings on the registry\'s images are read (the policy\'s findingsScope; the registry\'s subscription at least): the app identity gets Reader on each not already in inUseSubscriptionIds (Reader covers the securityresources table; Security Reader is enough too, see infra/README.md).')
+param findingsSubscriptionIds array = []
+
 @description('Email notified when a purge run fails; empty for no email (the alert still fires in Azure Monitor).')
 param alertEmail string = ''
 
@@ -208,12 +211,23 @@ module inUseReaders 'modules/inuse-reader.bicep' = [
   }
 ]
 
+module findingsReaders 'modules/inuse-reader.bicep' = [
+  for subscriptionId in filter(findingsSubscriptionIds, s => !contains(inUseSubscriptionIds, s)): {
+    name: 'findings-reader-${subscriptionId}'
+    scope: subscription(subscriptionId)
+    params: {
+      principalId: identity.outputs.principalId
+    }
+  }
+]
+
 // Uses the outputs of every module above, so it is deployed after all of them, roles included.
 module functionApp 'modules/functionapp.bicep' = {
   name: 'functionapp'
   dependsOn: [
     registryDiagnostics
     inUseReaders
+    findingsReaders
   ]
   params: {
     name: names.functionApp

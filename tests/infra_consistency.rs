@@ -394,6 +394,7 @@ const REQUEST_DIMENSIONS: &[&str] = &[
     "purge.protected",
     "purge.failed",
     "purge.throttled",
+    "purge.findings.kept_severe",
 ];
 const METRICS: &[&str] = &[
     "purge.deleted",
@@ -401,8 +402,9 @@ const METRICS: &[&str] = &[
     "purge.throttled",
     "purge.failures",
     "purge.run.duration",
+    "purge.findings.cleared",
 ];
-const METRIC_DIMENSIONS: &[&str] = &["kind", "reason"];
+const METRIC_DIMENSIONS: &[&str] = &["kind", "reason", "purge.severity"];
 
 /// Every quoted value that follows `prefix` (`'x'` or `"x"`) in `text`.
 fn quoted_after<'a>(text: &'a str, prefix: &str) -> Vec<&'a str> {

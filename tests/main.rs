@@ -9,6 +9,8 @@ mod acr_parity;
 mod aks;
 /// sign-in: managed identity (real azure_identity), token exchange and renewal, ABAC, Basic.
 mod auth;
+/// Defender for Cloud's findings: counted in the report, targeted by a rule.
+mod defender_findings;
 /// durable runs: deadlines, kill -9 and resumption, two instances, the store in Azurite.
 mod durable;
 /// request economy and pipelining, counted at the emulator against acr purge's requests.

@@ -118,6 +118,7 @@ fn rule() -> impl Strategy<Value = Rule> {
                     untagged_only: mode == 2,
                     include_locked,
                     not_pulled_for: None,
+                    vulnerable_min: None,
                     bounds: Bounds {
                         min_tags,
                         max_tags,

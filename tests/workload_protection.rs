@@ -387,6 +387,15 @@ async fn the_demo_keeps_one_image_a_container_app_runs_and_one_pulled_last_week(
     );
     let pulled = line("tag       build-1202").unwrap_or_default();
     assert!(pulled.contains("within notPulledFor"), "{pulled}");
+    // Defender's findings: the superseded 1.0.0 (Critical + High) is deleted, its two
+    // findings counted; the running 1.1.0 keeps its High one.
+    let findings = line("Defender findings cleared:").unwrap_or_default();
+    assert!(
+        findings.contains("cleared: 2 (1 Critical, 1 High) on 1 images")
+            && findings.contains("images with findings kept: 1 (1 inUse)")
+            && findings.contains("within about an hour"),
+        "{findings}"
+    );
     assert!(
         run.stdout.contains("Same plan as the dry run: yes"),
         "{}",

@@ -10,8 +10,8 @@ use crate::run::evidence::Sources;
 use crate::workloads::in_use::InUseClient;
 use crate::workloads::pulls::PullLog;
 use acr_emulator::{
-    Emulator, GraphResource, LogAnalyticsEmulator, RepositoryEvent, ResourceGraphEmulator,
-    sample_registry,
+    ACR_ASSESSMENT_KEY, Emulator, GraphResource, LogAnalyticsEmulator, RepositoryEvent,
+    ResourceGraphEmulator, SubAssessment, sample_registry,
 };
 use anyhow::Context;
 use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
@@ -31,6 +31,8 @@ pub const DEMO_ARGS: &[&str] = &[
     DEMO_SUBSCRIPTION,
     "--not-pulled-for",
     "30d",
+    "--findings-scope",
+    DEMO_SUBSCRIPTION,
 ];
 
 /// The subscription the demo's emulated Azure holds its workloads in.
@@ -72,7 +74,9 @@ pub async fn run() -> anyhow::Result<()> {
     let azure = DemoAzure::start(&running.host()).await?;
     say!("Azure around it, emulated too: Resource Graph, where a Container App runs");
     say!("web/frontend:1.1.0, and the registry's pull logs in Log Analytics, where");
-    say!("web/frontend:build-1202 was pulled last week.\n");
+    say!("web/frontend:build-1202 was pulled last week; and Microsoft Defender for Cloud's");
+    say!("findings: the superseded web/frontend:1.0.0 carries a Critical and a High finding,");
+    say!("the running 1.1.0 a High one.\n");
     request.options.sources = Some(std::sync::Arc::new(azure.sources()?));
     let client = RegistryClient::connect(
         request.endpoint.clone(),
@@ -111,6 +115,9 @@ pub async fn run() -> anyhow::Result<()> {
     for (reason, count) in &done.summary.protected {
         say!("  {reason}: {count}");
     }
+    if let Some(findings) = &done.findings {
+        say!("\n{}", findings.line(false));
+    }
     if let Some(error) = &done.error {
         anyhow::bail!("the demo purge failed: {error}");
     }
@@ -145,6 +152,26 @@ impl DemoAzure {
                 {"name": "web", "image": format!("{login_server}/web/frontend:1.1.0")}
             ]}}),
         ));
+        // Defender's findings (the documented sub-assessment shape): the superseded 1.0.0,
+        // which the purge deletes, and the running 1.1.0, which stays.
+        let sample = sample_registry();
+        let finding = |alias: &str, tag: &str, cve: &str, severity: &str| -> anyhow::Result<_> {
+            Ok(SubAssessment::registry_finding(
+                subscription,
+                "registry",
+                login_server,
+                ACR_ASSESSMENT_KEY,
+                "web/frontend",
+                &sample.try_digest("web/frontend", alias)?,
+                &[tag],
+                cve,
+                severity,
+                "Unhealthy",
+            ))
+        };
+        graph.add_sub_assessment(finding("r100", "1.0.0", "CVE-2023-44487", "Critical")?);
+        graph.add_sub_assessment(finding("r100", "1.0.0", "CVE-2024-6387", "High")?);
+        graph.add_sub_assessment(finding("r110", "1.1.0", "CVE-2024-6387", "High")?);
         let logs = LogAnalyticsEmulator::new(DEMO_WORKSPACE);
         logs.set_expected_token(Some(DEMO_TOKEN));
         logs.set_retention(chrono::Duration::days(90));
@@ -173,6 +200,11 @@ impl DemoAzure {
         let http = reqwest::Client::new();
         Ok(Sources {
             in_use: Some(InUseClient::new(
+                self.graph.url.parse()?,
+                credential.clone(),
+                http.clone(),
+            )),
+            findings: Some(InUseClient::new(
                 self.graph.url.parse()?,
                 credential.clone(),
                 http.clone(),

@@ -201,6 +201,16 @@ pub struct PurgeArgs {
     /// Pulls by this identity do not count (a scanner, CI); repeatable.
     #[arg(long = "exclude-puller", value_name = "IDENTITY")]
     pub exclude_pullers: Vec<String>,
+    /// Only delete images carrying a Microsoft Defender for Cloud vulnerability finding at
+    /// least this severe (Low, Medium, High, Critical), read from Azure Resource Graph;
+    /// findings that cannot be read make nothing eligible.
+    #[arg(long, value_name = "SEVERITY")]
+    pub vulnerable_min_severity: Option<String>,
+    /// Read Defender's findings in this scope (a subscription id, /subscriptions/ID or a
+    /// management group; the registry's subscription at least); default: the
+    /// --protect-in-use scopes. Repeatable.
+    #[arg(long = "findings-scope", value_name = "SCOPE")]
+    pub findings_scope: Vec<String>,
     /// Never leave fewer than the N most recent tags the filter matches per repository,
     /// however old.
     #[arg(long, value_name = "N")]
@@ -404,6 +414,9 @@ impl From<RuleSpecError> for UsageError {
             RuleSpecError::NotPulledFor(error) => {
                 UsageError::InUse(format!("--not-pulled-for: {error}"))
             }
+            RuleSpecError::Vulnerable(error) => {
+                UsageError::InUse(format!("--vulnerable-min-severity: {error}"))
+            }
             RuleSpecError::AgoMissing => UsageError::AgoMissing,
             RuleSpecError::Flags(error) => UsageError::Rule(error),
         }
@@ -444,6 +457,7 @@ impl PurgeArgs {
             untagged_only: self.untagged_only,
             include_locked: self.include_locked,
             not_pulled_for: self.not_pulled_for.as_deref(),
+            vulnerable_min: self.vulnerable_min_severity.as_deref(),
             bounds: crate::policy::Bounds {
                 min_tags: self.min_tags,
                 max_tags: self.max_tags,
@@ -511,6 +525,14 @@ impl PurgeArgs {
             in_use_grace,
             in_use_exclude_clusters: self.in_use_exclude_clusters.clone(),
             exclude_pullers: self.exclude_pullers.clone(),
+            findings_scope: self
+                .findings_scope
+                .iter()
+                .map(|s| {
+                    WorkloadScope::parse(s)
+                        .map_err(|e| UsageError::InUse(format!("--findings-scope: {e}")))
+                })
+                .collect::<Result<Vec<_>, _>>()?,
         };
         if self.plan_out.is_some() && self.run.deadline.is_some() {
             return Err(UsageError::Deadline(

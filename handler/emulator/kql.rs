@@ -8,6 +8,8 @@
 //! * `where COLUMN OP VALUE [and COLUMN OP VALUE]…` with `==`, `!=`, `=~` (equal, ignoring
 //!   case), `!~`, `in (…)`, `!in (…)`, `in~ (…)`, `!in~ (…)`; values are string literals
 //!   (`'…'` or `"…"`, with `\\`, `\'`, `\"` escapes) compared with the cell as text;
+//!   a `where` column may be a dotted path into a dynamic column
+//!   (`properties.additionalData.assessedResourceType`), null where the path leads nowhere;
 //! * `project COLUMN, …`;
 //! * `order by COLUMN [asc|desc]` (`sort by` too; default `desc`, as Kusto);
 //! * `summarize NAME = max(COLUMN), NAME = min(COLUMN), NAME = count() [by COLUMN, …]`
@@ -192,7 +194,13 @@ fn tokenize(text: &str) -> Result<Vec<Token>, String> {
             }
             c if c.is_ascii_alphabetic() || c == '_' => {
                 let start = i;
-                while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '_') {
+                // A dotted path into a dynamic column (`properties.a.b`) is one word.
+                while i < chars.len()
+                    && (chars[i].is_ascii_alphanumeric()
+                        || chars[i] == '_'
+                        || (chars[i] == '.'
+                            && chars.get(i + 1).is_some_and(|c| c.is_ascii_alphabetic())))
+                {
                     i += 1;
                 }
                 let word: String = chars[start..i].iter().collect();
@@ -486,6 +494,15 @@ fn compare(a: &Value, b: &Value, kind: &str) -> Ordering {
     }
 }
 
+/// The value at a dotted path inside a dynamic cell (`properties.a.b`: `a`, then `b`);
+/// null where the path leads nowhere, as Kusto answers.
+fn at_path(cell: &Value, path: &[&str]) -> Value {
+    path.iter()
+        .try_fold(cell, |value, key| value.get(*key))
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
 fn index_of(table: &Table, column: &str) -> Result<usize, String> {
     table
         .columns
@@ -516,12 +533,21 @@ pub(crate) fn evaluate(
             Stage::Where(predicates) => {
                 let tests = predicates
                     .iter()
-                    .map(|p| index_of(&table, &p.column).map(|i| (i, p)))
+                    .map(|p| {
+                        let mut path = p.column.split('.');
+                        let column = path.next().unwrap_or_default();
+                        let rest: Vec<&str> = path.collect();
+                        index_of(&table, column).map(|i| (i, rest, p))
+                    })
                     .collect::<Result<Vec<_>, _>>()?;
                 let rows = table
                     .rows
                     .into_iter()
-                    .filter(|row| tests.iter().all(|(i, p)| holds(p, &row[*i])))
+                    .filter(|row| {
+                        tests
+                            .iter()
+                            .all(|(i, path, p)| holds(p, &at_path(&row[*i], path)))
+                    })
                     .collect();
                 Table {
                     columns: table.columns,
@@ -652,6 +678,29 @@ mod tests {
         let out = evaluate(&q, table(), false).unwrap();
         assert_eq!(out.columns, vec![("time".to_string(), "datetime")]);
         assert_eq!(out.rows, vec![vec![json!("2024-01-01T00:00:00Z")]]);
+    }
+
+    #[test]
+    fn where_follows_a_dotted_path_into_a_dynamic_column() {
+        let input = Table {
+            columns: vec![
+                ("id".to_string(), "string"),
+                ("properties".to_string(), "object"),
+            ],
+            rows: vec![
+                vec![json!("a"), json!({"data": {"kind": "X"}})],
+                vec![json!("b"), json!({"data": {"kind": "Y"}})],
+                vec![json!("c"), json!({})],
+            ],
+        };
+        let q = parse("T | where properties.data.kind == 'X' | project id").unwrap();
+        let out = evaluate(&q, input.clone(), false).unwrap();
+        assert_eq!(out.rows, vec![vec![json!("a")]]);
+        let q = parse("T | where properties.data.kind != 'X' | project id").unwrap();
+        let out = evaluate(&q, input.clone(), false).unwrap();
+        assert_eq!(out.rows, vec![vec![json!("b")], vec![json!("c")]]);
+        let q = parse("T | where nothing.data == 'X'").unwrap();
+        assert!(evaluate(&q, input, false).is_err());
     }
 
     #[test]

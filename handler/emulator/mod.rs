@@ -114,8 +114,9 @@ pub use log_analytics::{
 pub use oversize::Oversize;
 pub use rates::{CategoryStats, RateCard, RateStats};
 pub use resource_graph::{
-    GraphFault, GraphRequest, GraphResource, MAX_SUBSCRIPTIONS_PER_REQUEST,
-    RESOURCE_GRAPH_API_VERSIONS, ResourceGraphEmulator,
+    ACR_ASSESSMENT_KEY, ACR_ASSESSMENT_KEY_NEW, GraphFault, GraphRequest, GraphResource,
+    MAX_SUBSCRIPTIONS_PER_REQUEST, RESOURCE_GRAPH_API_VERSIONS, ResourceGraphEmulator,
+    SubAssessment,
 };
 pub use sample::sample_registry;
 pub use seed::{

@@ -14,9 +14,11 @@
 //! `resourceGroup`, `subscriptionId`, `tags` and `properties`. Anything else answers 400
 //! `BadRequest` with a message saying what it did not understand.
 //!
-//! Tables: `Resources`, and `ResourceContainers` (the tenant's subscriptions, type
+//! Tables: `Resources`, `ResourceContainers` (the tenant's subscriptions, type
 //! `microsoft.resources/subscriptions`, and their resource groups,
-//! `microsoft.resources/subscriptions/resourcegroups`).
+//! `microsoft.resources/subscriptions/resourcegroups`) and `securityresources` (Microsoft
+//! Defender for Cloud's sub-assessments, type `microsoft.security/assessments/subassessments`,
+//! [`SubAssessment`]), with the same columns.
 //!
 //! Scopes: `subscriptions` restricts to those subscriptions; `managementGroups` to the
 //! subscriptions configured for those groups ([`ResourceGraphEmulator::set_management_group`];
@@ -140,6 +142,90 @@ impl GraphResource {
     }
 }
 
+/// The assessment key of Defender's registry-image vulnerability sub-assessments powered by
+/// Microsoft Defender Vulnerability Management ("Container vulnerability assessments REST
+/// API", learn.microsoft.com/azure/defender-for-cloud/subassessment-rest-api).
+pub const ACR_ASSESSMENT_KEY: &str = "c0b7cfc6-3172-465a-b378-53c7ff2cc0d5";
+
+/// The newer assessment key of the recommendation "Container images in Azure registry
+/// should have vulnerability findings resolved" (as issue 24 records it; its rows have the
+/// same shape).
+pub const ACR_ASSESSMENT_KEY_NEW: &str = "33422d8f-ab1e-42be-bc9a-38685bb567b9";
+
+/// One row of the `securityresources` table: a vulnerability sub-assessment of a registry
+/// image, in the shape of the documented query result ("Container vulnerability assessments
+/// REST API", learn.microsoft.com/azure/defender-for-cloud/subassessment-rest-api, "Query
+/// Result": `id` under the registry's `…/providers/Microsoft.Security/assessments/{key}/subassessments/{id}`,
+/// `properties.id` the CVE, `properties.status.{code,severity}`,
+/// `properties.additionalData.{assessedResourceType, vulnerabilityDetails.{severity,cveId},
+/// artifactDetails.{registryHost, repositoryName, digest, tags}}`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubAssessment {
+    /// The sub-assessment's id.
+    pub id: String,
+    /// The subscription holding the registry.
+    pub subscription_id: String,
+    /// The registry's resource group.
+    pub resource_group: String,
+    /// `properties`, as served.
+    pub properties: Value,
+}
+
+impl SubAssessment {
+    /// A finding `cve` of `severity` (`Low`, `Medium`, `High`, `Critical`) with status
+    /// `code` (`Unhealthy`; `Healthy` or `NotApplicable` when it no longer applies) on the
+    /// image `digest` of `repository`, which carries `tags`, in the registry `registry`
+    /// (`{name}.azurecr.io`) of `subscription_id`/`resource_group`, under `assessment_key`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn registry_finding(
+        subscription_id: &str,
+        resource_group: &str,
+        registry: &str,
+        assessment_key: &str,
+        repository: &str,
+        digest: &str,
+        tags: &[&str],
+        cve: &str,
+        severity: &str,
+        code: &str,
+    ) -> SubAssessment {
+        let name = registry.split('.').next().unwrap_or(registry);
+        let hex = digest.trim_start_matches("sha256:");
+        let short = &hex[..hex.len().min(12)];
+        let sub_id = format!("{}-{short}-{}", cve.to_lowercase(), tags.len());
+        SubAssessment {
+            id: format!(
+                "/subscriptions/{subscription_id}/resourceGroups/{resource_group}/providers/Microsoft.ContainerRegistry/registries/{name}/providers/Microsoft.Security/assessments/{assessment_key}/subassessments/{sub_id}"
+            ),
+            subscription_id: subscription_id.to_string(),
+            resource_group: resource_group.to_string(),
+            properties: json!({
+                "id": cve,
+                "displayName": cve,
+                "additionalData": {
+                    "assessedResourceType": "AzureContainerRegistryVulnerability",
+                    "vulnerabilityDetails": {"severity": severity, "cveId": cve},
+                    "artifactDetails": {
+                        "registryHost": registry,
+                        "repositoryName": repository,
+                        "artifactType": "ContainerImage",
+                        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                        "digest": digest,
+                        "tags": tags,
+                    },
+                    "softwareDetails": {"fixStatus": "FixAvailable"}
+                },
+                "resourceDetails": {
+                    "id": format!("/repositories/{repository}/images/{digest}"),
+                    "source": "Azure"
+                },
+                "timeGenerated": "2024-05-01T00:00:00Z",
+                "status": {"code": code, "severity": severity}
+            }),
+        }
+    }
+}
+
 /// A fault the emulator injects.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GraphFault {
@@ -196,6 +282,7 @@ pub struct GraphRequest {
 #[derive(Debug)]
 struct State0 {
     resources: Vec<GraphResource>,
+    security: Vec<SubAssessment>,
     management_groups: Vec<(String, Vec<String>)>,
     subscriptions: Vec<String>,
     unreadable: Vec<String>,
@@ -226,6 +313,7 @@ impl ResourceGraphEmulator {
         ResourceGraphEmulator {
             state: Arc::new(Mutex::new(State0 {
                 resources: Vec::new(),
+                security: Vec::new(),
                 management_groups: Vec::new(),
                 subscriptions: Vec::new(),
                 unreadable: Vec::new(),
@@ -258,6 +346,16 @@ impl ResourceGraphEmulator {
     pub fn add(&self, resource: GraphResource) {
         self.arm.add_resource(&resource.id);
         self.lock().resources.push(resource);
+    }
+
+    /// Adds a row to the `securityresources` table (its subscription joins the tenant).
+    pub fn add_sub_assessment(&self, row: SubAssessment) {
+        self.lock().security.push(row);
+    }
+
+    /// Every row of the `securityresources` table.
+    pub fn sub_assessments(&self) -> Vec<SubAssessment> {
+        self.lock().security.clone()
     }
 
     /// Adds a subscription to the tenant (one holding a resource is there already).
@@ -528,13 +626,15 @@ fn query(emulator: &ResourceGraphEmulator, body: &Value) -> Result<Response, Box
         )));
     }
     let parsed = kql::parse(text).map_err(|e| bad_request(format!("query not understood: {e}")))?;
-    let containers = if parsed.table.eq_ignore_ascii_case("resources") {
-        false
+    let (containers, security) = if parsed.table.eq_ignore_ascii_case("resources") {
+        (false, false)
     } else if parsed.table.eq_ignore_ascii_case("resourcecontainers") {
-        true
+        (true, false)
+    } else if parsed.table.eq_ignore_ascii_case("securityresources") {
+        (false, true)
     } else {
         return Err(bad_request(format!(
-            "the emulator holds only the `Resources` and `ResourceContainers` tables, not `{}`",
+            "the emulator holds only the `Resources`, `ResourceContainers` and `securityresources` tables, not `{}`",
             parsed.table
         )));
     };
@@ -566,6 +666,7 @@ fn query(emulator: &ResourceGraphEmulator, body: &Value) -> Result<Response, Box
         .subscriptions
         .iter()
         .chain(state.resources.iter().map(|r| &r.subscription_id))
+        .chain(state.security.iter().map(|r| &r.subscription_id))
         .chain(state.management_groups.iter().flat_map(|(_, m)| m.iter()));
     for sub in tenant {
         let denied = state.unreadable.iter().any(|u| u.eq_ignore_ascii_case(sub));
@@ -606,7 +707,26 @@ fn query(emulator: &ResourceGraphEmulator, body: &Value) -> Result<Response, Box
     .into_iter()
     .map(|(n, t)| (n.to_string(), t))
     .collect();
-    let rows: Vec<Vec<Value>> = if containers {
+    let rows: Vec<Vec<Value>> = if security {
+        state
+            .security
+            .iter()
+            .filter(|r| visible(&r.subscription_id))
+            .map(|r| {
+                vec![
+                    json!(r.id),
+                    json!(r.id.rsplit('/').next().unwrap_or_default()),
+                    json!("microsoft.security/assessments/subassessments"),
+                    json!(""),
+                    json!("global"),
+                    json!(r.resource_group.to_lowercase()),
+                    json!(r.subscription_id),
+                    Value::Null,
+                    r.properties.clone(),
+                ]
+            })
+            .collect()
+    } else if containers {
         let mut rows = Vec::new();
         for sub in &in_scope {
             rows.push(vec![

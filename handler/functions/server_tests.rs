@@ -94,6 +94,7 @@ impl TestRunner {
                         summary: Summary::default(),
                         error: None,
                         plan_digest: None,
+                        findings: None,
                     },
                     lines: vec!["Number of deleted tags: 0".to_string()],
                 }

@@ -8,6 +8,7 @@
 //! item count as pulled, never as unpulled.
 
 use super::KeepReason;
+use crate::policy::Severity;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -69,6 +70,17 @@ pub struct Evidence {
     /// With in-use protection on and a non-zero `inUseGrace`: items updated after this
     /// stay ([`KeepReason::InUseGrace`]).
     pub fresh_after: Option<DateTime<Utc>>,
+    /// Defender for Cloud's findings, when some rule targets `vulnerable` images.
+    pub findings: Option<Findings>,
+}
+
+/// Defender for Cloud's unresolved findings on this repository's images.
+#[derive(Debug, Clone)]
+pub enum Findings {
+    /// Digest → the most severe unresolved finding on it (a digest with none is absent).
+    Known(HashMap<String, Severity>),
+    /// The findings could not be read.
+    Unknown(String),
 }
 
 /// What workloads run from this repository.
@@ -182,6 +194,22 @@ impl Evidence {
         let cutoff = self.fresh_after?;
         let at = crate::registry::model::parse_time(updated?)?;
         (at > cutoff).then_some(KeepReason::InUseGrace { cutoff })
+    }
+
+    /// Whether the image `digest` carries an unresolved finding at least `min` severe, or
+    /// why it is not eligible under a `vulnerable` rule: none that severe, or findings that
+    /// are unknown (never read as "no findings").
+    pub(super) fn vulnerable(&self, min: Severity, digest: &str) -> Result<(), KeepReason> {
+        match &self.findings {
+            None => Err(KeepReason::FindingsUnknown {
+                why: "no findings were read".to_string(),
+            }),
+            Some(Findings::Unknown(why)) => Err(KeepReason::FindingsUnknown { why: why.clone() }),
+            Some(Findings::Known(worst)) => match worst.get(digest) {
+                Some(severity) if *severity >= min => Ok(()),
+                _ => Err(KeepReason::NotVulnerable { min }),
+            },
+        }
     }
 
     /// Whether an item (its tags and digest) was not pulled since `window_start`, or why
@@ -495,6 +523,77 @@ mod tests {
         // No evidence at all (the run read no logs): the same.
         let plan = plan(&listing, &by_pull(), Evidence::default());
         assert_eq!(removed(&listing, &plan), BTreeSet::new());
+    }
+
+    fn by_vulnerability() -> crate::policy::Policy {
+        policy(
+            r#"{"rules":[{"filter":["r:.*"],"ago":"1d","untagged":true,"vulnerable":{"minSeverity":"High"}}]}"#,
+        )
+    }
+
+    #[test]
+    fn a_vulnerable_rule_selects_only_images_with_findings_that_severe() {
+        let listing = listing();
+        let findings = Findings::Known(HashMap::from([
+            (digest_of("a"), Severity::Critical),
+            (digest_of("b"), Severity::Medium),
+            (digest_of("c"), Severity::High),
+        ]));
+        let evidence = Evidence {
+            findings: Some(findings),
+            ..Evidence::default()
+        };
+        let plan = plan(&listing, &by_vulnerability(), evidence);
+        assert_eq!(removed(&listing, &plan), set(&["a", "c"]));
+        // b and d stay because their tags do, which the rule does not select.
+        assert_eq!(reason(&plan, "b"), Some("tagged"));
+        assert_eq!(reason(&plan, "d"), Some("tagged"));
+        let tag_b = plan.tags.iter().find(|t| t.name == "b").expect("tag b");
+        assert!(matches!(
+            &tag_b.verdict,
+            Verdict::Keep {
+                reason: KeepReason::NotVulnerable {
+                    min: Severity::High
+                }
+            }
+        ));
+    }
+
+    #[test]
+    fn findings_that_cannot_be_read_select_nothing() {
+        let listing = listing();
+        for findings in [Some(Findings::Unknown("HTTP 500".to_string())), None] {
+            let evidence = Evidence {
+                findings,
+                ..Evidence::default()
+            };
+            let plan = plan(&listing, &by_vulnerability(), evidence);
+            assert_eq!(removed(&listing, &plan), BTreeSet::new());
+            assert!(plan.tags.iter().all(|t| !t.verdict.is_removed()));
+            assert_eq!(reason(&plan, "c"), Some("findingsUnknown"));
+        }
+    }
+
+    #[test]
+    fn protections_still_win_over_a_vulnerable_rule() {
+        let listing = listing();
+        let evidence = Evidence {
+            findings: Some(Findings::Known(HashMap::from([
+                (digest_of("a"), Severity::Critical),
+                (digest_of("c"), Severity::Critical),
+            ]))),
+            in_use: Some(InUse {
+                tags: HashMap::new(),
+                digests: HashMap::from([(digest_of("c"), "/apps/web".to_string())]),
+            }),
+            ..Evidence::default()
+        };
+        let with_in_use = policy(
+            r#"{"rules":[{"filter":["r:.*"],"ago":"1d","untagged":true,"vulnerable":{"minSeverity":"High"}}],"protect":["r:^a$"],"protectInUse":["s"],"inUseGrace":"0h"}"#,
+        );
+        let plan = plan(&listing, &with_in_use, evidence);
+        assert_eq!(removed(&listing, &plan), BTreeSet::new());
+        assert_eq!(reason(&plan, "c"), Some("inUse"));
     }
 
     #[test]

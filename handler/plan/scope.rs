@@ -34,6 +34,8 @@ pub(super) struct RuleScope {
     pub manifests: bool,
     /// With `notPulledFor`: items must not have been pulled since this.
     pub unpulled_since: Option<DateTime<Utc>>,
+    /// With `vulnerable`: only images with a finding at least this severe are eligible.
+    pub vulnerable_min: Option<crate::policy::Severity>,
     /// `minTags`, `maxTags` and the untagged-manifest bounds.
     pub bounds: crate::policy::Bounds,
 }
@@ -90,7 +92,8 @@ impl Scope {
 impl RuleScope {
     /// Whether an item with this timestamp and lock is old enough, unpulled long enough
     /// and unlocked enough for this rule, or the reason it is not: an unreadable age first,
-    /// then too young, then pulled within `notPulledFor` (or pulls unknown), then locked
+    /// then too young, then pulled within `notPulledFor` (or pulls unknown), then without
+    /// a finding as severe as `vulnerable` asks (or findings unknown), then locked
     /// without `--include-locked`. The one eligibility ladder for tags and manifests.
     pub fn eligibility(
         &self,
@@ -126,6 +129,9 @@ impl RuleScope {
             item.evidence
                 .unpulled_since(window_start, item.tags, item.digest)?;
         }
+        if let Some(min) = self.vulnerable_min {
+            item.evidence.vulnerable(min, item.digest)?;
+        }
         match locked && !self.include_locked {
             true => Err(KeepReason::Locked),
             false => Ok(()),
@@ -141,6 +147,7 @@ impl RuleScope {
             tags: if rule.untagged_only { None } else { tags },
             manifests: rule.purges_manifests(),
             unpulled_since: rule.not_pulled_for.map(|window| now - window.duration),
+            vulnerable_min: rule.vulnerable_min,
             bounds: rule.bounds,
         }
     }

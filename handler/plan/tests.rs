@@ -35,6 +35,7 @@ fn rule(filters: &[&str], ago: &str, keep: usize, untagged: bool, untagged_only:
         untagged_only,
         include_locked: false,
         not_pulled_for: None,
+        vulnerable_min: None,
         bounds: Default::default(),
     })
     .expect("a valid rule")
@@ -387,6 +388,8 @@ fn every_reason_has_a_case() {
         "inUseGrace",
         "recentlyPulled",
         "pullsUnknown",
+        "notVulnerable",
+        "findingsUnknown",
     ] {
         wanted.remove(&format!("keep:{name}"));
     }

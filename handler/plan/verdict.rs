@@ -241,6 +241,18 @@ pub enum KeepReason {
         /// Why.
         why: String,
     },
+    /// A rule with `vulnerable` selects only images carrying a Defender for Cloud finding at
+    /// least `min` severe, and this one carries none.
+    NotVulnerable {
+        /// The rule's minimum severity.
+        min: crate::policy::Severity,
+    },
+    /// Defender's findings could not be read, so a rule with `vulnerable` selects nothing
+    /// (an unread answer never means "no findings").
+    FindingsUnknown {
+        /// Why.
+        why: String,
+    },
     /// A saved plan being applied deletes it, but the registry changed since the plan was
     /// made (`handler apply`): it is kept and reported.
     Drift {
@@ -334,6 +346,8 @@ impl KeepReason {
             KeepReason::InUseGrace { .. } => "inUseGrace",
             KeepReason::RecentlyPulled { .. } => "recentlyPulled",
             KeepReason::PullsUnknown { .. } => "pullsUnknown",
+            KeepReason::NotVulnerable { .. } => "notVulnerable",
+            KeepReason::FindingsUnknown { .. } => "findingsUnknown",
             KeepReason::Drift { .. } => "drift",
             KeepReason::NotInPlan => "notInPlan",
         }
@@ -350,8 +364,10 @@ impl KeepReason {
             | KeepReason::KeptByMinTags { .. }
             | KeepReason::KeptByMinUntagged { .. }
             | KeepReason::Tagged { .. }
-            | KeepReason::RecentlyPulled { .. } => false,
+            | KeepReason::RecentlyPulled { .. }
+            | KeepReason::NotVulnerable { .. } => false,
             KeepReason::OverDeletionLimit { .. }
+            | KeepReason::FindingsUnknown { .. }
             | KeepReason::InUse { .. }
             | KeepReason::RecentlyDeployed { .. }
             | KeepReason::InUseGrace { .. }
@@ -384,6 +400,8 @@ impl KeepReason {
             | KeepReason::TimestampUnreadable { .. }
             | KeepReason::RecentlyPulled { .. }
             | KeepReason::PullsUnknown { .. }
+            | KeepReason::NotVulnerable { .. }
+            | KeepReason::FindingsUnknown { .. }
             | KeepReason::NotSelected => false,
             KeepReason::InUse { .. }
             | KeepReason::RecentlyDeployed { .. }
@@ -414,11 +432,14 @@ impl KeepReason {
         match self {
             KeepReason::NotSelected => 0,
             KeepReason::NoFilterMatch => 1,
-            KeepReason::TooYoung { .. } | KeepReason::RecentlyPulled { .. } => 2,
+            KeepReason::TooYoung { .. }
+            | KeepReason::RecentlyPulled { .. }
+            | KeepReason::NotVulnerable { .. } => 2,
             KeepReason::Locked => 3,
             KeepReason::TimestampMissing
             | KeepReason::TimestampUnreadable { .. }
-            | KeepReason::PullsUnknown { .. } => 4,
+            | KeepReason::PullsUnknown { .. }
+            | KeepReason::FindingsUnknown { .. } => 4,
             KeepReason::KeptByKeep { .. }
             | KeepReason::KeptByMinTags { .. }
             | KeepReason::KeptByMinUntagged { .. } => 5,
@@ -502,6 +523,12 @@ impl KeepReason {
                 at.format("%Y-%m-%dT%H:%M:%SZ")
             ),
             KeepReason::PullsUnknown { why } => format!("counts as pulled: {why}"),
+            KeepReason::NotVulnerable { min } => {
+                format!("carries no Defender finding of severity {min} or higher")
+            }
+            KeepReason::FindingsUnknown { why } => {
+                format!("Defender's findings are unknown, so vulnerable selects nothing: {why}")
+            }
             KeepReason::Drift { detail } => {
                 format!("planned for deletion, but changed since the plan: {detail}")
             }
@@ -556,6 +583,10 @@ pub(super) fn every_keep_reason() -> Vec<KeepReason> {
         KeepReason::InUseGrace { cutoff: Utc::now() },
         KeepReason::RecentlyPulled { at: Utc::now() },
         KeepReason::PullsUnknown { why: t() },
+        KeepReason::NotVulnerable {
+            min: crate::policy::Severity::High,
+        },
+        KeepReason::FindingsUnknown { why: t() },
         KeepReason::Drift { detail: t() },
         KeepReason::NotInPlan,
     ]
@@ -666,7 +697,8 @@ mod tests {
                 "keptByMinTags",
                 "keptByMinUntagged",
                 "tagged",
-                "recentlyPulled"
+                "recentlyPulled",
+                "notVulnerable"
             ]
         );
     }
@@ -687,7 +719,9 @@ mod tests {
                 "timestampUnreadable",
                 "referrer",
                 "recentlyPulled",
-                "pullsUnknown"
+                "pullsUnknown",
+                "notVulnerable",
+                "findingsUnknown"
             ]
         );
     }

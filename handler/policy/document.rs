@@ -59,6 +59,8 @@ struct RawPolicy {
     in_use_exclude_clusters: Vec<String>,
     #[serde(default)]
     exclude_pullers: Vec<String>,
+    #[serde(default)]
+    findings_scope: Vec<String>,
     /// Absent: `None`; `null`: `Some(Null)`.
     #[serde(default, deserialize_with = "present")]
     max_deletions: Option<serde_json::Value>,
@@ -89,6 +91,8 @@ struct RawRule {
     #[serde(default)]
     not_pulled_for: Option<String>,
     #[serde(default)]
+    vulnerable: Option<RawVulnerable>,
+    #[serde(default)]
     min_tags: Option<usize>,
     #[serde(default)]
     max_tags: Option<usize>,
@@ -96,6 +100,13 @@ struct RawRule {
     min_untagged_manifests: Option<usize>,
     #[serde(default)]
     max_untagged_manifests: Option<usize>,
+}
+
+/// `vulnerable: {"minSeverity": "High"}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawVulnerable {
+    min_severity: String,
 }
 
 #[derive(Deserialize, Default)]
@@ -204,6 +215,14 @@ impl PolicyDocument {
             super::check_cluster_id(id)
                 .map_err(|e| PolicyError(format!("inUseExcludeClusters[{i}]: {e}")))?;
         }
+        let findings_scope = raw
+            .findings_scope
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                WorkloadScope::parse(s).map_err(|e| PolicyError(format!("findingsScope[{i}]: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         if let Some(i) = raw.exclude_pullers.iter().position(|p| p.trim().is_empty()) {
             return Err(PolicyError(format!("excludePullers[{i}]: empty")));
         }
@@ -230,6 +249,7 @@ impl PolicyDocument {
                 in_use_grace,
                 in_use_exclude_clusters: raw.in_use_exclude_clusters,
                 exclude_pullers: raw.exclude_pullers,
+                findings_scope,
             },
             dry_run: raw.dry_run,
             concurrency,
@@ -258,6 +278,12 @@ impl Policy {
                 });
                 if let (Some(window), Some(object)) = (rule.not_pulled_for, value.as_object_mut()) {
                     object.insert("notPulledFor".into(), window.to_string().into());
+                }
+                if let (Some(min), Some(object)) = (rule.vulnerable_min, value.as_object_mut()) {
+                    object.insert(
+                        "vulnerable".into(),
+                        serde_json::json!({ "minSeverity": min.name() }),
+                    );
                 }
                 let b = rule.bounds;
                 for (field, bound) in [
@@ -298,6 +324,14 @@ impl Policy {
                 self.in_use_exclude_clusters.clone().into(),
             );
         }
+        if let (false, Some(object)) = (self.findings_scope.is_empty(), document.as_object_mut()) {
+            let scopes: Vec<String> = self
+                .findings_scope
+                .iter()
+                .map(WorkloadScope::resource_id)
+                .collect();
+            object.insert("findingsScope".into(), scopes.into());
+        }
         document
     }
 }
@@ -314,6 +348,7 @@ fn rule_from(index: usize, raw: RawRule) -> Result<Rule, PolicyError> {
         untagged_only: raw.untagged_only,
         include_locked: raw.include_locked,
         not_pulled_for: raw.not_pulled_for.as_deref(),
+        vulnerable_min: raw.vulnerable.as_ref().map(|v| v.min_severity.as_str()),
         bounds: Bounds {
             min_tags: raw.min_tags,
             max_tags: raw.max_tags,
@@ -325,6 +360,7 @@ fn rule_from(index: usize, raw: RawRule) -> Result<Rule, PolicyError> {
         RuleSpecError::Filter { index: j, error } => at(&format!("filter[{j}]"), error.to_string()),
         RuleSpecError::Ago(error) => at("ago", error.to_string()),
         RuleSpecError::NotPulledFor(error) => at("notPulledFor", error.to_string()),
+        RuleSpecError::Vulnerable(error) => at("vulnerable.minSeverity", error),
         RuleSpecError::AgoMissing => at("ago", "required unless untaggedOnly is true".to_string()),
         RuleSpecError::Flags(error) => PolicyError(format!("rules[{index}]: {error}")),
     })?;
@@ -543,6 +579,7 @@ mod schema_tests {
                 "concurrency",
                 "dryRun",
                 "excludePullers",
+                "findingsScope",
                 "inUseExcludeClusters",
                 "inUseGrace",
                 "keepDeployed",
@@ -568,12 +605,13 @@ mod schema_tests {
                 "minUntaggedManifests",
                 "notPulledFor",
                 "untagged",
-                "untaggedOnly"
+                "untaggedOnly",
+                "vulnerable"
             ]
             .map(String::from)
             .into()
         );
-        let full = r#"{"rules":[{"filter":["a:.*"],"ago":"1d","keep":1,"untagged":true,"untaggedOnly":false,"includeLocked":true,"notPulledFor":"30d","minTags":1,"maxTags":5,"minUntaggedManifests":0,"maxUntaggedManifests":9}],"protect":["a:x"],"dryRun":true,"concurrency":4,"protectInUse":["sub"],"keepDeployed":2,"inUseGrace":"1d12h","inUseExcludeClusters":["/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/c"],"excludePullers":["scanner"],"maxDeletions":"25%"}"#;
+        let full = r#"{"rules":[{"filter":["a:.*"],"ago":"1d","keep":1,"untagged":true,"untaggedOnly":false,"includeLocked":true,"notPulledFor":"30d","minTags":1,"maxTags":5,"minUntaggedManifests":0,"maxUntaggedManifests":9,"vulnerable":{"minSeverity":"High"}}],"findingsScope":["/subscriptions/sub"],"protect":["a:x"],"dryRun":true,"concurrency":4,"protectInUse":["sub"],"keepDeployed":2,"inUseGrace":"1d12h","inUseExcludeClusters":["/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/c"],"excludePullers":["scanner"],"maxDeletions":"25%"}"#;
         PolicyDocument::parse(full).unwrap();
         assert!(
             PolicyDocument::parse(r#"{"rules":[{"filter":"a:b","ago":"1d"}],"extra":1}"#).is_err()

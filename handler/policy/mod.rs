@@ -8,11 +8,13 @@ mod ago;
 mod document;
 mod filter;
 mod limit;
+mod severity;
 
 pub use ago::{Ago, AgoError, MAX_AGO};
 pub use document::{PolicyDocument, PolicyError};
 pub use filter::{BACKTRACK_LIMIT, Filter, FilterError, MatchError, TagMatcher};
 pub use limit::{DeletionLimit, LimitError, LimitSetting, SCHEDULED_DEFAULT};
+pub use severity::Severity;
 
 /// One purge rule: the flags of one `acr purge` invocation.
 #[derive(Debug, Clone)]
@@ -32,6 +34,10 @@ pub struct Rule {
     /// `--not-pulled-for`: only items whose last pull is older than this are eligible (read
     /// from the registry's pull logs; unknown pulls count as recent).
     pub not_pulled_for: Option<Ago>,
+    /// `--vulnerable-min-severity` / `vulnerable: {"minSeverity"}`: only images carrying a
+    /// Defender for Cloud finding at least this severe are eligible (read from Resource
+    /// Graph's `securityresources`; findings that cannot be read make nothing eligible).
+    pub vulnerable_min: Option<Severity>,
     /// `--min-tags`, `--max-tags`, `--min-untagged-manifests`, `--max-untagged-manifests`.
     pub bounds: Bounds,
 }
@@ -71,6 +77,8 @@ pub struct RuleSpec<'a> {
     pub include_locked: bool,
     /// `--not-pulled-for`, when given.
     pub not_pulled_for: Option<&'a str>,
+    /// `--vulnerable-min-severity`, when given.
+    pub vulnerable_min: Option<&'a str>,
     /// `--min-tags` and the other count bounds.
     pub bounds: Bounds,
 }
@@ -90,6 +98,8 @@ pub enum RuleSpecError {
     Ago(AgoError),
     /// The not-pulled-for age does not parse.
     NotPulledFor(AgoError),
+    /// The minimum severity is not one.
+    Vulnerable(String),
     /// No age, and not `--untagged-only` (where it defaults to 0).
     AgoMissing,
     /// The flags contradict each other.
@@ -119,6 +129,11 @@ impl Rule {
             .map(Ago::parse)
             .transpose()
             .map_err(RuleSpecError::NotPulledFor)?;
+        let vulnerable_min = spec
+            .vulnerable_min
+            .map(Severity::parse)
+            .transpose()
+            .map_err(RuleSpecError::Vulnerable)?;
         let rule = Rule {
             filters,
             ago,
@@ -127,6 +142,7 @@ impl Rule {
             untagged_only: spec.untagged_only,
             include_locked: spec.include_locked,
             not_pulled_for,
+            vulnerable_min,
             bounds: spec.bounds,
         };
         rule.validate().map_err(RuleSpecError::Flags)?;
@@ -157,6 +173,11 @@ pub struct Policy {
     pub in_use_exclude_clusters: Vec<String>,
     /// Pulls by these identities do not count (`excludePullers`: scanners, CI).
     pub exclude_pullers: Vec<String>,
+    /// Where Defender for Cloud's findings on the registry's images are read
+    /// (`findingsScope`, `--findings-scope`: the registry's subscription at least); empty:
+    /// `protect_in_use`'s scopes. Findings are read when this is given or a rule has
+    /// `vulnerable`.
+    pub findings_scope: Vec<WorkloadScope>,
 }
 
 /// The `inUseGrace` of a policy that protects what is in use and names none: 48 hours.
@@ -194,6 +215,20 @@ impl Policy {
             Some(grace) => grace.duration,
             None => chrono::TimeDelta::hours(48),
         })
+    }
+
+    /// Whether Defender's findings are read: `findingsScope` is given, or a rule targets
+    /// `vulnerable` images.
+    pub fn wants_findings(&self) -> bool {
+        !self.findings_scope.is_empty() || self.rules.iter().any(|r| r.vulnerable_min.is_some())
+    }
+
+    /// Where findings are read: `findingsScope`, else `protectInUse`'s scopes.
+    pub fn findings_scopes(&self) -> &[WorkloadScope] {
+        match self.findings_scope.is_empty() {
+            false => &self.findings_scope,
+            true => &self.protect_in_use,
+        }
     }
 
     /// The longest `notPulledFor` window of the rules, when any rule has one.

@@ -4,6 +4,7 @@
 //! lines are in [`text`].
 
 mod error;
+pub mod findings;
 pub mod storage;
 pub mod text;
 
@@ -243,6 +244,9 @@ pub struct RunReport {
     /// The saved plan this dry run recorded, or the one this run applied.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plan_digest: Option<String>,
+    /// What the run does to Defender for Cloud's findings, when the policy reads them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub findings: Option<findings::FindingsReport>,
 }
 
 impl RunReport {
@@ -264,6 +268,7 @@ impl RunReport {
             summary: Summary::default(),
             error: Some(error),
             plan_digest: None,
+            findings: None,
         }
     }
 

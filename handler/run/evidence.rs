@@ -9,7 +9,7 @@
 //! is kept, with the reason.
 
 pub use crate::plan::evidence::DeployHistory;
-use crate::plan::evidence::{Evidence, InUse, Pulls};
+use crate::plan::evidence::{Evidence, Findings, InUse, Pulls};
 use crate::policy::{Policy, WorkloadScope};
 use crate::report::RunError;
 use crate::settings;
@@ -25,6 +25,9 @@ pub struct Sources {
     pub in_use: Option<InUseClient>,
     /// The pull logs, when a rule has `notPulledFor` and a workspace is configured.
     pub pulls: Option<PullLog>,
+    /// Resource Graph for Defender's findings, when the policy reads them
+    /// ([`Policy::wants_findings`]).
+    pub findings: Option<InUseClient>,
 }
 
 impl Sources {
@@ -35,7 +38,8 @@ impl Sources {
     pub fn for_policy(policy: &Policy, workspace: Option<&str>) -> Result<Option<Sources>, String> {
         let wants_in_use = !policy.protect_in_use.is_empty();
         let wants_pulls = policy.longest_pull_window().is_some();
-        if !wants_in_use && !wants_pulls {
+        let wants_findings = policy.wants_findings();
+        if !wants_in_use && !wants_pulls && !wants_findings {
             return Ok(None);
         }
         let credential = crate::outbound::azure_credential().map_err(|e| e.to_string())?;
@@ -64,6 +68,13 @@ impl Sources {
                 )
             }
         };
+        let findings = match wants_findings {
+            false => None,
+            true => {
+                let arm = endpoint(settings::PURGE_ARM_ENDPOINT, settings::DEFAULT_ARM_ENDPOINT)?;
+                Some(InUseClient::new(arm, credential.clone(), http.clone()))
+            }
+        };
         let workspace = workspace
             .map(str::to_string)
             .or_else(|| std::env::var(settings::PURGE_LOGS_WORKSPACE_ID).ok())
@@ -78,7 +89,11 @@ impl Sources {
             }
             _ => None,
         };
-        Ok(Some(Sources { in_use, pulls }))
+        Ok(Some(Sources {
+            in_use,
+            pulls,
+            findings,
+        }))
     }
 }
 
@@ -110,6 +125,16 @@ pub struct Gathered {
     history: DeployHistory,
     keep_deployed: usize,
     fresh_after: Option<DateTime<Utc>>,
+    findings: Option<FindingsRead>,
+}
+
+/// Defender's findings as read for the run.
+#[derive(Debug, Clone)]
+pub enum FindingsRead {
+    /// Read: (repository, digest) → CVE → severity.
+    Known(crate::workloads::findings::Findings),
+    /// Not read, and why.
+    Unknown(String),
 }
 
 /// Last pulls by digest and by tag, of one repository.
@@ -160,7 +185,41 @@ impl Gathered {
             keep_deployed: self.keep_deployed,
             pulls,
             fresh_after: self.fresh_after,
+            findings: self.findings.as_ref().map(|f| match f {
+                FindingsRead::Unknown(why) => Findings::Unknown(why.clone()),
+                FindingsRead::Known(all) => Findings::Known(
+                    all.by_image
+                        .range((repository.to_string(), String::new())..)
+                        .take_while(|((r, _), _)| r == repository)
+                        .filter_map(|((_, digest), cves)| {
+                            cves.values().max().map(|worst| (digest.clone(), *worst))
+                        })
+                        .collect(),
+                ),
+            }),
         }
+    }
+
+    /// The severities of the unresolved findings on each digest of `repository` (empty when
+    /// none were read).
+    pub fn findings_by_digest(
+        &self,
+        repository: &str,
+    ) -> std::collections::BTreeMap<String, Vec<crate::policy::Severity>> {
+        match &self.findings {
+            Some(FindingsRead::Known(all)) => all
+                .by_image
+                .range((repository.to_string(), String::new())..)
+                .take_while(|((r, _), _)| r == repository)
+                .map(|((_, digest), cves)| (digest.clone(), cves.values().copied().collect()))
+                .collect(),
+            _ => std::collections::BTreeMap::new(),
+        }
+    }
+
+    /// Defender's findings as read for the run, when the policy reads them.
+    pub fn findings(&self) -> Option<&FindingsRead> {
+        self.findings.as_ref()
     }
 
     /// With in-use protection on, the tags workloads refer to in `repository` (its
@@ -226,6 +285,9 @@ pub async fn gather(
         );
         gathered.in_use = Some(by_repository);
     }
+    if policy.wants_findings() {
+        gathered.findings = Some(read_findings(login_server, policy, sources).await);
+    }
     if let Some(window) = policy.longest_pull_window() {
         gathered.pulls = Some(match sources.and_then(|s| s.pulls.as_ref()) {
             None => PullsByRepository::Unknown(
@@ -257,4 +319,43 @@ pub async fn gather(
         });
     }
     Ok(gathered)
+}
+
+/// Reads Defender's findings over `findingsScope` (else `protectInUse`); a failure is not a
+/// run error: the report says why, and every `vulnerable` rule selects nothing.
+async fn read_findings(
+    login_server: &str,
+    policy: &Policy,
+    sources: Option<&Sources>,
+) -> FindingsRead {
+    let Some(client) = sources.and_then(|s| s.findings.as_ref()) else {
+        return FindingsRead::Unknown("no Resource Graph client is configured".to_string());
+    };
+    let scopes: Vec<Scope> = policy
+        .findings_scopes()
+        .iter()
+        .map(|s| match s {
+            WorkloadScope::Subscription(id) => Scope::Subscription(id.clone()),
+            WorkloadScope::ManagementGroup(id) => Scope::ManagementGroup(id.clone()),
+        })
+        .collect();
+    if scopes.is_empty() {
+        return FindingsRead::Unknown(
+            "no scope to read Defender's findings in (findingsScope, --findings-scope, or protectInUse)"
+                .to_string(),
+        );
+    }
+    match crate::workloads::findings::read(client, login_server, &scopes).await {
+        Ok(findings) => {
+            tracing::info!(
+                images = findings.by_image.len(),
+                "Defender findings read from Resource Graph"
+            );
+            FindingsRead::Known(findings)
+        }
+        Err(error) => {
+            tracing::warn!(%error, "Defender's findings could not be read: vulnerable rules select nothing");
+            FindingsRead::Unknown(error.to_string())
+        }
+    }
 }

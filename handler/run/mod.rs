@@ -199,6 +199,7 @@ pub async fn run_journaled(
         summary: Summary::default(),
         error: None,
         plan_digest: options.applying.as_ref().map(|p| p.digest().to_string()),
+        findings: None,
     };
     let printer = Mutex::new(Printer::new(out));
     match covered_repositories(client, policy, options).await {
@@ -225,6 +226,12 @@ pub async fn run_journaled(
                     break 'run;
                 }
             };
+            report.findings = gathered.findings().map(|read| match read {
+                evidence::FindingsRead::Known(_) => crate::report::findings::FindingsReport::read(),
+                evidence::FindingsRead::Unknown(why) => {
+                    crate::report::findings::FindingsReport::unknown(why)
+                }
+            });
             if options.dry_run
                 && let Ok(mut printer) = printer.lock()
             {
@@ -278,6 +285,9 @@ pub async fn run_journaled(
                 storage: &report.summary.storage,
             };
             printer.direct(storage.to_string());
+        }
+        if let Some(findings) = &report.findings {
+            printer.direct(findings.line(report.dry_run));
         }
         if let Some(error) = &report.error {
             printer.direct(Line::FailedToComplete(&error.to_string()).to_string());
@@ -471,6 +481,10 @@ async fn pipeline(
         tally.record(&repo, ending, deleted_here);
         if tally.must_stop() {
             fatal.stop();
+        }
+        if let Some(findings) = report.findings.as_mut() {
+            let here = stages.gathered.findings_by_digest(&repo.repository);
+            findings.add(&repo, &here, options.dry_run);
         }
         report.add(repo);
     }

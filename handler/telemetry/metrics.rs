@@ -1,5 +1,7 @@
 //! Run metrics: `purge.deleted` (by `kind`; real runs only), `purge.protected` (by `reason`),
-//! `purge.throttled`, `purge.failures`, `purge.storage.freed` (bytes; real runs only) and the `purge.run.duration` histogram (seconds),
+//! `purge.throttled`, `purge.failures`, `purge.findings.cleared` (Defender findings on the
+//! images a run deletes, dry runs too, by `purge.severity`; Defender drops them within about
+//! an hour, rarely three days), `purge.storage.freed` (bytes; real runs only) and the `purge.run.duration` histogram (seconds),
 //! each with `faas.trigger` and `purge.dry_run`.
 
 use super::context::RunContext;
@@ -14,6 +16,7 @@ struct Instruments {
     throttled: Counter<u64>,
     failures: Counter<u64>,
     storage_freed: Counter<u64>,
+    findings_cleared: Counter<u64>,
     duration: Histogram<f64>,
 }
 
@@ -43,6 +46,10 @@ fn instruments() -> &'static Instruments {
                 .with_unit("By")
                 .with_description("Bytes of blobs freed by deleted manifests")
                 .build(),
+            findings_cleared: meter
+                .u64_counter("purge.findings.cleared")
+                .with_description("Defender for Cloud findings on the images deleted (dry run: to be deleted), by severity; Defender removes them within about an hour, rarely up to three days")
+                .build(),
             duration: meter
                 .f64_histogram("purge.run.duration")
                 .with_unit("s")
@@ -71,6 +78,14 @@ pub fn record(report: &RunReport, seconds: f64, context: &RunContext) {
         m.deleted
             .add(s.manifests_deleted, &with("kind", "manifest".into()));
         m.storage_freed.add(s.storage.freed_bytes, &common);
+    }
+    if let Some(findings) = &report.findings {
+        for severity in crate::policy::Severity::ALL {
+            m.findings_cleared.add(
+                findings.cleared(severity),
+                &with("purge.severity", severity.name().into()),
+            );
+        }
     }
     for (reason, count) in &s.protected {
         m.protected.add(*count, &with("reason", reason.clone()));

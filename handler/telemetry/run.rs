@@ -47,6 +47,15 @@ pub fn run_span(context: &RunContext) -> tracing::Span {
         purge.requests.write = Empty,
         purge.requests.delete = Empty,
         purge.requests.referrers = Empty,
+        purge.findings.status = Empty,
+        purge.findings.images_deleted = Empty,
+        purge.findings.cleared = Empty,
+        purge.findings.cleared.critical = Empty,
+        purge.findings.cleared.high = Empty,
+        purge.findings.cleared.medium = Empty,
+        purge.findings.cleared.low = Empty,
+        purge.findings.images_kept = Empty,
+        purge.findings.kept_severe = Empty,
         trace_id = Empty,
     );
     if let Some(parent) = &context.parent {
@@ -110,6 +119,37 @@ pub fn finish_run(span: &tracing::Span, context: &RunContext, report: &RunReport
         span.record(
             format!("purge.requests.{category}").as_str(),
             super::int(counts.requests),
+        );
+    }
+    // Defender drops the findings of deleted images within about an hour (rarely three
+    // days): the cleared count is what the run removed, not yet what Defender shows.
+    if let Some(findings) = &report.findings {
+        span.record("purge.findings.status", findings.status);
+        span.record(
+            "purge.findings.images_deleted",
+            super::int(findings.images_deleted),
+        );
+        span.record(
+            "purge.findings.cleared",
+            super::int(findings.findings_cleared),
+        );
+        for severity in crate::policy::Severity::ALL {
+            span.record(
+                format!(
+                    "purge.findings.cleared.{}",
+                    severity.name().to_ascii_lowercase()
+                )
+                .as_str(),
+                super::int(findings.cleared(severity)),
+            );
+        }
+        span.record(
+            "purge.findings.images_kept",
+            super::int(findings.images_kept),
+        );
+        span.record(
+            "purge.findings.kept_severe",
+            findings.kept_severe_json(40).as_str(),
         );
     }
     match &report.error {

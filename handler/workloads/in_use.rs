@@ -303,6 +303,22 @@ impl InUseClient {
         login_server: &str,
         scopes: &[Scope],
     ) -> Result<Vec<ImageUse>, InUseError> {
+        let login_server = normalize_login_server(login_server);
+        let mut found = BTreeSet::new();
+        for row in self.query_rows(scopes, IN_USE_QUERY).await? {
+            self.images_of_row(&row, &login_server, &mut found).await?;
+        }
+        Ok(found.into_iter().collect())
+    }
+
+    /// Every row `query` answers over `scopes`, after confirming they are readable (see the
+    /// module documentation), through every page and batch; fails closed as
+    /// [`InUseClient::images`] does.
+    pub async fn query_rows(
+        &self,
+        scopes: &[Scope],
+        query: &str,
+    ) -> Result<Vec<Map<String, Value>>, InUseError> {
         let subscriptions: Vec<&str> = scopes
             .iter()
             .filter_map(|s| match s {
@@ -321,8 +337,7 @@ impl InUseClient {
             return Err(InUseError::NoScope);
         }
         self.check_scopes(&subscriptions, &groups).await?;
-        let login_server = normalize_login_server(login_server);
-        let mut found = BTreeSet::new();
+        let mut rows = Vec::new();
         let mut requests: Vec<(&str, &[&str])> = subscriptions
             .chunks(MAX_SUBSCRIPTIONS_PER_REQUEST)
             .map(|batch| ("subscriptions", batch))
@@ -331,11 +346,9 @@ impl InUseClient {
             requests.push(("managementGroups", groups.as_slice()));
         }
         for (field, ids) in requests {
-            for row in self.rows(field, ids, IN_USE_QUERY).await? {
-                self.images_of_row(&row, &login_server, &mut found).await?;
-            }
+            rows.extend(self.rows(field, ids, query).await?);
         }
-        Ok(found.into_iter().collect())
+        Ok(rows)
     }
 
     /// Confirms every subscription is readable ([`SUBSCRIPTIONS_QUERY`] over the same

@@ -11,6 +11,7 @@
 
 pub mod aks;
 pub mod arm;
+pub mod findings;
 pub mod in_use;
 pub mod pulls;
 

@@ -30,6 +30,7 @@ fn policy() -> Policy {
         untagged_only: false,
         include_locked: false,
         not_pulled_for: None,
+        vulnerable_min: None,
         bounds: Default::default(),
     })
     .expect("rule");
