@@ -8,7 +8,12 @@
 //! * `where COLUMN OP VALUE [and COLUMN OP VALUE]…` with `==`, `!=`, `=~` (equal, ignoring
 //!   case), `!~`, `in (…)`, `!in (…)`, `in~ (…)`, `!in~ (…)`; values are string literals
 //!   (`'…'` or `"…"`, with `\\`, `\'`, `\"` escapes) compared with the cell as text;
-//! * `project COLUMN, …`;
+//! * `project COLUMN, NAME = COLUMN.MEMBER.MEMBER, …`: columns, and members of a dynamic
+//!   column (JSON objects) under a new name, `null` where a member is missing (Kusto's
+//!   dynamic member access: "The dynamic data type",
+//!   learn.microsoft.com/kusto/query/scalar-data-types/dynamic, "Dynamic object accessors");
+//!   the new column is `dynamic`. Resource Graph's own queries use this to keep only the
+//!   members they need of `properties`;
 //! * `order by COLUMN [asc|desc]` (`sort by` too; default `desc`, as Kusto);
 //! * `summarize NAME = max(COLUMN), NAME = min(COLUMN), NAME = count() [by COLUMN, …]`
 //!   (where the emulator allows it): `by` columns first, then the aggregates; without `by`,
@@ -56,11 +61,22 @@ pub(crate) struct Aggregate {
     pub column: Option<String>,
 }
 
+/// One item of a `project`: `column`, or `name = column.path…`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Projection {
+    /// The output column's name.
+    pub name: String,
+    /// The input column.
+    pub column: String,
+    /// The members followed from the column's value (empty: the column itself).
+    pub path: Vec<String>,
+}
+
 /// One tabular operator.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Stage {
     Where(Vec<Predicate>),
-    Project(Vec<String>),
+    Project(Vec<Projection>),
     Order {
         column: String,
         descending: bool,
@@ -96,6 +112,7 @@ enum Token {
     RParen,
     Comma,
     Assign,
+    Dot,
 }
 
 fn tokenize(text: &str) -> Result<Vec<Token>, String> {
@@ -121,6 +138,10 @@ fn tokenize(text: &str) -> Result<Vec<Token>, String> {
             }
             ',' => {
                 tokens.push(Token::Comma);
+                i += 1;
+            }
+            '.' => {
+                tokens.push(Token::Dot);
                 i += 1;
             }
             '=' if next == Some('=') => {
@@ -273,6 +294,48 @@ impl Parser {
         Ok(columns)
     }
 
+    /// `column`, or `name = column.member…`.
+    fn projection(&mut self) -> Result<Projection, String> {
+        let first = self.ident("a column name")?;
+        if self.peek() == Some(&Token::Dot) {
+            return Err(format!(
+                "a member of `{first}` needs a column name (`NAME = {first}.member`)"
+            ));
+        }
+        if self.peek() != Some(&Token::Assign) {
+            return Ok(Projection {
+                name: first.clone(),
+                column: first,
+                path: Vec::new(),
+            });
+        }
+        self.next();
+        let column = self.ident("a column name")?;
+        let mut path = Vec::new();
+        while self.peek() == Some(&Token::Dot) {
+            self.next();
+            path.push(self.ident("a member name")?);
+        }
+        Ok(Projection {
+            name: first,
+            column,
+            path,
+        })
+    }
+
+    fn projections(&mut self) -> Result<Vec<Projection>, String> {
+        let mut items = vec![self.projection()?];
+        while self.peek() == Some(&Token::Comma) {
+            self.next();
+            items.push(self.projection()?);
+        }
+        let mut names = std::collections::BTreeSet::new();
+        if let Some(twice) = items.iter().find(|p| !names.insert(p.name.as_str())) {
+            return Err(format!("the column `{}` is projected twice", twice.name));
+        }
+        Ok(items)
+    }
+
     fn string(&mut self) -> Result<String, String> {
         match self.next() {
             Some(Token::Str(s)) => Ok(s),
@@ -360,7 +423,7 @@ impl Parser {
                 }
                 Stage::Where(predicates)
             }
-            "project" => Stage::Project(self.columns()?),
+            "project" => Stage::Project(self.projections()?),
             "order" | "sort" => {
                 self.keyword("by")?;
                 let column = self.ident("a column name")?;
@@ -419,6 +482,7 @@ fn describe(token: Option<&Token>) -> String {
         Some(Token::RParen) => "`)`".to_string(),
         Some(Token::Comma) => "`,`".to_string(),
         Some(Token::Assign) => "`=`".to_string(),
+        Some(Token::Dot) => "`.`".to_string(),
     }
 }
 
@@ -486,6 +550,14 @@ fn compare(a: &Value, b: &Value, kind: &str) -> Ordering {
     }
 }
 
+/// The member at `path` of a dynamic value; `null` where one is missing or not an object.
+fn member(cell: &Value, path: &[String]) -> Value {
+    path.iter()
+        .try_fold(cell, |value, key| value.get(key))
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
 fn index_of(table: &Table, column: &str) -> Result<usize, String> {
     table
         .columns
@@ -528,17 +600,30 @@ pub(crate) fn evaluate(
                     rows,
                 }
             }
-            Stage::Project(columns) => {
-                let indexes = columns
+            Stage::Project(items) => {
+                let indexes = items
                     .iter()
-                    .map(|c| index_of(&table, c))
+                    .map(|p| index_of(&table, &p.column))
                     .collect::<Result<Vec<_>, _>>()?;
                 Table {
-                    columns: indexes.iter().map(|i| table.columns[*i].clone()).collect(),
+                    columns: items
+                        .iter()
+                        .zip(&indexes)
+                        .map(|(p, i)| match p.path.is_empty() {
+                            true => (p.name.clone(), table.columns[*i].1),
+                            false => (p.name.clone(), "dynamic"),
+                        })
+                        .collect(),
                     rows: table
                         .rows
                         .iter()
-                        .map(|row| indexes.iter().map(|i| row[*i].clone()).collect())
+                        .map(|row| {
+                            items
+                                .iter()
+                                .zip(&indexes)
+                                .map(|(p, i)| member(&row[*i], &p.path))
+                                .collect()
+                        })
                         .collect(),
                 }
             }
@@ -652,6 +737,56 @@ mod tests {
         let out = evaluate(&q, table(), false).unwrap();
         assert_eq!(out.columns, vec![("time".to_string(), "datetime")]);
         assert_eq!(out.rows, vec![vec![json!("2024-01-01T00:00:00Z")]]);
+    }
+
+    #[test]
+    fn project_takes_members_of_a_dynamic_column_under_a_new_name() {
+        let input = Table {
+            columns: vec![
+                ("id".to_string(), "string"),
+                ("properties".to_string(), "dynamic"),
+            ],
+            rows: vec![
+                vec![
+                    json!("a"),
+                    json!({"fqdn": "a.io", "template": {"containers": [{"image": "x"}]}}),
+                ],
+                vec![json!("b"), json!({"template": null})],
+                vec![json!("c"), Value::Null],
+            ],
+        };
+        let q = parse(
+            "T | project id, fqdn = properties.fqdn, containers = properties.template.containers",
+        )
+        .unwrap();
+        let out = evaluate(&q, input, false).unwrap();
+        assert_eq!(
+            out.columns,
+            vec![
+                ("id".to_string(), "string"),
+                ("fqdn".to_string(), "dynamic"),
+                ("containers".to_string(), "dynamic")
+            ]
+        );
+        assert_eq!(
+            out.rows,
+            vec![
+                vec![json!("a"), json!("a.io"), json!([{"image": "x"}])],
+                vec![json!("b"), Value::Null, Value::Null],
+                vec![json!("c"), Value::Null, Value::Null],
+            ]
+        );
+        assert!(
+            parse("T | project properties.fqdn")
+                .unwrap_err()
+                .contains("needs a column name")
+        );
+        assert!(
+            parse("T | project a = id, a = id")
+                .unwrap_err()
+                .contains("twice")
+        );
+        assert!(parse("T | project a = properties.").is_err());
     }
 
     #[test]
