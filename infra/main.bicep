@@ -109,6 +109,9 @@ param inUseSubscriptionIds array = []
 @description('Subscription ids where Microsoft Defender for Cloud\'s findings on the registry\'s images are read (the policy\'s findingsScope; the registry\'s subscription at least): the app identity gets Reader on each not already in inUseSubscriptionIds (Reader covers the securityresources table; Security Reader is enough too, see infra/README.md).')
 param findingsSubscriptionIds array = []
 
+@description('Resource groups holding the AKS clusters whose pods in-use protection reads, as resource ids (/subscriptions/<id>/resourceGroups/<name>): the app identity gets Azure Kubernetes Service RBAC Reader on each group, so on every cluster in it, present and future (see infra/README.md). Empty: no AKS role is granted.')
+param aksReaderResourceGroupIds array = []
+
 @description('Email notified when a purge run fails; empty for no email (the alert still fires in Azure Monitor).')
 param alertEmail string = ''
 
@@ -221,6 +224,19 @@ module findingsReaders 'modules/inuse-reader.bicep' = [
   }
 ]
 
+// Resource-group scope, not the clusters themselves: see modules/aks-reader.bicep. A resource id
+// /subscriptions/<id>/resourceGroups/<name> splits into '', 'subscriptions', <id>,
+// 'resourceGroups', <name>.
+module aksReaders 'modules/aks-reader.bicep' = [
+  for groupId in aksReaderResourceGroupIds: {
+    name: 'aks-reader-${uniqueString(toLower(groupId))}'
+    scope: resourceGroup(split(groupId, '/')[2], split(groupId, '/')[4])
+    params: {
+      principalId: identity.outputs.principalId
+    }
+  }
+]
+
 // Uses the outputs of every module above, so it is deployed after all of them, roles included.
 module functionApp 'modules/functionapp.bicep' = {
   name: 'functionapp'
@@ -228,6 +244,7 @@ module functionApp 'modules/functionapp.bicep' = {
     registryDiagnostics
     inUseReaders
     findingsReaders
+    aksReaders
   ]
   params: {
     name: names.functionApp

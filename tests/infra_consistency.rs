@@ -534,3 +534,65 @@ fn the_run_store_container_is_the_handlers_default() {
     assert!(storage.contains("'${runsContainerName}/runs/'"));
     assert!(!storage.contains("'${runsContainerName}/registries/'"));
 }
+
+/// Built-in role "Azure Kubernetes Service RBAC Reader" (its role definition id is the same in
+/// every tenant; learn.microsoft.com, "Azure built-in roles for Containers").
+const AKS_RBAC_READER: &str = "7f6c6a51-bcf8-42ba-9220-52d62157d7db";
+
+/// In-use protection's AKS read is granted as documented: an optional parameter (empty by
+/// default, so nothing is granted unless asked), one resource-group deployment per listed
+/// group (the offline type check has no Microsoft.ContainerService types to scope it on a
+/// cluster), the AKS RBAC Reader role and nothing broader, in place before the app starts.
+#[test]
+fn the_aks_reader_role_is_optional_and_at_resource_group_scope() {
+    let main = read(&root().join("infra/main.bicep"));
+    assert!(
+        main.contains("param aksReaderResourceGroupIds array = []"),
+        "main.bicep declares aksReaderResourceGroupIds, empty by default"
+    );
+    let module = main
+        .split("module aksReaders 'modules/aks-reader.bicep' = [")
+        .nth(1)
+        .expect("main.bicep deploys modules/aks-reader.bicep in a loop");
+    let module = &module[..module.find("\n]").expect("end of the aksReaders loop")];
+    assert!(
+        module.contains("for groupId in aksReaderResourceGroupIds:"),
+        "one deployment per listed resource group: {module}"
+    );
+    assert!(
+        module.contains("scope: resourceGroup(split(groupId, '/')[2], split(groupId, '/')[4])"),
+        "each deployment is scoped on the listed group (subscription and name of its id): {module}"
+    );
+    let app = main
+        .split("module functionApp ")
+        .nth(1)
+        .expect("functionApp module");
+    let depends = &app[..app.find("params:").expect("functionApp params")];
+    assert!(
+        depends.contains("aksReaders"),
+        "the app waits for the AKS role as for the other in-use roles"
+    );
+
+    let reader = read(&root().join("infra/modules/aks-reader.bicep"));
+    assert!(reader.contains("targetScope = 'resourceGroup'"));
+    assert!(
+        reader.contains(&format!("'{AKS_RBAC_READER}'")),
+        "aks-reader.bicep grants Azure Kubernetes Service RBAC Reader"
+    );
+    assert_eq!(
+        reader
+            .matches("Microsoft.Authorization/roleAssignments@")
+            .count(),
+        1,
+        "one role assignment, no other role"
+    );
+    assert!(reader.contains("guid(resourceGroup().id, principalId, aksRbacReaderRoleId)"));
+
+    for doc in ["README.md", "infra/README.md"] {
+        let text = read(&root().join(doc));
+        assert!(
+            text.contains("`aksReaderResourceGroupIds`"),
+            "{doc} documents aksReaderResourceGroupIds"
+        );
+    }
+}

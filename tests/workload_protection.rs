@@ -269,6 +269,35 @@ async fn a_page_over_the_payload_limit_is_asked_again_smaller() {
 }
 
 #[tokio::test]
+async fn a_spent_user_quota_is_waited_out_not_run_into() {
+    let registry = Registry::start(seed()).await;
+    let azure = azure(&registry).await;
+    // Two queries per 2-second window, pages of one row: the scope check and three pages of
+    // workloads take two windows. Sent at once, the third query would draw a 429.
+    azure
+        .graph
+        .set_user_quota(2, std::time::Duration::from_secs(2));
+    azure.graph.set_page_size(1);
+    let mut args = POLICY.to_vec();
+    args.extend(["--protect-in-use", "sub-1"]);
+    let started = std::time::Instant::now();
+    let run = purge(&registry, &azure, &args).await;
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(registry.has("app", "running") && registry.has("app", "pinned"));
+    assert!(!registry.has("app", "stale"));
+    let statuses: Vec<u16> = azure.graph.requests().iter().map(|r| r.status).collect();
+    assert!(statuses.len() >= 4, "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| *s == 200),
+        "the handler waited for the quota's reset instead of drawing a 429: {statuses:?}"
+    );
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(2),
+        "the next window was waited for"
+    );
+}
+
+#[tokio::test]
 async fn a_subscription_the_identity_cannot_read_stops_the_run_naming_it() {
     let registry = Registry::start(seed()).await;
     let azure = azure(&registry).await;
@@ -371,7 +400,7 @@ async fn a_window_longer_than_the_logs_keeps_everything() {
 }
 
 #[tokio::test]
-async fn the_demo_keeps_one_image_a_container_app_runs_and_one_pulled_last_week() {
+async fn the_demo_keeps_what_a_container_app_and_aks_pods_run_and_one_pulled_last_week() {
     let run = crate::support::purge::handler(&["demo"]).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     let line = |needle: &str| {
@@ -395,6 +424,26 @@ async fn the_demo_keeps_one_image_a_container_app_runs_and_one_pulled_last_week(
             && findings.contains("images with findings kept: 1 (1 inUse)")
             && findings.contains("within about an hour"),
         "{findings}"
+    );
+    // The AKS cluster's pods: one by a tag the policy would delete, one whose tag moved
+    // since its pull (the untagged 70-day-old manifest it still runs, named by its imageID).
+    let pod = line("tag       build-1201").unwrap_or_default();
+    assert!(
+        pod.starts_with("  PROTECT")
+            && pod.contains("in use by")
+            && pod.contains("managedClusters/shop-aks"),
+        "{pod}"
+    );
+    let moved: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|l| l.contains("manifest") && l.contains("(untagged)"))
+        .filter(|l| l.contains("managedClusters/shop-aks"))
+        .collect();
+    assert_eq!(moved.len(), 1, "{}", run.stdout);
+    assert!(
+        moved.iter().all(|l| l.starts_with("  PROTECT")),
+        "{moved:?}"
     );
     assert!(
         run.stdout.contains("Same plan as the dry run: yes"),

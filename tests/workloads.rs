@@ -326,6 +326,11 @@ async fn in_use_images_of_every_page_in_both_formats() {
         );
         assert_eq!(r.body["subscriptions"], json!(["s1", "s2"]));
         assert_eq!(r.body["query"], acr_purge::workloads::in_use::IN_USE_QUERY);
+        // Pages as large as the service gives (its default without `$top` is 100 rows).
+        assert_eq!(
+            r.body["options"]["$top"],
+            acr_purge::workloads::in_use::PAGE_ROWS
+        );
         assert_eq!(
             r.body["options"].get("$skipToken").is_some(),
             i % 4 != 0,

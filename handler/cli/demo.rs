@@ -1,5 +1,7 @@
 //! `handler demo`: a whole purge against the in-process emulator's sample registry, with
-//! the plan and the reason behind every decision. No Azure account, no network.
+//! the plan and the reason behind every decision. No Azure account, no network: Resource
+//! Graph, Log Analytics and an AKS cluster's Kubernetes API server (over TLS, with a
+//! certificate made for the run) are emulated on the loopback interface too.
 
 use super::PurgeArgs;
 use super::output::say;
@@ -10,8 +12,8 @@ use crate::run::evidence::Sources;
 use crate::workloads::in_use::InUseClient;
 use crate::workloads::pulls::PullLog;
 use acr_emulator::{
-    ACR_ASSESSMENT_KEY, Emulator, GraphResource, LogAnalyticsEmulator, RepositoryEvent,
-    ResourceGraphEmulator, SubAssessment, sample_registry,
+    ACR_ASSESSMENT_KEY, Emulator, GraphResource, KubernetesEmulator, LogAnalyticsEmulator,
+    RepositoryEvent, ResourceGraphEmulator, RunningKubernetes, SubAssessment, sample_registry,
 };
 use anyhow::Context;
 use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
@@ -73,10 +75,13 @@ pub async fn run() -> anyhow::Result<()> {
     let mut request = args.validate().map_err(anyhow::Error::msg)?;
     let azure = DemoAzure::start(&running.host()).await?;
     say!("Azure around it, emulated too: Resource Graph, where a Container App runs");
-    say!("web/frontend:1.1.0, and the registry's pull logs in Log Analytics, where");
-    say!("web/frontend:build-1202 was pulled last week; and Microsoft Defender for Cloud's");
-    say!("findings: the superseded web/frontend:1.0.0 carries a Critical and a High finding,");
-    say!("the running 1.1.0 a High one.\n");
+    say!("web/frontend:1.1.0 and which lists the AKS cluster {DEMO_CLUSTER}, whose API");
+    say!("server (TLS) has pod shop/checkout running web/frontend:build-1201 and pod");
+    say!("shop/worker running web/frontend:latest, pulled when `latest` named an image");
+    say!("untagged since (its imageID says which); the registry's pull logs in Log");
+    say!("Analytics, where web/frontend:build-1202 was pulled last week; and Microsoft");
+    say!("Defender for Cloud's findings: the superseded web/frontend:1.0.0 carries a");
+    say!("Critical and a High finding, the running 1.1.0 a High one.\n");
     request.options.sources = Some(std::sync::Arc::new(azure.sources()?));
     let client = RegistryClient::connect(
         request.endpoint.clone(),
@@ -132,10 +137,14 @@ pub async fn run() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Resource Graph and Log Analytics emulators around the demo registry.
+/// The demo's AKS cluster (in the demo subscription, resource group `shop`).
+const DEMO_CLUSTER: &str = "shop-aks";
+
+/// Resource Graph, Log Analytics and an AKS cluster's API server around the demo registry.
 struct DemoAzure {
     graph: acr_emulator::RunningServer,
     logs: acr_emulator::RunningServer,
+    cluster: RunningKubernetes,
 }
 
 impl DemoAzure {
@@ -143,6 +152,13 @@ impl DemoAzure {
         let graph = ResourceGraphEmulator::new();
         graph.set_expected_token(Some(DEMO_TOKEN));
         let subscription = DEMO_SUBSCRIPTION.trim_start_matches("/subscriptions/");
+        let cluster = demo_cluster(login_server).await?;
+        graph.add(GraphResource::managed_cluster(
+            subscription,
+            "shop",
+            DEMO_CLUSTER,
+            &cluster.fqdn,
+        ));
         graph.add(GraphResource::new(
             subscription,
             "shop",
@@ -192,12 +208,19 @@ impl DemoAzure {
         Ok(DemoAzure {
             graph: graph.start().await.context("starting Resource Graph")?,
             logs: logs.start().await.context("starting Log Analytics")?,
+            cluster,
         })
     }
 
     fn sources(&self) -> anyhow::Result<Sources> {
         let credential: Arc<dyn TokenCredential> = Arc::new(DemoCredential);
-        let http = reqwest::Client::new();
+        // Trusts the emulated API server's certificate, made for this run.
+        let certificate = reqwest::Certificate::from_pem(self.cluster.cert_pem.as_bytes())
+            .context("the emulated AKS API server's certificate")?;
+        let http = reqwest::Client::builder()
+            .add_root_certificate(certificate)
+            .build()
+            .context("an HTTP client trusting the emulated AKS API server")?;
         Ok(Sources {
             in_use: Some(InUseClient::new(
                 self.graph.url.parse()?,
@@ -217,6 +240,43 @@ impl DemoAzure {
             )),
         })
     }
+}
+
+/// The demo's AKS cluster: its API server, emulated over TLS, with two pods of
+/// `web/frontend` (one by a tag the policy would delete, one by a tag that moved since its
+/// pull, so only the digest it runs names its image).
+async fn demo_cluster(login_server: &str) -> anyhow::Result<RunningKubernetes> {
+    let seed = sample_registry();
+    let digest = |alias: &str| {
+        seed.try_digest("web/frontend", alias)
+            .context("the sample registry's web/frontend")
+    };
+    let kube = KubernetesEmulator::new();
+    kube.set_expected_token(Some(DEMO_TOKEN));
+    kube.add_pod(
+        "shop",
+        "checkout",
+        &[(
+            "checkout",
+            &format!("{login_server}/web/frontend:build-1201"),
+            Some(&format!("{login_server}/web/frontend@{}", digest("b1201")?)),
+        )],
+    );
+    kube.add_pod(
+        "shop",
+        "worker",
+        &[(
+            "worker",
+            &format!("{login_server}/web/frontend:latest"),
+            Some(&format!(
+                "docker-pullable://{login_server}/web/frontend@{}",
+                digest("dangling-70d")?
+            )),
+        )],
+    );
+    kube.start_tls()
+        .await
+        .context("starting the AKS cluster's API server")
 }
 
 /// The emulated Azure's sign-in: a fixed token.

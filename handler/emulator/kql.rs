@@ -10,7 +10,12 @@
 //!   (`'…'` or `"…"`, with `\\`, `\'`, `\"` escapes) compared with the cell as text;
 //!   a `where` column may be a dotted path into a dynamic column
 //!   (`properties.additionalData.assessedResourceType`), null where the path leads nowhere;
-//! * `project COLUMN, …`;
+//! * `project COLUMN, NAME = COLUMN.MEMBER.MEMBER, …`: columns, and members of a dynamic
+//!   column (JSON objects) under a new name, `null` where a member is missing (Kusto's
+//!   dynamic member access: "The dynamic data type",
+//!   learn.microsoft.com/kusto/query/scalar-data-types/dynamic, "Dynamic object accessors");
+//!   the new column is `dynamic`. Resource Graph's own queries use this to keep only the
+//!   members they need of `properties`;
 //! * `order by COLUMN [asc|desc]` (`sort by` too; default `desc`, as Kusto);
 //! * `summarize NAME = max(COLUMN), NAME = min(COLUMN), NAME = count() [by COLUMN, …]`
 //!   (where the emulator allows it): `by` columns first, then the aggregates; without `by`,
@@ -58,11 +63,22 @@ pub(crate) struct Aggregate {
     pub column: Option<String>,
 }
 
+/// One item of a `project`: `column`, or `name = column.path…`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Projection {
+    /// The output column's name.
+    pub name: String,
+    /// The input column.
+    pub column: String,
+    /// The members followed from the column's value (empty: the column itself).
+    pub path: Vec<String>,
+}
+
 /// One tabular operator.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Stage {
     Where(Vec<Predicate>),
-    Project(Vec<String>),
+    Project(Vec<Projection>),
     Order {
         column: String,
         descending: bool,
@@ -98,6 +114,7 @@ enum Token {
     RParen,
     Comma,
     Assign,
+    Dot,
 }
 
 fn tokenize(text: &str) -> Result<Vec<Token>, String> {
@@ -123,6 +140,10 @@ fn tokenize(text: &str) -> Result<Vec<Token>, String> {
             }
             ',' => {
                 tokens.push(Token::Comma);
+                i += 1;
+            }
+            '.' => {
+                tokens.push(Token::Dot);
                 i += 1;
             }
             '=' if next == Some('=') => {
@@ -281,6 +302,52 @@ impl Parser {
         Ok(columns)
     }
 
+    /// `column`, or `name = column.member…`.
+    fn projection(&mut self) -> Result<Projection, String> {
+        let first = self.ident("a column name")?;
+        if first.contains('.') || self.peek() == Some(&Token::Dot) {
+            let column = first.split('.').next().unwrap_or_default();
+            return Err(format!(
+                "a member of `{column}` needs a column name (`NAME = {column}.member`)"
+            ));
+        }
+        if self.peek() != Some(&Token::Assign) {
+            return Ok(Projection {
+                name: first.clone(),
+                column: first,
+                path: Vec::new(),
+            });
+        }
+        self.next();
+        // The tokenizer reads `column.a.b` as one word (a dotted path).
+        let word = self.ident("a column name")?;
+        let mut parts = word.split('.').map(str::to_string);
+        let column = parts.next().unwrap_or_default();
+        let mut path: Vec<String> = parts.collect();
+        while self.peek() == Some(&Token::Dot) {
+            self.next();
+            path.push(self.ident("a member name")?);
+        }
+        Ok(Projection {
+            name: first,
+            column,
+            path,
+        })
+    }
+
+    fn projections(&mut self) -> Result<Vec<Projection>, String> {
+        let mut items = vec![self.projection()?];
+        while self.peek() == Some(&Token::Comma) {
+            self.next();
+            items.push(self.projection()?);
+        }
+        let mut names = std::collections::BTreeSet::new();
+        if let Some(twice) = items.iter().find(|p| !names.insert(p.name.as_str())) {
+            return Err(format!("the column `{}` is projected twice", twice.name));
+        }
+        Ok(items)
+    }
+
     fn string(&mut self) -> Result<String, String> {
         match self.next() {
             Some(Token::Str(s)) => Ok(s),
@@ -368,7 +435,7 @@ impl Parser {
                 }
                 Stage::Where(predicates)
             }
-            "project" => Stage::Project(self.columns()?),
+            "project" => Stage::Project(self.projections()?),
             "order" | "sort" => {
                 self.keyword("by")?;
                 let column = self.ident("a column name")?;
@@ -427,6 +494,7 @@ fn describe(token: Option<&Token>) -> String {
         Some(Token::RParen) => "`)`".to_string(),
         Some(Token::Comma) => "`,`".to_string(),
         Some(Token::Assign) => "`=`".to_string(),
+        Some(Token::Dot) => "`.`".to_string(),
     }
 }
 
@@ -494,11 +562,11 @@ fn compare(a: &Value, b: &Value, kind: &str) -> Ordering {
     }
 }
 
-/// The value at a dotted path inside a dynamic cell (`properties.a.b`: `a`, then `b`);
-/// null where the path leads nowhere, as Kusto answers.
-fn at_path(cell: &Value, path: &[&str]) -> Value {
+/// The member at `path` of a dynamic value (`properties.a.b`: `a`, then `b`); null where
+/// one is missing or not an object, as Kusto answers.
+fn member<S: AsRef<str>>(cell: &Value, path: &[S]) -> Value {
     path.iter()
-        .try_fold(cell, |value, key| value.get(*key))
+        .try_fold(cell, |value, key| value.get(key.as_ref()))
         .cloned()
         .unwrap_or(Value::Null)
 }
@@ -546,7 +614,7 @@ pub(crate) fn evaluate(
                     .filter(|row| {
                         tests
                             .iter()
-                            .all(|(i, path, p)| holds(p, &at_path(&row[*i], path)))
+                            .all(|(i, path, p)| holds(p, &member(&row[*i], path)))
                     })
                     .collect();
                 Table {
@@ -554,17 +622,30 @@ pub(crate) fn evaluate(
                     rows,
                 }
             }
-            Stage::Project(columns) => {
-                let indexes = columns
+            Stage::Project(items) => {
+                let indexes = items
                     .iter()
-                    .map(|c| index_of(&table, c))
+                    .map(|p| index_of(&table, &p.column))
                     .collect::<Result<Vec<_>, _>>()?;
                 Table {
-                    columns: indexes.iter().map(|i| table.columns[*i].clone()).collect(),
+                    columns: items
+                        .iter()
+                        .zip(&indexes)
+                        .map(|(p, i)| match p.path.is_empty() {
+                            true => (p.name.clone(), table.columns[*i].1),
+                            false => (p.name.clone(), "dynamic"),
+                        })
+                        .collect(),
                     rows: table
                         .rows
                         .iter()
-                        .map(|row| indexes.iter().map(|i| row[*i].clone()).collect())
+                        .map(|row| {
+                            items
+                                .iter()
+                                .zip(&indexes)
+                                .map(|(p, i)| member(&row[*i], &p.path))
+                                .collect()
+                        })
                         .collect(),
                 }
             }
@@ -701,6 +782,56 @@ mod tests {
         assert_eq!(out.rows, vec![vec![json!("b")], vec![json!("c")]]);
         let q = parse("T | where nothing.data == 'X'").unwrap();
         assert!(evaluate(&q, input, false).is_err());
+    }
+
+    #[test]
+    fn project_takes_members_of_a_dynamic_column_under_a_new_name() {
+        let input = Table {
+            columns: vec![
+                ("id".to_string(), "string"),
+                ("properties".to_string(), "dynamic"),
+            ],
+            rows: vec![
+                vec![
+                    json!("a"),
+                    json!({"fqdn": "a.io", "template": {"containers": [{"image": "x"}]}}),
+                ],
+                vec![json!("b"), json!({"template": null})],
+                vec![json!("c"), Value::Null],
+            ],
+        };
+        let q = parse(
+            "T | project id, fqdn = properties.fqdn, containers = properties.template.containers",
+        )
+        .unwrap();
+        let out = evaluate(&q, input, false).unwrap();
+        assert_eq!(
+            out.columns,
+            vec![
+                ("id".to_string(), "string"),
+                ("fqdn".to_string(), "dynamic"),
+                ("containers".to_string(), "dynamic")
+            ]
+        );
+        assert_eq!(
+            out.rows,
+            vec![
+                vec![json!("a"), json!("a.io"), json!([{"image": "x"}])],
+                vec![json!("b"), Value::Null, Value::Null],
+                vec![json!("c"), Value::Null, Value::Null],
+            ]
+        );
+        assert!(
+            parse("T | project properties.fqdn")
+                .unwrap_err()
+                .contains("needs a column name")
+        );
+        assert!(
+            parse("T | project a = id, a = id")
+                .unwrap_err()
+                .contains("twice")
+        );
+        assert!(parse("T | project a = properties.").is_err());
     }
 
     #[test]

@@ -41,11 +41,23 @@
 //! 1,000 subscription limit", Troubleshoot errors using Azure Resource Graph, "Too many
 //! subscriptions", learn.microsoft.com/azure/governance/resource-graph/troubleshoot/general).
 //!
-//! Paging: pages hold `min($top, page size)` rows ([`ResourceGraphEmulator::set_page_size`],
-//! default 100, at most 1000). When more rows follow, the answer carries a `$skipToken`
+//! Paging: pages hold `$top` rows, 100 without it (the service's default; `$top` goes up to
+//! 1000: "Working with large Azure resource data sets",
+//! learn.microsoft.com/azure/governance/resource-graph/concepts/work-with-data), and never
+//! more than the page size set ([`ResourceGraphEmulator::set_page_size`], default 1000).
+//! When more rows follow, the answer carries a `$skipToken`
 //! (opaque, bound to the query and the scopes: a token sent with another query or scope
 //! answers 400). Every answer carries `x-ms-user-quota-remaining` and
 //! `x-ms-user-quota-resets-after` (`hh:mm:ss`).
+//!
+//! User quota ([`ResourceGraphEmulator::set_user_quota`]): as "Guidance for throttled
+//! requests in Azure Resource Graph"
+//! (learn.microsoft.com/azure/governance/resource-graph/concepts/guidance-for-throttled-requests)
+//! describes it, each user has a quota of queries per time window (by default 15 per 5
+//! seconds); every answer says how many remain (`x-ms-user-quota-remaining`) and when the
+//! window resets (`x-ms-user-quota-resets-after`, here rounded up to whole seconds), and a
+//! query beyond the quota answers 429 until the reset. Without it set, every answer says 14
+//! remain and the quota resets after 5 seconds, and nothing is throttled.
 //!
 //! Faults ([`GraphFault`]): `resultTruncated: "true"` without a token, a failing page, and
 //! throttling (429 with `Retry-After` and the quota headers at 0), and an oversized answer
@@ -290,6 +302,39 @@ struct State0 {
     page_size: usize,
     faults: Vec<GraphFault>,
     requests: Vec<GraphRequest>,
+    quota: Option<UserQuota>,
+}
+
+/// The caller's query quota: `limit` queries per `window`, counted from the window's first
+/// query.
+#[derive(Debug)]
+struct UserQuota {
+    limit: u32,
+    window: std::time::Duration,
+    started: Option<std::time::Instant>,
+    used: u32,
+}
+
+impl UserQuota {
+    /// Counts one query: `Ok((remaining, resets after))`, or `Err(resets after)` when the
+    /// quota is spent (the query is refused).
+    fn take(&mut self) -> Result<(u32, std::time::Duration), std::time::Duration> {
+        let now = std::time::Instant::now();
+        let started = match self.started {
+            Some(at) if now.duration_since(at) < self.window => at,
+            _ => {
+                self.used = 0;
+                self.started = Some(now);
+                now
+            }
+        };
+        let resets = self.window.saturating_sub(now.duration_since(started));
+        if self.used >= self.limit {
+            return Err(resets);
+        }
+        self.used += 1;
+        Ok((self.limit - self.used, resets))
+    }
 }
 
 /// A Resource Graph emulator; cheap to clone (clones share the state). It serves ARM's
@@ -308,7 +353,7 @@ impl Default for ResourceGraphEmulator {
 }
 
 impl ResourceGraphEmulator {
-    /// An empty emulator: no resources, page size 100, any bearer token accepted.
+    /// An empty emulator: no resources, pages of 100 rows unless `$top` says otherwise, any bearer token accepted.
     pub fn new() -> ResourceGraphEmulator {
         ResourceGraphEmulator {
             state: Arc::new(Mutex::new(State0 {
@@ -318,9 +363,10 @@ impl ResourceGraphEmulator {
                 subscriptions: Vec::new(),
                 unreadable: Vec::new(),
                 expected_token: None,
-                page_size: 100,
+                page_size: 1000,
                 faults: Vec::new(),
                 requests: Vec::new(),
+                quota: None,
             })),
             arm: ArmEmulator::new(),
         }
@@ -379,6 +425,17 @@ impl ResourceGraphEmulator {
         ));
     }
 
+    /// Gives the caller a quota of `queries` per `window` (see the module documentation):
+    /// answers count down `x-ms-user-quota-remaining`, and a query beyond it answers 429.
+    pub fn set_user_quota(&self, queries: u32, window: std::time::Duration) {
+        self.lock().quota = Some(UserQuota {
+            limit: queries,
+            window,
+            started: None,
+            used: 0,
+        });
+    }
+
     /// Sets the largest page the emulator answers (1 to 1000).
     pub fn set_page_size(&self, rows: usize) {
         self.lock().page_size = rows.clamp(1, 1000);
@@ -420,12 +477,23 @@ fn bad_request(message: impl Into<String>) -> Box<Response> {
 }
 
 fn quota_headers(response: &mut Response, remaining: u32) {
+    quota_headers_resetting(response, remaining, std::time::Duration::from_secs(5));
+}
+
+/// The quota headers: `remaining` queries, reset after `resets` (rounded up to seconds, so a
+/// client waiting that long finds the quota reset).
+fn quota_headers_resetting(response: &mut Response, remaining: u32, resets: std::time::Duration) {
+    let seconds = resets.as_secs() + u64::from(resets.subsec_nanos() > 0);
     let headers = response.headers_mut();
     headers.insert("x-ms-user-quota-remaining", HeaderValue::from(remaining));
-    headers.insert(
-        "x-ms-user-quota-resets-after",
-        HeaderValue::from_static("00:00:05"),
-    );
+    if let Ok(value) = HeaderValue::from_str(&format!(
+        "{:02}:{:02}:{:02}",
+        seconds / 3600,
+        seconds / 60 % 60,
+        seconds % 60
+    )) {
+        headers.insert("x-ms-user-quota-resets-after", value);
+    }
 }
 
 async fn handle(
@@ -533,6 +601,27 @@ fn answer(
         }
         Some(_) => {}
     }
+    let quota = {
+        let mut state = emulator.lock();
+        match state.quota.as_mut().map(UserQuota::take) {
+            Some(Err(resets)) => {
+                let mut response = azure_error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "RateLimiting",
+                    "Please provide below info when asking for support: the user quota of queries is spent.",
+                    Value::Null,
+                );
+                quota_headers_resetting(&mut response, 0, resets);
+                let seconds = resets.as_secs() + u64::from(resets.subsec_nanos() > 0);
+                response
+                    .headers_mut()
+                    .insert("retry-after", HeaderValue::from(seconds));
+                return response;
+            }
+            Some(Ok(left)) => Some(left),
+            None => None,
+        }
+    };
     {
         let mut state = emulator.lock();
         if let Some(at) = state
@@ -564,7 +653,12 @@ fn answer(
     }
     match query(emulator, body) {
         Ok(mut response) => {
-            quota_headers(&mut response, 14);
+            match quota {
+                Some((remaining, resets)) => {
+                    quota_headers_resetting(&mut response, remaining, resets)
+                }
+                None => quota_headers(&mut response, 14),
+            }
             if emulator
                 .lock()
                 .faults
@@ -791,7 +885,7 @@ fn query(emulator: &ResourceGraphEmulator, body: &Value) -> Result<Response, Box
         json!({ "query": text, "subscriptions": subscriptions, "managementGroups": groups });
     let total = table.rows.len();
     let top = match options.get("$top") {
-        None | Some(Value::Null) => 1000,
+        None | Some(Value::Null) => 100,
         Some(v) => match v.as_u64() {
             Some(n @ 1..=1000) => n as usize,
             _ => return Err(bad_request("`$top` must be an integer from 1 to 1000")),

@@ -59,8 +59,44 @@ pub const WORKLOAD_TYPES: &[&str] = &[
     "microsoft.web/sites/slots",
 ];
 
-/// The query sent (ordered by `id`, which paging needs to be stable).
-pub const IN_USE_QUERY: &str = "Resources | where type in~ ('microsoft.app/containerapps', 'microsoft.app/jobs', 'microsoft.containerinstance/containergroups', 'microsoft.containerservice/managedclusters', 'microsoft.web/sites', 'microsoft.web/sites/slots') | project id, type, properties | order by id asc";
+/// The members of a row's `properties` the decision needs, each projected as a column of
+/// its own (column name, member path under `properties`): the image references and what
+/// says where else to look, not whole `properties` (an App Service site's or an AKS
+/// cluster's run to kilobytes of settings the purge never reads). The row's `properties`
+/// is rebuilt from them ([`projected_properties`]), so the readers below see the shapes
+/// Resource Graph holds.
+pub const PROJECTED: &[(&str, &str)] = &[
+    // Container Apps and jobs: the template, and whether older revisions may serve.
+    ("appContainers", "template.containers"),
+    ("appInitContainers", "template.initContainers"),
+    ("revisionsMode", "configuration.activeRevisionsMode"),
+    ("traffic", "configuration.ingress.traffic"),
+    ("latestRevisionName", "latestRevisionName"),
+    ("latestReadyRevisionName", "latestReadyRevisionName"),
+    // Container Instances.
+    ("groupContainers", "containers"),
+    ("groupInitContainers", "initContainers"),
+    // App Service and Functions sites and slots.
+    ("linuxFxVersion", "siteConfig.linuxFxVersion"),
+    ("windowsFxVersion", "siteConfig.windowsFxVersion"),
+    ("siteProperties", "siteProperties.properties"),
+    // AKS: where the API server is, and whether an Entra token can read it.
+    ("fqdn", "fqdn"),
+    ("aadProfile", "aadProfile"),
+    (
+        "privateCluster",
+        "apiServerAccessProfile.enablePrivateCluster",
+    ),
+];
+
+/// The query sent (ordered by `id`, which paging needs to be stable): the columns of
+/// [`PROJECTED`] besides `id` and `type` (a unit test holds the two in step).
+pub const IN_USE_QUERY: &str = "Resources | where type in~ ('microsoft.app/containerapps', 'microsoft.app/jobs', 'microsoft.containerinstance/containergroups', 'microsoft.containerservice/managedclusters', 'microsoft.web/sites', 'microsoft.web/sites/slots') | project id, type, appContainers = properties.template.containers, appInitContainers = properties.template.initContainers, revisionsMode = properties.configuration.activeRevisionsMode, traffic = properties.configuration.ingress.traffic, latestRevisionName = properties.latestRevisionName, latestReadyRevisionName = properties.latestReadyRevisionName, groupContainers = properties.containers, groupInitContainers = properties.initContainers, linuxFxVersion = properties.siteConfig.linuxFxVersion, windowsFxVersion = properties.siteConfig.windowsFxVersion, siteProperties = properties.siteProperties.properties, fqdn = properties.fqdn, aadProfile = properties.aadProfile, privateCluster = properties.apiServerAccessProfile.enablePrivateCluster | order by id asc";
+
+/// The rows asked for per page (`$top`): the most Resource Graph answers in one page; its
+/// default without `$top` is 100 ("Working with large Azure resource data sets",
+/// learn.microsoft.com/azure/governance/resource-graph/concepts/work-with-data).
+pub const PAGE_ROWS: u32 = 1000;
 
 /// The query that confirms the scopes are readable: the subscriptions Resource Graph
 /// answers for (it leaves out, without an error, those the identity cannot read).
@@ -256,7 +292,7 @@ impl InUseClient {
             credential,
             http,
             format: ResultFormat::default(),
-            page_size: None,
+            page_size: Some(PAGE_ROWS),
         }
     }
 
@@ -279,8 +315,7 @@ impl InUseClient {
         self
     }
 
-    /// Asks for pages of at most `rows` rows (`$top`, 1 to 1000; Resource Graph's own page
-    /// size otherwise).
+    /// Asks for pages of at most `rows` rows (`$top`, 1 to 1000; [`PAGE_ROWS`] unless set).
     pub fn with_page_size(mut self, rows: u32) -> InUseClient {
         self.page_size = Some(rows.clamp(1, 1000));
         self
@@ -560,7 +595,7 @@ impl InUseClient {
                 detail: format!("a row has no id: {}", Value::Object(row.clone())),
             });
         }
-        let properties = row.get("properties").cloned().unwrap_or(Value::Null);
+        let properties = projected_properties(row);
         let mut images =
             image_strings(&resource_type, &properties).map_err(|(image, detail)| {
                 InUseError::Image {
@@ -782,6 +817,40 @@ pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Duration {
         })
         .unwrap_or(1);
     Duration::from_secs(seconds.min(10))
+}
+
+/// A row's `properties` as Resource Graph holds them, rebuilt from the columns of
+/// [`PROJECTED`] (a column that is missing or null leaves its member out), over the row's
+/// own `properties` when it has one.
+fn projected_properties(row: &Map<String, Value>) -> Value {
+    let mut properties = match row.get("properties") {
+        Some(Value::Object(members)) => members.clone(),
+        _ => Map::new(),
+    };
+    for (column, path) in PROJECTED {
+        let Some(value) = row.get(*column).filter(|v| !v.is_null()) else {
+            continue;
+        };
+        let mut members = path.split('.').peekable();
+        let mut at = &mut properties;
+        while let Some(member) = members.next() {
+            if members.peek().is_none() {
+                at.insert(member.to_string(), value.clone());
+                break;
+            }
+            let next = at
+                .entry(member.to_string())
+                .or_insert_with(|| Value::Object(Map::new()));
+            if !next.is_object() {
+                *next = Value::Object(Map::new());
+            }
+            let Value::Object(inner) = next else {
+                break;
+            };
+            at = inner;
+        }
+    }
+    Value::Object(properties)
 }
 
 /// The rows of `data`, as objects, from either result format.
@@ -1105,6 +1174,70 @@ mod tests {
 
     fn ok(image: &str) -> (String, ImageReference) {
         parse_image(image, LS).unwrap().unwrap()
+    }
+
+    #[test]
+    fn the_query_projects_exactly_the_members_the_readers_need() {
+        let project = IN_USE_QUERY
+            .split("| project ")
+            .nth(1)
+            .and_then(|rest| rest.split(" | ").next())
+            .expect("a project clause");
+        let mut expected = vec!["id".to_string(), "type".to_string()];
+        expected.extend(
+            PROJECTED
+                .iter()
+                .map(|(column, path)| format!("{column} = properties.{path}")),
+        );
+        assert_eq!(project.split(", ").collect::<Vec<_>>(), expected);
+        assert!(
+            !project.split(", ").any(|c| c == "properties"),
+            "not whole properties"
+        );
+    }
+
+    #[test]
+    fn projected_columns_rebuild_the_properties_the_readers_read() {
+        let row = |value: Value| value.as_object().cloned().unwrap_or_default();
+        let app = projected_properties(&row(json!({
+            "id": "/a", "type": "microsoft.app/containerapps",
+            "appContainers": [{"image": "r/app:1"}], "appInitContainers": null,
+            "revisionsMode": "Multiple", "traffic": [{"revisionName": "r1", "weight": 100}],
+            "latestRevisionName": "r2", "latestReadyRevisionName": "r1",
+            "fqdn": null
+        })));
+        assert_eq!(
+            app,
+            json!({
+                "template": {"containers": [{"image": "r/app:1"}]},
+                "configuration": {"activeRevisionsMode": "Multiple",
+                    "ingress": {"traffic": [{"revisionName": "r1", "weight": 100}]}},
+                "latestRevisionName": "r2", "latestReadyRevisionName": "r1"
+            })
+        );
+        assert!(may_serve_older_revisions(&app));
+        let site = projected_properties(&row(json!({
+            "siteProperties": [{"name": "LinuxFxVersion", "value": "DOCKER|r/web:2"}],
+            "linuxFxVersion": null
+        })));
+        assert_eq!(fx_values(&site), ["DOCKER|r/web:2"]);
+        let cluster = projected_properties(&row(json!({
+            "fqdn": "c.hcp.westeurope.azmk8s.io", "aadProfile": {"managed": true},
+            "privateCluster": false
+        })));
+        assert_eq!(
+            cluster.pointer("/apiServerAccessProfile/enablePrivateCluster"),
+            Some(&json!(false))
+        );
+        assert_eq!(cluster["fqdn"], "c.hcp.westeurope.azmk8s.io");
+        // A row with whole `properties` (another query's) is read as it is.
+        let whole = projected_properties(&row(
+            json!({"properties": {"containers": [{"properties": {"image": "r/x"}}]}}),
+        ));
+        assert_eq!(
+            whole.pointer("/containers/0/properties/image"),
+            Some(&json!("r/x"))
+        );
     }
 
     #[test]
