@@ -30,6 +30,9 @@ pub struct PolicyDocument {
     /// `maxDeletions`: the blast-radius guard (absent: the scheduled default, 50%; `null`:
     /// none).
     pub max_deletions: LimitSetting,
+    /// `maxRunDeletions`: the guard over a whole run (absent: the scheduled default, 50% of
+    /// the tagged images the run covers; `null`: none).
+    pub max_run_deletions: LimitSetting,
 }
 
 /// What is wrong with a policy document, and where.
@@ -62,6 +65,9 @@ struct RawPolicy {
     /// Absent: `None`; `null`: `Some(Null)`.
     #[serde(default, deserialize_with = "present")]
     max_deletions: Option<serde_json::Value>,
+    /// Absent: `None`; `null`: `Some(Null)`.
+    #[serde(default, deserialize_with = "present")]
+    max_run_deletions: Option<serde_json::Value>,
 }
 
 /// Deserializes a field that is present (even `null`) as `Some`.
@@ -207,20 +213,12 @@ impl PolicyDocument {
         if let Some(i) = raw.exclude_pullers.iter().position(|p| p.trim().is_empty()) {
             return Err(PolicyError(format!("excludePullers[{i}]: empty")));
         }
-        let max_deletions = match &raw.max_deletions {
-            None => LimitSetting::Default,
-            Some(serde_json::Value::Null) => LimitSetting::Lifted,
-            Some(serde_json::Value::Number(n)) => LimitSetting::parse(&n.to_string())
-                .map_err(|e| PolicyError(format!("maxDeletions: {e}")))?,
-            Some(serde_json::Value::String(text)) if !text.trim().eq_ignore_ascii_case("none") => {
-                LimitSetting::parse(text).map_err(|e| PolicyError(format!("maxDeletions: {e}")))?
-            }
-            Some(other) => {
-                return Err(PolicyError(format!(
-                    "maxDeletions: {other} is not a count, a share (\"50%\") or null (no limit)"
-                )));
-            }
-        };
+        let max_deletions = limit_field("maxDeletions", "--max-deletions", &raw.max_deletions)?;
+        let max_run_deletions = limit_field(
+            "maxRunDeletions",
+            "--max-run-deletions",
+            &raw.max_run_deletions,
+        )?;
         Ok(PolicyDocument {
             policy: Policy {
                 rules,
@@ -235,7 +233,31 @@ impl PolicyDocument {
             concurrency,
             rate_card,
             max_deletions,
+            max_run_deletions,
         })
+    }
+}
+
+/// A limit field (`maxDeletions`, `maxRunDeletions`): absent, `null` (none), a count, or a
+/// string `N` / `P%`.
+fn limit_field(
+    field: &str,
+    flag: &'static str,
+    value: &Option<serde_json::Value>,
+) -> Result<LimitSetting, PolicyError> {
+    let parse = |text: &str| {
+        LimitSetting::parse_for(flag, text).map_err(|e| PolicyError(format!("{field}: {e}")))
+    };
+    match value {
+        None => Ok(LimitSetting::Default),
+        Some(serde_json::Value::Null) => Ok(LimitSetting::Lifted),
+        Some(serde_json::Value::Number(n)) => parse(&n.to_string()),
+        Some(serde_json::Value::String(text)) if !text.trim().eq_ignore_ascii_case("none") => {
+            parse(text)
+        }
+        Some(other) => Err(PolicyError(format!(
+            "{field}: {other} is not a count, a share (\"50%\") or null (no limit)"
+        ))),
     }
 }
 
