@@ -522,6 +522,34 @@ mod limit_tests {
     }
 
     #[test]
+    fn max_run_deletions_is_its_own_field_with_the_same_grammar() {
+        let run = |extra: &str| {
+            let text = format!(r#"{{"rules":[{{"filter":"a:b","ago":"1d"}}]{extra}}}"#);
+            PolicyDocument::parse(&text).map(|d| (d.max_deletions, d.max_run_deletions))
+        };
+        assert_eq!(run(""), Ok((LimitSetting::Default, LimitSetting::Default)));
+        assert_eq!(
+            run(r#","maxDeletions":null,"maxRunDeletions":"20%""#),
+            Ok((
+                LimitSetting::Lifted,
+                LimitSetting::Limit(DeletionLimit::Percent(20))
+            ))
+        );
+        assert_eq!(
+            run(r#","maxRunDeletions":null"#),
+            Ok((LimitSetting::Default, LimitSetting::Lifted))
+        );
+        let error = run(r#","maxRunDeletions":"150%""#).expect_err("over 100%");
+        assert!(
+            error
+                .to_string()
+                .contains("maxRunDeletions: invalid --max-run-deletions value \"150%\""),
+            "{error}"
+        );
+        assert!(run(r#","maxRunDeletions":true"#).is_err());
+    }
+
+    #[test]
     fn bounds_read_back_from_the_document() {
         let text = r#"{"rules":[{"filter":"a:.*","ago":"1d","untagged":true,"minTags":2,"maxTags":9,"minUntaggedManifests":1,"maxUntaggedManifests":4}]}"#;
         let policy = PolicyDocument::parse(text).unwrap().policy;
@@ -569,6 +597,7 @@ mod schema_tests {
                 "inUseGrace",
                 "keepDeployed",
                 "maxDeletions",
+                "maxRunDeletions",
                 "protect",
                 "protectInUse",
                 "rateCard",
@@ -595,7 +624,7 @@ mod schema_tests {
             .map(String::from)
             .into()
         );
-        let full = r#"{"rules":[{"filter":["a:.*"],"ago":"1d","keep":1,"untagged":true,"untaggedOnly":false,"includeLocked":true,"notPulledFor":"30d","minTags":1,"maxTags":5,"minUntaggedManifests":0,"maxUntaggedManifests":9}],"protect":["a:x"],"dryRun":true,"concurrency":4,"protectInUse":["sub"],"keepDeployed":2,"inUseGrace":"1d12h","inUseExcludeClusters":["/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/c"],"excludePullers":["scanner"],"maxDeletions":"25%"}"#;
+        let full = r#"{"rules":[{"filter":["a:.*"],"ago":"1d","keep":1,"untagged":true,"untaggedOnly":false,"includeLocked":true,"notPulledFor":"30d","minTags":1,"maxTags":5,"minUntaggedManifests":0,"maxUntaggedManifests":9}],"protect":["a:x"],"dryRun":true,"concurrency":4,"protectInUse":["sub"],"keepDeployed":2,"inUseGrace":"1d12h","inUseExcludeClusters":["/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/c"],"excludePullers":["scanner"],"maxDeletions":"25%","maxRunDeletions":40}"#;
         PolicyDocument::parse(full).unwrap();
         assert!(
             PolicyDocument::parse(r#"{"rules":[{"filter":"a:b","ago":"1d"}],"extra":1}"#).is_err()
@@ -611,6 +640,11 @@ mod schema_tests {
         let pattern = schema["properties"]["maxDeletions"]["oneOf"][1]["pattern"]
             .as_str()
             .unwrap();
+        assert_eq!(
+            schema["properties"]["maxRunDeletions"]["oneOf"],
+            schema["properties"]["maxDeletions"]["oneOf"],
+            "both limits take the same grammar"
+        );
         let re = fancy_regex::Regex::new(pattern).unwrap();
         for good in ["0", "12", "0%", "7%", "50%", "100%", " 5 "] {
             assert!(re.is_match(good).unwrap(), "{good}");
