@@ -220,6 +220,7 @@ pub async fn begin(store: &RunStore, request: Request) -> Result<Begun, StoreErr
                 reference_time: now,
                 completed: BTreeSet::new(),
                 written_at: now,
+                run_images: None,
             });
             store
                 .write_checkpoint(&request.registry, &checkpoint)
@@ -358,6 +359,7 @@ impl DurableRun {
             let checkpoint = checkpoint.lock().await;
             options.done = checkpoint.completed.clone();
             options.reference_time = Some(checkpoint.reference_time);
+            options.run_images = checkpoint.run_images;
         }
         options.focus = self.resuming && self.an_earlier_invocation_made_no_progress();
         options.taken_before = self.taken_before;

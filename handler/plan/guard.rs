@@ -65,13 +65,16 @@ pub fn run_taken_away<'p>(
 
 /// Decides `limit` over a whole run: when the run's plans together take away more tagged
 /// images than allowed, returns the reason every removal of every plan is to be kept with
-/// ([`refuse`]); `None` when the run may go on.
+/// ([`refuse`]); `None` when the run may go on. `images` is the total a share is measured
+/// against: [`run_taken_away`]'s, or a resumed run's first total when larger.
 pub fn over_run_limit<'p>(
     plans: impl IntoIterator<Item = &'p RepositoryPlan>,
     before: u64,
+    images: u64,
     limit: DeletionLimit,
 ) -> Option<KeepReason> {
-    let (count, total) = run_taken_away(plans, before);
+    let (count, _) = run_taken_away(plans, before);
+    let total = images;
     (count > limit.allowed(total)).then(|| KeepReason::OverRunDeletionLimit {
         limit: limit.to_string(),
         count,
@@ -173,8 +176,11 @@ mod tests {
         let (a, b) = (plan(&ten(false)), plan(&ten(true)));
         assert_eq!(run_taken_away([&a, &b], 0), (17, 20));
         assert_eq!(run_taken_away([&a, &b], 3), (20, 23));
-        assert_eq!(over_run_limit([&a, &b], 0, DeletionLimit::Count(17)), None);
-        let reason = over_run_limit([&a, &b], 0, DeletionLimit::Count(16)).expect("over");
+        assert_eq!(
+            over_run_limit([&a, &b], 0, 20, DeletionLimit::Count(17)),
+            None
+        );
+        let reason = over_run_limit([&a, &b], 0, 20, DeletionLimit::Count(16)).expect("over");
         assert_eq!(reason.name(), "overRunDeletionLimit");
         assert!(
             reason.explain().contains("17 of the 20"),
@@ -182,11 +188,12 @@ mod tests {
             reason.explain()
         );
         // 85% of 20 is 17: allowed; what a resumed run already took away counts.
-        assert_eq!(
-            over_run_limit([&a, &b], 0, DeletionLimit::Percent(85)),
-            None
-        );
-        assert!(over_run_limit([&a, &b], 1, DeletionLimit::Percent(85)).is_some());
+        let percent = DeletionLimit::Percent;
+        assert_eq!(over_run_limit([&a, &b], 0, 20, percent(85)), None);
+        assert!(over_run_limit([&a, &b], 1, 21, percent(85)).is_some());
+        // A resumed run measures against its first total: 18 of 30 is within 60%.
+        assert_eq!(over_run_limit([&a, &b], 1, 30, percent(60)), None);
+        assert!(over_run_limit([&a, &b], 1, 21, percent(60)).is_some());
         let mut refused = a.clone();
         refuse(&mut refused, &reason);
         assert!(refused.tags.iter().all(|t| !t.verdict.is_removed()));

@@ -142,6 +142,9 @@ pub struct RunOptions {
     /// Tagged images earlier invocations of a resumed run took away (from its audit log):
     /// counted against `max_run_deletions`.
     pub taken_before: u64,
+    /// The tagged images a resumed run covered when its first invocation decided
+    /// `max_run_deletions` (from its checkpoint): a share is measured against it.
+    pub run_images: Option<u64>,
 }
 
 impl Default for RunOptions {
@@ -165,6 +168,7 @@ impl Default for RunOptions {
             max_deletions: None,
             max_run_deletions: None,
             taken_before: 0,
+            run_images: None,
         }
     }
 }
@@ -452,7 +456,15 @@ async fn pipeline(
             .boxed(),
         Some(limit) => {
             let staged = plan_all(stages, covered, printer, stopping, width).await;
-            let (staged, refusal) = decide_run(staged, options.taken_before, limit);
+            let (staged, refusal, images) =
+                decide_run(staged, options.taken_before, options.run_images, limit);
+            if refusal.is_none()
+                && let Err(error) = stages.journal.decided(images).await
+            {
+                // Nothing is deleted without the decision on record.
+                tally.unrecorded = Some(error);
+                fatal.stop();
+            }
             if let Some(refusal) = &refusal
                 && let Ok(mut printer) = printer.lock()
             {
@@ -551,18 +563,26 @@ async fn plan_all(
 }
 
 /// Decides the run's guard over every plan: over the limit, every removal of every plan is
-/// kept ([`KeepReason::OverRunDeletionLimit`]), and the refusal is returned.
+/// kept ([`KeepReason::OverRunDeletionLimit`]), and the refusal is returned. Also returns
+/// the tagged images the decision counted as covered (at least `run_images`, a resumed
+/// run's first total).
 fn decide_run(
     mut staged: Vec<(usize, Staged)>,
     taken_before: u64,
+    run_images: Option<u64>,
     limit: crate::policy::DeletionLimit,
-) -> (Vec<(usize, Staged)>, Option<RunRefusal>) {
-    let plans = staged.iter().filter_map(|(_, s)| match s {
-        Staged::Planned(ready) => Some(&ready.plan),
-        Staged::Ended(..) => None,
-    });
-    let Some(reason) = crate::plan::guard::over_run_limit(plans, taken_before, limit) else {
-        return (staged, None);
+) -> (Vec<(usize, Staged)>, Option<RunRefusal>, u64) {
+    let plans = || {
+        staged.iter().filter_map(|(_, s)| match s {
+            Staged::Planned(ready) => Some(&ready.plan),
+            Staged::Ended(..) => None,
+        })
+    };
+    let (_, seen) = crate::plan::guard::run_taken_away(plans(), taken_before);
+    let images = seen.max(run_images.unwrap_or(0));
+    let decision = crate::plan::guard::over_run_limit(plans(), taken_before, images, limit);
+    let Some(reason) = decision else {
+        return (staged, None, images);
     };
     for (_, s) in &mut staged {
         if let Staged::Planned(ready) = s {
@@ -581,7 +601,7 @@ fn decide_run(
         }),
         _ => None,
     };
-    (staged, refusal)
+    (staged, refusal, images)
 }
 
 /// Lists, plans and (unless dry run) executes one repository; also returns the span its
