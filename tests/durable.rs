@@ -29,7 +29,7 @@ const ARGS: &[&str] = &[
 /// Takes away most of a repository's tagged images, which the scheduled default
 /// `maxDeletions` (50%) refuses: this suite is not about that guard (see `retention`), so
 /// the policy lifts it (`null`).
-const POLICY: &str = r#"{"rules":[{"filter":"team/.*:^v","ago":"7d","keep":2,"untagged":true}],"maxDeletions":null}"#;
+const POLICY: &str = r#"{"rules":[{"filter":"team/.*:^v","ago":"7d","keep":2,"untagged":true}],"maxDeletions":null,"maxRunDeletions":null}"#;
 const SECRET: &str = "s3cret-webhook";
 
 /// Six repositories that each need a dozen deletions: old `v` tags, the two newest kept,

@@ -15,7 +15,7 @@ use std::time::Duration;
 /// Empties `tools/ci` (its one image), which the scheduled default `maxDeletions` (50%)
 /// refuses: these tests are about the host, so the policy lifts the limit (`null`); the
 /// guard has its own tests (`retention`).
-const POLICY: &str = r#"{"rules":[{"filter":["app:^v","tools/.*:.*"],"ago":"7d","untagged":true}],"protect":["app:^v0$"],"maxDeletions":null}"#;
+const POLICY: &str = r#"{"rules":[{"filter":["app:^v","tools/.*:.*"],"ago":"7d","untagged":true}],"protect":["app:^v0$"],"maxDeletions":null,"maxRunDeletions":null}"#;
 const SECRET: &str = "s3cret-webhook";
 
 fn seed() -> Seed {
@@ -203,7 +203,10 @@ async fn webhook_bodies_narrow_the_policy() {
     assert_eq!(registry.tags("app").len(), 5, "app was not named");
 
     // An ACR push event, with the static bearer header ACR webhooks send.
-    let acr = r#"{"id":"cb8c3971","timestamp":"2026-11-21T02:00:00Z","action":"push","target":{"mediaType":"application/vnd.docker.distribution.manifest.v2+json","size":708,"digest":"sha256:fea8","length":708,"repository":"app","tag":"v3"},"request":{"id":"3cbb6949","host":"myregistry.azurecr.io","method":"PUT","useragent":"docker/20"}}"#;
+    // `request.host` is the registry's login server: an event from another registry is
+    // refused (see `fleet`).
+    let acr = r#"{"id":"cb8c3971","timestamp":"2026-11-21T02:00:00Z","action":"push","target":{"mediaType":"application/vnd.docker.distribution.manifest.v2+json","size":708,"digest":"sha256:fea8","length":708,"repository":"app","tag":"v3"},"request":{"id":"3cbb6949","host":"HOST","method":"PUT","useragent":"docker/20"}}"#
+        .replace("HOST", &registry.running.host());
     let bearer = format!("Bearer {SECRET}");
     let answer = handler
         .request(

@@ -31,6 +31,8 @@ mod progress;
 mod real_registry;
 /// retention by count and the blast-radius guard, through the `handler` binary.
 mod retention;
+/// the blast-radius guard over a whole run (`--max-run-deletions`), through the `handler` binary.
+mod run_limit;
 /// the deliberate differences from acr purge, bad input, failures and races.
 mod safety;
 /// saved plans applied exactly after the registry changed; refusals; storage reclaimed.

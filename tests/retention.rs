@@ -70,7 +70,8 @@ async fn a_scheduled_run_refuses_a_plan_taking_away_most_of_a_repository() {
 #[tokio::test]
 async fn a_scheduled_run_with_the_limit_lifted_deletes() {
     let registry = Registry::start(seed()).await;
-    let lifted = r#"{"rules":[{"filter":".*:.*","ago":"30d"}],"maxDeletions":null}"#;
+    let lifted =
+        r#"{"rules":[{"filter":".*:.*","ago":"30d"}],"maxDeletions":null,"maxRunDeletions":null}"#;
     let handler = Handler::start(&[
         ("PURGE_REGISTRY", registry.running.url.as_str()),
         ("PURGE_POLICY", lifted),
@@ -106,7 +107,7 @@ async fn a_policy_limit_counts_images_and_a_bound_keeps_the_run_within_it() {
     assert_eq!(registry.tags("app"), all_app_tags());
 
     let registry = Registry::start(seed()).await;
-    let bounded = r#"{"rules":[{"filter":".*:.*","ago":"30d","minTags":3}],"maxDeletions":7}"#;
+    let bounded = r#"{"rules":[{"filter":".*:.*","ago":"30d","minTags":3}],"maxDeletions":7,"maxRunDeletions":null}"#;
     let handler = Handler::start(&[
         ("PURGE_REGISTRY", registry.running.url.as_str()),
         ("PURGE_POLICY", bounded),

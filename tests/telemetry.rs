@@ -14,8 +14,7 @@ use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 /// Takes away most of a repository's tagged images, which the scheduled default
 /// `maxDeletions` (50%) refuses: this suite is not about that guard (see `retention`), so
 /// the policy lifts it (`null`).
-const POLICY: &str =
-    r#"{"rules":[{"filter":"app:^v","ago":"7d","untagged":true}],"maxDeletions":null}"#;
+const POLICY: &str = r#"{"rules":[{"filter":"app:^v","ago":"7d","untagged":true}],"maxDeletions":null,"maxRunDeletions":null}"#;
 const SECRET: &str = "telemetry-test-webhook-secret";
 const INVOCATION: &str = "5b0f1c1e-0000-4000-8000-000000000001";
 

@@ -456,7 +456,7 @@ async fn the_demo_keeps_what_a_container_app_and_aks_pods_run_and_one_pulled_las
 /// Takes away most of a repository's tagged images, which the scheduled default
 /// `maxDeletions` (50%) refuses: this suite is not about that guard (see `retention`), so
 /// the policy lifts it (`null`).
-const APP_POLICY: &str = r#"{"rules":[{"filter":["app:.*"],"ago":"30d","untagged":true}],"protectInUse":["/subscriptions/sub-1"],"maxDeletions":null}"#;
+const APP_POLICY: &str = r#"{"rules":[{"filter":["app:.*"],"ago":"30d","untagged":true}],"protectInUse":["/subscriptions/sub-1"],"maxDeletions":null,"maxRunDeletions":null}"#;
 const SECRET: &str = "s3cret-webhook";
 
 async fn webhook(

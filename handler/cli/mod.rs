@@ -328,6 +328,12 @@ pub struct RunFlags {
     /// deleted, and the run fails (exit 1).
     #[arg(long, value_name = "N|P%|none")]
     pub max_deletions: Option<String>,
+    /// Refuse the whole run when its plans together take away more than N of the tagged
+    /// images it covers, or P% of them (N, P% or none; default none on the command line):
+    /// every repository is planned first, nothing at all is deleted, and the run fails
+    /// (exit 1).
+    #[arg(long, value_name = "N|P%|none")]
+    pub max_run_deletions: Option<String>,
     /// The Log Analytics workspace (its customer id) holding the registry's pull logs,
     /// for `--not-pulled-for`.
     #[arg(long, env = "PURGE_LOGS_WORKSPACE_ID")]
@@ -401,7 +407,7 @@ pub enum UsageError {
     /// `--protect-in-use`, `--keep-deployed`, `--in-use-grace`, `--not-pulled-for`.
     #[error("{0}")]
     InUse(String),
-    /// `--max-deletions`.
+    /// `--max-deletions`, `--max-run-deletions`.
     #[error(transparent)]
     MaxDeletions(crate::policy::LimitError),
 }
@@ -606,6 +612,12 @@ impl RunFlags {
                 .map_err(UsageError::MaxDeletions)?
                 .effective(None),
         };
+        let max_run_deletions = match &self.max_run_deletions {
+            None => None,
+            Some(text) => crate::policy::LimitSetting::parse_for("--max-run-deletions", text)
+                .map_err(UsageError::MaxDeletions)?
+                .effective(None),
+        };
         Ok(PurgeRequest {
             endpoint,
             credentials,
@@ -617,6 +629,7 @@ impl RunFlags {
                 exact_storage: self.exact_storage,
                 count_storage: !self.no_storage,
                 max_deletions,
+                max_run_deletions,
                 ..RunOptions::default()
             },
             rate_card: flags.rate_card,

@@ -71,6 +71,22 @@ impl Journal for DurableRun {
         Ok(())
     }
 
+    async fn decided(&self, run_images: u64) -> Result<(), String> {
+        let Some(checkpoint) = &self.checkpoint else {
+            return Ok(());
+        };
+        let mut checkpoint = checkpoint.lock().await;
+        if checkpoint.run_images.is_some() {
+            return Ok(());
+        }
+        checkpoint.run_images = Some(run_images);
+        checkpoint.written_at = Utc::now();
+        self.store
+            .write_checkpoint(&self.record.registry, &checkpoint)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
     async fn known_blobs(&self, repository: &str) -> KnownBlobs {
         let registry = &self.record.registry;
         match self.store.known_blobs(registry, repository).await {

@@ -101,6 +101,9 @@ pub struct DurableRun {
     /// What the audit log holds of the run, counted ([`Counts::add_audit`]): read when
     /// resuming, then every line this invocation appends.
     audited: Mutex<Counts>,
+    /// Tagged images the run's audit log says earlier invocations took away, for
+    /// `--max-run-deletions` ([`tagged_image_taken`]).
+    taken_before: u64,
     resuming: bool,
 }
 
@@ -173,6 +176,7 @@ pub async fn begin(store: &RunStore, request: Request) -> Result<Begun, StoreErr
     // and the run's counts are taken from the log (a killed invocation's report was lost).
     let mut recorded = HashSet::new();
     let mut audited = Counts::default();
+    let mut taken: HashSet<(String, String)> = HashSet::new();
     if let Some(checkpoint) = &resume {
         let mut per_invocation: BTreeMap<u32, Counts> = BTreeMap::new();
         store
@@ -181,6 +185,9 @@ pub async fn begin(store: &RunStore, request: Request) -> Result<Begun, StoreErr
                     recorded.insert(line.key());
                 }
                 audited.add_audit(&line);
+                if tagged_image_taken(&line) {
+                    taken.insert((line.repository.clone(), line.digest.clone()));
+                }
                 if !line.reconciled {
                     per_invocation
                         .entry(line.invocation)
@@ -213,6 +220,7 @@ pub async fn begin(store: &RunStore, request: Request) -> Result<Begun, StoreErr
                 reference_time: now,
                 completed: BTreeSet::new(),
                 written_at: now,
+                run_images: None,
             });
             store
                 .write_checkpoint(&request.registry, &checkpoint)
@@ -237,8 +245,16 @@ pub async fn begin(store: &RunStore, request: Request) -> Result<Begun, StoreErr
         checkpoint,
         recorded: Mutex::new(recorded),
         audited: Mutex::new(audited),
+        taken_before: taken.len() as u64,
         resuming: resume.is_some(),
     })))
+}
+
+/// Whether an audit line took a tagged image away, for the run's guard: a tag deleted, or a
+/// manifest deleted with its tags. Counted once per (repository, digest); an image that
+/// lost only some of its tags counts too (the count errs on the strict side).
+fn tagged_image_taken(line: &crate::store::AuditLine) -> bool {
+    line.outcome == "deleted" && (line.tag.is_some() || !line.tags.is_empty())
 }
 
 /// A real run's counts: deletions and failures as its audit log records them (`audited`),
@@ -343,8 +359,10 @@ impl DurableRun {
             let checkpoint = checkpoint.lock().await;
             options.done = checkpoint.completed.clone();
             options.reference_time = Some(checkpoint.reference_time);
+            options.run_images = checkpoint.run_images;
         }
         options.focus = self.resuming && self.an_earlier_invocation_made_no_progress();
+        options.taken_before = self.taken_before;
     }
 
     /// Whether an invocation before this one ended without completing a repository or

@@ -30,7 +30,9 @@ pub(super) async fn apply(
     dry_run: bool,
 ) -> Response {
     let dry_run = dry_run || config.force_dry_run || config.policy.dry_run;
-    if !dry_run && let Some(response) = held_elsewhere(&state, &config).await {
+    if !dry_run
+        && let Some(response) = held_elsewhere(&state, &config, config.registry.host()).await
+    {
         return response;
     }
     let context = RunContext {

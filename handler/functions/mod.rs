@@ -10,6 +10,7 @@ pub mod proof;
 pub mod protocol;
 pub mod queue;
 pub mod queued;
+pub mod route;
 pub mod runner;
 pub mod runs;
 pub mod secret;

@@ -5,11 +5,12 @@
 //!   ends (also when its task dies).
 //! - **The timer goes first**: while a timer invocation waits, no webhook run takes the turn;
 //!   the timer runs as soon as the run in flight ends.
-//! - **Coalescing**: there is at most one pending webhook run per dry-run flag. A webhook
-//!   request joins the pending run of its (effective) dry-run flag: the repositories become
+//! - **Coalescing**: there is at most one pending webhook run per registry (of a fleet) and
+//!   dry-run flag. A webhook request joins the pending run of its registry and (effective)
+//!   dry-run flag: the repositories become
 //!   the union of both sets, and a full run (no repositories named) absorbs narrowed ones.
-//!   A dry run and a real run are never merged (each keeps its dry-run-ness), so at most one
-//!   run is going and two are pending. Joined requests share the pending run's id and its
+//!   A dry run and a real run, or runs of two registries, are never merged, so at most one
+//!   run is going and two per registry are pending. Joined requests share the pending run's id and its
 //!   report, which covers the union.
 //! - **Bounded**: a pending run names at most [`MAX_PENDING_REPOSITORIES`] repositories; a
 //!   request that would make the union larger is refused ([`QueueFull`], answered 429).
@@ -18,7 +19,7 @@
 
 use crate::report::RunReport;
 use crate::telemetry::RunContext;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::{Notify, oneshot};
 
@@ -113,8 +114,8 @@ pub struct QueueFull;
 struct State {
     busy: bool,
     timers_waiting: usize,
-    /// Indexed by the dry-run flag.
-    pending: [Option<Pending>; 2],
+    /// Keyed by the registry (its login server) and the dry-run flag.
+    pending: BTreeMap<(String, bool), Pending>,
 }
 
 /// The instance's run queue.
@@ -149,8 +150,9 @@ impl Drop for TimerWaiting<'_> {
 }
 
 impl RunQueue {
-    /// Adds a webhook request for a run with this dry-run flag and these repositories: it joins
-    /// the pending run of that flag, or opens one with the id `new_id` gives.
+    /// Adds a webhook request for a run of `context.registry` with this dry-run flag and these
+    /// repositories: it joins the pending run of that registry and flag, or opens one with
+    /// the id `new_id` gives.
     pub fn submit(
         &self,
         dry_run: bool,
@@ -160,8 +162,8 @@ impl RunQueue {
     ) -> Result<Admitted, QueueFull> {
         let (sender, outcome) = oneshot::channel();
         let mut state = self.lock();
-        let slot = &mut state.pending[usize::from(dry_run)];
-        if let Some(pending) = slot {
+        let key = (context.registry.clone(), dry_run);
+        if let Some(pending) = state.pending.get_mut(&key) {
             let merged = pending.scope.union(&scope);
             if merged.len() > MAX_PENDING_REPOSITORIES {
                 return Err(QueueFull);
@@ -178,12 +180,13 @@ impl RunQueue {
             return Err(QueueFull);
         }
         let id = new_id();
-        *slot = Some(Pending {
+        let pending = Pending {
             id: id.clone(),
             scope,
             context,
             waiters: vec![sender],
-        });
+        };
+        state.pending.insert(key, pending);
         Ok(Admitted {
             id,
             joined: false,
@@ -191,10 +194,10 @@ impl RunQueue {
         })
     }
 
-    /// Takes the pending run of this dry-run flag (after it got its turn): later requests
-    /// open a new one.
-    pub fn take(&self, dry_run: bool) -> Option<Pending> {
-        self.lock().pending[usize::from(dry_run)].take()
+    /// Takes the pending run of this registry and dry-run flag (after it got its turn):
+    /// later requests open a new one.
+    pub fn take(&self, registry: &str, dry_run: bool) -> Option<Pending> {
+        self.lock().pending.remove(&(registry.to_string(), dry_run))
     }
 
     /// Waits for the turn; a timer invocation goes before every webhook run.
@@ -267,6 +270,34 @@ mod tests {
     }
 
     #[test]
+    fn two_registries_runs_never_merge() {
+        let queue = RunQueue::default();
+        let mut ids = 0;
+        let mut next = || {
+            ids += 1;
+            format!("run-{ids}")
+        };
+        let mut other = context();
+        other.registry = "prod.azurecr.io".to_string();
+        let home = queue
+            .submit(false, only(&["app"]), context(), &mut next)
+            .unwrap();
+        let prod = queue
+            .submit(false, only(&["lib"]), other.clone(), &mut next)
+            .unwrap();
+        let again = queue
+            .submit(false, only(&["web"]), other, &mut next)
+            .unwrap();
+        assert!(!home.joined && !prod.joined && again.joined);
+        assert_ne!(home.id, prod.id);
+        assert_eq!(prod.id, again.id);
+        let taken = queue.take("prod.azurecr.io", false).unwrap();
+        assert_eq!(taken.scope, only(&["lib", "web"]));
+        assert_eq!(taken.context.registry, "prod.azurecr.io");
+        assert_eq!(queue.take("r", false).unwrap().scope, only(&["app"]));
+    }
+
+    #[test]
     fn coalesces_per_dry_run_flag() {
         let queue = RunQueue::default();
         let mut ids = 0;
@@ -286,10 +317,10 @@ mod tests {
         assert!(!a.joined && b.joined && !dry.joined);
         assert_eq!(a.id, b.id);
         assert_ne!(a.id, dry.id);
-        let real = queue.take(false).unwrap();
+        let real = queue.take("r", false).unwrap();
         assert_eq!(real.scope, only(&["app", "tools/ci"]));
-        assert_eq!(queue.take(true).unwrap().scope, only(&["app"]));
-        assert!(queue.take(false).is_none());
+        assert_eq!(queue.take("r", true).unwrap().scope, only(&["app"]));
+        assert!(queue.take("r", false).is_none());
         // A full run absorbs narrowed ones, before or after.
         queue
             .submit(false, only(&["app"]), context(), &mut next)
@@ -300,7 +331,7 @@ mod tests {
         queue
             .submit(false, only(&["x"]), context(), &mut next)
             .unwrap();
-        assert_eq!(queue.take(false).unwrap().scope, Scope::Full);
+        assert_eq!(queue.take("r", false).unwrap().scope, Scope::Full);
     }
 
     #[test]

@@ -27,10 +27,10 @@ pub struct Finished {
 
 /// Checks that every named repository is covered by some rule: a webhook may narrow the
 /// policy, never widen it. Returns the first repository no rule covers.
-pub fn uncovered(config: &Config, repositories: &[String]) -> Result<Option<String>, String> {
+pub fn uncovered(policy: &Policy, repositories: &[String]) -> Result<Option<String>, String> {
     let now = chrono::Utc::now();
     for repository in repositories {
-        match Scope::new(&config.policy.policy, repository, now) {
+        match Scope::new(policy, repository, now) {
             Ok(Some(_)) => {}
             Ok(None) => return Ok(Some(repository.clone())),
             Err(e) => return Err(e.to_string()),
@@ -140,6 +140,10 @@ pub async fn run(
             .policy
             .max_deletions
             .effective(Some(crate::policy::SCHEDULED_DEFAULT)),
+        max_run_deletions: member
+            .policy
+            .max_run_deletions
+            .effective(Some(crate::policy::RUN_SCHEDULED_DEFAULT)),
         ..RunOptions::default()
     };
     let request = Launch {

@@ -16,6 +16,7 @@ use super::listener;
 use super::proof::{self, ProofError};
 use super::protocol::{InvocationResult, TimerInvocation};
 use super::queue::{Admitted, MAX_PENDING_REPOSITORIES, Outcome, RunQueue, Scope, Turn};
+use super::route;
 use super::runner::{self, Durability, Finished, Job};
 use super::runs::{RunState, Runs};
 use super::secret::{Verdict, WebhookSecret};
@@ -441,6 +442,7 @@ fn invocation_failure(message: String) -> Response {
 async fn webhook(
     State(state): State<AppState>,
     method: Method,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -473,7 +475,11 @@ async fn webhook(
         Ok(request) => request,
         Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
     };
-    let (repositories, dry_run, source) = match request {
+    let parameter = match webhook::registry_parameter(uri.query()) {
+        Ok(parameter) => parameter,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
+    };
+    let (repositories, dry_run, source, named) = match request {
         Request::Ping => return (StatusCode::OK, Json(json!({"pong": true}))).into_response(),
         Request::Ignored(why) => {
             tracing::info!("webhook ignored: {why}");
@@ -483,25 +489,34 @@ async fn webhook(
             repositories,
             dry_run,
             source,
-        } => (repositories, dry_run, source),
+            registry,
+        } => (repositories, dry_run, source, registry),
         Request::Apply { digest, dry_run } => {
+            if let Err((status, message)) = route::applies_home(&config, parameter.as_deref()) {
+                return error(status, &message);
+            }
             return apply::apply(state, config, &headers, digest, dry_run).await;
         }
     };
+    let member = match route::member(&config, parameter.as_deref(), named.as_deref()) {
+        Ok(member) => member,
+        Err((status, message)) => return error(status, &message),
+    };
+    let host = member.registry.host().to_string();
     if let Some(names) = &repositories
-        && let Err((status, message)) = narrows(&config, names)
+        && let Err((status, message)) = narrows(&member.policy.policy, names)
     {
         return error(status, &message);
     }
-    let dry_run = dry_run || config.force_dry_run || config.policy.dry_run;
-    if !dry_run && let Some(response) = held_elsewhere(&state, &config).await {
+    let dry_run = dry_run || config.force_dry_run || member.policy.dry_run;
+    if !dry_run && let Some(response) = held_elsewhere(&state, &config, &host).await {
         return response;
     }
     let context = RunContext {
         trigger: Trigger::Webhook,
         invocation_id: invocation_id(&headers),
         function_name: Some("PurgeHttp".to_string()),
-        registry: config.registry.host().to_string(),
+        registry: host.clone(),
         dry_run,
         parent: Some(opentelemetry::global::get_text_map_propagator(|p| {
             p.extract(&opentelemetry_http::HeaderExtractor(&headers))
@@ -535,9 +550,9 @@ async fn webhook(
     if !admitted.joined {
         // Recorded before the run's task can begin it (which replaces the record).
         if let Ok(store) = state.durability.store(&config).await {
-            super::queued::record(store, &admitted.id, config.registry.host(), dry_run).await;
+            super::queued::record(store, &admitted.id, &host, dry_run).await;
         }
-        tokio::spawn(work(state.clone(), config.clone(), dry_run));
+        tokio::spawn(work(state.clone(), config.clone(), host, dry_run));
     }
     answer(&state, admitted, config.http_deadline).await
 }
@@ -545,7 +560,7 @@ async fn webhook(
 /// `409` with the holder's run id and status URL when another instance's run holds the
 /// registry (this instance's own run queues the request instead). A store that cannot be
 /// read answers `503`: no run starts without its lease anyway.
-async fn held_elsewhere(state: &AppState, config: &Config) -> Option<Response> {
+async fn held_elsewhere(state: &AppState, config: &Config, host: &str) -> Option<Response> {
     let store = match state.durability.store(config).await {
         Ok(store) => store,
         Err(e) => {
@@ -556,7 +571,7 @@ async fn held_elsewhere(state: &AppState, config: &Config) -> Option<Response> {
             ));
         }
     };
-    let holder = match store.holder(config.registry.host()).await {
+    let holder = match store.holder(host).await {
         Ok(holder) => holder?,
         Err(e) => {
             tracing::error!("webhook refused: {e}");
@@ -574,7 +589,7 @@ async fn held_elsewhere(state: &AppState, config: &Config) -> Option<Response> {
         return None;
     }
     let mut body = json!({
-        "error": format!("another run is purging {} now", config.registry.host()),
+        "error": format!("another run is purging {host} now"),
         "status": 409,
     });
     if let Some(id) = run_id {
@@ -629,14 +644,14 @@ fn proof_error(e: ProofError) -> Response {
 
 /// Checks that the request only narrows the policy (422 otherwise): the status and message
 /// to answer when it does not.
-fn narrows(config: &Config, names: &[String]) -> Result<(), (StatusCode, String)> {
+fn narrows(policy: &crate::policy::Policy, names: &[String]) -> Result<(), (StatusCode, String)> {
     if names.len() > MAX_PENDING_REPOSITORIES {
         return Err((
             StatusCode::BAD_REQUEST,
             format!("a request names at most {MAX_PENDING_REPOSITORIES} repositories"),
         ));
     }
-    match runner::uncovered(config, names) {
+    match runner::uncovered(policy, names) {
         Ok(None) => Ok(()),
         Ok(Some(name)) => Err((
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -660,10 +675,10 @@ fn narrows(config: &Config, names: &[String]) -> Result<(), (StatusCode, String)
     }
 }
 
-/// Runs the pending webhook run of this dry-run flag once it has the turn.
-async fn work(state: AppState, config: Arc<Config>, dry_run: bool) {
+/// Runs the pending webhook run of this registry and dry-run flag once it has the turn.
+async fn work(state: AppState, config: Arc<Config>, registry: String, dry_run: bool) {
     let turn = state.queue.turn(false).await;
-    let Some(pending) = state.queue.take(dry_run) else {
+    let Some(pending) = state.queue.take(&registry, dry_run) else {
         return;
     };
     if state.stop.is_stopped() {

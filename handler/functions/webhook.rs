@@ -43,6 +43,9 @@ pub enum Request {
         dry_run: bool,
         /// Which kind of body it was (`acr`, `github`, `generic`).
         source: &'static str,
+        /// The registry the event names: an ACR event's `request.host` (the registry's
+        /// login server, as the pusher addressed it).
+        registry: Option<String>,
     },
     /// Apply a saved plan.
     Apply {
@@ -130,7 +133,27 @@ fn acr_event(
                 .and_then(Value::as_str)
                 .filter(|r| !r.is_empty())
                 .ok_or_else(|| BodyError("ACR event without target.repository".to_string()))?;
-            Ok(run(Some(vec![repository.to_string()]), dry_run, "acr"))
+            let host = object
+                .get("request")
+                .and_then(Value::as_object)
+                .and_then(|r| r.get("host"));
+            let registry = match host {
+                None | Some(Value::Null) => None,
+                Some(Value::String(h)) if !h.trim().is_empty() => Some(h.trim().to_string()),
+                Some(_) => {
+                    return Err(BodyError(
+                        "ACR event whose request.host is not a registry name".to_string(),
+                    ));
+                }
+            };
+            let mut request = run(Some(vec![repository.to_string()]), dry_run, "acr");
+            if let Request::Run {
+                registry: named, ..
+            } = &mut request
+            {
+                *named = registry;
+            }
+            Ok(request)
         }
         other => Ok(Request::Ignored(format!(
             "ACR action {} starts no run; only push does",
@@ -223,6 +246,27 @@ fn run(repositories: Option<Vec<String>>, dry_run: bool, source: &'static str) -
         repositories,
         dry_run,
         source,
+        registry: None,
+    }
+}
+
+/// The registry the request's URL names (`?registry=<login server>`, for a GitHub release
+/// or any body): `None` when absent; an error when given twice or empty.
+pub fn registry_parameter(query: Option<&str>) -> Result<Option<String>, BodyError> {
+    let mut named = url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .filter(|(key, _)| key == "registry")
+        .map(|(_, value)| value.trim().to_string());
+    let first = named.next();
+    if named.next().is_some() {
+        return Err(BodyError(
+            "the registry parameter is given more than once".to_string(),
+        ));
+    }
+    match first {
+        Some(name) if name.is_empty() => {
+            Err(BodyError("the registry parameter is empty".to_string()))
+        }
+        other => Ok(other),
     }
 }
 

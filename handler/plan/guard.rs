@@ -43,6 +43,47 @@ pub fn enforce(plan: &mut RepositoryPlan, limit: DeletionLimit) -> Option<KeepRe
         count,
         total,
     };
+    refuse(plan, &reason);
+    Some(reason)
+}
+
+/// The run's count against `--max-run-deletions`: the tagged images its plans take away and
+/// the tagged images they hold, each with `before` added (what earlier invocations of a
+/// resumed run took away, from its audit log: their repositories are not listed again, so
+/// a share is measured against fewer images and can only be stricter).
+pub fn run_taken_away<'p>(
+    plans: impl IntoIterator<Item = &'p RepositoryPlan>,
+    before: u64,
+) -> (u64, u64) {
+    plans
+        .into_iter()
+        .map(taken_away)
+        .fold((before, before), |(count, total), (c, t)| {
+            (count + c, total + t)
+        })
+}
+
+/// Decides `limit` over a whole run: when the run's plans together take away more tagged
+/// images than allowed, returns the reason every removal of every plan is to be kept with
+/// ([`refuse`]); `None` when the run may go on. `images` is the total a share is measured
+/// against: [`run_taken_away`]'s, or a resumed run's first total when larger.
+pub fn over_run_limit<'p>(
+    plans: impl IntoIterator<Item = &'p RepositoryPlan>,
+    before: u64,
+    images: u64,
+    limit: DeletionLimit,
+) -> Option<KeepReason> {
+    let (count, _) = run_taken_away(plans, before);
+    let total = images;
+    (count > limit.allowed(total)).then(|| KeepReason::OverRunDeletionLimit {
+        limit: limit.to_string(),
+        count,
+        total,
+    })
+}
+
+/// Keeps every deletion in `plan` (and every removal with one), with `reason`.
+pub fn refuse(plan: &mut RepositoryPlan, reason: &KeepReason) {
     for tag in plan.tags.iter_mut().filter(|t| t.verdict.is_removed()) {
         tag.verdict = Verdict::keep(reason.clone());
         tag.unlock = false;
@@ -52,7 +93,6 @@ pub fn enforce(plan: &mut RepositoryPlan, limit: DeletionLimit) -> Option<KeepRe
         manifest.unlock = false;
         manifest.after.clear();
     }
-    Some(reason)
 }
 
 #[cfg(test)]
@@ -128,5 +168,35 @@ mod tests {
         }
         let mut over = plan(&ten(false));
         assert!(enforce(&mut over, DeletionLimit::Count(8)).is_some());
+    }
+
+    #[test]
+    fn a_run_counts_every_plan_and_what_earlier_invocations_took_away() {
+        // Two repositories: 9 of 10 and 8 of 10 tagged images taken away.
+        let (a, b) = (plan(&ten(false)), plan(&ten(true)));
+        assert_eq!(run_taken_away([&a, &b], 0), (17, 20));
+        assert_eq!(run_taken_away([&a, &b], 3), (20, 23));
+        assert_eq!(
+            over_run_limit([&a, &b], 0, 20, DeletionLimit::Count(17)),
+            None
+        );
+        let reason = over_run_limit([&a, &b], 0, 20, DeletionLimit::Count(16)).expect("over");
+        assert_eq!(reason.name(), "overRunDeletionLimit");
+        assert!(
+            reason.explain().contains("17 of the 20"),
+            "{}",
+            reason.explain()
+        );
+        // 85% of 20 is 17: allowed; what a resumed run already took away counts.
+        let percent = DeletionLimit::Percent;
+        assert_eq!(over_run_limit([&a, &b], 0, 20, percent(85)), None);
+        assert!(over_run_limit([&a, &b], 1, 21, percent(85)).is_some());
+        // A resumed run measures against its first total: 18 of 30 is within 60%.
+        assert_eq!(over_run_limit([&a, &b], 1, 30, percent(60)), None);
+        assert!(over_run_limit([&a, &b], 1, 21, percent(60)).is_some());
+        let mut refused = a.clone();
+        refuse(&mut refused, &reason);
+        assert!(refused.tags.iter().all(|t| !t.verdict.is_removed()));
+        assert!(refused.manifests.iter().all(|m| !m.verdict.is_removed()));
     }
 }

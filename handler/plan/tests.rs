@@ -380,6 +380,7 @@ fn every_reason_has_a_case() {
     wanted.remove("keep:drift");
     // Decided by the blast-radius guard over a finished plan: `plan::guard`'s tests.
     wanted.remove("keep:overDeletionLimit");
+    wanted.remove("keep:overRunDeletionLimit");
     wanted.remove("keep:notInPlan");
     // Decided from Azure's evidence (in use, deployed, pulled): `plan::evidence`'s tests.
     for name in [

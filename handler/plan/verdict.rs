@@ -164,6 +164,17 @@ pub enum KeepReason {
         /// Tagged images in the repository.
         total: u64,
     },
+    /// The run's plans together would take away more of the tagged images it covers than
+    /// `--max-run-deletions` allows: nothing in the run is deleted.
+    OverRunDeletionLimit {
+        /// The limit (`5`, `50%`).
+        limit: String,
+        /// Tagged images the run's plans would take away (with what earlier invocations of
+        /// a resumed run took away).
+        count: u64,
+        /// Tagged images the run covers.
+        total: u64,
+    },
     /// The tag matches a `protect` pattern.
     Protected {
         /// The pattern.
@@ -331,6 +342,7 @@ impl KeepReason {
             KeepReason::KeptByMinTags { .. } => "keptByMinTags",
             KeepReason::KeptByMinUntagged { .. } => "keptByMinUntagged",
             KeepReason::OverDeletionLimit { .. } => "overDeletionLimit",
+            KeepReason::OverRunDeletionLimit { .. } => "overRunDeletionLimit",
             KeepReason::Protected { .. } => "protected",
             KeepReason::SignatureOfKept { .. } => "signatureOfKept",
             KeepReason::SignatureManifestKept { .. } => "signatureManifestKept",
@@ -368,6 +380,7 @@ impl KeepReason {
             | KeepReason::NotVulnerable { .. } => false,
             KeepReason::OverDeletionLimit { .. }
             | KeepReason::FindingsUnknown { .. }
+            | KeepReason::OverRunDeletionLimit { .. }
             | KeepReason::InUse { .. }
             | KeepReason::RecentlyDeployed { .. }
             | KeepReason::InUseGrace { .. }
@@ -412,6 +425,7 @@ impl KeepReason {
             | KeepReason::KeptByMinTags { .. }
             | KeepReason::KeptByMinUntagged { .. }
             | KeepReason::OverDeletionLimit { .. }
+            | KeepReason::OverRunDeletionLimit { .. }
             | KeepReason::Protected { .. }
             | KeepReason::SignatureOfKept { .. }
             | KeepReason::SignatureManifestKept { .. }
@@ -444,6 +458,7 @@ impl KeepReason {
             | KeepReason::KeptByMinTags { .. }
             | KeepReason::KeptByMinUntagged { .. } => 5,
             KeepReason::OverDeletionLimit { .. }
+            | KeepReason::OverRunDeletionLimit { .. }
             | KeepReason::Protected { .. }
             | KeepReason::InUse { .. }
             | KeepReason::RecentlyDeployed { .. }
@@ -491,6 +506,13 @@ impl KeepReason {
                 total,
             } => format!(
                 "the plan would take away {count} of the repository's {total} tagged images, over --max-deletions {limit}: nothing here is deleted"
+            ),
+            KeepReason::OverRunDeletionLimit {
+                limit,
+                count,
+                total,
+            } => format!(
+                "the run's plans would take away {count} of the {total} tagged images it covers, over --max-run-deletions {limit}: nothing in the run is deleted"
             ),
             KeepReason::Protected { pattern } => format!("protected by {pattern:?}"),
             KeepReason::SignatureOfKept { subject } => {
@@ -564,6 +586,11 @@ pub(super) fn every_keep_reason() -> Vec<KeepReason> {
         KeepReason::KeptByMinTags { rule: 1, rank: 1 },
         KeepReason::KeptByMinUntagged { rule: 1, rank: 1 },
         KeepReason::OverDeletionLimit {
+            limit: "50%".to_string(),
+            count: 9,
+            total: 10,
+        },
+        KeepReason::OverRunDeletionLimit {
             limit: "50%".to_string(),
             count: 9,
             total: 10,

@@ -30,6 +30,9 @@ pub struct PolicyDocument {
     /// `maxDeletions`: the blast-radius guard (absent: the scheduled default, 50%; `null`:
     /// none).
     pub max_deletions: LimitSetting,
+    /// `maxRunDeletions`: the guard over a whole run (absent: the scheduled default, 50% of
+    /// the tagged images the run covers; `null`: none).
+    pub max_run_deletions: LimitSetting,
 }
 
 /// What is wrong with a policy document, and where.
@@ -64,6 +67,9 @@ struct RawPolicy {
     /// Absent: `None`; `null`: `Some(Null)`.
     #[serde(default, deserialize_with = "present")]
     max_deletions: Option<serde_json::Value>,
+    /// Absent: `None`; `null`: `Some(Null)`.
+    #[serde(default, deserialize_with = "present")]
+    max_run_deletions: Option<serde_json::Value>,
 }
 
 /// Deserializes a field that is present (even `null`) as `Some`.
@@ -226,20 +232,12 @@ impl PolicyDocument {
         if let Some(i) = raw.exclude_pullers.iter().position(|p| p.trim().is_empty()) {
             return Err(PolicyError(format!("excludePullers[{i}]: empty")));
         }
-        let max_deletions = match &raw.max_deletions {
-            None => LimitSetting::Default,
-            Some(serde_json::Value::Null) => LimitSetting::Lifted,
-            Some(serde_json::Value::Number(n)) => LimitSetting::parse(&n.to_string())
-                .map_err(|e| PolicyError(format!("maxDeletions: {e}")))?,
-            Some(serde_json::Value::String(text)) if !text.trim().eq_ignore_ascii_case("none") => {
-                LimitSetting::parse(text).map_err(|e| PolicyError(format!("maxDeletions: {e}")))?
-            }
-            Some(other) => {
-                return Err(PolicyError(format!(
-                    "maxDeletions: {other} is not a count, a share (\"50%\") or null (no limit)"
-                )));
-            }
-        };
+        let max_deletions = limit_field("maxDeletions", "--max-deletions", &raw.max_deletions)?;
+        let max_run_deletions = limit_field(
+            "maxRunDeletions",
+            "--max-run-deletions",
+            &raw.max_run_deletions,
+        )?;
         Ok(PolicyDocument {
             policy: Policy {
                 rules,
@@ -255,7 +253,31 @@ impl PolicyDocument {
             concurrency,
             rate_card,
             max_deletions,
+            max_run_deletions,
         })
+    }
+}
+
+/// A limit field (`maxDeletions`, `maxRunDeletions`): absent, `null` (none), a count, or a
+/// string `N` / `P%`.
+fn limit_field(
+    field: &str,
+    flag: &'static str,
+    value: &Option<serde_json::Value>,
+) -> Result<LimitSetting, PolicyError> {
+    let parse = |text: &str| {
+        LimitSetting::parse_for(flag, text).map_err(|e| PolicyError(format!("{field}: {e}")))
+    };
+    match value {
+        None => Ok(LimitSetting::Default),
+        Some(serde_json::Value::Null) => Ok(LimitSetting::Lifted),
+        Some(serde_json::Value::Number(n)) => parse(&n.to_string()),
+        Some(serde_json::Value::String(text)) if !text.trim().eq_ignore_ascii_case("none") => {
+            parse(text)
+        }
+        Some(other) => Err(PolicyError(format!(
+            "{field}: {other} is not a count, a share (\"50%\") or null (no limit)"
+        ))),
     }
 }
 
@@ -536,6 +558,34 @@ mod limit_tests {
     }
 
     #[test]
+    fn max_run_deletions_is_its_own_field_with_the_same_grammar() {
+        let run = |extra: &str| {
+            let text = format!(r#"{{"rules":[{{"filter":"a:b","ago":"1d"}}]{extra}}}"#);
+            PolicyDocument::parse(&text).map(|d| (d.max_deletions, d.max_run_deletions))
+        };
+        assert_eq!(run(""), Ok((LimitSetting::Default, LimitSetting::Default)));
+        assert_eq!(
+            run(r#","maxDeletions":null,"maxRunDeletions":"20%""#),
+            Ok((
+                LimitSetting::Lifted,
+                LimitSetting::Limit(DeletionLimit::Percent(20))
+            ))
+        );
+        assert_eq!(
+            run(r#","maxRunDeletions":null"#),
+            Ok((LimitSetting::Default, LimitSetting::Lifted))
+        );
+        let error = run(r#","maxRunDeletions":"150%""#).expect_err("over 100%");
+        assert!(
+            error
+                .to_string()
+                .contains("maxRunDeletions: invalid --max-run-deletions value \"150%\""),
+            "{error}"
+        );
+        assert!(run(r#","maxRunDeletions":true"#).is_err());
+    }
+
+    #[test]
     fn bounds_read_back_from_the_document() {
         let text = r#"{"rules":[{"filter":"a:.*","ago":"1d","untagged":true,"minTags":2,"maxTags":9,"minUntaggedManifests":1,"maxUntaggedManifests":4}]}"#;
         let policy = PolicyDocument::parse(text).unwrap().policy;
@@ -584,6 +634,7 @@ mod schema_tests {
                 "inUseGrace",
                 "keepDeployed",
                 "maxDeletions",
+                "maxRunDeletions",
                 "protect",
                 "protectInUse",
                 "rateCard",
@@ -611,7 +662,7 @@ mod schema_tests {
             .map(String::from)
             .into()
         );
-        let full = r#"{"rules":[{"filter":["a:.*"],"ago":"1d","keep":1,"untagged":true,"untaggedOnly":false,"includeLocked":true,"notPulledFor":"30d","minTags":1,"maxTags":5,"minUntaggedManifests":0,"maxUntaggedManifests":9,"vulnerable":{"minSeverity":"High"}}],"findingsScope":["/subscriptions/sub"],"protect":["a:x"],"dryRun":true,"concurrency":4,"protectInUse":["sub"],"keepDeployed":2,"inUseGrace":"1d12h","inUseExcludeClusters":["/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/c"],"excludePullers":["scanner"],"maxDeletions":"25%"}"#;
+        let full = r#"{"rules":[{"filter":["a:.*"],"ago":"1d","keep":1,"untagged":true,"untaggedOnly":false,"includeLocked":true,"notPulledFor":"30d","minTags":1,"maxTags":5,"minUntaggedManifests":0,"maxUntaggedManifests":9,"vulnerable":{"minSeverity":"High"}}],"findingsScope":["/subscriptions/sub"],"protect":["a:x"],"dryRun":true,"concurrency":4,"protectInUse":["sub"],"keepDeployed":2,"inUseGrace":"1d12h","inUseExcludeClusters":["/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/c"],"excludePullers":["scanner"],"maxDeletions":"25%","maxRunDeletions":40}"#;
         PolicyDocument::parse(full).unwrap();
         assert!(
             PolicyDocument::parse(r#"{"rules":[{"filter":"a:b","ago":"1d"}],"extra":1}"#).is_err()
@@ -627,6 +678,11 @@ mod schema_tests {
         let pattern = schema["properties"]["maxDeletions"]["oneOf"][1]["pattern"]
             .as_str()
             .unwrap();
+        assert_eq!(
+            schema["properties"]["maxRunDeletions"]["oneOf"],
+            schema["properties"]["maxDeletions"]["oneOf"],
+            "both limits take the same grammar"
+        );
         let re = fancy_regex::Regex::new(pattern).unwrap();
         for good in ["0", "12", "0%", "7%", "50%", "100%", " 5 "] {
             assert!(re.is_match(good).unwrap(), "{good}");

@@ -11,6 +11,11 @@ use std::fmt;
 /// The default limit of scheduled and webhook runs when the policy does not set one.
 pub const SCHEDULED_DEFAULT: DeletionLimit = DeletionLimit::Percent(50);
 
+/// The default limit of a whole scheduled or webhook run (`maxRunDeletions` absent): half
+/// of the tagged images the run covers. With each repository held to 50% it only bites
+/// when a policy raises or lifts `maxDeletions`, which then cannot empty the registry.
+pub const RUN_SCHEDULED_DEFAULT: DeletionLimit = DeletionLimit::Percent(50);
+
 /// A limit on the tagged images a run may take away in one repository.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeletionLimit {
@@ -62,10 +67,16 @@ impl LimitSetting {
         }
     }
 
-    /// Parses `N`, `P%` or `none`.
+    /// Parses `N`, `P%` or `none` (of `--max-deletions`).
     pub fn parse(text: &str) -> Result<LimitSetting, LimitError> {
+        LimitSetting::parse_for("--max-deletions", text)
+    }
+
+    /// Parses `N`, `P%` or `none` given to `flag` (named in the error).
+    pub fn parse_for(flag: &'static str, text: &str) -> Result<LimitSetting, LimitError> {
         let trimmed = text.trim();
         let error = |problem: &str| LimitError {
+            flag,
             input: text.to_string(),
             problem: problem.to_string(),
         };
@@ -103,8 +114,9 @@ impl fmt::Display for LimitSetting {
 
 /// Why a `--max-deletions` value was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid --max-deletions value {input:?}: {problem}")]
+#[error("invalid {flag} value {input:?}: {problem}")]
 pub struct LimitError {
+    flag: &'static str,
     input: String,
     problem: String,
 }

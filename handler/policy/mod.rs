@@ -13,7 +13,9 @@ mod severity;
 pub use ago::{Ago, AgoError, MAX_AGO};
 pub use document::{PolicyDocument, PolicyError};
 pub use filter::{BACKTRACK_LIMIT, Filter, FilterError, MatchError, TagMatcher};
-pub use limit::{DeletionLimit, LimitError, LimitSetting, SCHEDULED_DEFAULT};
+pub use limit::{
+    DeletionLimit, LimitError, LimitSetting, RUN_SCHEDULED_DEFAULT, SCHEDULED_DEFAULT,
+};
 pub use severity::Severity;
 
 /// One purge rule: the flags of one `acr purge` invocation.

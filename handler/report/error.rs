@@ -75,6 +75,29 @@ impl fmt::Display for Refusal {
     }
 }
 
+/// A run whose plans together the run's guard refused (`--max-run-deletions`): nothing in
+/// it was deleted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunRefusal {
+    /// The limit (`5`, `50%`).
+    pub limit: String,
+    /// Tagged images the run's plans would have taken away (with what earlier invocations
+    /// of a resumed run took away).
+    pub count: u64,
+    /// Tagged images the run covers.
+    pub total: u64,
+}
+
+impl fmt::Display for RunRefusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the run's plans take away {} of the {} tagged images it covers, over --max-run-deletions {}; nothing was deleted (--max-run-deletions none, or maxRunDeletions null, lifts the limit)",
+            self.count, self.total, self.limit
+        )
+    }
+}
+
 /// What made a completed run partial.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Problem {
@@ -222,6 +245,10 @@ pub enum RunError {
     /// nothing else went wrong: the rest was purged (or, in a dry run, planned).
     #[error("refused by the deletion limit: {}", join(.0))]
     OverDeletionLimit(Vec<Refusal>),
+    /// The run's guard refused the run's plans together (`--max-run-deletions`): nothing
+    /// at all was deleted.
+    #[error("refused by the run's deletion limit: {0}")]
+    OverRunDeletionLimit(RunRefusal),
 }
 
 fn join(items: &[impl fmt::Display]) -> String {
@@ -261,6 +288,7 @@ impl RunError {
             | RunError::Unrecorded { .. }
             | RunError::StoreUnavailable(_)
             | RunError::InUseUnknown(_)
+            | RunError::OverRunDeletionLimit(_)
             | RunError::Busy { .. } => Extent::Stopped,
             RunError::Deadline(_) => Extent::Resumable,
             RunError::Partial(_) | RunError::PartialDryRun(_) | RunError::OverDeletionLimit(_) => {
@@ -350,6 +378,22 @@ mod tests {
             crate::report::text::Line::Refused(&refusal).to_string(),
             format!("Refused to purge repository {refusal}")
         );
+    }
+
+    #[test]
+    fn a_run_refusal_fails_the_run_and_names_the_limit_and_the_count() {
+        let refusal = RunRefusal {
+            limit: "50%".into(),
+            count: 12,
+            total: 20,
+        };
+        let error = RunError::OverRunDeletionLimit(refusal);
+        assert_eq!(
+            error.to_string(),
+            "refused by the run's deletion limit: the run's plans take away 12 of the 20 tagged images it covers, over --max-run-deletions 50%; nothing was deleted (--max-run-deletions none, or maxRunDeletions null, lifts the limit)"
+        );
+        assert_eq!((error.exit_code(), error.http_status()), (1, 500));
+        assert_eq!(error.run_failures(), 1);
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod text;
 
 pub use error::{
     EXIT_RESUMABLE, Extent, ListingFailure, PlanError, Problem, Progress, Refusal, RunError,
+    RunRefusal,
 };
 pub use storage::{BlobIndex, StorageFreed};
 

@@ -83,6 +83,8 @@ pub enum Line<'a> {
     FailedToPlan(&'a str, &'a str),
     /// The blast-radius guard refused a repository's plan: nothing in it is deleted.
     Refused(&'a super::Refusal),
+    /// The run's guard refused the run's plans together: nothing in the run is deleted.
+    RunRefused(&'a super::RunRefusal),
     /// The empty line before the counts.
     Blank,
     /// `Number of deleted tags: N` (or `… to be deleted` in a dry run).
@@ -152,6 +154,7 @@ impl fmt::Display for Line<'_> {
                 write!(f, "Failed to plan repository {repository}: {error}")
             }
             Line::Refused(refusal) => write!(f, "Refused to purge repository {refusal}"),
+            Line::RunRefused(refusal) => write!(f, "Refused to purge: {refusal}"),
             Line::Blank => Ok(()),
             Line::Count {
                 kind,

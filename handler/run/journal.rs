@@ -21,6 +21,13 @@ pub trait Journal: Send + Sync {
     /// nothing is left to do in it (a resumed run does not list it again).
     async fn ended(&self, repo: &RepositoryReport, completed: bool) -> Result<(), String>;
 
+    /// The run decided its `--max-run-deletions` over `run_images` tagged images: kept for
+    /// the invocations that resume it (the first decision's total stands). An error stops
+    /// the run before anything is deleted.
+    async fn decided(&self, _run_images: u64) -> Result<(), String> {
+        Ok(())
+    }
+
     /// The blobs of `repository`'s manifests an earlier run read (a manifest's blobs never
     /// change for its digest), so the storage figures read only bodies not seen before.
     /// Best effort: nothing known is an empty map.

@@ -42,7 +42,7 @@ use crate::report::storage::{ExactStorage, repository_storage};
 use crate::report::text::{Kind, Line};
 use crate::report::{
     ListingFailure, Outcome, PlanError, Problem, Progress, Refusal, RepositoryReport,
-    RepositoryStatus, RunError, RunReport, Summary,
+    RepositoryStatus, RunError, RunRefusal, RunReport, Summary,
 };
 use crate::saved::{SavedPlan, reconcile};
 use audit::{DeletionEvents, MAX_DELETION_EVENTS};
@@ -134,6 +134,17 @@ pub struct RunOptions {
     /// tagged images than this deletes nothing, and the run fails naming it
     /// ([`crate::plan::guard`]). `None`: no limit.
     pub max_deletions: Option<crate::policy::DeletionLimit>,
+    /// The guard over the whole run (`--max-run-deletions`): when set, every repository is
+    /// planned before anything is deleted, and a run whose plans together take away more
+    /// tagged images than this deletes nothing at all ([`crate::plan::guard::over_run_limit`]).
+    /// `None`: no limit, and repositories are pipelined.
+    pub max_run_deletions: Option<crate::policy::DeletionLimit>,
+    /// Tagged images earlier invocations of a resumed run took away (from its audit log):
+    /// counted against `max_run_deletions`.
+    pub taken_before: u64,
+    /// The tagged images a resumed run covered when its first invocation decided
+    /// `max_run_deletions` (from its checkpoint): a share is measured against it.
+    pub run_images: Option<u64>,
 }
 
 impl Default for RunOptions {
@@ -155,6 +166,9 @@ impl Default for RunOptions {
             sources: None,
             deploy_history: Arc::default(),
             max_deletions: None,
+            max_run_deletions: None,
+            taken_before: 0,
+            run_images: None,
         }
     }
 }
@@ -431,22 +445,62 @@ async fn pipeline(
     let fatal = StopSignal::default();
     let stopping = || options.stop.is_stopped() || fatal.is_stopped() || stages.past_deadline();
     let stopping = &stopping;
-    let mut stream = futures::stream::iter(covered.into_iter().enumerate())
-        .map(|(index, (name, scope))| async move {
-            let mut lines = |line: String| {
-                if let Ok(mut p) = printer.lock() {
-                    p.line(index, line);
-                }
-            };
-            let (repo, ending, span) = process(stages, &name, scope, stopping, &mut lines).await;
-            (index, repo, ending, span)
-        })
-        .buffer_unordered(match options.focus {
-            true => 1,
-            false => options.concurrency.max(1),
-        });
-    let mut events = DeletionEvents::new(MAX_DELETION_EVENTS);
+    let width = match options.focus {
+        true => 1,
+        false => options.concurrency.max(1),
+    };
     let mut tally = Tally::default();
+    let mut stream = match options.max_run_deletions {
+        None => futures::stream::iter(covered.into_iter().enumerate())
+            .map(|(index, (name, scope))| async move {
+                let mut lines = |line: String| {
+                    if let Ok(mut p) = printer.lock() {
+                        p.line(index, line);
+                    }
+                };
+                let (repo, ending, span) =
+                    process(stages, &name, scope, stopping, &mut lines).await;
+                (index, repo, ending, span)
+            })
+            .buffer_unordered(width)
+            .boxed(),
+        Some(limit) => {
+            let staged = plan_all(stages, covered, printer, stopping, width).await;
+            let (staged, refusal, images) =
+                decide_run(staged, options.taken_before, options.run_images, limit);
+            if refusal.is_none()
+                && let Err(error) = stages.journal.decided(images).await
+            {
+                // Nothing is deleted without the decision on record.
+                tally.unrecorded = Some(error);
+                fatal.stop();
+            }
+            if let Some(refusal) = &refusal
+                && let Ok(mut printer) = printer.lock()
+            {
+                printer.direct(Line::RunRefused(refusal).to_string());
+            }
+            tally.run_refusal = refusal;
+            futures::stream::iter(staged)
+                .map(|(index, staged)| async move {
+                    let mut lines = |line: String| {
+                        if let Ok(mut p) = printer.lock() {
+                            p.line(index, line);
+                        }
+                    };
+                    let (repo, ending, span) = match staged {
+                        Staged::Ended(repo, ending) => (repo, ending, None),
+                        Staged::Planned(ready) => {
+                            execute_stage(stages, ready, stopping, &mut lines).await
+                        }
+                    };
+                    (index, repo, ending, span)
+                })
+                .buffer_unordered(width)
+                .boxed()
+        }
+    };
+    let mut events = DeletionEvents::new(MAX_DELETION_EVENTS);
     while let Some((index, mut repo, ending, span)) = stream.next().await {
         if let Ok(mut p) = printer.lock() {
             p.finish(index);
@@ -493,6 +547,77 @@ async fn pipeline(
     tally.error(options.dry_run, total, stages.past_deadline())
 }
 
+/// The first pass of a run under `--max-run-deletions`: lists and plans every covered
+/// repository, `width` at a time, before anything is deleted (the plans are held together
+/// until the run is decided).
+async fn plan_all(
+    stages: &Stages<'_>,
+    covered: Vec<(String, Scope)>,
+    printer: &Mutex<Printer<'_>>,
+    stopping: &(dyn Fn() -> bool + Sync),
+    width: usize,
+) -> Vec<(usize, Staged)> {
+    let mut staged: Vec<(usize, Staged)> = futures::stream::iter(covered.into_iter().enumerate())
+        .map(|(index, (name, scope))| async move {
+            let mut lines = |line: String| {
+                if let Ok(mut p) = printer.lock() {
+                    p.line(index, line);
+                }
+            };
+            (
+                index,
+                plan_stage(stages, &name, scope, stopping, &mut lines).await,
+            )
+        })
+        .buffer_unordered(width)
+        .collect()
+        .await;
+    staged.sort_by_key(|(index, _)| *index);
+    staged
+}
+
+/// Decides the run's guard over every plan: over the limit, every removal of every plan is
+/// kept ([`KeepReason::OverRunDeletionLimit`]), and the refusal is returned. Also returns
+/// the tagged images the decision counted as covered (at least `run_images`, a resumed
+/// run's first total).
+fn decide_run(
+    mut staged: Vec<(usize, Staged)>,
+    taken_before: u64,
+    run_images: Option<u64>,
+    limit: crate::policy::DeletionLimit,
+) -> (Vec<(usize, Staged)>, Option<RunRefusal>, u64) {
+    let plans = || {
+        staged.iter().filter_map(|(_, s)| match s {
+            Staged::Planned(ready) => Some(&ready.plan),
+            Staged::Ended(..) => None,
+        })
+    };
+    let (_, seen) = crate::plan::guard::run_taken_away(plans(), taken_before);
+    let images = seen.max(run_images.unwrap_or(0));
+    let decision = crate::plan::guard::over_run_limit(plans(), taken_before, images, limit);
+    let Some(reason) = decision else {
+        return (staged, None, images);
+    };
+    for (_, s) in &mut staged {
+        if let Staged::Planned(ready) = s {
+            crate::plan::guard::refuse(&mut ready.plan, &reason);
+        }
+    }
+    let refusal = match reason {
+        KeepReason::OverRunDeletionLimit {
+            limit,
+            count,
+            total,
+        } => Some(RunRefusal {
+            limit,
+            count,
+            total,
+        }),
+        _ => None,
+    };
+    (staged, refusal, images)
+}
+
 /// Lists, plans and (unless dry run) executes one repository; also returns the span its
 /// deletions ran in (their audit events belong there).
 async fn process(
@@ -502,9 +627,37 @@ async fn process(
     stopping: &(dyn Fn() -> bool + Sync),
     out: Lines<'_>,
 ) -> (RepositoryReport, Ending, Option<tracing::Span>) {
+    match plan_stage(stages, name, scope, stopping, out).await {
+        Staged::Ended(repo, ending) => (repo, ending, None),
+        Staged::Planned(ready) => execute_stage(stages, ready, stopping, out).await,
+    }
+}
+
+/// A repository after its first stage.
+enum Staged {
+    /// Nothing more to do in it (not reached, not found, not planned).
+    Ended(RepositoryReport, Ending),
+    /// Planned (the repository guard applied): to record and execute.
+    Planned(Ready),
+}
+
+/// A repository's plan waiting to be recorded and executed.
+struct Ready {
+    plan: crate::plan::RepositoryPlan,
+    blobs: Option<crate::report::BlobIndex>,
+}
+
+/// Lists and plans one repository, and applies the repository guard.
+async fn plan_stage(
+    stages: &Stages<'_>,
+    name: &str,
+    scope: Scope,
+    stopping: &(dyn Fn() -> bool + Sync),
+    out: Lines<'_>,
+) -> Staged {
     if stopping() {
         let repo = RepositoryReport::empty(name, RepositoryStatus::NotReached);
-        return (repo, Ending::NotReached, None);
+        return Staged::Ended(repo, Ending::NotReached);
     }
     let (client, options, journal) = (stages.client, stages.options, stages.journal);
     let scope = scope.with_evidence(stages.gathered.for_repository(name));
@@ -528,11 +681,11 @@ async fn process(
             planned = planning => planned,
             () = tokio::time::sleep_until(deadline) => {
                 let repo = RepositoryReport::empty(name, RepositoryStatus::NotReached);
-                return (repo, Ending::NotReached, None);
+                return Staged::Ended(repo, Ending::NotReached);
             }
         },
     };
-    let mut repo = match planned {
+    match planned {
         Ok(Some(planned)) => {
             let mut plan = match &options.applying {
                 None => planned.plan,
@@ -550,12 +703,10 @@ async fn process(
             {
                 out(Line::Refused(&refusal).to_string());
             }
-            let mut repo = RepositoryReport::planned(plan);
-            repo.blobs = planned.blobs;
-            if options.applying.is_some() {
-                print_drift(client.endpoint().host(), &repo, out);
-            }
-            repo
+            Staged::Planned(Ready {
+                plan,
+                blobs: planned.blobs,
+            })
         }
         Ok(None) => {
             out(Line::RepositoryNotFound(name).to_string());
@@ -564,7 +715,7 @@ async fn process(
                 Ok(()) => Ending::Completed,
                 Err(error) => Ending::Unrecorded(error),
             };
-            return (repo, ending, None);
+            Staged::Ended(repo, ending)
         }
         Err(error) => {
             if options.dry_run {
@@ -577,9 +728,27 @@ async fn process(
                 denied: error.is_denied(),
                 fatal: error.is_fatal().then_some(error),
             };
-            return (RepositoryReport::empty(name, status), ending, None);
+            Staged::Ended(RepositoryReport::empty(name, status), ending)
         }
-    };
+    }
+}
+
+/// Records one planned repository and (unless dry run) executes it; also returns the span
+/// its deletions ran in.
+async fn execute_stage(
+    stages: &Stages<'_>,
+    ready: Ready,
+    stopping: &(dyn Fn() -> bool + Sync),
+    out: Lines<'_>,
+) -> (RepositoryReport, Ending, Option<tracing::Span>) {
+    let (client, options, journal) = (stages.client, stages.options, stages.journal);
+    let mut repo = RepositoryReport::planned(ready.plan);
+    repo.blobs = ready.blobs;
+    let name = repo.repository.clone();
+    let name = name.as_str();
+    if options.applying.is_some() {
+        print_drift(client.endpoint().host(), &repo, out);
+    }
     if let Err(error) = journal.planned(&repo).await {
         let status = RepositoryStatus::Failed {
             error: format!("its plan could not be recorded, so nothing in it was deleted: {error}"),
@@ -676,6 +845,8 @@ struct Tally {
     problems: Vec<Problem>,
     listing_failures: Vec<ListingFailure>,
     refusals: Vec<Refusal>,
+    /// The run's guard refused every plan (`--max-run-deletions`).
+    run_refusal: Option<RunRefusal>,
     denied: usize,
     deleted_anything: bool,
     /// The first error that stops the run, with its repository.
@@ -797,6 +968,10 @@ impl Tally {
         }
         if let Some(error) = self.unrecorded {
             return Some(RunError::Unrecorded { error, progress });
+        }
+        if let Some(refusal) = self.run_refusal {
+            // Nothing at all was deleted: this says why, whatever else went wrong.
+            return Some(RunError::OverRunDeletionLimit(refusal));
         }
         if !progress.remaining.is_empty() {
             return Some(if past_deadline {

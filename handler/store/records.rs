@@ -173,6 +173,11 @@ pub struct Checkpoint {
     pub completed: BTreeSet<String>,
     /// When it was written.
     pub written_at: DateTime<Utc>,
+    /// The tagged images the run covered when it first decided its `--max-run-deletions`
+    /// (its first invocation planned every repository): a resumed run measures a share
+    /// against this, not against the repositories it still has to do.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_images: Option<u64>,
 }
 
 /// One deletion attempt: a line of `runs/{id}/audit.jsonl`.

@@ -154,6 +154,7 @@ async fn records_list_newest_first_and_checkpoints_clear() {
         reference_time: Utc::now(),
         completed: ["a".to_string()].into(),
         written_at: Utc::now(),
+        run_images: None,
     };
     store.write_checkpoint("r", &checkpoint).await.unwrap();
     assert_eq!(store.checkpoint("r").await.unwrap(), Some(checkpoint));
@@ -210,6 +211,7 @@ async fn every_operation_on_a_run_refuses_ids_the_handler_never_issues() {
             reference_time: Utc::now(),
             completed: Default::default(),
             written_at: Utc::now(),
+            run_images: None,
         };
         refused(store.write_checkpoint("r", &checkpoint).await, bad);
     }
