@@ -159,9 +159,10 @@ impl GraphResource {
 /// API", learn.microsoft.com/azure/defender-for-cloud/subassessment-rest-api).
 pub const ACR_ASSESSMENT_KEY: &str = "c0b7cfc6-3172-465a-b378-53c7ff2cc0d5";
 
-/// The newer assessment key of the recommendation "Container images in Azure registry
-/// should have vulnerability findings resolved" (as issue 24 records it; its rows have the
-/// same shape).
+/// The newer assessment key of the recommendation "[Preview] Container images in Azure
+/// registry should have vulnerability findings resolved" (Defender for Cloud's "Container
+/// recommendations" reference, learn.microsoft.com/azure/defender-for-cloud/
+/// recommendations-reference-container); its rows are served in the same shape.
 pub const ACR_ASSESSMENT_KEY_NEW: &str = "33422d8f-ab1e-42be-bc9a-38685bb567b9";
 
 /// One row of the `securityresources` table: a vulnerability sub-assessment of a registry

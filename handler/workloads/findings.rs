@@ -33,8 +33,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// The assessment keys read: the registry-image vulnerability assessment powered by
 /// Microsoft Defender Vulnerability Management (`c0b7cfc6-…`, the documented key), and the
-/// newer key of "Container images in Azure registry should have vulnerability findings
-/// resolved" (`33422d8f-…`, as issue 24 records it).
+/// newer key of "[Preview] Container images in Azure registry should have vulnerability
+/// findings resolved" (`33422d8f-…`, Defender for Cloud's "Container recommendations"
+/// reference, learn.microsoft.com/azure/defender-for-cloud/recommendations-reference-container,
+/// which names it the successor of `c0b7cfc6-…`).
 pub const ASSESSMENT_KEYS: &[&str] = &[
     "c0b7cfc6-3172-465a-b378-53c7ff2cc0d5",
     "33422d8f-ab1e-42be-bc9a-38685bb567b9",
