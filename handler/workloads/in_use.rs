@@ -7,7 +7,8 @@
 //! | type | image strings |
 //! |---|---|
 //! | `microsoft.app/containerapps`, `microsoft.app/jobs` | `properties.template.containers[].image`, `properties.template.initContainers[].image` |
-//! | `microsoft.containerinstance/containergroups` | `properties.containers[].properties.image`, `properties.initContainers[].properties.image` |
+//! | `microsoft.app/sessionpools` (custom-container session pools) | `properties.customContainerTemplate.containers[].image` |
+//! | `microsoft.containerinstance/containergroups`, `microsoft.containerinstance/containergroupprofiles` | `properties.containers[].properties.image`, `properties.initContainers[].properties.image` |
 //! | `microsoft.web/sites`, `microsoft.web/sites/slots` | `LinuxFxVersion` / `WindowsFxVersion` from `properties.siteProperties.properties[]` (where Resource Graph holds them; `properties.siteConfig` is usually null there) or `properties.siteConfig`: `DOCKER\|image`, and every `image:` of a `COMPOSE\|base64` Compose file |
 //!
 //! And through ARM ([`super::arm`]), what Resource Graph does not hold: the sidecars of an
@@ -53,6 +54,8 @@ pub const API_VERSION: &str = "2022-10-01";
 pub const WORKLOAD_TYPES: &[&str] = &[
     "microsoft.app/containerapps",
     "microsoft.app/jobs",
+    "microsoft.app/sessionpools",
+    "microsoft.containerinstance/containergroupprofiles",
     "microsoft.containerinstance/containergroups",
     "microsoft.containerservice/managedclusters",
     "microsoft.web/sites",
@@ -73,7 +76,11 @@ pub const PROJECTED: &[(&str, &str)] = &[
     ("traffic", "configuration.ingress.traffic"),
     ("latestRevisionName", "latestRevisionName"),
     ("latestReadyRevisionName", "latestReadyRevisionName"),
-    // Container Instances.
+    // Container Apps session pools with custom containers (Microsoft.App/sessionPools:
+    // `customContainerTemplate.containers[].image`, Azure's resource type definitions).
+    ("poolContainers", "customContainerTemplate.containers"),
+    // Container Instances: container groups and container group profiles (the same
+    // `containers[].properties.image` shape in both types' definitions).
     ("groupContainers", "containers"),
     ("groupInitContainers", "initContainers"),
     // App Service and Functions sites and slots.
@@ -91,7 +98,7 @@ pub const PROJECTED: &[(&str, &str)] = &[
 
 /// The query sent (ordered by `id`, which paging needs to be stable): the columns of
 /// [`PROJECTED`] besides `id` and `type` (a unit test holds the two in step).
-pub const IN_USE_QUERY: &str = "Resources | where type in~ ('microsoft.app/containerapps', 'microsoft.app/jobs', 'microsoft.containerinstance/containergroups', 'microsoft.containerservice/managedclusters', 'microsoft.web/sites', 'microsoft.web/sites/slots') | project id, type, appContainers = properties.template.containers, appInitContainers = properties.template.initContainers, revisionsMode = properties.configuration.activeRevisionsMode, traffic = properties.configuration.ingress.traffic, latestRevisionName = properties.latestRevisionName, latestReadyRevisionName = properties.latestReadyRevisionName, groupContainers = properties.containers, groupInitContainers = properties.initContainers, linuxFxVersion = properties.siteConfig.linuxFxVersion, windowsFxVersion = properties.siteConfig.windowsFxVersion, siteProperties = properties.siteProperties.properties, fqdn = properties.fqdn, aadProfile = properties.aadProfile, privateCluster = properties.apiServerAccessProfile.enablePrivateCluster | order by id asc";
+pub const IN_USE_QUERY: &str = "Resources | where type in~ ('microsoft.app/containerapps', 'microsoft.app/jobs', 'microsoft.app/sessionpools', 'microsoft.containerinstance/containergroupprofiles', 'microsoft.containerinstance/containergroups', 'microsoft.containerservice/managedclusters', 'microsoft.web/sites', 'microsoft.web/sites/slots') | project id, type, appContainers = properties.template.containers, appInitContainers = properties.template.initContainers, revisionsMode = properties.configuration.activeRevisionsMode, traffic = properties.configuration.ingress.traffic, latestRevisionName = properties.latestRevisionName, latestReadyRevisionName = properties.latestReadyRevisionName, poolContainers = properties.customContainerTemplate.containers, groupContainers = properties.containers, groupInitContainers = properties.initContainers, linuxFxVersion = properties.siteConfig.linuxFxVersion, windowsFxVersion = properties.siteConfig.windowsFxVersion, siteProperties = properties.siteProperties.properties, fqdn = properties.fqdn, aadProfile = properties.aadProfile, privateCluster = properties.apiServerAccessProfile.enablePrivateCluster | order by id asc";
 
 /// The rows asked for per page (`$top`): the most Resource Graph answers in one page; its
 /// default without `$top` is 100 ("Working with large Azure resource data sets",
@@ -899,7 +906,14 @@ fn image_strings(resource_type: &str, properties: &Value) -> Result<Vec<String>,
             ));
             images
         }
-        "microsoft.containerinstance/containergroups" => {
+        "microsoft.app/sessionpools" => strings_at(
+            properties
+                .get("customContainerTemplate")
+                .and_then(|t| t.get("containers")),
+            "/image",
+        ),
+        "microsoft.containerinstance/containergroups"
+        | "microsoft.containerinstance/containergroupprofiles" => {
             let mut images = strings_at(properties.get("containers"), "/properties/image");
             images.extend(strings_at(
                 properties.get("initContainers"),
@@ -1321,6 +1335,15 @@ mod tests {
         assert_eq!(
             image_strings("microsoft.containerinstance/containergroups", &aci).unwrap(),
             ["c", "d"]
+        );
+        assert_eq!(
+            image_strings("microsoft.containerinstance/containergroupprofiles", &aci).unwrap(),
+            ["c", "d"]
+        );
+        let pool = json!({"customContainerTemplate": {"containers": [{"image": "p"}, {"name": "no-image"}]}});
+        assert_eq!(
+            image_strings("microsoft.app/sessionpools", &pool).unwrap(),
+            ["p"]
         );
         let site = json!({
             "siteConfig": {"linuxFxVersion": "DOCKER|e", "windowsFxVersion": null},
