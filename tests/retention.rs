@@ -8,7 +8,8 @@ use acr_emulator::{ManifestSeed, RepoSeed, Seed};
 
 /// `app`: ten single-tag images, `v1` a day old and `v2`..`v10` 40 to 48 days old, so a
 /// 30-day rule would take away 90% of it. `lib`: four images, one of them old (25%).
-fn seed() -> Seed {
+/// Together, a 30-day rule takes away 10 of the 14 tagged images (`tests/run_limit.rs`).
+pub(crate) fn seed() -> Seed {
     let mut app = RepoSeed::new("app").manifest(tagged("i1", "v1", "1d"));
     for i in 2..=10 {
         app.push(tagged(

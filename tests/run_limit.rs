@@ -2,29 +2,9 @@
 //! `maxRunDeletions`) through the `handler` binary: every repository is planned before any
 //! is purged, and a run whose plans together take away too much deletes nothing at all.
 
+use crate::retention::seed;
 use crate::support::host::Handler;
-use crate::support::purge::{Registry, set, tagged};
-use acr_emulator::{RepoSeed, Seed};
-
-/// `app`: ten single-tag images, `v1` young and nine 40+ days old. `lib`: four images, one
-/// old. A 30-day rule takes away 9 + 1 = 10 of the 14 tagged images.
-fn seed() -> Seed {
-    let mut app = RepoSeed::new("app").manifest(tagged("i1", "v1", "1d"));
-    for i in 2..=10 {
-        app.push(tagged(
-            &format!("i{i}"),
-            &format!("v{i}"),
-            &format!("{}d", 38 + i),
-        ));
-    }
-    Seed::new().repo(app).repo(
-        RepoSeed::new("lib")
-            .manifest(tagged("l1", "l1", "1d"))
-            .manifest(tagged("l2", "l2", "2d"))
-            .manifest(tagged("l3", "l3", "3d"))
-            .manifest(tagged("l4", "l4", "60d")),
-    )
-}
+use crate::support::purge::{Registry, set};
 
 fn all(prefix: &str, n: usize) -> std::collections::BTreeSet<String> {
     (1..=n).map(|i| format!("{prefix}{i}")).collect()
