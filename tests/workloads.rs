@@ -430,6 +430,58 @@ async fn in_use_fails_closed() {
     );
 }
 
+/// Every Azure client asks a failing answer (5xx) again, three requests in all, before it
+/// fails with the last answer; an answer that no retry can change (404) is asked once.
+#[tokio::test]
+async fn failing_answers_are_asked_again_before_the_lookup_fails() {
+    let identity = IdentityEndpoint::start().await;
+    let graph = workloads();
+    graph.set_page_size(3);
+    let server = graph.start().await.unwrap();
+    let spec = json!({"kind": "images", "endpoint": server.url, "login_server": LS,
+                      "scopes": [["sub", "s1"], ["sub", "s2"]]});
+    let asked = |status: u16| {
+        graph
+            .requests()
+            .iter()
+            .filter(|r| r.status == status)
+            .count()
+    };
+    graph.inject(GraphFault::FailPage {
+        page: 2,
+        status: 503,
+    });
+    let error = in_child(&identity, spec.clone()).await.unwrap_err();
+    assert!(
+        error.contains("page 2") && error.contains("HTTP 503"),
+        "{error}"
+    );
+    assert_eq!(asked(503), 3, "the failing page, asked three times");
+    graph.clear_faults();
+    graph.inject(GraphFault::FailPage {
+        page: 2,
+        status: 404,
+    });
+    let error = in_child(&identity, spec).await.unwrap_err();
+    assert!(error.contains("HTTP 404"), "{error}");
+    assert_eq!(asked(404), 1, "a 404 is not asked again");
+
+    let logs = LogAnalyticsEmulator::new("11111111-2222-3333-4444-555555555555");
+    logs.set_expected_token(Some(ENTRA_TOKEN));
+    let server = logs.start().await.unwrap();
+    logs.inject(LogsFault::Fail { status: 500 });
+    let spec = json!({"kind": "pulls", "endpoint": server.url, "workspace": "11111111-2222-3333-4444-555555555555",
+                      "login_server": LS, "window_days": 90, "now": Utc::now().to_rfc3339(),
+                      "exclude": []});
+    let error = in_child(&identity, spec).await.unwrap_err();
+    assert!(error.contains("HTTP 500"), "{error}");
+    assert_eq!(
+        logs.requests().iter().filter(|r| r.status == 500).count(),
+        3,
+        "the pull log's failing query, asked three times"
+    );
+}
+
 #[tokio::test]
 async fn in_use_stops_on_an_unreadable_scope_and_batches_subscriptions() {
     let identity = IdentityEndpoint::start().await;
