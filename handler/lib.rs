@@ -13,8 +13,9 @@
 //! - [`report`]: what a run did, the JSON contract read by the command line, the Functions
 //!   handler and telemetry; `report::text` owns every acr purge output line and
 //!   `report::RunError` every way a run fails;
-//! - [`workloads`]: what Azure knows of the registry's images (workloads running them,
-//!   from Resource Graph; last pulls, from Log Analytics), read-only and failing closed;
+//! - [`azure`]: what Azure knows of the registry's images (workloads running them,
+//!   from Resource Graph; last pulls, from Log Analytics; Defender's findings), read-only,
+//!   failing closed, with one retry policy;
 //! - adapters, thin: [`cli`] (`handler purge`, `demo`, `emulator`, `serve`) and
 //!   [`functions`] (the Azure Functions custom handler);
 //! - plumbing: [`telemetry`] (OpenTelemetry to Application Insights and OTLP),
@@ -26,6 +27,7 @@
 
 #![warn(missing_docs)]
 
+pub mod azure;
 pub mod cli;
 pub mod durable;
 pub mod functions;
@@ -40,4 +42,3 @@ pub mod saved;
 pub mod settings;
 pub mod store;
 pub mod telemetry;
-pub mod workloads;

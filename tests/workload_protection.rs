@@ -261,7 +261,7 @@ async fn a_page_over_the_payload_limit_is_asked_again_smaller() {
     let requests = azure.graph.requests();
     let tops: Vec<u64> = requests
         .iter()
-        .filter(|r| r.body["query"] == acr_purge::workloads::in_use::IN_USE_QUERY)
+        .filter(|r| r.body["query"] == acr_purge::azure::in_use::IN_USE_QUERY)
         .map(|r| r.body["options"]["$top"].as_u64().unwrap_or(0))
         .collect();
     assert!(
@@ -348,7 +348,7 @@ async fn a_resource_graph_answer_over_the_size_cap_deletes_nothing() {
     azure
         .graph
         .inject(GraphFault::Oversized(acr_emulator::Oversize {
-            bytes: acr_purge::workloads::MAX_ANSWER_BYTES + 1,
+            bytes: acr_purge::azure::MAX_ANSWER_BYTES + 1,
             chunked: true,
         }));
     let mut args = POLICY.to_vec();

@@ -12,8 +12,8 @@ use acr_emulator::{
     GraphFault, GraphResource, LogAnalyticsEmulator, LogsFault, Oversize, RepositoryEvent,
     ResourceGraphEmulator,
 };
-use acr_purge::workloads::in_use::{ImageReference, InUseClient, ResultFormat, Scope};
-use acr_purge::workloads::pulls::PullLog;
+use acr_purge::azure::in_use::{ImageReference, InUseClient, InUseScope, ResultFormat};
+use acr_purge::azure::pulls::PullLog;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Value, json};
 
@@ -41,13 +41,13 @@ async fn child_process() {
             if spec["format"] == "table" {
                 client = client.with_result_format(ResultFormat::Table);
             }
-            let scopes: Vec<Scope> = spec["scopes"]
+            let scopes: Vec<InUseScope> = spec["scopes"]
                 .as_array()
                 .unwrap()
                 .iter()
                 .map(|s| match s[0].as_str() {
-                    Some("sub") => Scope::Subscription(s[1].as_str().unwrap().into()),
-                    _ => Scope::ManagementGroup(s[1].as_str().unwrap().into()),
+                    Some("sub") => InUseScope::Subscription(s[1].as_str().unwrap().into()),
+                    _ => InUseScope::ManagementGroup(s[1].as_str().unwrap().into()),
                 })
                 .collect();
             match client.images(&text("login_server"), &scopes).await {
@@ -303,7 +303,7 @@ async fn in_use_images_of_every_page_in_both_formats() {
     // Each lookup first confirms the subscriptions are readable (one page).
     let checks: Vec<_> = all
         .iter()
-        .filter(|r| r.body["query"] == acr_purge::workloads::in_use::SUBSCRIPTIONS_QUERY)
+        .filter(|r| r.body["query"] == acr_purge::azure::in_use::SUBSCRIPTIONS_QUERY)
         .collect();
     assert_eq!(checks.len(), 2, "{all:#?}");
     assert!(
@@ -313,7 +313,7 @@ async fn in_use_images_of_every_page_in_both_formats() {
     );
     let requests: Vec<_> = all
         .iter()
-        .filter(|r| r.body["query"] != acr_purge::workloads::in_use::SUBSCRIPTIONS_QUERY)
+        .filter(|r| r.body["query"] != acr_purge::azure::in_use::SUBSCRIPTIONS_QUERY)
         .collect();
     // 8 workloads in s1 and s2 (the storage account is not one): 4 pages of 2, twice.
     assert_eq!(requests.len(), 8, "{requests:#?}");
@@ -325,11 +325,11 @@ async fn in_use_images_of_every_page_in_both_formats() {
             Some(format!("Bearer {ENTRA_TOKEN}").as_str())
         );
         assert_eq!(r.body["subscriptions"], json!(["s1", "s2"]));
-        assert_eq!(r.body["query"], acr_purge::workloads::in_use::IN_USE_QUERY);
+        assert_eq!(r.body["query"], acr_purge::azure::in_use::IN_USE_QUERY);
         // Pages as large as the service gives (its default without `$top` is 100 rows).
         assert_eq!(
             r.body["options"]["$top"],
-            acr_purge::workloads::in_use::PAGE_ROWS
+            acr_purge::azure::in_use::PAGE_ROWS
         );
         assert_eq!(
             r.body["options"].get("$skipToken").is_some(),
@@ -430,6 +430,45 @@ async fn in_use_fails_closed() {
     );
 }
 
+/// Every Azure client asks a failing answer (5xx) again, three requests in all, before it
+/// fails with the last answer; an answer that no retry can change (404) is asked once.
+#[tokio::test]
+async fn failing_answers_are_asked_again_before_the_lookup_fails() {
+    let identity = IdentityEndpoint::start().await;
+    let graph = workloads();
+    let server = graph.start().await.unwrap();
+    let spec = json!({"kind": "images", "endpoint": server.url, "login_server": LS,
+                      "scopes": [["sub", "s1"]]});
+    // The first page of the first query (the scopes check): (status, requests sent).
+    for (status, asked) in [(503, 3), (404, 1)] {
+        graph.clear_faults();
+        graph.inject(GraphFault::FailPage { page: 1, status });
+        let error = in_child(&identity, spec.clone()).await.unwrap_err();
+        assert!(error.contains(&format!("HTTP {status}")), "{error}");
+        let sent = graph
+            .requests()
+            .iter()
+            .filter(|r| r.status == status)
+            .count();
+        assert_eq!(sent, asked, "HTTP {status}");
+    }
+
+    let logs = LogAnalyticsEmulator::new("11111111-2222-3333-4444-555555555555");
+    logs.set_expected_token(Some(ENTRA_TOKEN));
+    let server = logs.start().await.unwrap();
+    logs.inject(LogsFault::Fail { status: 500 });
+    let spec = json!({"kind": "pulls", "endpoint": server.url, "workspace": "11111111-2222-3333-4444-555555555555",
+                      "login_server": LS, "window_days": 90, "now": Utc::now().to_rfc3339(),
+                      "exclude": []});
+    let error = in_child(&identity, spec).await.unwrap_err();
+    assert!(error.contains("HTTP 500"), "{error}");
+    assert_eq!(
+        logs.requests().iter().filter(|r| r.status == 500).count(),
+        3,
+        "the pull log's failing query, asked three times"
+    );
+}
+
 #[tokio::test]
 async fn in_use_stops_on_an_unreadable_scope_and_batches_subscriptions() {
     let identity = IdentityEndpoint::start().await;
@@ -450,7 +489,7 @@ async fn in_use_stops_on_an_unreadable_scope_and_batches_subscriptions() {
         graph
             .requests()
             .iter()
-            .all(|r| r.body["query"] != acr_purge::workloads::in_use::IN_USE_QUERY),
+            .all(|r| r.body["query"] != acr_purge::azure::in_use::IN_USE_QUERY),
         "no workload is read before every scope is confirmed"
     );
     // None readable: the service's 403 names them all the same.
@@ -614,7 +653,7 @@ async fn last_pulls_respect_window_pullers_and_retention() {
 
 /// Answers just past the cap on one answer, sent with and without `Content-Length`.
 fn oversizes() -> [Oversize; 2] {
-    let bytes = acr_purge::workloads::MAX_ANSWER_BYTES + 1024;
+    let bytes = acr_purge::azure::MAX_ANSWER_BYTES + 1024;
     [
         Oversize {
             bytes,

@@ -5,12 +5,12 @@
 
 use super::PurgeArgs;
 use super::output::say;
+use crate::azure::in_use::InUseClient;
+use crate::azure::pulls::PullLog;
 use crate::registry::{ClientOptions, RegistryClient};
 use crate::report::{RepositoryReport, RunReport};
 use crate::run;
 use crate::run::evidence::Sources;
-use crate::workloads::in_use::InUseClient;
-use crate::workloads::pulls::PullLog;
 use acr_emulator::{
     ACR_ASSESSMENT_KEY, Emulator, GraphResource, KubernetesEmulator, LogAnalyticsEmulator,
     RepositoryEvent, ResourceGraphEmulator, RunningKubernetes, SubAssessment, sample_registry,

@@ -8,13 +8,14 @@
 //! read are not an error: every item under a `notPulledFor` rule then counts as pulled and
 //! is kept, with the reason.
 
+use crate::azure::in_use::{ImageReference, InUseClient, InUseScope};
+use crate::azure::pulls::PullLog;
+use crate::azure::setup::SetupError;
 pub use crate::plan::evidence::DeployHistory;
 use crate::plan::evidence::{Evidence, Findings, InUse, Pulls};
 use crate::policy::{Policy, WorkloadScope};
 use crate::report::RunError;
 use crate::settings;
-use crate::workloads::in_use::{ImageReference, InUseClient, Scope};
-use crate::workloads::pulls::PullLog;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 
@@ -35,28 +36,23 @@ impl Sources {
     /// public cloud's by default), the workspace `workspace` (else
     /// `PURGE_LOGS_WORKSPACE_ID`), signed in as the environment's Azure identity. `None`
     /// when the policy needs neither.
-    pub fn for_policy(policy: &Policy, workspace: Option<&str>) -> Result<Option<Sources>, String> {
+    pub fn for_policy(
+        policy: &Policy,
+        workspace: Option<&str>,
+    ) -> Result<Option<Sources>, SetupError> {
         let wants_in_use = !policy.protect_in_use.is_empty();
         let wants_pulls = policy.longest_pull_window().is_some();
         let wants_findings = policy.wants_findings();
         if !wants_in_use && !wants_pulls && !wants_findings {
             return Ok(None);
         }
-        let credential = crate::outbound::azure_credential().map_err(|e| e.to_string())?;
-        let http = crate::outbound::http_client_builder(&[])
-            .and_then(|b| {
-                b.timeout(std::time::Duration::from_secs(60))
-                    .build()
-                    .map_err(|e| crate::outbound::OutboundError::Tls(e.to_string()))
-            })
-            .map_err(|e| e.to_string())?;
-        let endpoint = |name: &str, default: &str| {
-            let text = std::env::var(name)
-                .ok()
-                .filter(|v| !v.trim().is_empty())
-                .unwrap_or_else(|| default.to_string());
-            url::Url::parse(text.trim()).map_err(|e| format!("{name} {text:?}: {e}"))
-        };
+        let credential = crate::outbound::azure_credential()?;
+        let http = crate::outbound::http_client_builder(&[]).and_then(|b| {
+            b.timeout(std::time::Duration::from_secs(60))
+                .build()
+                .map_err(|e| crate::outbound::OutboundError::Tls(e.to_string()))
+        })?;
+        let endpoint = crate::azure::setup::endpoint;
         let in_use = match wants_in_use {
             false => None,
             true => {
@@ -107,7 +103,7 @@ impl Sources {
         match Sources::for_policy(policy, workspace) {
             Ok(sources) => Ok(sources.map(std::sync::Arc::new)),
             Err(error) if !policy.protect_in_use.is_empty() => {
-                Err(Box::new(RunError::InUseUnknown(error)))
+                Err(Box::new(RunError::InUseUnknown(error.to_string())))
             }
             Err(error) => {
                 tracing::warn!(%error, "the pull logs cannot be read: every item under notPulledFor counts as pulled");
@@ -132,7 +128,7 @@ pub struct Gathered {
 #[derive(Debug, Clone)]
 pub enum FindingsRead {
     /// Read: (repository, digest) → CVE → severity.
-    Known(crate::workloads::findings::Findings),
+    Known(crate::azure::findings::Findings),
     /// Not read, and why.
     Unknown(String),
 }
@@ -255,12 +251,12 @@ pub async fn gather(
         let client = sources.and_then(|s| s.in_use.as_ref()).ok_or_else(|| {
             RunError::InUseUnknown("no Resource Graph client is configured".to_string())
         })?;
-        let scopes: Vec<Scope> = policy
+        let scopes: Vec<InUseScope> = policy
             .protect_in_use
             .iter()
             .map(|s| match s {
-                WorkloadScope::Subscription(id) => Scope::Subscription(id.clone()),
-                WorkloadScope::ManagementGroup(id) => Scope::ManagementGroup(id.clone()),
+                WorkloadScope::Subscription(id) => InUseScope::Subscription(id.clone()),
+                WorkloadScope::ManagementGroup(id) => InUseScope::ManagementGroup(id.clone()),
             })
             .collect();
         let images = client
@@ -331,12 +327,12 @@ async fn read_findings(
     let Some(client) = sources.and_then(|s| s.findings.as_ref()) else {
         return FindingsRead::Unknown("no Resource Graph client is configured".to_string());
     };
-    let scopes: Vec<Scope> = policy
+    let scopes: Vec<InUseScope> = policy
         .findings_scopes()
         .iter()
         .map(|s| match s {
-            WorkloadScope::Subscription(id) => Scope::Subscription(id.clone()),
-            WorkloadScope::ManagementGroup(id) => Scope::ManagementGroup(id.clone()),
+            WorkloadScope::Subscription(id) => InUseScope::Subscription(id.clone()),
+            WorkloadScope::ManagementGroup(id) => InUseScope::ManagementGroup(id.clone()),
         })
         .collect();
     if scopes.is_empty() {
@@ -345,7 +341,7 @@ async fn read_findings(
                 .to_string(),
         );
     }
-    match crate::workloads::findings::read(client, login_server, &scopes).await {
+    match crate::azure::findings::read(client, login_server, &scopes).await {
         Ok(findings) => {
             tracing::info!(
                 images = findings.by_image.len(),

@@ -17,9 +17,11 @@
 //!
 //! Fails closed: a cluster without a public `fqdn` (private API server), one that is not
 //! integrated with Microsoft Entra ID (local accounts only), a TLS or connection failure,
-//! a 401/403, a page that is not a `PodList`, or more than [`MAX_PAGES`] pages is an error,
-//! never a shorter list.
+//! a 401/403, a page that is not a `PodList`, or more than [`MAX_PAGES`] pages is a
+//! [`ClusterError`], never a shorter list. Requests go through [`super::http`] (its retry
+//! policy and answer-size cap).
 
+use super::http::Caller;
 use azure_core::credentials::TokenCredential;
 use serde_json::Value;
 use std::sync::Arc;
@@ -34,11 +36,34 @@ pub const PAGE_LIMIT: usize = 500;
 /// The most pages of one cluster followed (a million pods).
 pub const MAX_PAGES: usize = 2_000;
 
+/// Why a cluster's pods could not be listed whole.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClusterError {
+    /// The cluster's properties say an Entra token cannot reach its API server.
+    #[error("{0}")]
+    Unreachable(String),
+    /// No token for [`AKS_SCOPE`].
+    #[error("no {0}")]
+    Token(String),
+    /// A page that could not be had or read.
+    #[error("GET {server}api/v1/pods (page {page}): {detail}")]
+    Request {
+        /// The API server's URL.
+        server: String,
+        /// The page, from 1.
+        page: usize,
+        /// What failed.
+        detail: String,
+    },
+    /// A page that is not what the Kubernetes API documents, or too many pages.
+    #[error("{0}")]
+    Paging(String),
+}
+
 /// A reader of AKS clusters' pods.
 #[derive(Clone)]
 pub struct ClusterReader {
-    credential: Arc<dyn TokenCredential>,
-    http: reqwest::Client,
+    caller: Caller,
 }
 
 impl std::fmt::Debug for ClusterReader {
@@ -50,24 +75,20 @@ impl std::fmt::Debug for ClusterReader {
 impl ClusterReader {
     /// A reader signing in with `credential` for [`AKS_SCOPE`].
     pub fn new(credential: Arc<dyn TokenCredential>, http: reqwest::Client) -> ClusterReader {
-        ClusterReader { credential, http }
+        ClusterReader {
+            caller: Caller::new(credential, http, Duration::from_secs(60)),
+        }
     }
 
     /// Every image string the pods of the cluster described by `properties` (its
     /// Resource Graph row) run, or why they cannot be read.
-    pub async fn images(&self, properties: &Value) -> Result<Vec<String>, String> {
-        let server = api_server(properties)?;
+    pub async fn images(&self, properties: &Value) -> Result<Vec<String>, ClusterError> {
+        let server = api_server(properties).map_err(ClusterError::Unreachable)?;
         let token = self
-            .credential
-            .get_token(&[AKS_SCOPE], None)
+            .caller
+            .token_for_scope(AKS_SCOPE)
             .await
-            .map(|t| t.token.secret().to_string())
-            .map_err(|e| {
-                format!(
-                    "no token for {AKS_SCOPE}: {}",
-                    crate::outbound::error_chain(&e)
-                )
-            })?;
+            .map_err(|e| ClusterError::Token(e.to_string()))?;
         let mut images = Vec::new();
         let mut next: Option<String> = None;
         for page in 1..=MAX_PAGES {
@@ -83,14 +104,19 @@ impl ClusterReader {
             let list = self
                 .get(&token, &url)
                 .await
-                .map_err(|e| format!("GET {server}api/v1/pods (page {page}): {e}"))?;
+                .map_err(|detail| ClusterError::Request {
+                    server: server.to_string(),
+                    page,
+                    detail,
+                })?;
+            let paging = ClusterError::Paging;
             if list.get("kind").and_then(Value::as_str) != Some("PodList") {
-                return Err(format!("page {page} is not a PodList"));
+                return Err(paging(format!("page {page} is not a PodList")));
             }
             let items = list
                 .get("items")
                 .and_then(Value::as_array)
-                .ok_or_else(|| format!("page {page}: no `items` array"))?;
+                .ok_or_else(|| paging(format!("page {page}: no `items` array")))?;
             for pod in items {
                 images.extend(pod_images(pod));
             }
@@ -98,28 +124,28 @@ impl ClusterReader {
                 None | Some(Value::Null) => return Ok(images),
                 Some(Value::String(t)) if t.is_empty() => return Ok(images),
                 Some(Value::String(t)) if next.as_deref() == Some(t.as_str()) => {
-                    return Err(format!("page {page}: the same continue token came twice"));
+                    return Err(paging(format!(
+                        "page {page}: the same continue token came twice"
+                    )));
                 }
                 Some(Value::String(t)) => next = Some(t.clone()),
-                Some(other) => return Err(format!("page {page}: continue is {other}")),
+                Some(other) => return Err(paging(format!("page {page}: continue is {other}"))),
             }
         }
-        Err(format!("more than {MAX_PAGES} pages of pods"))
+        Err(ClusterError::Paging(format!(
+            "more than {MAX_PAGES} pages of pods"
+        )))
     }
 
+    /// One page; a Kubernetes `Status` answer's reason and message make a failure's text.
     async fn get(&self, token: &str, url: &Url) -> Result<Value, String> {
-        let response = self
-            .http
-            .get(url.clone())
-            .bearer_auth(token)
-            .timeout(Duration::from_secs(60))
-            .send()
+        let answer = self
+            .caller
+            .get(url, token)
             .await
-            .map_err(|e| format!("request failed: {}", crate::outbound::error_chain(&e)))?;
-        let status = response.status();
-        let text = super::read_capped(response, super::MAX_ANSWER_BYTES).await?;
-        if !status.is_success() {
-            let parsed: Option<Value> = serde_json::from_str(&text).ok();
+            .map_err(|e| e.to_string())?;
+        if !answer.is_success() {
+            let parsed: Option<Value> = serde_json::from_str(&answer.body).ok();
             let message = parsed
                 .as_ref()
                 .and_then(|v| {
@@ -127,10 +153,10 @@ impl ClusterReader {
                     let message = v.get("message").and_then(Value::as_str)?;
                     Some(format!("{reason}: {message}"))
                 })
-                .unwrap_or_else(|| text.chars().take(300).collect());
-            return Err(format!("HTTP {}: {message}", status.as_u16()));
+                .unwrap_or_else(|| answer.body.chars().take(300).collect());
+            return Err(format!("HTTP {}: {message}", answer.status));
         }
-        serde_json::from_str(&text).map_err(|e| format!("not JSON: {e}"))
+        answer.json()
     }
 }
 

@@ -7,8 +7,10 @@
 //! identities) and [`coverage_query`] (the oldest event of the registry the workspace still
 //! holds). Fails closed: a non-2xx answer, a partial answer (`error` next to `tables`) or an
 //! unreadable one is a [`PullLogError`]; the caller must then count every item as pulled.
+//! Requests go through [`super::http`] (its retry policy and answer-size cap).
 
-use super::{bearer, error_text, read_table};
+use super::http::{Caller, HttpError, error_text};
+use super::table::read_table;
 use azure_core::credentials::TokenCredential;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use serde_json::{Value, json};
@@ -132,8 +134,7 @@ pub fn coverage_query(login_server: &str) -> String {
 pub struct PullLog {
     endpoint: Url,
     workspace_id: String,
-    credential: Arc<dyn TokenCredential>,
-    http: reqwest::Client,
+    caller: Caller,
 }
 
 impl std::fmt::Debug for PullLog {
@@ -158,8 +159,7 @@ impl PullLog {
         PullLog {
             endpoint: logs_endpoint,
             workspace_id: workspace_id.into(),
-            credential,
-            http,
+            caller: Caller::new(credential, http, std::time::Duration::from_secs(120)),
         }
     }
 
@@ -193,12 +193,14 @@ impl PullLog {
             window_start.to_rfc3339_opts(SecondsFormat::Secs, true),
             now.to_rfc3339_opts(SecondsFormat::Secs, true)
         );
-        let token = bearer(self.credential.as_ref(), &self.endpoint)
-            .await
-            .map_err(|detail| PullLogError::Credential {
-                endpoint: self.endpoint.to_string(),
-                detail,
-            })?;
+        let token =
+            self.caller
+                .token_for(&self.endpoint)
+                .await
+                .map_err(|e| PullLogError::Credential {
+                    endpoint: self.endpoint.to_string(),
+                    detail: e.to_string(),
+                })?;
 
         let what = "last pulls";
         let table = self
@@ -273,33 +275,28 @@ impl PullLog {
         timespan: &str,
         what: &'static str,
     ) -> Result<ResultTable, PullLogError> {
-        let response = self
-            .http
-            .post(self.url())
-            .bearer_auth(token)
-            .json(&json!({ "query": query, "timespan": timespan }))
-            .timeout(std::time::Duration::from_secs(120))
-            .send()
+        let body = json!({ "query": query, "timespan": timespan });
+        let answer = self
+            .caller
+            .post(&self.url(), token, &body)
             .await
-            .map_err(|e| PullLogError::Request {
-                workspace: self.workspace_id.clone(),
-                what,
-                detail: crate::outbound::error_chain(&e),
+            .map_err(|e| match e {
+                HttpError::Request(detail) => PullLogError::Request {
+                    workspace: self.workspace_id.clone(),
+                    what,
+                    detail,
+                },
+                HttpError::Token(detail) | HttpError::Body(detail) => self.unreadable(what, detail),
             })?;
-        let status = response.status();
-        let text = super::read_capped(response, super::MAX_ANSWER_BYTES)
-            .await
-            .map_err(|detail| self.unreadable(what, detail))?;
-        if !status.is_success() {
+        if !answer.is_success() {
             return Err(PullLogError::Status {
                 workspace: self.workspace_id.clone(),
                 what,
-                status: status.as_u16(),
-                detail: error_text(&text),
+                status: answer.status,
+                detail: answer.error_text(),
             });
         }
-        let body: Value = serde_json::from_str(&text)
-            .map_err(|e| self.unreadable(what, format!("not JSON: {e}")))?;
+        let body = answer.json().map_err(|d| self.unreadable(what, d))?;
         if let Some(error) = body.get("error").filter(|e| !e.is_null()) {
             let details: Vec<String> = error
                 .get("details")

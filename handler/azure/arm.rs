@@ -5,11 +5,11 @@
 //!
 //! `GET {arm}{collection path}?api-version=…`, answered `{"value": [...], "nextLink"?}`;
 //! every `nextLink` is followed, and only when it points at the same endpoint (scheme, host
-//! and port: the token is never sent elsewhere). Fails closed: a failed page (after three
-//! tries of a 429), an unreadable answer or more than [`MAX_PAGES`] pages is an error,
-//! never a shorter list.
+//! and port: the token is never sent elsewhere). Fails closed: a failed page (after the
+//! retries of [`super::http`]), an unreadable answer or more than [`MAX_PAGES`] pages is an
+//! [`ArmError`], never a shorter list.
 
-use super::{bearer, error_text};
+use super::http::{Caller, HttpError};
 use azure_core::credentials::TokenCredential;
 use serde_json::Value;
 use std::sync::Arc;
@@ -22,14 +22,38 @@ pub const WEB_API_VERSION: &str = "2024-04-01";
 pub const APP_API_VERSION: &str = "2024-03-01";
 /// The most pages of one collection followed.
 pub const MAX_PAGES: usize = 1_000;
-const TRIES_WHEN_THROTTLED: usize = 3;
+
+/// Why a collection could not be listed whole.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ArmError {
+    /// No token, or an endpoint a token must not be sent to.
+    #[error("{0}")]
+    Token(String),
+    /// A page that could not be had or read.
+    #[error("GET {path} (page {page}): {detail}")]
+    Page {
+        /// The collection's path.
+        path: String,
+        /// The page, from 1.
+        page: usize,
+        /// What failed.
+        detail: String,
+    },
+    /// More pages than [`MAX_PAGES`], or a `nextLink` that is not a string.
+    #[error("GET {path}: {detail}")]
+    Paging {
+        /// The collection's path.
+        path: String,
+        /// What was wrong.
+        detail: String,
+    },
+}
 
 /// A reader of ARM collections at one endpoint.
 #[derive(Clone)]
 pub struct ArmReader {
     endpoint: Url,
-    credential: Arc<dyn TokenCredential>,
-    http: reqwest::Client,
+    caller: Caller,
 }
 
 impl std::fmt::Debug for ArmReader {
@@ -50,15 +74,18 @@ impl ArmReader {
     ) -> ArmReader {
         ArmReader {
             endpoint: arm_endpoint,
-            credential,
-            http,
+            caller: Caller::new(credential, http, Duration::from_secs(60)),
         }
     }
 
     /// Every item of the collection at `path` (a resource id and the child type, e.g.
     /// `/subscriptions/…/providers/Microsoft.Web/sites/web/sitecontainers`).
-    pub async fn list(&self, path: &str, api_version: &str) -> Result<Vec<Value>, String> {
-        let token = bearer(self.credential.as_ref(), &self.endpoint).await?;
+    pub async fn list(&self, path: &str, api_version: &str) -> Result<Vec<Value>, ArmError> {
+        let token = self
+            .caller
+            .token_for(&self.endpoint)
+            .await
+            .map_err(|e| ArmError::Token(e.to_string()))?;
         let mut url = self.endpoint.clone();
         let base = url.path().trim_end_matches('/').to_string();
         url.set_path(&format!("{base}{path}"));
@@ -69,25 +96,32 @@ impl ArmReader {
         while let Some(url) = next.take() {
             page += 1;
             if page > MAX_PAGES {
-                return Err(format!("GET {path}: more than {MAX_PAGES} pages"));
+                return Err(ArmError::Paging {
+                    path: path.to_string(),
+                    detail: format!("more than {MAX_PAGES} pages"),
+                });
             }
-            let answer = self
-                .get(&token, &url)
-                .await
-                .map_err(|e| format!("GET {path} (page {page}): {e}"))?;
+            let page_error = |detail: String| ArmError::Page {
+                path: path.to_string(),
+                page,
+                detail,
+            };
+            let answer = self.get(&token, &url).await.map_err(page_error)?;
             let value = answer
                 .get("value")
                 .and_then(Value::as_array)
-                .ok_or_else(|| format!("GET {path} (page {page}): no `value` array"))?;
+                .ok_or_else(|| page_error("no `value` array".to_string()))?;
             items.extend(value.iter().cloned());
             next = match answer.get("nextLink") {
                 None | Some(Value::Null) => None,
                 Some(Value::String(link)) if link.is_empty() => None,
-                Some(Value::String(link)) => Some(
-                    self.same_endpoint(link)
-                        .map_err(|e| format!("GET {path} (page {page}): {e}"))?,
-                ),
-                Some(other) => return Err(format!("GET {path}: nextLink is {other}")),
+                Some(Value::String(link)) => Some(self.same_endpoint(link).map_err(page_error)?),
+                Some(other) => {
+                    return Err(ArmError::Paging {
+                        path: path.to_string(),
+                        detail: format!("nextLink is {other}"),
+                    });
+                }
             };
         }
         Ok(items)
@@ -108,29 +142,16 @@ impl ArmReader {
         }
     }
 
-    /// One page, retrying a 429 up to three times after its `Retry-After` (at most 10 s).
+    /// One page, asked again as [`super::http`] says.
     async fn get(&self, token: &str, url: &Url) -> Result<Value, String> {
-        let mut tries = 0;
-        loop {
-            tries += 1;
-            let response = self
-                .http
-                .get(url.clone())
-                .bearer_auth(token)
-                .timeout(Duration::from_secs(60))
-                .send()
-                .await
-                .map_err(|e| format!("request failed: {}", crate::outbound::error_chain(&e)))?;
-            let status = response.status();
-            if status.as_u16() == 429 && tries < TRIES_WHEN_THROTTLED {
-                tokio::time::sleep(super::in_use::retry_after(response.headers())).await;
-                continue;
-            }
-            let text = super::read_capped(response, super::MAX_ANSWER_BYTES).await?;
-            if !status.is_success() {
-                return Err(format!("HTTP {}: {}", status.as_u16(), error_text(&text)));
-            }
-            return serde_json::from_str(&text).map_err(|e| format!("not JSON: {e}"));
+        let answer = self
+            .caller
+            .get(url, token)
+            .await
+            .map_err(|e: HttpError| e.to_string())?;
+        if !answer.is_success() {
+            return Err(format!("HTTP {}: {}", answer.status, answer.error_text()));
         }
+        answer.json()
     }
 }

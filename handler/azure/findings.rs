@@ -26,7 +26,7 @@
 //! Fails closed: besides the in-use lookup's errors, a row of the registry without a
 //! repository, digest, CVE, status or known severity is an error, never a row left out.
 
-use super::in_use::{InUseClient, InUseError, Scope};
+use super::in_use::{InUseClient, InUseError, InUseScope};
 use crate::policy::Severity;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -107,7 +107,7 @@ pub enum FindingsError {
 pub async fn read(
     client: &InUseClient,
     login_server: &str,
-    scopes: &[Scope],
+    scopes: &[InUseScope],
 ) -> Result<Findings, FindingsError> {
     let host = login_server
         .trim()
