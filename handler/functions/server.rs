@@ -15,12 +15,12 @@ use super::fanout;
 use super::listener;
 use super::proof::{self, ProofError};
 use super::protocol::{InvocationResult, TimerInvocation};
-use super::queue::{Admitted, MAX_PENDING_REPOSITORIES, Outcome, RunQueue, Scope, Turn};
+use super::queue::{Admitted, MAX_PENDING_REPOSITORIES, QueueScope, RunQueue, SharedResult, Turn};
 use super::route;
-use super::runner::{self, Durability, Finished, Job};
-use super::runs::{RunState, Runs};
-use super::secret::{Verdict, WebhookSecret};
-use super::webhook::{self, MAX_BODY, Request, quoted};
+use super::run_status::{RunState, RunStatuses};
+use super::runner::{self, Durability, Job, RunFinished};
+use super::secret::{SignatureCheck, WebhookSecret};
+use super::webhook::{self, MAX_BODY, WebhookRequest, quoted};
 use crate::run::StopSignal;
 use crate::saved::{DEFAULT_MAX_AGE, SavedPlan, SavedPlanError};
 use crate::telemetry::{self, RunContext, Trigger};
@@ -65,7 +65,9 @@ pub const RUN_DIED: &str = "the run stopped unexpectedly (see the logs)";
 /// Runs one purge: the configured policy, narrowed to some repositories, with a stop signal,
 /// under a telemetry context. The real one is [`runner::run`].
 pub type Runner = Arc<
-    dyn Fn(Arc<Config>, Job, StopSignal, RunContext) -> BoxFuture<'static, Finished> + Send + Sync,
+    dyn Fn(Arc<Config>, Job, StopSignal, RunContext) -> BoxFuture<'static, RunFinished>
+        + Send
+        + Sync,
 >;
 
 /// Shared state of the handlers.
@@ -73,7 +75,7 @@ pub type Runner = Arc<
 pub struct AppState {
     config: Result<Arc<Config>, ConfigError>,
     secret: Option<Arc<WebhookSecret>>,
-    runs: Arc<Runs>,
+    runs: Arc<RunStatuses>,
     queue: Arc<RunQueue>,
     applies: Arc<Applies>,
     body_reads: Arc<Semaphore>,
@@ -257,7 +259,7 @@ async fn timer(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -
     )
     .await;
     telemetry::flush().await;
-    let Finished { report, lines } = match finished {
+    let RunFinished { report, lines } = match finished {
         Ok(finished) => finished,
         Err(died) => {
             notes.push(died.clone());
@@ -374,7 +376,7 @@ async fn queue_message(State(state): State<AppState>, headers: HeaderMap, body: 
     };
     let finished = supervise(&state, None, config, Job::Purge { only: None }, context).await;
     telemetry::flush().await;
-    let Finished { report, lines } = match finished {
+    let RunFinished { report, lines } = match finished {
         Ok(finished) => finished,
         Err(died) => {
             notes.push(died.clone());
@@ -417,7 +419,7 @@ async fn supervise(
     config: Arc<Config>,
     job: Job,
     context: RunContext,
-) -> Result<Finished, String> {
+) -> Result<RunFinished, String> {
     let run = (state.runner)(config, job, state.stop.clone(), context);
     let task = tokio::spawn(async move {
         let _turn = turn;
@@ -480,18 +482,20 @@ async fn webhook(
         Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
     };
     let (repositories, dry_run, source, named) = match request {
-        Request::Ping => return (StatusCode::OK, Json(json!({"pong": true}))).into_response(),
-        Request::Ignored(why) => {
+        WebhookRequest::Ping => {
+            return (StatusCode::OK, Json(json!({"pong": true}))).into_response();
+        }
+        WebhookRequest::Ignored(why) => {
             tracing::info!("webhook ignored: {why}");
             return (StatusCode::OK, Json(json!({"ignored": why}))).into_response();
         }
-        Request::Run {
+        WebhookRequest::Run {
             repositories,
             dry_run,
             source,
             registry,
         } => (repositories, dry_run, source, registry),
-        Request::Apply { digest, dry_run } => {
+        WebhookRequest::Apply { digest, dry_run } => {
             if let Err((status, message)) = route::applies_home(&config, parameter.as_deref()) {
                 return error(status, &message);
             }
@@ -532,7 +536,7 @@ async fn webhook(
         .collect();
     let admitted = match state
         .queue
-        .submit(dry_run, Scope::of(repositories), context, || {
+        .submit(dry_run, QueueScope::of(repositories), context, || {
             state.runs.queue()
         }) {
         Ok(admitted) => admitted,
@@ -623,12 +627,12 @@ fn configured(state: &AppState) -> Option<(Arc<Config>, &WebhookSecret)> {
 /// 401 when the proof does not verify, 503 when the secret cannot be read.
 async fn check(secret: &WebhookSecret, matches: impl Fn(&str) -> bool) -> Result<(), Response> {
     match secret.check(matches).await {
-        Verdict::Accepted => Ok(()),
-        Verdict::Rejected => Err(error(
+        SignatureCheck::Accepted => Ok(()),
+        SignatureCheck::Rejected => Err(error(
             StatusCode::UNAUTHORIZED,
             "the signature or token does not match the webhook secret",
         )),
-        Verdict::Unavailable(e) => {
+        SignatureCheck::Unavailable(e) => {
             tracing::error!("webhook refused: {e}");
             Err(error(StatusCode::SERVICE_UNAVAILABLE, SECRET_UNAVAILABLE))
         }
@@ -709,9 +713,9 @@ async fn settle(
     state: &AppState,
     config: &Config,
     id: &str,
-    result: Result<Finished, String>,
-) -> Outcome {
-    let outcome: Outcome = Arc::new(result.map(|finished| finished.report));
+    result: Result<RunFinished, String>,
+) -> SharedResult {
+    let outcome: SharedResult = Arc::new(result.map(|finished| finished.report));
     let (run_state, failure) = match outcome.as_ref() {
         Ok(report) => (
             RunState::Finished {
@@ -746,7 +750,7 @@ async fn answer(state: &AppState, admitted: Admitted, deadline: Duration) -> Res
 }
 
 /// The answer for a run that ended: its report, or 500 with why it has none.
-fn finished(outcome: &Outcome, id: &str) -> Response {
+fn finished(outcome: &SharedResult, id: &str) -> Response {
     match outcome.as_ref() {
         Ok(report) => (report_status(report), Json(report)).into_response(),
         Err(why) => (

@@ -84,7 +84,7 @@ impl TestRunner {
                     panic!("the run died");
                 }
                 let now = chrono::Utc::now();
-                Finished {
+                RunFinished {
                     report: RunReport {
                         registry: config.registry.host().to_string(),
                         dry_run: context.dry_run,
