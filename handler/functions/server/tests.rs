@@ -4,9 +4,14 @@
 use super::*;
 use crate::functions::applies::{MAX_APPLIES, MAX_PLAN_BYTES};
 use crate::functions::proof::sign;
+use crate::functions::webhook::MAX_BODY;
 use crate::report::{RunReport, Summary};
+use crate::saved::SavedPlan;
 use crate::settings::*;
+use crate::telemetry::Trigger;
+use axum::body::{Body, Bytes};
 use axum::http::Request as HttpRequest;
+use serde_json::json;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use tokio::sync::Semaphore;
