@@ -1,9 +1,11 @@
 //! The host's invocations: `PurgeTimer` (the schedule; in a fleet, the fan-out) and
 //! `PurgeQueue` (one registry of the fleet), answered with the custom-handler invocation
-//! envelope, which the host logs and whose `Outputs` it enqueues.
+//! envelope, which the host logs and whose `Outputs` it enqueues. A failed invocation
+//! ([`InvocationFailure`]) is answered 500 with that envelope too.
 
 use super::running::supervise;
 use super::{AppState, invocation_id, report_status};
+use crate::functions::config::Config;
 use crate::functions::fanout;
 use crate::functions::protocol::{InvocationResult, TimerInvocation};
 use crate::functions::runner::{Job, RunFinished};
@@ -16,21 +18,17 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
+use std::sync::Arc;
 
 /// `POST /PurgeTimer`: runs the whole policy, before any queued webhook run.
 pub(super) async fn timer(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
-    let config = match &state.config {
-        Ok(config) => config.clone(),
-        Err(e) => return invocation_failure(format!("invalid configuration: {e}")),
-    };
-    let invocation: TimerInvocation = match serde_json::from_slice(&body) {
-        Ok(invocation) => invocation,
-        Err(e) => return invocation_failure(format!("unreadable timer invocation: {e}")),
-    };
+) -> Result<Response, InvocationFailure> {
+    let config = host_config(&state)?;
+    let invocation: TimerInvocation = serde_json::from_slice(&body)
+        .map_err(|e| InvocationFailure(format!("unreadable timer invocation: {e}")))?;
     let mut notes = Vec::new();
     let timer = invocation.data.timer.unwrap_or_default();
     if timer.is_past_due {
@@ -54,13 +52,13 @@ pub(super) async fn timer(
         ));
         tracing::info!(registries = registries.len(), "PurgeTimer: fleet enqueued");
         let value = json!({"enqueued": registries});
-        return (
+        return Ok((
             StatusCode::OK,
             Json(
                 InvocationResult::new(notes, Some(value)).with_outputs(fanout::outputs(&messages)),
             ),
         )
-            .into_response();
+            .into_response());
     }
     let dry_run = config.force_dry_run || config.policy.dry_run;
     let context = RunContext {
@@ -85,16 +83,7 @@ pub(super) async fn timer(
     telemetry::flush().await;
     let RunFinished { report, lines } = match finished {
         Ok(finished) => finished,
-        Err(died) => {
-            notes.push(died.clone());
-            // No report exists: the value says which run it was and why it has none.
-            let value = json!({"registry": registry, "dryRun": dry_run, "error": died});
-            return (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                Json(InvocationResult::new(notes, Some(value))),
-            )
-                .into_response();
-        }
+        Err(died) => return Ok(run_died(notes, &registry, dry_run, died)),
     };
     // A skipped occurrence (another instance's run holds the registry) is not a failure.
     // Every other ending answers what its error asks for (`RunError::http_status`).
@@ -107,7 +96,7 @@ pub(super) async fn timer(
     let continuation = continuation(&report);
     notes.extend(lines);
     let result = InvocationResult::new(notes, Some(report)).with_outputs(continuation);
-    (status, Json(result)).into_response()
+    Ok((status, Json(result)).into_response())
 }
 
 /// `Outputs` enqueuing the continuation of a run that stopped before its deadline (or
@@ -150,25 +139,19 @@ pub(super) async fn queue_message(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
-    let config = match &state.config {
-        Ok(config) => config.clone(),
-        Err(e) => return invocation_failure(format!("invalid configuration: {e}")),
-    };
-    let invocation: fanout::QueueInvocation = match serde_json::from_slice(&body) {
-        Ok(invocation) => invocation,
-        Err(e) => return invocation_failure(format!("unreadable queue invocation: {e}")),
-    };
+) -> Result<Response, InvocationFailure> {
+    let config = host_config(&state)?;
+    let invocation: fanout::QueueInvocation = serde_json::from_slice(&body)
+        .map_err(|e| InvocationFailure(format!("unreadable queue invocation: {e}")))?;
     let dequeue_count = invocation.dequeue_count();
-    let message = match invocation.message() {
-        Ok(message) => message,
-        Err(e) => return invocation_failure(format!("PurgeQueue message refused: {e}")),
-    };
+    let message = invocation
+        .message()
+        .map_err(|e| InvocationFailure(format!("PurgeQueue message refused: {e}")))?;
     let Some(member) = config.member(&message.registry).cloned() else {
-        return invocation_failure(format!(
+        return Err(InvocationFailure(format!(
             "PurgeQueue message refused: registry {} is not one of the fleet's",
             quoted(&message.registry)
-        ));
+        )));
     };
     let host = member.registry.host().to_string();
     let mut notes = vec![format!(
@@ -199,15 +182,7 @@ pub(super) async fn queue_message(
     telemetry::flush().await;
     let RunFinished { report, lines } = match finished {
         Ok(finished) => finished,
-        Err(died) => {
-            notes.push(died.clone());
-            let value = json!({"registry": host, "dryRun": dry_run, "error": died});
-            return (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                Json(InvocationResult::new(notes, Some(value))),
-            )
-                .into_response();
-        }
+        Err(died) => return Ok(run_died(notes, &host, dry_run, died)),
     };
     let status = match &report.error {
         None => StatusCode::OK,
@@ -229,14 +204,39 @@ pub(super) async fn queue_message(
     let outputs = continuation(&report);
     notes.extend(lines);
     let result = InvocationResult::new(notes, Some(report)).with_outputs(outputs);
-    (status, Json(result)).into_response()
+    Ok((status, Json(result)).into_response())
 }
 
-fn invocation_failure(message: String) -> Response {
-    tracing::error!("{message}");
+/// `500` with the envelope for a run whose task died: no report exists, so the value says
+/// which run it was and why it has none.
+fn run_died(mut notes: Vec<String>, registry: &str, dry_run: bool, why: String) -> Response {
+    notes.push(why.clone());
+    let value = json!({"registry": registry, "dryRun": dry_run, "error": why});
     (
         StatusCode::INTERNAL_SERVER_ERROR,
-        Json(InvocationResult::<()>::new(vec![message], None)),
+        Json(InvocationResult::new(notes, Some(value))),
     )
         .into_response()
+}
+
+/// The configuration; an invalid one fails every invocation (the error in its `Logs`).
+fn host_config(state: &AppState) -> Result<Arc<Config>, InvocationFailure> {
+    match &state.config {
+        Ok(config) => Ok(config.clone()),
+        Err(e) => Err(InvocationFailure(format!("invalid configuration: {e}"))),
+    }
+}
+
+/// A failed invocation: answered `500` with the envelope whose `Logs` say why (also logged).
+pub(super) struct InvocationFailure(String);
+
+impl IntoResponse for InvocationFailure {
+    fn into_response(self) -> Response {
+        tracing::error!("{}", self.0);
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(InvocationResult::<()>::new(vec![self.0], None)),
+        )
+            .into_response()
+    }
 }
