@@ -238,11 +238,11 @@ async fn run_in_span(request: Launch<'_>, hooks: Hooks<'_>) -> Launched {
                 Some(plan) => Some(vec![plan.digest().to_string()]),
                 None => options.only.clone(),
             };
-            let durable_request = durable::Request {
+            let durable_request = durable::RunRequest {
                 registry: client.endpoint().host().to_string(),
                 policy_digest: durable::policy_digest(policy.as_ref(), key.as_deref(), dry_run),
                 dry_run,
-                trigger: trigger.as_str().to_string(),
+                trigger,
                 new_run,
                 request_id: invocation.request_id.clone(),
             };

@@ -30,14 +30,20 @@
 //!   while starting is resumed rather than left recorded `running`.
 //! - **Dry runs** are recorded (record and plans) but not checkpointed: a dry run cut off by
 //!   its deadline starts over next time.
+//!
+//! Naming: `crate::run::journal` is the engine's side (the [`crate::run::Journal`] trait it
+//! reports to); this module's `recording` is the durable run's side (what it writes to the
+//! store as the engine reports). What a caller asks for is a [`RunRequest`], whose
+//! [`Trigger`] the store records by [`Trigger::as_str`].
 
-mod journal;
+mod recording;
 
 use crate::report::{RunError, RunReport, Summary};
 use crate::run::RunOptions;
 use crate::store::{
     Checkpoint, Counts, Holder, Invocation, Lease, RunRecord, RunStatus, RunStore, StoreError,
 };
+use crate::telemetry::Trigger;
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -45,15 +51,17 @@ use std::sync::Mutex;
 
 /// What run to begin.
 #[derive(Debug, Clone)]
-pub struct Request {
+pub struct RunRequest {
     /// The registry's login server.
     pub registry: String,
     /// [`policy_digest`] of what the run does.
     pub policy_digest: String,
     /// Whether it deletes nothing.
     pub dry_run: bool,
-    /// `timer`, `http` (the webhook) or `cli`.
-    pub trigger: String,
+    /// What started it; the store records [`Trigger::as_str`] (`cli`, `timer`, `webhook`,
+    /// `queue`). Records written before the trigger was typed may say `http` for the
+    /// webhook: they are read as written (the record's trigger is text).
+    pub trigger: Trigger,
     /// Start a new run even if a checkpoint of the same policy could be resumed.
     pub new_run: bool,
     /// The id the caller already gave the run (the webhook's `runId`): a new run takes it; a
@@ -109,7 +117,7 @@ pub struct DurableRun {
 
 /// Begins a run: takes the registry's lease (real runs), resumes its checkpoint or starts
 /// a new one, and writes the record. Nothing is purged without this succeeding.
-pub async fn begin(store: &RunStore, request: Request) -> Result<Begun, StoreError> {
+pub async fn begin(store: &RunStore, request: RunRequest) -> Result<Begun, StoreError> {
     let now = Utc::now();
     let existing = match request.dry_run {
         true => None,
@@ -130,7 +138,7 @@ pub async fn begin(store: &RunStore, request: Request) -> Result<Begun, StoreErr
     } else {
         let holder = Holder {
             run_id: id.clone(),
-            trigger: request.trigger.clone(),
+            trigger: request.trigger.as_str().to_string(),
             since: now,
         };
         match store.acquire(&request.registry, &holder).await? {
@@ -156,7 +164,7 @@ pub async fn begin(store: &RunStore, request: Request) -> Result<Begun, StoreErr
         abandon(store, &old.run_id, &id).await?;
     }
     let invocation = Invocation {
-        trigger: request.trigger.clone(),
+        trigger: request.trigger.as_str().to_string(),
         started_at: now,
         ended_at: None,
         resumed_from: resume.as_ref().map(|c| c.written_at),
@@ -270,11 +278,11 @@ fn from_audit(audited: &Counts, invocations: &[Invocation], checkpoint: &Checkpo
     }
 }
 
-fn fresh(id: &str, request: &Request, now: DateTime<Utc>) -> RunRecord {
+fn fresh(id: &str, request: &RunRequest, now: DateTime<Utc>) -> RunRecord {
     RunRecord {
         id: id.to_string(),
         registry: request.registry.clone(),
-        trigger: request.trigger.clone(),
+        trigger: request.trigger.as_str().to_string(),
         policy_digest: request.policy_digest.clone(),
         dry_run: request.dry_run,
         started_at: now,
@@ -287,7 +295,12 @@ fn fresh(id: &str, request: &Request, now: DateTime<Utc>) -> RunRecord {
     }
 }
 
-fn skipped(id: &str, request: &Request, now: DateTime<Utc>, holder: Option<&Holder>) -> RunRecord {
+fn skipped(
+    id: &str,
+    request: &RunRequest,
+    now: DateTime<Utc>,
+    holder: Option<&Holder>,
+) -> RunRecord {
     let held_by = holder.map(|h| h.run_id.clone());
     let why = match &held_by {
         Some(run) => format!("run {run} is purging {} now", request.registry),
@@ -299,7 +312,7 @@ fn skipped(id: &str, request: &Request, now: DateTime<Utc>, holder: Option<&Hold
     record.error = Some(why.clone());
     record.held_by = held_by;
     record.invocations.push(Invocation {
-        trigger: request.trigger.clone(),
+        trigger: request.trigger.as_str().to_string(),
         started_at: now,
         ended_at: Some(now),
         resumed_from: None,
@@ -492,7 +505,7 @@ pub struct Hooks<'a> {
 /// journal, [`DurableRun::finish`]. `started` hears the run id before the engine starts.
 pub async fn drive(
     store: &RunStore,
-    request: Request,
+    request: RunRequest,
     client: &crate::registry::RegistryClient,
     policy: &crate::policy::Policy,
     mut options: RunOptions,

@@ -11,18 +11,18 @@ async fn store(dir: &tempfile::TempDir) -> RunStore {
     .expect("store opens")
 }
 
-fn request(digest: &str) -> Request {
-    Request {
+fn request(digest: &str) -> RunRequest {
+    RunRequest {
         registry: "r.example.io".into(),
         policy_digest: digest.into(),
         dry_run: false,
-        trigger: "cli".into(),
+        trigger: Trigger::Cli,
         new_run: false,
         request_id: None,
     }
 }
 
-async fn started(store: &RunStore, request: Request) -> DurableRun {
+async fn started(store: &RunStore, request: RunRequest) -> DurableRun {
     match begin(store, request).await.expect("begins") {
         Begun::Started(run) => *run,
         Begun::Busy { holder, .. } => panic!("busy: {holder:?}"),
@@ -56,7 +56,7 @@ async fn a_second_real_run_is_refused_while_the_first_holds_the_registry() {
     let skipped = store.record(&record.id).await.unwrap().expect("recorded");
     assert_eq!(skipped.status, RunStatus::Skipped);
     // Dry runs delete nothing and take no lease.
-    let dry = Request {
+    let dry = RunRequest {
         dry_run: true,
         ..request("p")
     };
@@ -108,7 +108,7 @@ async fn new_run_starts_over_and_a_failed_run_is_not_resumed() {
     first.finish(&report(Some(deadline()))).await.unwrap();
     let fresh = started(
         &store,
-        Request {
+        RunRequest {
             new_run: true,
             ..request("p")
         },

@@ -10,7 +10,7 @@
 //!   turn (one run at a time), so however many are accepted only one plan is loaded at a
 //!   time; a plan over [`MAX_PLAN_BYTES`] is refused unread beyond that size.
 
-use super::queue::Outcome;
+use super::queue::SharedResult;
 use axum::http::StatusCode;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -34,7 +34,7 @@ pub enum ApplyEnd {
         message: String,
     },
     /// It ran (or its task died): the run's outcome.
-    Ran(Outcome),
+    Ran(SharedResult),
 }
 
 /// What waiting requests watch: `None` until the apply ends.

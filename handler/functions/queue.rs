@@ -27,46 +27,48 @@ use tokio::sync::{Notify, oneshot};
 pub const MAX_PENDING_REPOSITORIES: usize = 1000;
 
 /// How a run ended: its report, or why it stopped without one (details in the logs).
-pub type Outcome = Arc<Result<RunReport, String>>;
+pub type SharedResult = Arc<Result<RunReport, String>>;
 
 /// Which repositories a run covers.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Scope {
+pub enum QueueScope {
     /// Every repository the policy covers.
     Full,
     /// These repositories only.
     Only(BTreeSet<String>),
 }
 
-impl Scope {
+impl QueueScope {
     /// The scope of a request (`None`: every repository).
-    pub fn of(repositories: Option<Vec<String>>) -> Scope {
+    pub fn of(repositories: Option<Vec<String>>) -> QueueScope {
         match repositories {
-            None => Scope::Full,
-            Some(names) => Scope::Only(names.into_iter().collect()),
+            None => QueueScope::Full,
+            Some(names) => QueueScope::Only(names.into_iter().collect()),
         }
     }
 
     /// Both scopes together.
-    fn union(&self, other: &Scope) -> Scope {
+    fn union(&self, other: &QueueScope) -> QueueScope {
         match (self, other) {
-            (Scope::Only(a), Scope::Only(b)) => Scope::Only(a.union(b).cloned().collect()),
-            _ => Scope::Full,
+            (QueueScope::Only(a), QueueScope::Only(b)) => {
+                QueueScope::Only(a.union(b).cloned().collect())
+            }
+            (QueueScope::Full, _) | (_, QueueScope::Full) => QueueScope::Full,
         }
     }
 
     fn len(&self) -> usize {
         match self {
-            Scope::Full => 0,
-            Scope::Only(names) => names.len(),
+            QueueScope::Full => 0,
+            QueueScope::Only(names) => names.len(),
         }
     }
 
     /// The repositories to pass to the engine (`None`: every repository).
     pub fn into_repositories(self) -> Option<Vec<String>> {
         match self {
-            Scope::Full => None,
-            Scope::Only(names) => Some(names.into_iter().collect()),
+            QueueScope::Full => None,
+            QueueScope::Only(names) => Some(names.into_iter().collect()),
         }
     }
 }
@@ -76,15 +78,15 @@ pub struct Pending {
     /// Its run id (shared by every request that joined it).
     pub id: String,
     /// What it covers.
-    pub scope: Scope,
+    pub scope: QueueScope,
     /// The telemetry context of the request that opened it.
     pub context: RunContext,
-    waiters: Vec<oneshot::Sender<Outcome>>,
+    waiters: Vec<oneshot::Sender<SharedResult>>,
 }
 
 impl Pending {
     /// Hands the outcome to every request waiting for it.
-    pub fn complete(self, outcome: Outcome) {
+    pub fn complete(self, outcome: SharedResult) {
         for waiter in self.waiters {
             let _ = waiter.send(outcome.clone());
         }
@@ -100,7 +102,7 @@ pub struct Admitted {
     /// start with [`RunQueue::take`] once it has a turn).
     pub joined: bool,
     /// The run's outcome, when it ends.
-    pub outcome: oneshot::Receiver<Outcome>,
+    pub outcome: oneshot::Receiver<SharedResult>,
 }
 
 /// The pending run would name too many repositories.
@@ -156,7 +158,7 @@ impl RunQueue {
     pub fn submit(
         &self,
         dry_run: bool,
-        scope: Scope,
+        scope: QueueScope,
         context: RunContext,
         new_id: impl FnOnce() -> String,
     ) -> Result<Admitted, QueueFull> {
@@ -265,8 +267,8 @@ mod tests {
         }
     }
 
-    fn only(names: &[&str]) -> Scope {
-        Scope::Only(names.iter().map(|n| n.to_string()).collect())
+    fn only(names: &[&str]) -> QueueScope {
+        QueueScope::Only(names.iter().map(|n| n.to_string()).collect())
     }
 
     #[test]
@@ -326,19 +328,19 @@ mod tests {
             .submit(false, only(&["app"]), context(), &mut next)
             .unwrap();
         queue
-            .submit(false, Scope::Full, context(), &mut next)
+            .submit(false, QueueScope::Full, context(), &mut next)
             .unwrap();
         queue
             .submit(false, only(&["x"]), context(), &mut next)
             .unwrap();
-        assert_eq!(queue.take("r", false).unwrap().scope, Scope::Full);
+        assert_eq!(queue.take("r", false).unwrap().scope, QueueScope::Full);
     }
 
     #[test]
     fn the_pending_union_is_bounded() {
         let queue = RunQueue::default();
         let names = |from: usize, n: usize| {
-            Scope::Only((from..from + n).map(|i| format!("tools/{i}")).collect())
+            QueueScope::Only((from..from + n).map(|i| format!("tools/{i}")).collect())
         };
         let new = || "id".to_string();
         queue
@@ -353,7 +355,9 @@ mod tests {
             QueueFull
         );
         // A full run is never too large.
-        queue.submit(false, Scope::Full, context(), new).unwrap();
+        queue
+            .submit(false, QueueScope::Full, context(), new)
+            .unwrap();
         queue.submit(false, names(5000, 1), context(), new).unwrap();
         assert_eq!(
             queue

@@ -7,9 +7,12 @@
 //! same id (or, when it resumed an unfinished run, the id names that run; see
 //! [`crate::store::RunStore::resolve`]). A run that ends without beginning (refused apply,
 //! task died, shutdown, store unreachable) has its queued record closed as `failed` with
-//! why. A queued record whose instance died before either stays `queued`.
+//! why. A queued record whose instance died before either stays `queued`. Its trigger is
+//! the webhook's (`webhook`, as its own record says once it begins; records written before
+//! this release say `http`).
 
 use crate::store::{RunRecord, RunStatus, RunStore};
+use crate::telemetry::Trigger;
 use chrono::Utc;
 
 /// The policy digest recorded for a queued run (the run's own record has the real one).
@@ -21,7 +24,7 @@ pub async fn record(store: &RunStore, id: &str, registry: &str, dry_run: bool) {
     let record = RunRecord {
         id: id.to_string(),
         registry: registry.to_string(),
-        trigger: "http".to_string(),
+        trigger: Trigger::Webhook.as_str().to_string(),
         policy_digest: NOT_BEGUN.to_string(),
         dry_run,
         started_at: Utc::now(),

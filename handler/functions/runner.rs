@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 
 /// A finished run: its report and acr purge's lines.
 #[derive(Debug)]
-pub struct Finished {
+pub struct RunFinished {
     /// The report.
     pub report: RunReport,
     /// The text lines, in order.
@@ -108,7 +108,7 @@ pub async fn run(
     job: Job,
     stop: StopSignal,
     context: RunContext,
-) -> Finished {
+) -> RunFinished {
     let started = tokio::time::Instant::now();
     let member = config
         .member(&context.registry)
@@ -200,12 +200,12 @@ pub async fn run(
                 .unwrap_or_default();
             let line = Line::FailedToComplete(&why).to_string();
             tracing::error!("{line}");
-            Finished {
+            RunFinished {
                 report,
                 lines: vec![line],
             }
         }
-        Launched::Busy { report, .. } | Launched::Ran { report, .. } => Finished {
+        Launched::Busy { report, .. } | Launched::Ran { report, .. } => RunFinished {
             report,
             lines: lines.finish(),
         },

@@ -38,7 +38,7 @@ pub struct SecretError(String);
 
 /// What a check of a caller's proof concluded.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
+pub enum SignatureCheck {
     /// The proof matches the secret.
     Accepted,
     /// The proof matches neither the cached secret nor a fresh read of it.
@@ -86,14 +86,14 @@ impl WebhookSecret {
     }
 
     /// Checks a proof: `matches` tells whether it verifies against a candidate secret.
-    pub async fn check(&self, matches: impl Fn(&str) -> bool) -> Verdict {
+    pub async fn check(&self, matches: impl Fn(&str) -> bool) -> SignatureCheck {
         let generation = {
             let cache = self.lock();
             if cache.value.as_deref().is_some_and(&matches) {
-                return Verdict::Accepted;
+                return SignatureCheck::Accepted;
             }
             if matches!(self.source, SecretSource::Plain(_)) {
-                return Verdict::Rejected;
+                return SignatureCheck::Rejected;
             }
             if cache
                 .last_read
@@ -104,9 +104,9 @@ impl WebhookSecret {
             cache.generation
         };
         match self.read_once(generation).await {
-            Ok(value) if matches(&value) => Verdict::Accepted,
-            Ok(_) => Verdict::Rejected,
-            Err(error) => Verdict::Unavailable(error),
+            Ok(value) if matches(&value) => SignatureCheck::Accepted,
+            Ok(_) => SignatureCheck::Rejected,
+            Err(error) => SignatureCheck::Unavailable(error),
         }
     }
 
@@ -155,11 +155,11 @@ impl WebhookSecret {
 
 /// While the last read is recent: a known secret that did not match means rejected; no
 /// known secret means unavailable.
-fn cached_verdict(cache: &Cache) -> Verdict {
+fn cached_verdict(cache: &Cache) -> SignatureCheck {
     match (&cache.value, &cache.last_error) {
-        (Some(_), _) => Verdict::Rejected,
-        (None, Some(error)) => Verdict::Unavailable(error.clone()),
-        (None, None) => Verdict::Unavailable(SecretError("no secret was read".to_string())),
+        (Some(_), _) => SignatureCheck::Rejected,
+        (None, Some(error)) => SignatureCheck::Unavailable(error.clone()),
+        (None, None) => SignatureCheck::Unavailable(SecretError("no secret was read".to_string())),
     }
 }
 
@@ -233,8 +233,8 @@ mod tests {
     #[tokio::test]
     async fn a_plain_secret_never_reads_anything() {
         let secret = WebhookSecret::new(SecretSource::Plain("s".into()));
-        assert_eq!(secret.check(|s| s == "s").await, Verdict::Accepted);
-        assert_eq!(secret.check(|s| s == "x").await, Verdict::Rejected);
+        assert_eq!(secret.check(|s| s == "s").await, SignatureCheck::Accepted);
+        assert_eq!(secret.check(|s| s == "x").await, SignatureCheck::Rejected);
         assert_eq!(secret.lock().generation, 0);
     }
 
@@ -251,14 +251,14 @@ mod tests {
         });
         assert!(matches!(
             secret.check(|_| true).await,
-            Verdict::Unavailable(_)
+            SignatureCheck::Unavailable(_)
         ));
         let after_first = secret.lock().generation;
         assert_eq!(after_first, 1);
         for _ in 0..5 {
             assert!(matches!(
                 secret.check(|_| true).await,
-                Verdict::Unavailable(_)
+                SignatureCheck::Unavailable(_)
             ));
         }
         assert_eq!(secret.lock().generation, 1, "failed reads are rate-limited");

@@ -30,7 +30,7 @@ pub const MAX_ECHOED_CHARS: usize = 64;
 
 /// What the caller asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Request {
+pub enum WebhookRequest {
     /// A ping (GitHub `ping` event, ACR `ping` action): answer, run nothing.
     Ping,
     /// An event that starts no run (answered 200 with the reason).
@@ -62,7 +62,7 @@ pub enum Request {
 pub struct BodyError(String);
 
 /// Reads the request from a verified body.
-pub fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Request, BodyError> {
+pub fn parse(headers: &HeaderMap, body: &[u8]) -> Result<WebhookRequest, BodyError> {
     let mut events = headers.get_all("x-github-event").iter();
     let event = events.next();
     if events.next().is_some() {
@@ -79,7 +79,7 @@ pub fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Request, BodyError> {
         ),
     };
     if event == Some("ping") {
-        return Ok(Request::Ping);
+        return Ok(WebhookRequest::Ping);
     }
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| BodyError(format!("the body is not valid JSON: {e}")))?;
@@ -95,7 +95,7 @@ pub fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Request, BodyError> {
         return if event == "release" {
             github_release(object, dry_run)
         } else {
-            Ok(Request::Ignored(format!(
+            Ok(WebhookRequest::Ignored(format!(
                 "GitHub event {} starts no run; only release events do",
                 quoted(event)
             )))
@@ -108,7 +108,7 @@ pub fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Request, BodyError> {
         return if object.contains_key("release") {
             github_release(object, dry_run)
         } else {
-            Ok(Request::Ignored(
+            Ok(WebhookRequest::Ignored(
                 "a GitHub event that is not a release starts no run".to_string(),
             ))
         };
@@ -120,13 +120,13 @@ fn acr_event(
     object: &Map<String, Value>,
     target: &Map<String, Value>,
     dry_run: bool,
-) -> Result<Request, BodyError> {
+) -> Result<WebhookRequest, BodyError> {
     let action = object
         .get("action")
         .and_then(Value::as_str)
         .ok_or_else(|| BodyError("ACR event without action".to_string()))?;
     match action {
-        "ping" => Ok(Request::Ping),
+        "ping" => Ok(WebhookRequest::Ping),
         "push" => {
             let repository = target
                 .get("repository")
@@ -147,7 +147,7 @@ fn acr_event(
                 }
             };
             let mut request = run(Some(vec![repository.to_string()]), dry_run, "acr");
-            if let Request::Run {
+            if let WebhookRequest::Run {
                 registry: named, ..
             } = &mut request
             {
@@ -155,14 +155,14 @@ fn acr_event(
             }
             Ok(request)
         }
-        other => Ok(Request::Ignored(format!(
+        other => Ok(WebhookRequest::Ignored(format!(
             "ACR action {} starts no run; only push does",
             quoted(other)
         ))),
     }
 }
 
-fn github_release(object: &Map<String, Value>, dry_run: bool) -> Result<Request, BodyError> {
+fn github_release(object: &Map<String, Value>, dry_run: bool) -> Result<WebhookRequest, BodyError> {
     let name = object
         .get("repository")
         .and_then(Value::as_object)
@@ -173,7 +173,7 @@ fn github_release(object: &Map<String, Value>, dry_run: bool) -> Result<Request,
     Ok(run(Some(vec![name.to_string()]), dry_run, "github"))
 }
 
-fn generic(object: &Map<String, Value>, dry_run: bool) -> Result<Request, BodyError> {
+fn generic(object: &Map<String, Value>, dry_run: bool) -> Result<WebhookRequest, BodyError> {
     if let Some(apply) = object.get("apply") {
         return apply_request(object, apply, dry_run);
     }
@@ -212,7 +212,7 @@ fn apply_request(
     object: &Map<String, Value>,
     apply: &Value,
     dry_run: bool,
-) -> Result<Request, BodyError> {
+) -> Result<WebhookRequest, BodyError> {
     if let Some(other) = object
         .keys()
         .find(|k| !["apply", "dryRun"].contains(&k.as_str()))
@@ -235,14 +235,14 @@ fn apply_request(
         .ok_or_else(|| {
             BodyError("apply must be a plan digest: sha256: and 64 lowercase hex digits".into())
         })?;
-    Ok(Request::Apply {
+    Ok(WebhookRequest::Apply {
         digest: digest.to_string(),
         dry_run,
     })
 }
 
-fn run(repositories: Option<Vec<String>>, dry_run: bool, source: &'static str) -> Request {
-    Request::Run {
+fn run(repositories: Option<Vec<String>>, dry_run: bool, source: &'static str) -> WebhookRequest {
+    WebhookRequest::Run {
         repositories,
         dry_run,
         source,
@@ -331,10 +331,13 @@ mod tests {
         );
         assert_eq!(parse(&none, b"{}").unwrap(), run(None, false, "generic"));
         let ping = headers(&[("x-github-event", "ping")]);
-        assert_eq!(parse(&ping, b"{\"zen\":\"x\"}").unwrap(), Request::Ping);
+        assert_eq!(
+            parse(&ping, b"{\"zen\":\"x\"}").unwrap(),
+            WebhookRequest::Ping
+        );
         assert_eq!(
             parse(&none, br#"{"action":"ping","target":{}}"#).unwrap(),
-            Request::Ping
+            WebhookRequest::Ping
         );
     }
 
@@ -383,18 +386,24 @@ mod tests {
             let body = format!(r#"{{"action":"{action}","target":{{"repository":"app"}}}}"#);
             let request = parse(&none, body.as_bytes()).unwrap();
             assert!(
-                matches!(&request, Request::Ignored(why) if why.contains(action)),
+                matches!(&request, WebhookRequest::Ignored(why) if why.contains(action)),
                 "{request:?}"
             );
         }
         let push = headers(&[("x-github-event", "push")]);
         let body = br#"{"ref":"refs/heads/main","repository":{"name":"app"}}"#;
-        assert!(matches!(parse(&push, body).unwrap(), Request::Ignored(_)));
-        assert!(matches!(parse(&none, body).unwrap(), Request::Ignored(_)));
+        assert!(matches!(
+            parse(&push, body).unwrap(),
+            WebhookRequest::Ignored(_)
+        ));
+        assert!(matches!(
+            parse(&none, body).unwrap(),
+            WebhookRequest::Ignored(_)
+        ));
         let workflow = headers(&[("x-github-event", "workflow_run")]);
         assert!(matches!(
             parse(&workflow, br#"{"repositories":["app"]}"#).unwrap(),
-            Request::Ignored(_)
+            WebhookRequest::Ignored(_)
         ));
         // A release event must name its repository.
         let release = headers(&[("x-github-event", "release")]);
@@ -405,7 +414,7 @@ mod tests {
         // Long names are cut in what is echoed.
         let long = "x".repeat(10_000);
         let body = format!(r#"{{"action":"{long}","target":{{"repository":"app"}}}}"#);
-        let Request::Ignored(why) = parse(&none, body.as_bytes()).unwrap() else {
+        let WebhookRequest::Ignored(why) = parse(&none, body.as_bytes()).unwrap() else {
             panic!("ignored")
         };
         assert!(why.len() < 200, "{why}");

@@ -50,7 +50,7 @@ use chrono::{DateTime, Utc};
 use execute::execute;
 use futures::StreamExt;
 use inventory::plan_repository;
-pub use journal::{Journal, NoJournal};
+pub use journal::{Journal, JournalError, NoJournal};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -409,7 +409,7 @@ enum Ending {
     Stopped(RegistryError),
     /// The journal could not record it (nothing in it was deleted if its plan was not
     /// recorded): the run stops.
-    Unrecorded(String),
+    Unrecorded(JournalError),
 }
 
 /// What every repository's processing shares.
@@ -832,7 +832,7 @@ async fn record(
     journal: &dyn Journal,
     repo: &RepositoryReport,
     completed: bool,
-) -> Result<(), String> {
+) -> Result<(), JournalError> {
     journal.planned(repo).await?;
     journal.ended(repo, completed).await
 }
@@ -852,7 +852,7 @@ struct Tally {
     /// The first error that stops the run, with its repository.
     stopper: Option<(String, RunErrorKind, RegistryError)>,
     /// The journal's first failure, which stops the run.
-    unrecorded: Option<String>,
+    unrecorded: Option<JournalError>,
 }
 
 #[derive(Clone, Copy)]
@@ -967,6 +967,7 @@ impl Tally {
             });
         }
         if let Some(error) = self.unrecorded {
+            let error = error.to_string();
             return Some(RunError::Unrecorded { error, progress });
         }
         if let Some(refusal) = self.run_refusal {

@@ -16,9 +16,19 @@
 //!    evidence exactly as a purge does (failing closed), and deletes only what both plans
 //!    delete unchanged (`crate::saved::reconcile`).
 
-use super::*;
+use super::lease::free_here;
+use super::running::{accepted_later, finished, settle, supervise};
+use super::{ApiError, AppState, RUN_DIED, invocation_id};
 use crate::functions::applies::{self, ApplyEnd, MAX_PLAN_BYTES, Ticket};
+use crate::functions::config::Config;
 use crate::functions::queued;
+use crate::functions::run_status::RunState;
+use crate::functions::runner::Job;
+use crate::saved::{DEFAULT_MAX_AGE, SavedPlan, SavedPlanError};
+use crate::telemetry::{RunContext, Trigger};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
 
 /// Accepts an apply request and answers like a run: its report within the deadline, else
 /// `202` with its run id; a refusal within the deadline is answered with its status.
@@ -28,12 +38,10 @@ pub(super) async fn apply(
     headers: &HeaderMap,
     digest: String,
     dry_run: bool,
-) -> Response {
+) -> Result<Response, ApiError> {
     let dry_run = dry_run || config.force_dry_run || config.policy.dry_run;
-    if !dry_run
-        && let Some(response) = held_elsewhere(&state, &config, config.registry.host()).await
-    {
-        return response;
+    if !dry_run {
+        free_here(&state, &config, config.registry.host()).await?;
     }
     let context = RunContext {
         trigger: Trigger::Webhook,
@@ -46,10 +54,10 @@ pub(super) async fn apply(
         })),
         run_id: None,
     };
-    let accepted = match state.applies.admit(&digest, dry_run, || state.runs.queue()) {
-        Ok(accepted) => accepted,
-        Err(full) => return error(StatusCode::TOO_MANY_REQUESTS, &full.to_string()),
-    };
+    let accepted = state
+        .applies
+        .admit(&digest, dry_run, || state.runs.queue())
+        .map_err(|full| ApiError::new(StatusCode::TOO_MANY_REQUESTS, full.to_string()))?;
     tracing::info!(
         run_id = accepted.id,
         plan = digest,
@@ -72,14 +80,17 @@ pub(super) async fn apply(
         tokio::spawn(work);
     }
     let deadline = config.http_deadline;
-    match tokio::time::timeout(deadline, applies::ended(accepted.ending)).await {
+    let answer = match tokio::time::timeout(deadline, applies::ended(accepted.ending)).await {
         Ok(Some(end)) => match end.as_ref() {
-            ApplyEnd::Refused { status, message } => error(*status, message),
+            ApplyEnd::Refused { status, message } => {
+                ApiError::new(*status, message.clone()).into_response()
+            }
             ApplyEnd::Ran(outcome) => finished(outcome, &accepted.id),
         },
         Ok(None) => finished(&Arc::new(Err(RUN_DIED.to_string())), &accepted.id),
         Err(_) => accepted_later(&state, &accepted.id, accepted.joined),
-    }
+    };
+    Ok(answer)
 }
 
 /// Loads and checks the plan on the instance's turn, then applies it.
@@ -145,11 +156,8 @@ async fn load(state: &AppState, config: &Config, digest: &str) -> Result<SavedPl
         )
     };
     let unavailable = |e: &dyn std::fmt::Display| {
-        tracing::error!("apply refused: {e}");
-        refused(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the run store is unavailable (see the logs); retry later".to_string(),
-        )
+        let error = ApiError::store_unavailable("apply refused", e);
+        refused(error.status(), error.message().to_string())
     };
     let store = state
         .durability

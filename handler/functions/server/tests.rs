@@ -4,9 +4,14 @@
 use super::*;
 use crate::functions::applies::{MAX_APPLIES, MAX_PLAN_BYTES};
 use crate::functions::proof::sign;
+use crate::functions::webhook::MAX_BODY;
 use crate::report::{RunReport, Summary};
+use crate::saved::SavedPlan;
 use crate::settings::*;
+use crate::telemetry::Trigger;
+use axum::body::{Body, Bytes};
 use axum::http::Request as HttpRequest;
+use serde_json::json;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use tokio::sync::Semaphore;
@@ -84,7 +89,7 @@ impl TestRunner {
                     panic!("the run died");
                 }
                 let now = chrono::Utc::now();
-                Finished {
+                RunFinished {
                     report: RunReport {
                         registry: config.registry.host().to_string(),
                         dry_run: context.dry_run,
@@ -688,7 +693,8 @@ async fn a_queued_run_is_recorded_in_the_store_for_every_instance() {
     let (status, json) = send(elsewhere.clone(), status_request(&url)).await;
     assert_eq!(status, StatusCode::OK, "{json:#}");
     assert_eq!(json["status"], "queued", "{json:#}");
-    assert_eq!(json["record"]["trigger"], "http");
+    // The trigger its own record will have once it begins (no longer the old `http`).
+    assert_eq!(json["record"]["trigger"], "webhook");
     runner.gate.add_permits(2);
     let _ = first.await;
 }

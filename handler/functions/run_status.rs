@@ -1,4 +1,4 @@
-//! Runs started by the webhook that outlive its answer: `202` with a run id, then
+//! The status of the runs started by the webhook that outlive its answer: `202` with a run id, then
 //! `GET /api/purge/{runId}` for the status. Kept in memory per instance, with their full
 //! report; a run this instance does not know is answered from the run store (its record),
 //! which every instance shares (see `crate::durable`).
@@ -46,11 +46,11 @@ impl RunState {
 
 /// The remembered runs.
 #[derive(Debug, Default)]
-pub struct Runs {
+pub struct RunStatuses {
     runs: Mutex<VecDeque<(String, RunState)>>,
 }
 
-impl Runs {
+impl RunStatuses {
     /// Registers a new queued run and returns its id.
     pub fn queue(&self) -> String {
         let id = uuid::Uuid::new_v4().to_string();
@@ -91,7 +91,7 @@ mod tests {
 
     #[test]
     fn live_runs_are_never_forgotten() {
-        let runs = Runs::default();
+        let runs = RunStatuses::default();
         let queued = runs.queue();
         let running = runs.queue();
         runs.set(&running, RunState::Running);

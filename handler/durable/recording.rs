@@ -1,12 +1,13 @@
-//! The durable run as the engine's journal: plans stored before deletions, attempts
-//! appended to the audit log after, the checkpoint advanced, and the deletions of a killed
-//! invocation reconciled (see the parent module).
+//! What a durable run records as the engine goes (its [`Journal`]): plans stored before
+//! deletions, attempts appended to the audit log after, the checkpoint advanced, and the
+//! deletions of a killed invocation reconciled (see the parent module). A step that cannot
+//! be recorded is a [`JournalError`]: the lease may be lost, or the store refused.
 
 use super::DurableRun;
 use crate::report::{Item, Outcome, RepositoryReport, RepositoryStatus};
-use crate::run::Journal;
 use crate::run::execute::STOPPED;
 use crate::run::inventory::KnownBlobs;
+use crate::run::{Journal, JournalError};
 use crate::store::AuditLine;
 use async_trait::async_trait;
 use chrono::Utc;
@@ -38,21 +39,24 @@ struct StoredItem {
 
 #[async_trait]
 impl Journal for DurableRun {
-    async fn planned(&self, repo: &RepositoryReport) -> Result<(), String> {
+    async fn planned(&self, repo: &RepositoryReport) -> Result<(), JournalError> {
         if let Some(why) = self.lease.as_ref().and_then(|l| l.lost()) {
-            return Err(format!("the registry's lease may be lost ({why})"));
+            return Err(JournalError::LeaseLost(why));
         }
         if self.resuming {
-            let lines = self.reconcile(repo).await.map_err(|e| e.to_string())?;
+            let lines = self
+                .reconcile(repo)
+                .await
+                .map_err(JournalError::unwritten)?;
             self.append(lines).await?;
         }
         self.store
             .write_plan(self.id(), &repo.repository, repo)
             .await
-            .map_err(|e| e.to_string())
+            .map_err(JournalError::unwritten)
     }
 
-    async fn ended(&self, repo: &RepositoryReport, completed: bool) -> Result<(), String> {
+    async fn ended(&self, repo: &RepositoryReport, completed: bool) -> Result<(), JournalError> {
         let now = Utc::now();
         let lines: Vec<AuditLine> = repo
             .items()
@@ -66,12 +70,12 @@ impl Journal for DurableRun {
             self.store
                 .write_checkpoint(&self.record.registry, &checkpoint)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(JournalError::unwritten)?;
         }
         Ok(())
     }
 
-    async fn decided(&self, run_images: u64) -> Result<(), String> {
+    async fn decided(&self, run_images: u64) -> Result<(), JournalError> {
         let Some(checkpoint) = &self.checkpoint else {
             return Ok(());
         };
@@ -84,7 +88,7 @@ impl Journal for DurableRun {
         self.store
             .write_checkpoint(&self.record.registry, &checkpoint)
             .await
-            .map_err(|e| e.to_string())
+            .map_err(JournalError::unwritten)
     }
 
     async fn known_blobs(&self, repository: &str) -> KnownBlobs {
@@ -111,14 +115,14 @@ impl Journal for DurableRun {
 }
 
 impl DurableRun {
-    async fn append(&self, lines: Vec<AuditLine>) -> Result<(), String> {
+    async fn append(&self, lines: Vec<AuditLine>) -> Result<(), JournalError> {
         if lines.is_empty() {
             return Ok(());
         }
         self.store
             .append_audit(self.id(), &lines)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(JournalError::unwritten)?;
         if let Ok(mut audited) = self.audited.lock() {
             lines.iter().for_each(|line| audited.add_audit(line));
         }
@@ -142,7 +146,7 @@ impl DurableRun {
             Outcome::Skipped { why } if why == STOPPED => return None,
             Outcome::Skipped { why } => Some(why.clone()),
             Outcome::Failed { error } => Some(error.clone()),
-            _ => None,
+            Outcome::Deleted | Outcome::AlreadyGone | Outcome::NotAllowed => None,
         };
         let (kind, tag) = match item {
             Item::Tag(t) => ("tag", Some(t.decision.name.clone())),
@@ -151,7 +155,7 @@ impl DurableRun {
         let verdict = item.verdict();
         let rule = match verdict {
             crate::plan::Verdict::Delete { reason } => reason.rule(),
-            _ => None,
+            crate::plan::Verdict::Keep { .. } | crate::plan::Verdict::Cascade { .. } => None,
         };
         Some(AuditLine {
             time,
