@@ -8,7 +8,7 @@ use super::output::say;
 use crate::registry::{ClientOptions, RegistryClient};
 use crate::report::{RepositoryReport, RunReport};
 use crate::run;
-use crate::run::evidence::Sources;
+use crate::run::gather::Sources;
 use crate::workloads::in_use::InUseClient;
 use crate::workloads::pulls::PullLog;
 use acr_emulator::{

@@ -483,7 +483,7 @@ pub struct Hooks<'a> {
     /// acr purge's lines.
     pub out: crate::run::Lines<'a>,
     /// Each repository's full report as it finishes.
-    pub finished: crate::run::Finished<'a>,
+    pub finished: crate::run::OnRepositoryDone<'a>,
     /// Hears the run (its id, whether it resumed) before the engine starts.
     pub started: &'a mut (dyn FnMut(&DurableRun) + Send),
 }

@@ -1,6 +1,6 @@
 //! The deployment history `keepDeployed` ranks by, updated with what a run saw in use.
 
-use super::evidence;
+use super::gather;
 use crate::plan::{KeepReason, Verdict};
 use crate::report::RepositoryReport;
 use chrono::{DateTime, Utc};
@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 /// Adds the digests kept as in use to the deployment history.
 pub(super) fn record_in_use(
-    history: &Mutex<evidence::DeployHistory>,
+    history: &Mutex<gather::DeployHistory>,
     repo: &RepositoryReport,
     in_use_tags: &[&str],
     now: DateTime<Utc>,

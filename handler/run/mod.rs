@@ -30,8 +30,8 @@
 
 pub mod audit;
 mod catalog;
-pub mod evidence;
 pub mod execute;
+pub mod gather;
 mod history;
 pub mod inventory;
 pub mod journal;
@@ -65,7 +65,7 @@ pub type Lines<'a> = &'a mut (dyn FnMut(String) + Send);
 
 /// Called with each repository's full report as it finishes, before the run's report
 /// trims it (`--output json` streams from here).
-pub type Finished<'a> = &'a mut (dyn FnMut(&RepositoryReport) + Send);
+pub type OnRepositoryDone<'a> = &'a mut (dyn FnMut(&RepositoryReport) + Send);
 
 /// Runs `policy` against the registry behind `client`, sending acr purge's lines to `out`.
 pub async fn run(
@@ -83,7 +83,7 @@ pub async fn run_with(
     policy: &Policy,
     options: &RunOptions,
     out: Lines<'_>,
-    finished: Finished<'_>,
+    finished: OnRepositoryDone<'_>,
 ) -> RunReport {
     run_journaled(client, policy, options, out, finished, &NoJournal).await
 }
@@ -94,7 +94,7 @@ pub async fn run_journaled(
     policy: &Policy,
     options: &RunOptions,
     out: Lines<'_>,
-    finished: Finished<'_>,
+    finished: OnRepositoryDone<'_>,
     journal: &dyn Journal,
 ) -> RunReport {
     let started_at = Utc::now();
@@ -119,7 +119,7 @@ pub async fn run_journaled(
                 .lock()
                 .map(|h| h.clone())
                 .unwrap_or_default();
-            let gathered = match evidence::gather(
+            let gathered = match gather::gather(
                 client.endpoint().host(),
                 policy,
                 options.sources.as_deref(),
@@ -135,8 +135,8 @@ pub async fn run_journaled(
                 }
             };
             report.findings = gathered.findings().map(|read| match read {
-                evidence::FindingsRead::Known(_) => crate::report::findings::FindingsReport::read(),
-                evidence::FindingsRead::Unknown(why) => {
+                gather::FindingsRead::Known(_) => crate::report::findings::FindingsReport::read(),
+                gather::FindingsRead::Unknown(why) => {
                     crate::report::findings::FindingsReport::unknown(why)
                 }
             });

@@ -1,6 +1,6 @@
 //! How to run ([`RunOptions`]).
 
-use super::{StopSignal, Tracker, evidence};
+use super::{StopSignal, Tracker, gather};
 use crate::saved::SavedPlan;
 use chrono::{DateTime, Utc};
 use std::collections::BTreeSet;
@@ -47,10 +47,10 @@ pub struct RunOptions {
     /// with more done than it started with, however short.
     pub focus: bool,
     /// Where in-use images and pulls are read, when the policy needs them.
-    pub sources: Option<Arc<evidence::Sources>>,
+    pub sources: Option<Arc<gather::Sources>>,
     /// The deployment history `keepDeployed` ranks by: read before the run, and updated
     /// with what is in use now (a durable run stores it back).
-    pub deploy_history: Arc<Mutex<evidence::DeployHistory>>,
+    pub deploy_history: Arc<Mutex<gather::DeployHistory>>,
     /// The blast-radius guard (`--max-deletions`): a repository whose plan takes away more
     /// tagged images than this deletes nothing, and the run fails naming it
     /// ([`crate::plan::guard`]). `None`: no limit.

@@ -7,7 +7,7 @@ use super::history::record_in_use;
 use super::printer::Printer;
 use super::stages::{Staged, Stages, execute_stage, plan_stage, process};
 use super::tally::Tally;
-use super::{Finished, StopSignal};
+use super::{OnRepositoryDone, StopSignal};
 use crate::plan::{KeepReason, Scope};
 use crate::report::storage::{ExactStorage, repository_storage};
 use crate::report::text::Line;
@@ -22,7 +22,7 @@ pub(super) async fn pipeline(
     covered: Vec<(String, Scope)>,
     printer: &Mutex<Printer<'_>>,
     report: &mut RunReport,
-    finished: Finished<'_>,
+    finished: OnRepositoryDone<'_>,
     mut exact: Option<&mut ExactStorage>,
 ) -> Option<RunError> {
     let options = stages.options;

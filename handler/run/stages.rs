@@ -1,8 +1,8 @@
 //! One repository's stages: listed and planned ([`plan_stage`], the repository guard
 //! applied), then recorded and executed ([`execute_stage`]).
 
-use super::evidence;
 use super::execute::{self, execute};
+use super::gather;
 use super::inventory::{self, plan_repository};
 use super::printer::{print_drift, print_dry_run};
 use super::tally::{Ending, refusal_of};
@@ -21,7 +21,7 @@ pub(super) struct Stages<'a> {
     pub(super) client: &'a RegistryClient,
     pub(super) options: &'a RunOptions,
     pub(super) journal: &'a dyn Journal,
-    pub(super) gathered: &'a evidence::Gathered,
+    pub(super) gathered: &'a gather::Gathered,
     /// The reference time.
     pub(super) now: DateTime<Utc>,
 }
