@@ -4,18 +4,14 @@ use super::gather;
 use crate::plan::{KeepReason, Verdict};
 use crate::report::RepositoryReport;
 use chrono::{DateTime, Utc};
-use std::sync::Mutex;
 
 /// Adds the digests kept as in use to the deployment history.
 pub(super) fn record_in_use(
-    history: &Mutex<gather::DeployHistory>,
+    history: &mut gather::DeployHistory,
     repo: &RepositoryReport,
     in_use_tags: &[&str],
     now: DateTime<Utc>,
 ) {
-    let Ok(mut history) = history.lock() else {
-        return;
-    };
     for manifest in &repo.manifests {
         if let Verdict::Keep {
             reason: KeepReason::InUse { .. },

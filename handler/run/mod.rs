@@ -85,10 +85,24 @@ pub async fn run_with(
     out: Lines<'_>,
     finished: OnRepositoryDone<'_>,
 ) -> RunReport {
-    run_journaled(client, policy, options, out, finished, &NoJournal).await
+    run_journaled(client, policy, options, out, finished, &NoJournal)
+        .await
+        .report
 }
 
-/// [`run_with`], recording its progress in `journal`.
+/// What a run returns: its report, and the deployment history it started from
+/// ([`RunOptions::deploy_history`]) updated with what it saw in use (a durable run stores
+/// it back).
+#[derive(Debug)]
+pub struct RunOutput {
+    /// What the run did.
+    pub report: RunReport,
+    /// The deployment history after the run.
+    pub deploy_history: gather::DeployHistory,
+}
+
+/// [`run_with`], recording its progress in `journal`; also returns the updated deployment
+/// history.
 pub async fn run_journaled(
     client: &RegistryClient,
     policy: &Policy,
@@ -96,7 +110,7 @@ pub async fn run_journaled(
     out: Lines<'_>,
     finished: OnRepositoryDone<'_>,
     journal: &dyn Journal,
-) -> RunReport {
+) -> RunOutput {
     let started_at = Utc::now();
     let mut report = RunReport {
         registry: client.endpoint().host().to_string(),
@@ -110,20 +124,16 @@ pub async fn run_journaled(
         findings: None,
     };
     let printer = Mutex::new(Printer::new(out));
+    let mut deploy_history = gather::DeployHistory::clone(&options.deploy_history);
     match covered_repositories(client, policy, options).await {
         Err(error) => report.error = Some(error),
         Ok((covered, catalog)) => 'run: {
             let now = options.reference_time.unwrap_or(started_at);
-            let history = options
-                .deploy_history
-                .lock()
-                .map(|h| h.clone())
-                .unwrap_or_default();
             let gathered = match gather::gather(
                 client.endpoint().host(),
                 policy,
                 options.sources.as_deref(),
-                history,
+                std::sync::Arc::clone(&options.deploy_history),
                 now,
             )
             .await
@@ -159,6 +169,7 @@ pub async fn run_journaled(
                 &printer,
                 &mut report,
                 finished,
+                &mut deploy_history,
                 exact.as_mut(),
             )
             .await;
@@ -201,5 +212,8 @@ pub async fn run_journaled(
             printer.direct(Line::FailedToComplete(&error.to_string()).to_string());
         }
     }
-    report
+    RunOutput {
+        report,
+        deploy_history,
+    }
 }

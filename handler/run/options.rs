@@ -4,7 +4,7 @@ use super::{StopSignal, Tracker, gather};
 use crate::saved::SavedPlan;
 use chrono::{DateTime, Utc};
 use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// How to run.
 #[derive(Debug, Clone)]
@@ -48,9 +48,9 @@ pub struct RunOptions {
     pub focus: bool,
     /// Where in-use images and pulls are read, when the policy needs them.
     pub sources: Option<Arc<gather::Sources>>,
-    /// The deployment history `keepDeployed` ranks by: read before the run, and updated
-    /// with what is in use now (a durable run stores it back).
-    pub deploy_history: Arc<Mutex<gather::DeployHistory>>,
+    /// The deployment history `keepDeployed` ranks by, as read before the run; the run
+    /// returns it updated with what is in use now ([`super::RunOutput`]).
+    pub deploy_history: Arc<gather::DeployHistory>,
     /// The blast-radius guard (`--max-deletions`): a repository whose plan takes away more
     /// tagged images than this deletes nothing, and the run fails naming it
     /// ([`crate::plan::guard`]). `None`: no limit.

@@ -23,6 +23,7 @@ pub(super) async fn pipeline(
     printer: &Mutex<Printer<'_>>,
     report: &mut RunReport,
     finished: OnRepositoryDone<'_>,
+    deploy_history: &mut super::gather::DeployHistory,
     mut exact: Option<&mut ExactStorage>,
 ) -> Option<RunError> {
     let options = stages.options;
@@ -111,7 +112,7 @@ pub(super) async fn pipeline(
             .count();
         options.tracker.finished(removed as u64);
         if let Some(tags) = stages.gathered.in_use_tags(&repo.repository) {
-            record_in_use(&options.deploy_history, &repo, &tags, stages.now);
+            record_in_use(deploy_history, &repo, &tags, stages.now);
         }
         finished(&repo);
         let deleted_here = repo
