@@ -5,7 +5,6 @@
 use super::DurableRun;
 use crate::report::{Item, Outcome, RepositoryReport, RepositoryStatus};
 use crate::run::Journal;
-use crate::run::execute::STOPPED;
 use crate::run::inventory::KnownBlobs;
 use crate::store::AuditLine;
 use async_trait::async_trait;
@@ -139,7 +138,7 @@ impl DurableRun {
     ) -> Option<AuditLine> {
         let outcome = item.outcome()?;
         let detail = match outcome {
-            Outcome::Skipped { why } if why == STOPPED => return None,
+            Outcome::Stopped => return None,
             Outcome::Skipped { why } => Some(why.clone()),
             Outcome::Failed { error } => Some(error.clone()),
             _ => None,

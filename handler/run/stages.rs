@@ -1,7 +1,7 @@
 //! One repository's stages: listed and planned ([`plan_stage`], the repository guard
 //! applied), then recorded and executed ([`execute_stage`]).
 
-use super::execute::{self, execute};
+use super::execute::execute;
 use super::gather;
 use super::inventory::{self, plan_repository};
 use super::printer::{print_drift, print_dry_run};
@@ -187,7 +187,7 @@ pub(super) async fn execute_stage(
         .await;
     let interrupted = repo
         .items()
-        .any(|i| matches!(i.outcome(), Some(Outcome::Skipped { why }) if why == execute::STOPPED));
+        .any(|i| matches!(i.outcome(), Some(Outcome::Stopped)));
     let ending = match result {
         Err(error) => Ending::Stopped(error),
         Ok(()) if interrupted => Ending::Interrupted,
