@@ -4,8 +4,8 @@
 
 use super::DurableRun;
 use crate::report::{Item, Outcome, RepositoryReport, RepositoryStatus};
-use crate::run::Journal;
 use crate::run::inventory::KnownBlobs;
+use crate::run::{Journal, JournalError};
 use crate::store::AuditLine;
 use async_trait::async_trait;
 use chrono::Utc;
@@ -37,21 +37,21 @@ struct StoredItem {
 
 #[async_trait]
 impl Journal for DurableRun {
-    async fn planned(&self, repo: &RepositoryReport) -> Result<(), String> {
+    async fn planned(&self, repo: &RepositoryReport) -> Result<(), JournalError> {
         if let Some(why) = self.lease.as_ref().and_then(|l| l.lost()) {
-            return Err(format!("the registry's lease may be lost ({why})"));
+            return Err(JournalError::LeaseLost(why.to_string()));
         }
         if self.resuming {
-            let lines = self.reconcile(repo).await.map_err(|e| e.to_string())?;
+            let lines = self.reconcile(repo).await.map_err(JournalError::store)?;
             self.append(lines).await?;
         }
         self.store
             .write_plan(self.id(), &repo.repository, repo)
             .await
-            .map_err(|e| e.to_string())
+            .map_err(JournalError::store)
     }
 
-    async fn ended(&self, repo: &RepositoryReport, completed: bool) -> Result<(), String> {
+    async fn ended(&self, repo: &RepositoryReport, completed: bool) -> Result<(), JournalError> {
         let now = Utc::now();
         let lines: Vec<AuditLine> = repo
             .items()
@@ -65,12 +65,12 @@ impl Journal for DurableRun {
             self.store
                 .write_checkpoint(&self.record.registry, &checkpoint)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(JournalError::store)?;
         }
         Ok(())
     }
 
-    async fn decided(&self, run_images: u64) -> Result<(), String> {
+    async fn decided(&self, run_images: u64) -> Result<(), JournalError> {
         let Some(checkpoint) = &self.checkpoint else {
             return Ok(());
         };
@@ -83,7 +83,7 @@ impl Journal for DurableRun {
         self.store
             .write_checkpoint(&self.record.registry, &checkpoint)
             .await
-            .map_err(|e| e.to_string())
+            .map_err(JournalError::store)
     }
 
     async fn known_blobs(&self, repository: &str) -> KnownBlobs {
@@ -110,14 +110,14 @@ impl Journal for DurableRun {
 }
 
 impl DurableRun {
-    async fn append(&self, lines: Vec<AuditLine>) -> Result<(), String> {
+    async fn append(&self, lines: Vec<AuditLine>) -> Result<(), JournalError> {
         if lines.is_empty() {
             return Ok(());
         }
         self.store
             .append_audit(self.id(), &lines)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(JournalError::store)?;
         if let Ok(mut audited) = self.audited.lock() {
             lines.iter().for_each(|line| audited.add_audit(line));
         }

@@ -12,19 +12,38 @@ use super::inventory::KnownBlobs;
 use crate::report::RepositoryReport;
 use async_trait::async_trait;
 
+/// Why the journal could not record something: whatever it is, the run stops (see the
+/// module docs), and says why in its error.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    /// The run may no longer hold the registry (why): nothing more may be deleted.
+    #[error("the registry's lease may be lost ({0})")]
+    LeaseLost(String),
+    /// The record could not be written.
+    #[error(transparent)]
+    Store(Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl JournalError {
+    /// A write that failed with `error`.
+    pub fn store(error: impl std::error::Error + Send + Sync + 'static) -> JournalError {
+        JournalError::Store(Box::new(error))
+    }
+}
+
 /// Records a run's progress; see the module docs for what an error means.
 #[async_trait]
 pub trait Journal: Send + Sync {
     /// `repo` is planned (or, with status `notFound`, gone); nothing in it is deleted yet.
-    async fn planned(&self, repo: &RepositoryReport) -> Result<(), String>;
+    async fn planned(&self, repo: &RepositoryReport) -> Result<(), JournalError>;
     /// `repo` ended; its deletion attempts are its items' outcomes. `completed` when
     /// nothing is left to do in it (a resumed run does not list it again).
-    async fn ended(&self, repo: &RepositoryReport, completed: bool) -> Result<(), String>;
+    async fn ended(&self, repo: &RepositoryReport, completed: bool) -> Result<(), JournalError>;
 
     /// The run decided its `--max-run-deletions` over `run_images` tagged images: kept for
     /// the invocations that resume it (the first decision's total stands). An error stops
     /// the run before anything is deleted.
-    async fn decided(&self, _run_images: u64) -> Result<(), String> {
+    async fn decided(&self, _run_images: u64) -> Result<(), JournalError> {
         Ok(())
     }
 
@@ -45,11 +64,11 @@ pub struct NoJournal;
 
 #[async_trait]
 impl Journal for NoJournal {
-    async fn planned(&self, _repo: &RepositoryReport) -> Result<(), String> {
+    async fn planned(&self, _repo: &RepositoryReport) -> Result<(), JournalError> {
         Ok(())
     }
 
-    async fn ended(&self, _repo: &RepositoryReport, _completed: bool) -> Result<(), String> {
+    async fn ended(&self, _repo: &RepositoryReport, _completed: bool) -> Result<(), JournalError> {
         Ok(())
     }
 }

@@ -50,7 +50,7 @@ use crate::report::text::Line;
 use crate::report::{RepositoryReport, RunReport, Summary};
 use catalog::{covered_repositories, untouched_blobs};
 use chrono::Utc;
-pub use journal::{Journal, NoJournal};
+pub use journal::{Journal, JournalError, NoJournal};
 pub use options::RunOptions;
 use pipeline::pipeline;
 use printer::Printer;

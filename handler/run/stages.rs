@@ -6,7 +6,7 @@ use super::gather;
 use super::inventory::{self, plan_repository};
 use super::printer::{print_drift, print_dry_run};
 use super::tally::{Ending, refusal_of};
-use super::{Journal, Lines, RunOptions};
+use super::{Journal, JournalError, Lines, RunOptions};
 use crate::plan::Scope;
 use crate::registry::RegistryClient;
 use crate::report::text::Line;
@@ -248,7 +248,7 @@ async fn record(
     journal: &dyn Journal,
     repo: &RepositoryReport,
     completed: bool,
-) -> Result<(), String> {
+) -> Result<(), JournalError> {
     journal.planned(repo).await?;
     journal.ended(repo, completed).await
 }

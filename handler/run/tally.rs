@@ -1,6 +1,7 @@
 //! How each repository ended ([`Ending`]) and, tallied over the run ([`Tally`]), which
 //! [`RunError`] the run ends with.
 
+use super::JournalError;
 use crate::plan::{KeepReason, Verdict};
 use crate::registry::RegistryError;
 use crate::report::{
@@ -30,7 +31,7 @@ pub(super) enum Ending {
     Stopped(RegistryError),
     /// The journal could not record it (nothing in it was deleted if its plan was not
     /// recorded): the run stops.
-    Unrecorded(String),
+    Unrecorded(JournalError),
 }
 
 /// Tallies how the repositories ended and decides the run's error.
@@ -48,7 +49,7 @@ pub(super) struct Tally {
     /// The first error that stops the run, with its repository.
     stopper: Option<(String, RunErrorKind, RegistryError)>,
     /// The journal's first failure, which stops the run.
-    pub(super) unrecorded: Option<String>,
+    pub(super) unrecorded: Option<JournalError>,
 }
 
 #[derive(Clone, Copy)]
@@ -168,7 +169,10 @@ impl Tally {
             });
         }
         if let Some(error) = self.unrecorded {
-            return Some(RunError::Unrecorded { error, progress });
+            return Some(RunError::Unrecorded {
+                error: error.to_string(),
+                progress,
+            });
         }
         if let Some(refusal) = self.run_refusal {
             // Nothing at all was deleted: this says why, whatever else went wrong.
