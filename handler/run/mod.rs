@@ -24,6 +24,9 @@
 //! abandons a listing still under way (nothing was deleted in it). A resumed run passes the
 //! repositories already done ([`RunOptions::done`]) and the first invocation's time
 //! ([`RunOptions::reference_time`]), so it decides as the uninterrupted run would have.
+//! The deployment history `keepDeployed` ranks by goes in with the options
+//! ([`RunOptions::deploy_history`]) and comes back updated with what the run saw in use
+//! ([`RunOutput`]), for the durable run to store.
 //!
 //! Memory stays bounded: a repository's plan is released once it is executed and reported;
 //! the run's report keeps counts and at most [`RunReport::MAX_ITEMS`] items.
