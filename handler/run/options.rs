@@ -21,7 +21,8 @@ pub struct RunOptions {
     /// Stops the run cleanly: nothing new starts.
     pub stop: StopSignal,
     /// When the run must have stopped: from then on nothing new starts, and a listing
-    /// under way is abandoned. The run then ends with [`RunError::Deadline`].
+    /// under way is abandoned. The run then ends with
+    /// [`RunError::Deadline`](crate::report::RunError::Deadline).
     pub deadline: Option<tokio::time::Instant>,
     /// Repositories an earlier invocation of this run completed: not listed again.
     pub done: BTreeSet<String>,
