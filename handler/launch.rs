@@ -77,7 +77,7 @@ pub struct Hooks<'a> {
     /// acr purge's lines.
     pub out: crate::run::Lines<'a>,
     /// Each repository's full report as it finishes.
-    pub finished: crate::run::Finished<'a>,
+    pub finished: crate::run::OnRepositoryDone<'a>,
     /// The durable run (its id, whether it resumed) before the engine starts.
     pub started: &'a mut (dyn FnMut(&DurableRun) + Send),
 }
@@ -198,11 +198,11 @@ async fn run_in_span(request: Launch<'_>, hooks: Hooks<'_>) -> Launched {
     if let Some(tracker) = connected(&client) {
         options.tracker = tracker;
     }
-    options.sources =
-        match crate::run::evidence::Sources::for_run(&policy, logs_workspace.as_deref()) {
-            Ok(sources) => sources,
-            Err(error) => return refused(&host, dry_run, *error),
-        };
+    options.sources = match crate::run::gather::Sources::for_run(&policy, logs_workspace.as_deref())
+    {
+        Ok(sources) => sources,
+        Err(error) => return refused(&host, dry_run, *error),
+    };
     let applying = options.applying.clone();
     if let Some(plan) = &applying {
         telemetry::record_plan_digest(&tracing::Span::current(), plan.digest());

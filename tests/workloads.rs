@@ -1,4 +1,4 @@
-//! The in-use and pull-log clients (`acr_purge::workloads`) against the Resource Graph and
+//! The in-use and pull-log clients (`acr_purge::azure`) against the Resource Graph and
 //! Log Analytics emulators over real HTTP, signed in by the real azure_identity managed
 //! identity credential at the local identity endpoint.
 //!

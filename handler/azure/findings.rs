@@ -181,7 +181,7 @@ fn finding_of(row: &Map<String, Value>, host: &str) -> Result<Option<Finding>, F
     let severity = text("/additionalData/vulnerabilityDetails/severity")
         .or_else(|| text("/status/severity"))
         .ok_or_else(|| bad("no severity"))?;
-    let severity = Severity::parse(severity).map_err(|e| bad(&e))?;
+    let severity = Severity::parse(severity).map_err(|e| bad(&e.to_string()))?;
     Ok(Some(Finding {
         repository: repository.to_string(),
         digest: digest.to_string(),

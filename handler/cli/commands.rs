@@ -12,6 +12,7 @@ use crate::report::{EXIT_RESUMABLE, RunError, RunReport};
 use crate::saved::SavedPlan;
 use crate::settings;
 use crate::store::RunStore;
+use anyhow::Context as _;
 use std::process::ExitCode;
 
 /// `handler purge`.
@@ -219,7 +220,7 @@ async fn run_request(
     if let Some(path) = how.plan_out
         && let Err(error) = write_plan(path, &report, plan)
     {
-        eprintln!("Error: {error}");
+        eprintln!("Error: {error:#}");
         failed_plan = true;
     }
     if let Some(stream) = stream {
@@ -243,23 +244,23 @@ fn write_plan(
     path: &std::path::Path,
     report: &RunReport,
     plan: Option<SavedPlan>,
-) -> Result<String, String> {
+) -> anyhow::Result<String> {
     if let Some(error) = &report.error {
-        return Err(format!(
+        anyhow::bail!(
             "the dry run is incomplete ({error}), so no plan was written to {}",
             path.display()
-        ));
+        );
     }
     let Some(plan) = plan else {
-        return Err(format!(
+        anyhow::bail!(
             "the dry run sealed no plan, so none was written to {}",
             path.display()
-        ));
+        );
     };
     let temporary = path.with_extension("json.partial");
     std::fs::write(&temporary, plan.to_json())
         .and_then(|()| std::fs::rename(&temporary, path))
-        .map_err(|e| format!("writing the plan to {}: {e}", path.display()))?;
+        .with_context(|| format!("writing the plan to {}", path.display()))?;
     eprintln!(
         "Plan {} written to {}: {} tags and {} manifests to delete; review it, then run: handler apply {} -r {}",
         plan.digest(),

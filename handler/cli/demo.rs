@@ -10,7 +10,7 @@ use crate::azure::pulls::PullLog;
 use crate::registry::{ClientOptions, RegistryClient};
 use crate::report::{RepositoryReport, RunReport};
 use crate::run;
-use crate::run::evidence::Sources;
+use crate::run::gather::Sources;
 use acr_emulator::{
     ACR_ASSESSMENT_KEY, Emulator, GraphResource, KubernetesEmulator, LogAnalyticsEmulator,
     RepositoryEvent, ResourceGraphEmulator, RunningKubernetes, SubAssessment, sample_registry,

@@ -46,8 +46,8 @@ pub async fn runs(args: RunsArgs) -> ExitCode {
     }
 }
 
-async fn list(store: &RunStore) -> Result<(), String> {
-    let listing = store.records().await.map_err(|e| e.to_string())?;
+async fn list(store: &RunStore) -> anyhow::Result<()> {
+    let listing = store.records().await?;
     for error in &listing.unreadable {
         eprintln!("Warning: {error}; that run is left out");
     }
@@ -79,36 +79,35 @@ async fn list(store: &RunStore) -> Result<(), String> {
     Ok(())
 }
 
-async fn show(store: &RunStore, id: &str) -> Result<(), String> {
-    let record = store.current(id).await.map_err(|e| e.to_string())?;
+async fn show(store: &RunStore, id: &str) -> anyhow::Result<()> {
+    let record = store.current(id).await?;
     let record = record.ok_or_else(|| {
-        format!(
+        anyhow::anyhow!(
             "no run {} in {}",
             crate::store::run_id::shown(id),
             store.location()
         )
     })?;
-    let text = serde_json::to_string_pretty(&record).map_err(|e| e.to_string())?;
+    let text = serde_json::to_string_pretty(&record)?;
     say!("{text}");
     Ok(())
 }
 
-async fn audit(store: &RunStore, id: &str) -> Result<(), String> {
-    if store.record(id).await.map_err(|e| e.to_string())?.is_none() {
-        return Err(format!(
+async fn audit(store: &RunStore, id: &str) -> anyhow::Result<()> {
+    if store.record(id).await?.is_none() {
+        anyhow::bail!(
             "no run {} in {}",
             crate::store::run_id::shown(id),
             store.location()
-        ));
+        );
     }
     let mut unwritable = None;
     let reading = store
         .audit_each(id, |line| match serde_json::to_string(&line) {
             Ok(text) => say!("{text}"),
-            Err(e) => unwritable = Some(e.to_string()),
+            Err(e) => unwritable = Some(e),
         })
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     if let Some(left_out) = reading.left_out() {
         let level = if reading.corrupt > 0 {
             "Warning"
@@ -117,5 +116,5 @@ async fn audit(store: &RunStore, id: &str) -> Result<(), String> {
         };
         eprintln!("{level}: run {id}'s audit log: {left_out}");
     }
-    unwritable.map_or(Ok(()), Err)
+    unwritable.map_or(Ok(()), |e| Err(e.into()))
 }

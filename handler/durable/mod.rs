@@ -496,7 +496,7 @@ pub struct Hooks<'a> {
     /// acr purge's lines.
     pub out: crate::run::Lines<'a>,
     /// Each repository's full report as it finishes.
-    pub finished: crate::run::Finished<'a>,
+    pub finished: crate::run::OnRepositoryDone<'a>,
     /// Hears the run (its id, whether it resumed) before the engine starts.
     pub started: &'a mut (dyn FnMut(&DurableRun) + Send),
 }
@@ -528,10 +528,13 @@ pub async fn drive(
     let registry = client.endpoint().host().to_string();
     if remembers {
         let history = store.deploy_history(&registry).await?.unwrap_or_default();
-        options.deploy_history = std::sync::Arc::new(std::sync::Mutex::new(history));
+        options.deploy_history = std::sync::Arc::new(history);
     }
     (hooks.started)(&run);
-    let report = crate::run::run_journaled(
+    let crate::run::RunOutput {
+        report,
+        deploy_history,
+    } = crate::run::run_journaled(
         client,
         policy,
         &options,
@@ -540,15 +543,8 @@ pub async fn drive(
         run.as_ref(),
     )
     .await;
-    if remembers {
-        let history = options
-            .deploy_history
-            .lock()
-            .map(|h| h.clone())
-            .unwrap_or_default();
-        if let Err(error) = store.write_deploy_history(&registry, &history).await {
-            tracing::error!(%error, "the deployment history could not be saved");
-        }
+    if remembers && let Err(error) = store.write_deploy_history(&registry, &deploy_history).await {
+        tracing::error!(%error, "the deployment history could not be saved");
     }
     let (run_id, invocation) = (run.id().to_string(), run.invocation());
     let record = run.finish(&report).await;

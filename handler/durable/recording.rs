@@ -5,7 +5,6 @@
 
 use super::DurableRun;
 use crate::report::{Item, Outcome, RepositoryReport, RepositoryStatus};
-use crate::run::execute::STOPPED;
 use crate::run::inventory::KnownBlobs;
 use crate::run::{Journal, JournalError};
 use crate::store::AuditLine;
@@ -143,7 +142,7 @@ impl DurableRun {
     ) -> Option<AuditLine> {
         let outcome = item.outcome()?;
         let detail = match outcome {
-            Outcome::Skipped { why } if why == STOPPED => return None,
+            Outcome::Stopped => return None,
             Outcome::Skipped { why } => Some(why.clone()),
             Outcome::Failed { error } => Some(error.clone()),
             Outcome::Deleted | Outcome::AlreadyGone | Outcome::NotAllowed => None,

@@ -1,7 +1,7 @@
 //! What Azure knows about a repository's images besides the registry, handed to the
 //! planner: which tags and digests workloads run (in-use protection), which digests were
 //! deployed most recently (`keepDeployed`), and when items were last pulled
-//! (`notPulledFor`). The run gathers it (`run::evidence`); here it is only read.
+//! (`notPulledFor`). The run gathers it (`run::gather`); here it is only read.
 //!
 //! Safety: every gap counts against deletion. A digest or tag in use is kept; pull times
 //! that are unknown, or logs that do not reach back over a rule's whole window, make an

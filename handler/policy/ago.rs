@@ -92,7 +92,8 @@ impl Ago {
             nanos = nanos.saturating_add(days.saturating_mul(86_400 * NANOS_PER_SEC));
         }
         if !rest.is_empty() {
-            nanos = nanos.saturating_add(parse_go_duration(rest).map_err(|p| fail(&p))?);
+            nanos =
+                nanos.saturating_add(parse_go_duration(rest).map_err(|p| fail(&p.to_string()))?);
         } else if days.is_none() {
             return Err(fail("missing unit"));
         }
@@ -113,9 +114,26 @@ impl Ago {
 
 const NANOS_PER_SEC: u128 = 1_000_000_000;
 
+/// Why the Go-duration part of an age does not parse (shown as the [`AgoError`]'s problem).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum GoDurationError {
+    /// No number where one must start (the rest of the text).
+    #[error("expected a number at {0:?}")]
+    ExpectedNumber(String),
+    /// A number without its unit.
+    #[error("missing unit")]
+    MissingUnit,
+    /// Days after a smaller unit.
+    #[error("days must come first, as in 2d3h")]
+    DaysFirst,
+    /// A unit Go does not know.
+    #[error("unknown unit {0:?} (use d, h, m, s, ms, us, ns)")]
+    UnknownUnit(String),
+}
+
 /// Parses Go's `time.ParseDuration` grammar without a sign: `(<number><unit>)+` with units
 /// ns, us, µs, ms, s, m, h, or the bare `0`. Returns nanoseconds (saturating).
-fn parse_go_duration(text: &str) -> Result<u128, String> {
+fn parse_go_duration(text: &str) -> Result<u128, GoDurationError> {
     if text == "0" {
         return Ok(0);
     }
@@ -129,7 +147,7 @@ fn parse_go_duration(text: &str) -> Result<u128, String> {
         }
         let number = &text[start..at];
         if number.is_empty() || number == "." || number.matches('.').count() > 1 {
-            return Err(format!("expected a number at {:?}", &text[start..]));
+            return Err(GoDurationError::ExpectedNumber(text[start..].to_string()));
         }
         let unit_start = at;
         while at < bytes.len() && !(bytes[at].is_ascii_digit() || bytes[at] == b'.') {
@@ -137,19 +155,15 @@ fn parse_go_duration(text: &str) -> Result<u128, String> {
         }
         let unit = &text[unit_start..at];
         let scale: u128 = match unit {
-            "" => return Err("missing unit".to_string()),
+            "" => return Err(GoDurationError::MissingUnit),
             "ns" => 1,
             "us" | "µs" | "μs" => 1_000,
             "ms" => 1_000_000,
             "s" => NANOS_PER_SEC,
             "m" => 60 * NANOS_PER_SEC,
             "h" => 3_600 * NANOS_PER_SEC,
-            "d" => return Err("days must come first, as in 2d3h".to_string()),
-            other => {
-                return Err(format!(
-                    "unknown unit {other:?} (use d, h, m, s, ms, us, ns)"
-                ));
-            }
+            "d" => return Err(GoDurationError::DaysFirst),
+            other => return Err(GoDurationError::UnknownUnit(other.to_string())),
         };
         total = total.saturating_add(scale_number(number, scale));
     }

@@ -382,7 +382,7 @@ fn rule_from(index: usize, raw: RawRule) -> Result<Rule, PolicyError> {
         RuleSpecError::Filter { index: j, error } => at(&format!("filter[{j}]"), error.to_string()),
         RuleSpecError::Ago(error) => at("ago", error.to_string()),
         RuleSpecError::NotPulledFor(error) => at("notPulledFor", error.to_string()),
-        RuleSpecError::Vulnerable(error) => at("vulnerable.minSeverity", error),
+        RuleSpecError::Vulnerable(error) => at("vulnerable.minSeverity", error.to_string()),
         RuleSpecError::AgoMissing => at("ago", "required unless untaggedOnly is true".to_string()),
         RuleSpecError::Flags(error) => PolicyError(format!("rules[{index}]: {error}")),
     })?;

@@ -141,11 +141,10 @@ impl TagMatcher {
     }
 }
 
-fn compile(pattern: &str) -> Result<Regex, String> {
+fn compile(pattern: &str) -> Result<Regex, fancy_regex::Error> {
     RegexBuilder::new(pattern)
         .backtrack_limit(BACKTRACK_LIMIT)
         .build()
-        .map_err(|e| e.to_string())
 }
 
 fn run(regex: &Regex, pattern: &str, subject: &str) -> Result<bool, MatchError> {

@@ -16,7 +16,7 @@ pub use filter::{BACKTRACK_LIMIT, Filter, FilterError, MatchError, TagMatcher};
 pub use limit::{
     DeletionLimit, LimitError, LimitSetting, RUN_SCHEDULED_DEFAULT, SCHEDULED_DEFAULT,
 };
-pub use severity::Severity;
+pub use severity::{NotASeverity, Severity};
 
 /// One purge rule: the flags of one `acr purge` invocation.
 #[derive(Debug, Clone)]
@@ -101,7 +101,7 @@ pub enum RuleSpecError {
     /// The not-pulled-for age does not parse.
     NotPulledFor(AgoError),
     /// The minimum severity is not one.
-    Vulnerable(String),
+    Vulnerable(NotASeverity),
     /// No age, and not `--untagged-only` (where it defaults to 0).
     AgoMissing,
     /// The flags contradict each other.
@@ -187,7 +187,7 @@ pub const DEFAULT_IN_USE_GRACE: &str = "48h";
 
 /// Whether `id` is an AKS cluster's resource id
 /// (`/subscriptions/…/resourceGroups/…/providers/Microsoft.ContainerService/managedClusters/…`).
-pub fn check_cluster_id(id: &str) -> Result<(), String> {
+pub fn check_cluster_id(id: &str) -> Result<(), NotAClusterId> {
     let lower = id.trim().trim_end_matches('/').to_ascii_lowercase();
     let parts: Vec<&str> = lower.split('/').collect();
     let ok = parts.len() == 9
@@ -200,11 +200,16 @@ pub fn check_cluster_id(id: &str) -> Result<(), String> {
         && [2, 4, 8].iter().all(|&i| !parts[i].is_empty());
     match ok {
         true => Ok(()),
-        false => Err(format!(
-            "{id:?} is not an AKS cluster's resource id (/subscriptions/…/resourceGroups/…/providers/Microsoft.ContainerService/managedClusters/…)"
-        )),
+        false => Err(NotAClusterId(id.to_string())),
     }
 }
+
+/// A text that is not an AKS cluster's resource id (the text as given).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{0:?} is not an AKS cluster's resource id (/subscriptions/…/resourceGroups/…/providers/Microsoft.ContainerService/managedClusters/…)"
+)]
+pub struct NotAClusterId(pub String);
 
 impl Policy {
     /// The freshness grace in force: `None` when in-use protection is off, else
@@ -254,7 +259,7 @@ pub enum WorkloadScope {
 impl WorkloadScope {
     /// Parses `/subscriptions/{id}`, `/providers/Microsoft.Management/managementGroups/{id}`
     /// or a bare subscription id.
-    pub fn parse(text: &str) -> Result<WorkloadScope, String> {
+    pub fn parse(text: &str) -> Result<WorkloadScope, NotAWorkloadScope> {
         let trimmed = text.trim().trim_end_matches('/');
         let lower = trimmed.to_ascii_lowercase();
         let id = |prefix: &str| trimmed[prefix.len()..].to_string();
@@ -276,9 +281,7 @@ impl WorkloadScope {
                 .all(|c| c.is_ascii_alphanumeric() || "-_.()".contains(c));
         match valid {
             true => Ok(scope),
-            false => Err(format!(
-                "{text:?} is not a subscription (/subscriptions/ID or an id) or a management group (/providers/Microsoft.Management/managementGroups/ID)"
-            )),
+            false => Err(NotAWorkloadScope(text.to_string())),
         }
     }
 
@@ -292,6 +295,13 @@ impl WorkloadScope {
         }
     }
 }
+
+/// A text that names neither a subscription nor a management group (the text as given).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{0:?} is not a subscription (/subscriptions/ID or an id) or a management group (/providers/Microsoft.Management/managementGroups/ID)"
+)]
+pub struct NotAWorkloadScope(pub String);
 
 /// A rule whose flags contradict each other (acr purge's own checks, in its words).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

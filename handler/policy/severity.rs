@@ -26,13 +26,11 @@ impl Severity {
     ];
 
     /// Parses `Low`, `Medium`, `High` or `Critical`, ignoring case.
-    pub fn parse(text: &str) -> Result<Severity, String> {
+    pub fn parse(text: &str) -> Result<Severity, NotASeverity> {
         Severity::ALL
             .into_iter()
             .find(|s| s.name().eq_ignore_ascii_case(text.trim()))
-            .ok_or_else(|| {
-                format!("{text:?} is not a severity (one of Low, Medium, High, Critical)")
-            })
+            .ok_or_else(|| NotASeverity(text.to_string()))
     }
 
     /// The name, as Defender writes it.
@@ -45,6 +43,11 @@ impl Severity {
         }
     }
 }
+
+/// A text that names no severity (the text as given).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a severity (one of Low, Medium, High, Critical)")]
+pub struct NotASeverity(pub String);
 
 impl std::fmt::Display for Severity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

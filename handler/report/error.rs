@@ -332,7 +332,21 @@ impl RunError {
                         | Problem::OverDeletionLimit(_)
                 )
             })),
-            _ => 1,
+            RunError::Connect(_)
+            | RunError::Catalog(_)
+            | RunError::Filter(_)
+            | RunError::EveryRepositoryFailed(_)
+            | RunError::Denied { .. }
+            | RunError::RegistryGone { .. }
+            | RunError::Shutdown(_)
+            | RunError::Deadline(_)
+            | RunError::Unrecorded { .. }
+            | RunError::InUseUnknown(_)
+            | RunError::StoreUnavailable(_)
+            | RunError::Busy { .. }
+            | RunError::PartialDryRun(_)
+            | RunError::OverDeletionLimit(_)
+            | RunError::OverRunDeletionLimit(_) => 1,
         }
     }
 }

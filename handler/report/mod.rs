@@ -22,12 +22,7 @@ use std::collections::BTreeMap;
 use text::{ItemName, Kind, Line, Reference};
 
 /// How one deletion attempt ended.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(
-    tag = "status",
-    rename_all = "camelCase",
-    rename_all_fields = "camelCase"
-)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// Deleted (HTTP 200/202).
     Deleted,
@@ -40,6 +35,10 @@ pub enum Outcome {
         /// Why.
         why: String,
     },
+    /// Not attempted because the run or its repository was stopping (shutdown, deadline, a
+    /// registry that stopped answering). Reported as skipped, with [`Outcome::STOPPED`] as
+    /// the reason; no line is printed and nothing is audited for it.
+    Stopped,
     /// The request failed.
     Failed {
         /// The error.
@@ -48,6 +47,9 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Why a [`Outcome::Stopped`] item was not attempted, as the report says it.
+    pub const STOPPED: &'static str = "not attempted: the purge stopped first";
+
     /// Whether the item is gone (deleted now or already).
     pub fn is_gone(&self) -> bool {
         matches!(self, Outcome::Deleted | Outcome::AlreadyGone)
@@ -59,9 +61,40 @@ impl Outcome {
             Outcome::Deleted => "deleted",
             Outcome::AlreadyGone => "alreadyGone",
             Outcome::NotAllowed => "notAllowed",
-            Outcome::Skipped { .. } => "skipped",
+            Outcome::Skipped { .. } | Outcome::Stopped => "skipped",
             Outcome::Failed { .. } => "failed",
         }
+    }
+}
+
+/// The JSON of an [`Outcome`]: a stopped item is skipped, with [`Outcome::STOPPED`] as why.
+#[derive(Serialize)]
+#[serde(
+    tag = "status",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
+enum OutcomeJson<'a> {
+    Deleted,
+    AlreadyGone,
+    NotAllowed,
+    Skipped { why: &'a str },
+    Failed { error: &'a str },
+}
+
+impl Serialize for Outcome {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let json = match self {
+            Outcome::Deleted => OutcomeJson::Deleted,
+            Outcome::AlreadyGone => OutcomeJson::AlreadyGone,
+            Outcome::NotAllowed => OutcomeJson::NotAllowed,
+            Outcome::Skipped { why } => OutcomeJson::Skipped { why },
+            Outcome::Stopped => OutcomeJson::Skipped {
+                why: Outcome::STOPPED,
+            },
+            Outcome::Failed { error } => OutcomeJson::Failed { error },
+        };
+        json.serialize(serializer)
     }
 }
 
@@ -314,7 +347,7 @@ impl Summary {
         match repo.status {
             RepositoryStatus::Done => self.repositories += 1,
             RepositoryStatus::Failed { .. } => self.repositories_failed += 1,
-            _ => {}
+            RepositoryStatus::NotFound | RepositoryStatus::NotReached => {}
         }
         if let Some(storage) = &repo.storage {
             self.storage.add(storage);
@@ -353,10 +386,12 @@ fn count(summary: &mut Summary, dry_run: bool, verdict: &Verdict, outcome: Optio
         }
         Verdict::Delete { .. } if !dry_run => match outcome {
             Some(Outcome::Failed { .. }) => summary.failed += 1,
-            Some(Outcome::Skipped { .. } | Outcome::NotAllowed) | None => summary.skipped += 1,
-            _ => {}
+            Some(Outcome::Skipped { .. } | Outcome::Stopped | Outcome::NotAllowed) | None => {
+                summary.skipped += 1
+            }
+            Some(Outcome::Deleted | Outcome::AlreadyGone) => {}
         },
-        _ => {}
+        Verdict::Delete { .. } | Verdict::Cascade { .. } => {}
     }
 }
 
@@ -435,10 +470,29 @@ mod tests {
             Outcome::AlreadyGone,
             Outcome::NotAllowed,
             Outcome::Skipped { why: "w".into() },
+            Outcome::Stopped,
             Outcome::Failed { error: "e".into() },
         ] {
             let value = serde_json::to_value(&outcome).unwrap();
             assert_eq!(value["status"], outcome.name());
         }
+    }
+
+    #[test]
+    fn outcomes_serialize_as_before_the_stopped_variant() {
+        let json = |outcome: &Outcome| serde_json::to_string(outcome).unwrap();
+        assert_eq!(
+            json(&Outcome::Stopped),
+            r#"{"status":"skipped","why":"not attempted: the purge stopped first"}"#
+        );
+        assert_eq!(
+            json(&Outcome::Skipped { why: "w".into() }),
+            r#"{"status":"skipped","why":"w"}"#
+        );
+        assert_eq!(
+            json(&Outcome::Failed { error: "e".into() }),
+            r#"{"status":"failed","error":"e"}"#
+        );
+        assert_eq!(json(&Outcome::AlreadyGone), r#"{"status":"alreadyGone"}"#);
     }
 }

@@ -116,6 +116,7 @@ impl<'a> Line<'a> {
             Outcome::AlreadyGone => Line::AlreadyGone(reference),
             Outcome::NotAllowed => Line::NotAllowed(reference),
             Outcome::Skipped { why } => Line::Skipped(reference, why),
+            Outcome::Stopped => Line::Skipped(reference, Outcome::STOPPED),
             Outcome::Failed { error } => Line::FailedToDelete(reference, error),
         }
     }

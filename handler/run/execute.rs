@@ -36,9 +36,6 @@ use futures::StreamExt;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, PoisonError};
 
-/// Why an item was not attempted once the run or its repository was stopping.
-pub const STOPPED: &str = "not attempted: the purge stopped first";
-
 /// Executes the deletions of `report` (a planned repository) and records their outcomes.
 /// Returns the error that must stop the repository (see [`RegistryError::stops_run`]), if
 /// one occurred.
@@ -285,7 +282,7 @@ where
     let mut results = futures::stream::iter(jobs)
         .map(|job| async move {
             let result = if stop() || halted_ref.is_stopped() {
-                Attempt::skipped(STOPPED)
+                Attempt::ended(Outcome::Stopped)
             } else {
                 attempt(job.clone()).await
             };
@@ -353,7 +350,7 @@ impl Attempt {
     /// Whether it was not attempted because the run or repository was stopping (no line
     /// is printed for those).
     fn was_stopped(&self) -> bool {
-        matches!(&self.outcome, Outcome::Skipped { why } if why == STOPPED)
+        matches!(self.outcome, Outcome::Stopped)
     }
 
     fn skipped(why: &str) -> Attempt {
@@ -404,7 +401,7 @@ async fn delete_tag(
         .delete_tag(repo, &planned.name, move || {
             Box::pin(async move {
                 if stop() {
-                    return Ok(Precheck::Abort(Attempt::skipped(STOPPED)));
+                    return Ok(Precheck::Abort(Attempt::ended(Outcome::Stopped)));
                 }
                 let Some(now) = client.tag(repo, &planned.name).await? else {
                     return Ok(Precheck::Abort(Attempt::ended(Outcome::AlreadyGone)));
@@ -454,7 +451,7 @@ async fn delete_image(
         .delete_manifest(repo, digest, move || {
             Box::pin(async move {
                 if stop() {
-                    return Ok(Precheck::Abort(Attempt::skipped(STOPPED)));
+                    return Ok(Precheck::Abort(Attempt::ended(Outcome::Stopped)));
                 }
                 let now = client.tags_of_manifest(repo, digest).await?;
                 let mut names = HashSet::new();
@@ -534,7 +531,7 @@ async fn delete_manifest(
         .delete_manifest(repo, &planned.digest, move || {
             Box::pin(async move {
                 if stop() {
-                    return Ok(Precheck::Abort(Attempt::skipped(STOPPED)));
+                    return Ok(Precheck::Abort(Attempt::ended(Outcome::Stopped)));
                 }
                 let Some(now) = client.manifest(repo, &planned.digest).await? else {
                     return Ok(Precheck::Abort(Attempt::ended(Outcome::AlreadyGone)));

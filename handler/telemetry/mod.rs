@@ -23,6 +23,7 @@ pub fn int(count: impl TryInto<i64>) -> i64 {
     count.try_into().unwrap_or(i64::MAX)
 }
 
+use anyhow::Context as _;
 use exporters::{ExportClient, ExportConfig};
 use opentelemetry::KeyValue;
 use opentelemetry::trace::TracerProvider as _;
@@ -136,7 +137,7 @@ fn build_providers(config: &ExportConfig) -> (Providers, Vec<String>) {
                 meter = meter.with_reader(periodic(metrics));
                 has_metrics = true;
             }
-            Err(e) => problems.push(format!("Application Insights exporter: {e}")),
+            Err(e) => problems.push(format!("Application Insights exporter: {e:#}")),
         }
     }
     if config.otlp {
@@ -146,7 +147,7 @@ fn build_providers(config: &ExportConfig) -> (Providers, Vec<String>) {
                 meter = meter.with_reader(periodic(metrics));
                 has_metrics = true;
             }
-            Err(e) => problems.push(format!("OTLP exporter: {e}")),
+            Err(e) => problems.push(format!("OTLP exporter: {e:#}")),
         }
     }
     let providers = Providers {
@@ -161,36 +162,32 @@ type AppInsights = opentelemetry_application_insights::Exporter<ExportClient>;
 fn app_insights(
     connection: &str,
     entra_client_id: Option<&str>,
-) -> Result<(AppInsights, AppInsights), String> {
-    let client = ExportClient::new(entra_client_id).map_err(|e| e.to_string())?;
+) -> anyhow::Result<(AppInsights, AppInsights)> {
+    let client = ExportClient::new(entra_client_id)?;
     let make = || {
         AppInsights::new_from_connection_string(connection, client.clone())
-            .map_err(|e| format!("invalid APPLICATIONINSIGHTS_CONNECTION_STRING: {e}"))
+            .map_err(|e| anyhow::anyhow!(e))
+            .context("invalid APPLICATIONINSIGHTS_CONNECTION_STRING")
     };
     Ok((make()?, make()?))
 }
 
-fn otlp() -> Result<
-    (
-        opentelemetry_otlp::SpanExporter,
-        opentelemetry_otlp::MetricExporter,
-    ),
-    String,
-> {
+fn otlp() -> anyhow::Result<(
+    opentelemetry_otlp::SpanExporter,
+    opentelemetry_otlp::MetricExporter,
+)> {
     use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
-    let client = ExportClient::new(None).map_err(|e| e.to_string())?;
+    let client = ExportClient::new(None)?;
     let spans = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
         .with_http_client(client.clone())
         .with_protocol(Protocol::HttpBinary)
-        .build()
-        .map_err(|e| e.to_string())?;
+        .build()?;
     let metrics = opentelemetry_otlp::MetricExporter::builder()
         .with_http()
         .with_http_client(client)
         .with_protocol(Protocol::HttpBinary)
-        .build()
-        .map_err(|e| e.to_string())?;
+        .build()?;
     Ok((spans, metrics))
 }
 

@@ -18,6 +18,7 @@ use crate::report::RunError;
 use crate::settings;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// The clients to ask, built from the settings for what the policy needs.
 #[derive(Debug, Clone, Default)]
@@ -118,7 +119,7 @@ impl Sources {
 pub struct Gathered {
     in_use: Option<HashMap<String, InUse>>,
     pulls: Option<PullsByRepository>,
-    history: DeployHistory,
+    history: Arc<DeployHistory>,
     keep_deployed: usize,
     fresh_after: Option<DateTime<Utc>>,
     findings: Option<FindingsRead>,
@@ -235,7 +236,7 @@ pub async fn gather(
     login_server: &str,
     policy: &Policy,
     sources: Option<&Sources>,
-    history: DeployHistory,
+    history: Arc<DeployHistory>,
     now: DateTime<Utc>,
 ) -> Result<Gathered, RunError> {
     let mut gathered = Gathered {
