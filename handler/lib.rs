@@ -23,7 +23,7 @@
 //!   (every environment variable, named once).
 //!
 //! The ACR emulator the tests and `handler demo` run against is its own crate,
-//! `acr_emulator` (`handler/emulator/`), sharing no code with the client.
+//! `acr_emulator` (`crates/emulator/`), sharing no code with the client.
 
 #![warn(missing_docs)]
 

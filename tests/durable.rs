@@ -6,6 +6,7 @@
 use crate::support::azurite::Azurite;
 use crate::support::host::Handler;
 use crate::support::identity::IdentityEndpoint;
+use crate::support::process::HandlerCommand;
 use crate::support::purge::{Registry, handler_with_env, tagged};
 use acr_emulator::{Fault, ManifestSeed, RepoSeed, Seed, TagSeed};
 use acr_purge::functions::webhook::sign;
@@ -384,21 +385,17 @@ async fn killed_runs_resume_to_the_uninterrupted_end_state_and_audit_each_deleti
                 attempts <= 60,
                 "round {rounds} not finished after 60 attempts"
             );
-            let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_handler"));
-            command
+            let mut child = HandlerCommand::new()
                 .args(["purge", "-r", registry.running.url.as_str()])
                 .args(ARGS)
                 .env("PURGE_STATE_DIR", &state_dir)
-                .env_remove("PURGE_STATE_URL")
-                .env_remove("IDENTITY_ENDPOINT")
+                .env_remove(&["PURGE_STATE_URL", "IDENTITY_ENDPOINT"])
                 .stdout(std::process::Stdio::null())
                 .stderr(std::fs::File::create(&stderr_file).expect("stderr file"))
-                .kill_on_drop(true);
-            let mut child = command.spawn().expect("handler starts");
+                .spawn();
             let after = Duration::from_millis(rng.random_range(150..900));
-            match tokio::time::timeout(after, child.wait()).await {
-                Ok(status) => {
-                    let status = status.expect("handler exits");
+            match child.wait_timeout(after).await {
+                Some(status) => {
                     assert_eq!(
                         status.code(),
                         Some(0),
@@ -407,10 +404,9 @@ async fn killed_runs_resume_to_the_uninterrupted_end_state_and_audit_each_deleti
                     );
                     break;
                 }
-                Err(_) => {
+                None => {
                     // SIGKILL: no clean stop, no release, no last words.
-                    child.start_kill().expect("kill -9");
-                    let _ = child.wait().await;
+                    child.kill().await;
                     kills += 1;
                     // Before it is resumed, the dead run is listed as not running.
                     if attempts == 1 {

@@ -3,6 +3,7 @@
 //! finishes, and ends exactly where one uninterrupted run ends; the same when invocations
 //! are killed at random moments.
 
+use crate::support::process::HandlerCommand;
 use crate::support::purge::Registry;
 use acr_emulator::{ManifestSeed, RepoSeed, Seed, TagSeed};
 use rand::{Rng, SeedableRng};
@@ -126,28 +127,24 @@ async fn invocations_killed_at_random_moments_still_finish_the_run() {
             invocations <= 2 * MAX_INVOCATIONS,
             "not finished after {invocations} invocations ({kills} killed)"
         );
-        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_handler"));
-        command
+        let mut child = HandlerCommand::new()
             .args(["purge", "-r", registry.running.url.as_str()])
             .args(ARGS)
             .args(["--deadline", "2s"])
             .env("PURGE_STATE_DIR", &state_dir)
-            .env_remove("PURGE_STATE_URL")
-            .env_remove("IDENTITY_ENDPOINT")
+            .env_remove(&["PURGE_STATE_URL", "IDENTITY_ENDPOINT"])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
-            .kill_on_drop(true);
-        let mut child = command.spawn().expect("handler starts");
+            .spawn();
         // Every other invocation is killed somewhere in its two seconds.
         let kill_after =
             (invocations % 2 == 0).then(|| Duration::from_millis(rng.random_range(300..1800)));
         let status = match kill_after {
-            None => child.wait().await.expect("handler exits"),
-            Some(after) => match tokio::time::timeout(after, child.wait()).await {
-                Ok(status) => status.expect("handler exits"),
-                Err(_) => {
-                    child.start_kill().expect("kill -9");
-                    let _ = child.wait().await;
+            None => child.wait().await,
+            Some(after) => match child.wait_timeout(after).await {
+                Some(status) => status,
+                None => {
+                    child.kill().await;
                     kills += 1;
                     continue;
                 }

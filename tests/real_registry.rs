@@ -6,13 +6,14 @@
 //! the ACR-only API is missing.
 
 use crate::support::oci_push::{Pusher, digest_of};
+use crate::support::process::HandlerCommand;
 use crate::support::registry_server::{RegistryOptions, RegistryServer};
 use acr_purge::registry::model::{DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST};
 use acr_purge::registry::{
     ClientOptions, Credentials, DeleteStatus, Endpoint, RegistryClient, RegistryError, RetryPolicy,
     no_check,
 };
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 /// Client options with quick retries (a local registry needs no patience).
@@ -44,14 +45,15 @@ async fn anonymous(server: &RegistryServer) -> RegistryClient {
 /// Runs the built `handler` binary with `args`; `RUST_LOG` and registry variables from the
 /// environment are cleared so that only the arguments count.
 fn handler(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_handler"))
+    HandlerCommand::new()
         .args(args)
-        .env_remove("ACR_DEFAULT_REGISTRY")
-        .env_remove("RUST_LOG")
-        .env_remove("IDENTITY_ENDPOINT")
-        .env_remove("AZURE_FEDERATED_TOKEN_FILE")
-        .output()
-        .expect("running the handler binary")
+        .env_remove(&[
+            "ACR_DEFAULT_REGISTRY",
+            "RUST_LOG",
+            "IDENTITY_ENDPOINT",
+            "AZURE_FEDERATED_TOKEN_FILE",
+        ])
+        .output_blocking()
 }
 
 fn text(bytes: &[u8]) -> String {

@@ -1,6 +1,7 @@
 //! Where acr-purge deliberately differs from acr purge to stay safe (README "Safety"), and
 //! what it does with bad input, throttling, failures and changes during a run.
 
+use crate::support::process::HandlerCommand;
 use crate::support::purge::{Registry, handler, set, tagged};
 use acr_emulator::{Fault, ManifestSeed, RepoSeed, Seed, TagSeed, TimeSpec};
 
@@ -734,21 +735,19 @@ async fn a_closed_pipe_ends_the_output_quietly() {
         if args[0] == "purge" {
             all.extend(["-r", registry.running.url.as_str()]);
         }
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_handler"))
+        let mut child = HandlerCommand::new()
             .args(&all)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("handler starts");
+            .spawn();
         // Read one line, then close the pipe, as `| head -1` does.
-        let stdout = child.stdout.take().expect("stdout");
+        let stdout = child.take_stdout().expect("stdout");
         let mut first = String::new();
         tokio::io::BufReader::new(stdout)
             .read_line(&mut first)
             .await
             .expect("a first line");
-        let output = child.wait_with_output().await.expect("handler ends");
+        let output = child.wait_with_output().await;
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(0), "{args:?}: {stderr}");
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");

@@ -319,6 +319,7 @@ pub async fn serve() -> ExitCode {
 }
 
 /// `handler demo`.
+#[cfg(feature = "emulators")]
 pub async fn demo() -> ExitCode {
     match super::demo::run().await {
         Ok(()) => ExitCode::SUCCESS,
@@ -330,6 +331,7 @@ pub async fn demo() -> ExitCode {
 }
 
 /// `handler emulator`.
+#[cfg(feature = "emulators")]
 pub async fn emulator(args: EmulatorArgs) -> ExitCode {
     match acr_emulator::run_standalone(args.data.as_deref(), args.port).await {
         Ok(()) => ExitCode::SUCCESS,
@@ -338,4 +340,27 @@ pub async fn emulator(args: EmulatorArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `handler demo` in a build without the emulators (the deployment package's): says so.
+#[cfg(not(feature = "emulators"))]
+pub async fn demo() -> ExitCode {
+    without_emulators("demo")
+}
+
+/// `handler emulator` in a build without the emulators (the deployment package's): says so.
+#[cfg(not(feature = "emulators"))]
+pub async fn emulator(_args: EmulatorArgs) -> ExitCode {
+    without_emulators("emulator")
+}
+
+/// The usage error of a subcommand that needs the `emulators` feature.
+#[cfg(not(feature = "emulators"))]
+fn without_emulators(command: &str) -> ExitCode {
+    eprintln!(
+        "Error: `handler {command}` needs the emulators, and this build has none (it was built \
+         with --no-default-features, as the deployment package is); build with the default \
+         features (`cargo build`) to run it"
+    );
+    ExitCode::from(EXIT_USAGE)
 }

@@ -1,9 +1,10 @@
 //! The command line: `handler purge` (acr purge's flags, verbatim), `handler demo`,
 //! `handler emulator`, `handler serve`. This module holds the flags and their validation;
-//! [`commands`] the subcommands' thin bodies; `demo` the sample run; `output` standard
-//! output that survives a closed pipe.
+//! [`commands`] the subcommands' thin bodies; `demo` the sample run (only with the
+//! `emulators` feature); `output` standard output that survives a closed pipe.
 
 pub mod commands;
+#[cfg(feature = "emulators")]
 mod demo;
 pub mod json;
 mod output;
@@ -39,9 +40,10 @@ pub enum Command {
     Serve,
     /// Delete stale tags and manifests, like `acr purge` (same flags).
     Purge(PurgeArgs),
-    /// Run a purge against a built-in sample registry (no Azure account needed).
+    /// Run a purge against a built-in sample registry (no Azure account needed; builds with
+    /// the default `emulators` feature only).
     Demo,
-    /// Serve the ACR emulator standalone.
+    /// Serve the ACR emulator standalone (builds with the default `emulators` feature only).
     Emulator(EmulatorArgs),
     /// Show recorded runs: `runs list`, `runs show ID`, `runs audit ID`.
     Runs(RunsArgs),

@@ -2,6 +2,7 @@
 //! in `FUNCTIONS_CUSTOMHANDLER_PORT`, the app settings in the environment), wait for
 //! readiness by polling `GET /` every 25 ms, then send the host's requests.
 
+use crate::support::process::{HandlerCommand, Running};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -9,7 +10,7 @@ use std::time::{Duration, Instant};
 pub struct Handler {
     /// `http://127.0.0.1:PORT`.
     pub url: String,
-    child: tokio::process::Child,
+    child: Running,
     stdout: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     http: reqwest::Client,
     /// How long readiness took.
@@ -33,16 +34,13 @@ impl Handler {
         let port = free_port();
         let root = std::env::temp_dir();
         let state = tempfile::tempdir().expect("state dir");
-        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_handler"));
-        for name in [
-            "IDENTITY_ENDPOINT",
-            "IDENTITY_HEADER",
-            "AZURE_CLIENT_ID",
-            "SSL_CERT_FILE",
-        ] {
-            command.env_remove(name);
-        }
-        command
+        let mut child = HandlerCommand::new()
+            .env_remove(&[
+                "IDENTITY_ENDPOINT",
+                "IDENTITY_HEADER",
+                "AZURE_CLIENT_ID",
+                "SSL_CERT_FILE",
+            ])
             .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
             .env("FUNCTIONS_CUSTOMHANDLER_WORKER_ID", "test-worker")
             .env("FUNCTIONS_APP_ROOT_PATH", root)
@@ -50,10 +48,9 @@ impl Handler {
             .envs(settings.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
-            .kill_on_drop(true);
-        let mut child = command.spawn().expect("handler starts");
+            .spawn();
         let stdout: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
-        if let Some(pipe) = child.stdout.take() {
+        if let Some(pipe) = child.take_stdout() {
             let lines = stdout.clone();
             tokio::spawn(async move {
                 use tokio::io::AsyncBufReadExt;
@@ -140,23 +137,12 @@ impl Handler {
 
     /// `kill -9`: SIGKILL, no clean stop, and waits for the process to be gone.
     pub async fn kill(mut self) {
-        let _ = self.child.start_kill();
-        let _ = self.child.wait().await;
+        self.child.kill().await;
     }
 
     /// Sends SIGTERM and waits for the process to exit; returns its exit code.
     pub async fn terminate(mut self) -> Option<i32> {
-        if let Some(pid) = self.child.id() {
-            let _ = tokio::process::Command::new("kill")
-                .args(["-TERM", &pid.to_string()])
-                .status()
-                .await;
-        }
-        tokio::time::timeout(Duration::from_secs(90), self.child.wait())
-            .await
-            .ok()?
-            .ok()?
-            .code()
+        self.child.terminate(Duration::from_secs(90)).await?.code()
     }
 }
 

@@ -11,6 +11,7 @@ pub mod identity;
 pub mod keyvault;
 pub mod oci_push;
 pub mod otlp;
+pub mod process;
 pub mod purge;
 pub mod queue_service;
 pub mod registry_server;

@@ -1,5 +1,6 @@
 //! Running the `handler` binary against an in-process ACR emulator, as a user would.
 
+use crate::support::process::HandlerCommand;
 use acr_emulator::{Emulator, ManifestSeed, RecordedRequest, RunningEmulator, Seed, TagSeed};
 use std::collections::BTreeSet;
 
@@ -135,31 +136,26 @@ pub async fn handler(args: &[&str]) -> Run {
 /// Runs the `handler` binary with `args` and extra environment variables (the Azure
 /// identity variables of the calling environment are removed first).
 pub async fn handler_with_env(args: &[&str], env: &[(&str, &str)]) -> Run {
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_handler"));
-    for name in [
-        "ACR_DEFAULT_REGISTRY",
-        "IDENTITY_ENDPOINT",
-        "IDENTITY_HEADER",
-        "AZURE_CLIENT_ID",
-        "AZURE_FEDERATED_TOKEN_FILE",
-        "ABAC_BATCH_SIZE",
-        "PURGE_STATE_DIR",
-        "PURGE_STATE_URL",
-    ] {
-        command.env_remove(name);
-    }
-    // Runs not against a Registry above record in a shared scratch store, not the home folder.
-    command.env(
-        "XDG_STATE_HOME",
-        std::env::temp_dir().join("acr-purge-tests-state"),
-    );
-    let output = command
+    let output = HandlerCommand::new()
+        .env_remove(&[
+            "ACR_DEFAULT_REGISTRY",
+            "IDENTITY_ENDPOINT",
+            "IDENTITY_HEADER",
+            "AZURE_CLIENT_ID",
+            "AZURE_FEDERATED_TOKEN_FILE",
+            "ABAC_BATCH_SIZE",
+            "PURGE_STATE_DIR",
+            "PURGE_STATE_URL",
+        ])
+        // Runs not against a Registry above record in a shared scratch store, not the home folder.
+        .env(
+            "XDG_STATE_HOME",
+            std::env::temp_dir().join("acr-purge-tests-state"),
+        )
         .args(args)
         .envs(env.iter().copied())
-        .kill_on_drop(true)
         .output()
-        .await
-        .expect("handler runs");
+        .await;
     Run {
         code: output.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
