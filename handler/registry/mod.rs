@@ -19,7 +19,7 @@ pub use transport::{
 };
 
 use crate::outbound::{self, OutboundError};
-use auth::{Authenticator, Scope};
+use auth::{Authenticator, TokenScope};
 use error::{decode, error_chain, short_body, unexpected};
 use model::{
     CatalogPage, ManifestAttributes, ManifestBody, ManifestPage, SingleManifest, SingleTag,
@@ -219,7 +219,7 @@ impl RegistryClient {
         let mut names = pages
             .collect(
                 self,
-                &Scope::Catalog,
+                &TokenScope::Catalog,
                 |bytes| {
                     let page: CatalogPage = serde_json::from_slice(bytes)?;
                     Ok(page.repositories.unwrap_or_default())
@@ -283,7 +283,7 @@ impl RegistryClient {
         paging::Pager::new(first, LIST_PAGE_SIZE, context)
             .collect(
                 self,
-                &Scope::Repository(repository.to_string()),
+                &TokenScope::Repository(repository.to_string()),
                 |bytes| {
                     let page: TagPage = serde_json::from_slice(bytes)?;
                     Ok(page.tags.unwrap_or_default())
@@ -310,7 +310,7 @@ impl RegistryClient {
         )
         .collect(
             self,
-            &Scope::Repository(repository.to_string()),
+            &TokenScope::Repository(repository.to_string()),
             |bytes| {
                 let page: ManifestPage = serde_json::from_slice(bytes)?;
                 Ok(page.manifests.unwrap_or_default())
@@ -471,7 +471,7 @@ impl RegistryClient {
         context: &str,
         mut check: impl FnMut() -> Checked<'c, T>,
     ) -> Result<Result<DeleteStatus, T>, RegistryError> {
-        let scope = Scope::Repository(repository.to_string());
+        let scope = TokenScope::Repository(repository.to_string());
         let request = Request {
             method: Method::DELETE,
             path,
@@ -504,7 +504,7 @@ impl RegistryClient {
         self.send_scoped(
             method,
             path,
-            &Scope::Repository(repository.to_string()),
+            &TokenScope::Repository(repository.to_string()),
             context,
             accept,
             json,
@@ -518,7 +518,7 @@ impl RegistryClient {
         &self,
         method: Method,
         path: &str,
-        scope: &Scope,
+        scope: &TokenScope,
         context: &str,
         accept: Option<&str>,
         json: Option<&serde_json::Value>,
@@ -607,7 +607,7 @@ impl RegistryClient {
 struct Request<'a> {
     method: Method,
     path: &'a str,
-    scope: &'a Scope,
+    scope: &'a TokenScope,
     context: &'a str,
     accept: Option<&'a str>,
     json: Option<&'a serde_json::Value>,
@@ -623,15 +623,15 @@ fn build_http(options: &ClientOptions) -> Result<reqwest::Client, RegistryError>
 
 /// The path as a low-cardinality template for telemetry: the repository and the item are
 /// replaced by placeholders and the query is dropped.
-fn route_template(path: &str, scope: &Scope) -> String {
+fn route_template(path: &str, scope: &TokenScope) -> String {
     let path = path.split('?').next().unwrap_or(path);
     let mut route = match scope {
-        Scope::Repository(repository) => path.replacen(
+        TokenScope::Repository(repository) => path.replacen(
             &format!("/{}/", encode_repo(repository)),
             "/{repository}/",
             1,
         ),
-        Scope::Catalog => path.to_string(),
+        TokenScope::Catalog => path.to_string(),
     };
     for (marker, placeholder) in [
         ("/manifests/", "{reference}"),
@@ -703,7 +703,7 @@ mod tests {
 
     #[test]
     fn route_templates_hide_names() {
-        let repo = Scope::Repository("team/app".to_string());
+        let repo = TokenScope::Repository("team/app".to_string());
         assert_eq!(
             route_template("/acr/v1/team/app/_tags?n=100&orderby=timedesc", &repo),
             "/acr/v1/{repository}/_tags"
@@ -717,7 +717,7 @@ mod tests {
             "/acr/v1/{repository}/_tags/{tag}"
         );
         assert_eq!(
-            route_template("/v2/_catalog?n=100", &Scope::Catalog),
+            route_template("/v2/_catalog?n=100", &TokenScope::Catalog),
             "/v2/_catalog"
         );
     }

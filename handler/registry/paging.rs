@@ -8,7 +8,7 @@
 //! is an error rather than an endless loop.
 
 use super::RegistryClient;
-use super::auth::Scope;
+use super::auth::TokenScope;
 use super::error::{RegistryError, error_chain, unexpected};
 use reqwest::{Method, StatusCode};
 use std::collections::HashSet;
@@ -33,7 +33,7 @@ impl Pager {
     pub async fn collect<T>(
         &self,
         client: &RegistryClient,
-        scope: &Scope,
+        scope: &TokenScope,
         parse: impl Fn(&[u8]) -> serde_json::Result<Vec<T>>,
         key: impl Fn(&T) -> String,
     ) -> Result<Option<Vec<T>>, RegistryError> {
