@@ -4,7 +4,6 @@
 mod auth;
 mod endpoint;
 mod error;
-pub mod model;
 pub mod pacing;
 mod paging;
 mod transport;
@@ -18,13 +17,13 @@ pub use transport::{
     no_check,
 };
 
-use crate::outbound::{self, OutboundError};
-use auth::{Authenticator, TokenScope};
-use error::{decode, error_chain, short_body, unexpected};
-use model::{
+use crate::model::{
     CatalogPage, ManifestAttributes, ManifestBody, ManifestPage, SingleManifest, SingleTag,
     TagAttributes, TagPage,
 };
+use crate::outbound::{self, OutboundError};
+use auth::{Authenticator, TokenScope};
+use error::{decode, error_chain, short_body, unexpected};
 use reqwest::{Method, Response, StatusCode};
 use transport::Transport;
 
@@ -224,7 +223,7 @@ impl RegistryClient {
                     let page: CatalogPage = serde_json::from_slice(bytes)?;
                     Ok(page.repositories.unwrap_or_default())
                 },
-                |name| name.clone(),
+                |name| name.as_str(),
             )
             .await?
             .unwrap_or_default();
@@ -288,7 +287,7 @@ impl RegistryClient {
                     let page: TagPage = serde_json::from_slice(bytes)?;
                     Ok(page.tags.unwrap_or_default())
                 },
-                |tag| tag.name.clone(),
+                |tag| tag.name.as_str(),
             )
             .await
     }
@@ -315,7 +314,7 @@ impl RegistryClient {
                 let page: ManifestPage = serde_json::from_slice(bytes)?;
                 Ok(page.manifests.unwrap_or_default())
             },
-            |m| m.digest.clone().unwrap_or_default(),
+            |m| m.digest.as_deref().unwrap_or_default(),
         )
         .await
     }
@@ -328,8 +327,13 @@ impl RegistryClient {
     ) -> Result<Option<ManifestBody>, RegistryError> {
         let context = format!("reading manifest {repository}@{digest}");
         let path = manifest_path(repository, digest);
-        self.get_json(&path, repository, &context, Some(model::MANIFEST_ACCEPT))
-            .await
+        self.get_json(
+            &path,
+            repository,
+            &context,
+            Some(crate::model::MANIFEST_ACCEPT),
+        )
+        .await
     }
 
     /// The digests of the manifests whose `subject` is `digest` (OCI referrers API). The
@@ -346,7 +350,7 @@ impl RegistryClient {
             encode_segment(digest)
         );
         let index: Option<ManifestBody> = self
-            .get_json(&path, repository, &context, Some(model::OCI_INDEX))
+            .get_json(&path, repository, &context, Some(crate::model::OCI_INDEX))
             .await?;
         Ok(index
             .map(|i| i.manifests.into_iter().map(|d| d.digest).collect())

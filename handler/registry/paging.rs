@@ -35,7 +35,7 @@ impl Pager {
         client: &RegistryClient,
         scope: &TokenScope,
         parse: impl Fn(&[u8]) -> serde_json::Result<Vec<T>>,
-        key: impl Fn(&T) -> String,
+        key: impl Fn(&T) -> &str,
     ) -> Result<Option<Vec<T>>, RegistryError> {
         let mut items = Vec::new();
         // Items seen, as two independent 64-bit fingerprints rather than names, so that a
@@ -80,11 +80,13 @@ impl Pager {
             let mut last_key = String::new();
             let mut fresh = 0;
             for item in page {
-                last_key = key(&item);
+                let item_key = key(&item);
                 let fingerprint = (
-                    fingerprints.0.hash_one(&last_key),
-                    fingerprints.1.hash_one(&last_key),
+                    fingerprints.0.hash_one(item_key),
+                    fingerprints.1.hash_one(item_key),
                 );
+                last_key.clear();
+                last_key.push_str(item_key);
                 if seen.insert(fingerprint) {
                     fresh += 1;
                     items.push(item);

@@ -403,7 +403,7 @@ impl<'a> Item<'a> {
     }
 
     /// The tags it carries: a tag's own name, a manifest's tags when listed.
-    pub fn tags(self) -> &'a [String] {
+    pub fn tags(self) -> &'a [crate::model::TagName] {
         match self {
             Item::Tag(t) => std::slice::from_ref(&t.decision.name),
             Item::Manifest(m) => &m.decision.tags,

@@ -112,16 +112,16 @@ fn blob_index(
     let mut index = BlobIndex::default();
     add_bodies(&mut index, bodies);
     for manifest in &plan.manifests {
-        let digest = &manifest.digest;
+        let digest = manifest.digest.as_str();
         if index.blobs.contains_key(digest) || index.unknown.contains(digest) {
             continue;
         }
         match known.get(digest) {
             Some(blobs) => {
-                index.blobs.insert(digest.clone(), blobs.clone());
+                index.blobs.insert(digest.to_string(), blobs.clone());
             }
             None => {
-                index.unread.insert(digest.clone());
+                index.unread.insert(digest.to_string());
             }
         }
     }

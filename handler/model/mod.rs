@@ -1,7 +1,18 @@
 //! The ACR and OCI payloads the engine reads, leniently typed: unknown fields are ignored
 //! and every field the service may omit is optional. Only the fields the engine uses are
 //! kept (a listing of a million tags is held while its repository is planned), so
-//! `createdTime`, `architecture`, `os` and `configMediaType` are not read.
+//! `createdTime`, `architecture`, `os` and `configMediaType` are not read, and what is kept
+//! is compact: digests and tag names shared ([`Shared`]), times as integers
+//! ([`Timestamp`]), media types as an enum ([`MediaType`]), each written back exactly as
+//! received. The registry client parses these; the planner reads them without the client.
+
+mod media;
+mod shared;
+mod time;
+
+pub use media::MediaType;
+pub use shared::{Digest, Interner, Shared, TagName};
+pub use time::Timestamp;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -120,13 +131,13 @@ impl ChangeableAttributes {
 #[serde(rename_all = "camelCase")]
 pub struct TagAttributes {
     /// The tag name.
-    pub name: String,
+    pub name: TagName,
     /// The manifest digest it points to.
     #[serde(default)]
-    pub digest: String,
+    pub digest: Digest,
     /// When the tag was last pushed or moved; this is what `--ago` compares.
     #[serde(default)]
-    pub last_update_time: Option<String>,
+    pub last_update_time: Option<Timestamp>,
     /// Lock attributes.
     #[serde(default)]
     pub changeable_attributes: ChangeableAttributes,
@@ -138,19 +149,19 @@ pub struct TagAttributes {
 pub struct ManifestAttributes {
     /// The manifest digest (`sha256:…`).
     #[serde(default)]
-    pub digest: Option<String>,
+    pub digest: Option<Digest>,
     /// Size in bytes of the image.
     #[serde(default)]
     pub image_size: Option<u64>,
     /// When the manifest was last updated; `--ago` for untagged manifests compares this.
     #[serde(default)]
-    pub last_update_time: Option<String>,
+    pub last_update_time: Option<Timestamp>,
     /// The manifest media type; absent on some old manifests.
     #[serde(default)]
-    pub media_type: Option<String>,
+    pub media_type: Option<MediaType>,
     /// Tags on the manifest; absent or null when untagged.
     #[serde(default)]
-    pub tags: Option<Vec<String>>,
+    pub tags: Option<Vec<TagName>>,
     /// Lock attributes.
     #[serde(default)]
     pub changeable_attributes: ChangeableAttributes,
@@ -158,7 +169,7 @@ pub struct ManifestAttributes {
 
 impl ManifestAttributes {
     /// The manifest's tags (empty when untagged).
-    pub fn tag_names(&self) -> &[String] {
+    pub fn tag_names(&self) -> &[TagName] {
         self.tags.as_deref().unwrap_or(&[])
     }
 }
