@@ -3,6 +3,12 @@
 //! runs without the run store, `BENCH_NO_STORAGE=1` without the storage figures' body reads,
 //! to compare).
 //!
+//! The `dry run` scenarios list and plan one large repository (`--dry-run`): what the plan
+//! costs in memory, printed as peak RSS per listed item (a tag or a manifest). The
+//! `second run` scenario purges the same registry three times, each on a fresh copy: with
+//! the storage figures and a new run store, again with that run store (every manifest's
+//! blobs were seen), and with `--no-storage`; it prints the reads the figures add to each.
+//!
 //! Each scenario runs the real `handler purge` binary, as a user would, against the ACR
 //! emulator (in this process) serving a generated registry, with a simulated round trip
 //! and the emulator enforcing a rate card (per-identity token buckets per category, 429
@@ -31,13 +37,23 @@ struct Scenario {
     latency: Duration,
     /// The emulator's card and the client's `--rate-card` value; `None`: no limits.
     card: Option<(RateCard, String)>,
+    /// `--dry-run`: list and plan only.
+    dry_run: bool,
+    /// Also measure a second run's storage reads (see the module's comment).
+    second_run: bool,
 }
+
+/// acr purge's figures measured in issue 26 against the same emulated registries: its
+/// wall time on 20×50 at 20 ms with no limits, and its peak RSS for a dry run of one
+/// repository of 50,000 single-tag images.
+const ACR_PURGE_20X50_20MS_SECONDS: f64 = 4.8;
+const ACR_PURGE_50K_DRY_RUN_MB: f64 = 46.0;
 
 /// `repositories` × `images` single-tag Docker images, the first `old_fraction` of each
 /// repository's images two days old, the others an hour: what the issue measured.
-fn registry(repositories: usize, images: usize, old_fraction: f64) -> (Seed, usize) {
+fn registry(repositories: usize, images: usize, old_fraction: f64) -> Seed {
     let old = (images as f64 * old_fraction).round() as usize;
-    let seed = (1..=repositories).fold(Seed::new(), |seed, r| {
+    (1..=repositories).fold(Seed::new(), |seed, r| {
         let mut repo = RepoSeed::new(&format!("repo-{r:04}"));
         for i in 0..images {
             let age = if i < old { "2d" } else { "1h" };
@@ -48,8 +64,7 @@ fn registry(repositories: usize, images: usize, old_fraction: f64) -> (Seed, usi
             );
         }
         seed.repo(repo)
-    });
-    (seed, old * repositories)
+    })
 }
 
 fn client_card(card: &RateCard) -> String {
@@ -76,6 +91,8 @@ fn scenarios() -> Vec<Scenario> {
             old_fraction: 0.5,
             latency: ms(0),
             card: standard10(),
+            dry_run: false,
+            second_run: false,
         },
         Scenario {
             label: "20x50 premium x10",
@@ -84,6 +101,8 @@ fn scenarios() -> Vec<Scenario> {
             old_fraction: 0.5,
             latency: ms(0),
             card: premium10(),
+            dry_run: false,
+            second_run: false,
         },
         Scenario {
             label: "20x50 20ms no limits",
@@ -92,6 +111,8 @@ fn scenarios() -> Vec<Scenario> {
             old_fraction: 0.5,
             latency: ms(20),
             card: None,
+            dry_run: false,
+            second_run: true,
         },
         Scenario {
             label: "50x200 standard x10 5ms",
@@ -100,6 +121,8 @@ fn scenarios() -> Vec<Scenario> {
             old_fraction: 0.5,
             latency: ms(5),
             card: standard10(),
+            dry_run: false,
+            second_run: false,
         },
         Scenario {
             label: "2000x10 premium x10 5ms",
@@ -108,6 +131,8 @@ fn scenarios() -> Vec<Scenario> {
             old_fraction: 0.5,
             latency: ms(5),
             card: premium10(),
+            dry_run: false,
+            second_run: false,
         },
         Scenario {
             label: "1x100000 premium x10",
@@ -116,6 +141,8 @@ fn scenarios() -> Vec<Scenario> {
             old_fraction: 0.1,
             latency: ms(0),
             card: premium10(),
+            dry_run: false,
+            second_run: false,
         },
         Scenario {
             label: "100x10000 (1M tags) premium x10",
@@ -124,8 +151,28 @@ fn scenarios() -> Vec<Scenario> {
             old_fraction: 0.02,
             latency: ms(0),
             card: premium10(),
+            dry_run: false,
+            second_run: false,
         },
+        dry_run("1x50000 dry run", 50_000),
+        dry_run("1x100000 dry run", 100_000),
+        dry_run("1x1000000 dry run", 1_000_000),
     ]
+}
+
+/// A dry run of one repository of `images` single-tag images, a tenth of them stale, with
+/// no rate card.
+fn dry_run(label: &'static str, images: usize) -> Scenario {
+    Scenario {
+        label,
+        repositories: 1,
+        images,
+        old_fraction: 0.1,
+        latency: Duration::ZERO,
+        card: None,
+        dry_run: true,
+        second_run: false,
+    }
 }
 
 /// Waits for `child`; returns whether it exited 0 and its peak RSS in MB (`VmHWM` of
@@ -151,8 +198,25 @@ fn wait_with_rss(mut child: std::process::Child) -> (bool, f64) {
     }
 }
 
-fn run(scenario: &Scenario, runtime: &tokio::runtime::Runtime) {
-    let (seed, stale) = registry(
+/// One `handler purge` against a fresh copy of the scenario's registry.
+struct Outcome {
+    ok: bool,
+    rss: f64,
+    wall: f64,
+    loaded: Duration,
+    stats: acr_emulator::RateStats,
+    deleted: usize,
+}
+
+/// Serves a fresh copy of the scenario's registry and runs `handler purge` on it, recording
+/// in `state` (`None`: `--no-state`), with `--no-storage` when `no_storage`.
+fn purge(
+    scenario: &Scenario,
+    runtime: &tokio::runtime::Runtime,
+    state: Option<&std::path::Path>,
+    no_storage: bool,
+) -> Outcome {
+    let seed = registry(
         scenario.repositories,
         scenario.images,
         scenario.old_fraction,
@@ -169,14 +233,12 @@ fn run(scenario: &Scenario, runtime: &tokio::runtime::Runtime) {
         .card
         .as_ref()
         .map_or("unlimited".to_string(), |(_, text)| text.clone());
-    // Each run records in a run store of its own (a directory), as `handler purge` does by
-    // default; BENCH_NO_STATE=1 runs without one, to measure what recording costs.
-    let state = tempfile::tempdir().expect("state dir");
-    let no_state = std::env::var("BENCH_NO_STATE").is_ok();
-    // The storage figures read every manifest body of a purged repository (reads).
-    let no_storage = std::env::var("BENCH_NO_STORAGE").is_ok();
     let started = Instant::now();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_handler"))
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_handler"));
+    if let Some(state) = state {
+        command.env("PURGE_STATE_DIR", state);
+    }
+    let child = command
         .args([
             "purge",
             "-r",
@@ -187,9 +249,9 @@ fn run(scenario: &Scenario, runtime: &tokio::runtime::Runtime) {
             "1d",
         ])
         .args(["--untagged", "--concurrency", "8", "--rate-card", &card])
-        .args(no_state.then_some("--no-state"))
+        .args(state.is_none().then_some("--no-state"))
         .args(no_storage.then_some("--no-storage"))
-        .env("PURGE_STATE_DIR", state.path())
+        .args(scenario.dry_run.then_some("--dry-run"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -201,7 +263,38 @@ fn run(scenario: &Scenario, runtime: &tokio::runtime::Runtime) {
     let remaining: usize = (1..=scenario.repositories)
         .map(|r| left.tag_names(&format!("repo-{r:04}")).len())
         .sum();
-    let deleted = tags - remaining;
+    runtime.block_on(running.shutdown());
+    Outcome {
+        ok,
+        rss,
+        wall,
+        loaded,
+        stats,
+        deleted: tags - remaining,
+    }
+}
+
+fn reads(stats: &acr_emulator::RateStats) -> u64 {
+    stats.read.allowed + stats.read.throttled + stats.referrers.allowed + stats.referrers.throttled
+}
+
+fn run(scenario: &Scenario, runtime: &tokio::runtime::Runtime) {
+    let stale =
+        (scenario.images as f64 * scenario.old_fraction).round() as usize * scenario.repositories;
+    let tags = scenario.repositories * scenario.images;
+    // Each run records in a run store of its own (a directory), as `handler purge` does by
+    // default; BENCH_NO_STATE=1 runs without one, to measure what recording costs.
+    let state = tempfile::tempdir().expect("state dir");
+    let no_state = std::env::var("BENCH_NO_STATE").is_ok();
+    // The storage figures read every manifest body of a purged repository (reads).
+    let no_storage = std::env::var("BENCH_NO_STORAGE").is_ok();
+    let run = purge(
+        scenario,
+        runtime,
+        (!no_state).then_some(state.path()),
+        no_storage,
+    );
+    let (ok, rss, wall, stats, deleted) = (run.ok, run.rss, run.wall, &run.stats, run.deleted);
     let per =
         |c: &acr_emulator::CategoryStats| format!("{} ({})", c.allowed + c.throttled, c.throttled);
     let floor = scenario.card.as_ref().map(|(card, _)| {
@@ -219,26 +312,31 @@ fn run(scenario: &Scenario, runtime: &tokio::runtime::Runtime) {
     // acr purge: the catalog; per repository its tag pages (it follows `Link`) and its
     // manifest pages up to an empty one; an untag and a manifest DELETE per stale image.
     let pages = scenario.images.div_ceil(100);
-    let acr_purge = 1 + scenario.repositories * (pages + pages + 1) + 2 * stale;
-    let total = stats.read.allowed
-        + stats.read.throttled
+    let deletions = if scenario.dry_run { 0 } else { 2 * stale };
+    let acr_purge = 1 + scenario.repositories * (pages + pages + 1) + deletions;
+    let total = reads(stats)
         + stats.write.allowed
         + stats.write.throttled
         + stats.delete.allowed
-        + stats.delete.throttled
-        + stats.referrers.allowed
-        + stats.referrers.throttled;
+        + stats.delete.throttled;
     // Items listed at once: a tag and a manifest per image of each repository in flight
     // (eight side by side). On the one-repository scenarios this is what the plan costs.
     let in_flight = 2 * scenario.images * scenario.repositories.min(8);
-    let bytes_per_item = rss * 1e6 / in_flight as f64;
+    let bytes_per_item = rss * 1024.0 * 1024.0 / in_flight as f64;
+    let expected = if scenario.dry_run { 0 } else { stale };
     println!("{}: {tags} tags, {stale} stale images", scenario.label);
     println!("  peak RSS per listed item in flight: {bytes_per_item:.0} bytes ({in_flight} items)");
     println!(
-        "  emulator loaded in {:.1} s; handler {}: {wall:.2} s, peak RSS {rss:.0} MB, {deleted} tags deleted (expected {stale})",
-        loaded.as_secs_f64(),
+        "  emulator loaded in {:.1} s; handler {}: {wall:.2} s, peak RSS {rss:.0} MB, {deleted} tags deleted (expected {expected})",
+        run.loaded.as_secs_f64(),
         if ok { "exit 0" } else { "FAILED" },
     );
+    if scenario.dry_run && scenario.images == 50_000 {
+        println!(
+            "  acr purge --dry-run peaked at {ACR_PURGE_50K_DRY_RUN_MB:.0} MB here (issue 26): {:.2}x",
+            rss / ACR_PURGE_50K_DRY_RUN_MB
+        );
+    }
     println!(
         "  requests {total} (acr purge: {acr_purge}): read {}, write {}, delete {}, referrers {} [throttled in brackets]",
         per(&stats.read),
@@ -254,7 +352,43 @@ fn run(scenario: &Scenario, runtime: &tokio::runtime::Runtime) {
         ),
         _ => println!("  {delete_rate:.0} deletes/s, no rate card"),
     }
-    runtime.block_on(running.shutdown());
+    if scenario.latency == Duration::from_millis(20) && scenario.card.is_none() {
+        println!(
+            "  acr purge took {ACR_PURGE_20X50_20MS_SECONDS} s here (issue 26): {:.2}x its wall time",
+            wall / ACR_PURGE_20X50_20MS_SECONDS
+        );
+    }
+    if scenario.second_run && !no_state && !no_storage {
+        second_run(scenario, runtime, state.path(), &run);
+    }
+}
+
+/// The reads the storage figures add on a first run (`first`, recorded in `state`) and on
+/// a second run of the same registry recording in the same store, against a run with
+/// `--no-storage`.
+fn second_run(
+    scenario: &Scenario,
+    runtime: &tokio::runtime::Runtime,
+    state: &std::path::Path,
+    first: &Outcome,
+) {
+    let again = purge(scenario, runtime, Some(state), false);
+    let fresh = tempfile::tempdir().expect("state dir");
+    let base = purge(scenario, runtime, Some(fresh.path()), true);
+    let base_reads = reads(&base.stats);
+    let extra = |run: &Outcome| reads(&run.stats).saturating_sub(base_reads);
+    let share = |run: &Outcome| 100.0 * extra(run) as f64 / base_reads.max(1) as f64;
+    println!(
+        "  storage reads: first run {} extra ({:.0}%, {:.2} s), second run {} extra ({:.0}%, {:.2} s), against {base_reads} reads with --no-storage ({:.2} s){}",
+        extra(first),
+        share(first),
+        first.wall,
+        extra(&again),
+        share(&again),
+        again.wall,
+        base.wall,
+        if again.ok && base.ok { "" } else { " FAILED" },
+    );
 }
 
 fn main() {
