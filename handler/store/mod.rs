@@ -351,10 +351,15 @@ impl RunStore {
         &self,
         run_id: &str,
         repository: &str,
-        plan: &impl Serialize,
+        plan: &(impl Serialize + Sync),
     ) -> Result<(), StoreError> {
         let name = self.run_object(run_id, &plan_name(repository))?;
-        self.write_json(&name, plan).await
+        // Streamed where the backend can: the pretty JSON of a repository of a million
+        // images would otherwise be held whole beside its plan.
+        let write = |out: &mut dyn std::io::Write| {
+            serde_json::to_writer_pretty(out, plan).map_err(std::io::Error::from)
+        };
+        self.backend.write_from(&name, &write).await
     }
 
     /// A repository's plan in a run, if written.
