@@ -8,10 +8,12 @@
 
 mod media;
 mod shared;
+mod shrinking;
 mod time;
 
 pub use media::MediaType;
 pub use shared::{Digest, Interner, Shared, TagName};
+pub use shrinking::filter_map_shrinking;
 pub use time::Timestamp;
 
 use chrono::{DateTime, Utc};
@@ -171,6 +173,28 @@ impl ManifestAttributes {
     /// The manifest's tags (empty when untagged).
     pub fn tag_names(&self) -> &[TagName] {
         self.tags.as_deref().unwrap_or(&[])
+    }
+}
+
+/// Shares the digests and names a tag listing repeats (several tags on one image) and
+/// returns them, for the manifest listing to share ([`share_manifest`]).
+pub fn share_tags(tags: &mut [TagAttributes]) -> Interner {
+    let mut shared = Interner::default();
+    for tag in tags {
+        shared.share(&mut tag.digest);
+        shared.share(&mut tag.name);
+    }
+    shared
+}
+
+/// Makes a listed manifest hold the digest and tag names `shared` already holds (those of
+/// its tags) instead of copies of its own.
+pub fn share_manifest(shared: &mut Interner, manifest: &mut ManifestAttributes) {
+    if let Some(digest) = manifest.digest.as_mut() {
+        shared.share(digest);
+    }
+    for name in manifest.tags.iter_mut().flatten() {
+        shared.share(name);
     }
 }
 

@@ -128,7 +128,7 @@ impl<'de> Deserialize<'de> for Shared {
 
 /// Hands out one [`Shared`] per distinct text: a text seen before comes back as the
 /// earlier allocation, so the copies a listing repeats are freed.
-#[derive(Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Interner(HashSet<Shared>);
 
 impl Interner {

@@ -229,43 +229,40 @@ pub(super) fn decide(
     keep_subjects_of_kept_referrers(&mut states, bodies, referrers);
 
     drop(present);
-    manifests
-        .into_iter()
-        .filter_map(|manifest| {
-            let digest = manifest.digest?;
-            let (verdict, unlock) = match states.remove(&digest)? {
-                State::Keep(reason) => (Verdict::keep(reason), false),
-                State::Candidate(c) => {
-                    let by_age = c.rules.first().map(|&r| scope.rules[r].number);
-                    let beyond = c.beyond.first().map(|&(r, rank, max)| {
-                        let rule = scope.rules[r].number;
-                        (rule, DeleteReason::BeyondMaxUntagged { rule, rank, max })
-                    });
-                    let reason = match (c.orphan_of, by_age, beyond) {
-                        (Some(subject), Some(rule), _) | (Some(subject), None, Some((rule, _))) => {
-                            DeleteReason::OrphanReferrer { rule, subject }
-                        }
-                        (None, Some(rule), _) => DeleteReason::Untagged { rule },
-                        (None, None, Some((_, reason))) => reason,
-                        // A candidate is selected by some rule (see `candidates`).
-                        (_, None, None) => return None,
-                    };
-                    (Verdict::Delete { reason }, c.unlock)
-                }
-            };
-            Some(ManifestDecision {
-                digest,
-                media_type: manifest.media_type,
-                tags: manifest.tags.unwrap_or_default(),
-                last_update_time: manifest.last_update_time,
-                image_size: manifest.image_size,
-                locked: manifest.changeable_attributes.is_locked(),
-                unlock,
-                verdict,
-                after: Vec::new(),
-            })
+    model::filter_map_shrinking(manifests, |manifest| {
+        let digest = manifest.digest?;
+        let (verdict, unlock) = match states.remove(&digest)? {
+            State::Keep(reason) => (Verdict::keep(reason), false),
+            State::Candidate(c) => {
+                let by_age = c.rules.first().map(|&r| scope.rules[r].number);
+                let beyond = c.beyond.first().map(|&(r, rank, max)| {
+                    let rule = scope.rules[r].number;
+                    (rule, DeleteReason::BeyondMaxUntagged { rule, rank, max })
+                });
+                let reason = match (c.orphan_of, by_age, beyond) {
+                    (Some(subject), Some(rule), _) | (Some(subject), None, Some((rule, _))) => {
+                        DeleteReason::OrphanReferrer { rule, subject }
+                    }
+                    (None, Some(rule), _) => DeleteReason::Untagged { rule },
+                    (None, None, Some((_, reason))) => reason,
+                    // A candidate is selected by some rule (see `candidates`).
+                    (_, None, None) => return None,
+                };
+                (Verdict::Delete { reason }, c.unlock)
+            }
+        };
+        Some(ManifestDecision {
+            digest,
+            media_type: manifest.media_type,
+            tags: manifest.tags.unwrap_or_default(),
+            last_update_time: manifest.last_update_time,
+            image_size: manifest.image_size,
+            locked: manifest.changeable_attributes.is_locked(),
+            unlock,
+            verdict,
+            after: Vec::new(),
         })
-        .collect()
+    })
 }
 
 /// Keeps candidates that cannot be deleted safely: unknown type, unreadable body, or a

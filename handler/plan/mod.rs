@@ -31,8 +31,7 @@ pub use scope::Scope;
 pub use verdict::{DeleteReason, KeepReason, Verdict};
 
 use crate::model::{
-    Digest, Interner, ManifestAttributes, ManifestBody, MediaType, TagAttributes, TagName,
-    Timestamp,
+    Digest, ManifestAttributes, ManifestBody, MediaType, TagAttributes, TagName, Timestamp,
 };
 use crate::policy::MatchError;
 use serde::{Deserialize, Serialize};
@@ -157,9 +156,7 @@ impl Draft {
         manifests: Option<Vec<ManifestAttributes>>,
     ) -> Result<Draft, MatchError> {
         let listed = manifests.is_some();
-        let mut manifests = manifests.unwrap_or_default();
-        let mut tags = tags;
-        share_listing(&mut tags, &mut manifests);
+        let manifests = manifests.unwrap_or_default();
         // The manifests known to exist: those listed, and those tags point to (borrowed,
         // not copied: a repository may hold a million of them).
         let in_listing: std::collections::HashSet<&str> = manifests
@@ -349,24 +346,6 @@ impl Draft {
             manifests: decisions,
             purges_tags: scope.needs_tags(),
             purges_manifests: scope.purges_manifests(),
-        }
-    }
-}
-
-/// Makes the manifest listing share the tag listing's digests and tag names (one
-/// allocation for each, not one per listing), and each digest or name it repeats.
-fn share_listing(tags: &mut [TagAttributes], manifests: &mut [ManifestAttributes]) {
-    let mut interner = Interner::default();
-    for tag in tags {
-        interner.share(&mut tag.digest);
-        interner.share(&mut tag.name);
-    }
-    for manifest in manifests {
-        if let Some(digest) = manifest.digest.as_mut() {
-            interner.share(digest);
-        }
-        for name in manifest.tags.iter_mut().flatten() {
-            interner.share(name);
         }
     }
 }

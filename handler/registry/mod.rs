@@ -18,8 +18,8 @@ pub use transport::{
 };
 
 use crate::model::{
-    CatalogPage, ManifestAttributes, ManifestBody, ManifestPage, SingleManifest, SingleTag,
-    TagAttributes, TagPage,
+    CatalogPage, Interner, ManifestAttributes, ManifestBody, ManifestPage, SingleManifest,
+    SingleTag, TagAttributes, TagPage,
 };
 use crate::outbound::{self, OutboundError};
 use auth::{Authenticator, TokenScope};
@@ -298,6 +298,17 @@ impl RegistryClient {
         &self,
         repository: &str,
     ) -> Result<Option<Vec<ManifestAttributes>>, RegistryError> {
+        self.list_manifests_sharing(repository, None).await
+    }
+
+    /// [`RegistryClient::list_manifests`], each manifest holding the digest and tag names
+    /// `shared` holds (the tag listing's, [`crate::model::share_tags`]) instead of copies,
+    /// as each page arrives.
+    pub async fn list_manifests_sharing(
+        &self,
+        repository: &str,
+        mut shared: Option<&mut Interner>,
+    ) -> Result<Option<Vec<ManifestAttributes>>, RegistryError> {
         let first = format!(
             "/acr/v1/{}/_manifests?n={LIST_PAGE_SIZE}",
             encode_repo(repository)
@@ -312,7 +323,13 @@ impl RegistryClient {
             &TokenScope::Repository(repository.to_string()),
             |bytes| {
                 let page: ManifestPage = serde_json::from_slice(bytes)?;
-                Ok(page.manifests.unwrap_or_default())
+                let mut manifests = page.manifests.unwrap_or_default();
+                if let Some(shared) = shared.as_deref_mut() {
+                    for manifest in &mut manifests {
+                        crate::model::share_manifest(shared, manifest);
+                    }
+                }
+                Ok(manifests)
             },
             |m| m.digest.as_deref().unwrap_or_default(),
         )

@@ -34,7 +34,7 @@ impl Pager {
         &self,
         client: &RegistryClient,
         scope: &TokenScope,
-        parse: impl Fn(&[u8]) -> serde_json::Result<Vec<T>>,
+        mut parse: impl FnMut(&[u8]) -> serde_json::Result<Vec<T>>,
         key: impl Fn(&T) -> &str,
     ) -> Result<Option<Vec<T>>, RegistryError> {
         let mut items = Vec::new();
