@@ -105,7 +105,7 @@ async fn read_bodies(
 }
 
 /// The blobs of a manifest by its digest, as a run reads and remembers them.
-pub type KnownBlobs = HashMap<Digest, Vec<(Digest, u64)>>;
+pub type KnownBlobs = HashMap<Digest, Blobs>;
 
 /// The storage figures' index at planning time: the blobs of the bodies the plan read (an
 /// index has none of its own) and those `known` from an earlier run; every other manifest
@@ -143,15 +143,14 @@ pub async fn read_unread_blobs(
     let concurrency = client.read_concurrency();
     // Each body is reduced to its blobs as it arrives (a repository may have a hundred
     // thousand to read); they join the index once every read succeeded.
-    let read: Result<Vec<(Digest, Option<Vec<(Digest, u64)>>)>, RegistryError> =
-        futures::stream::iter(digests)
-            .map(|digest| async move {
-                let body = client.manifest_body(repository, &digest).await?;
-                Ok::<_, RegistryError>((digest, body.map(|body| blob_list(&body))))
-            })
-            .buffer_unordered(concurrency.max(1))
-            .try_collect()
-            .await;
+    let read: Result<Vec<(Digest, Option<Blobs>)>, RegistryError> = futures::stream::iter(digests)
+        .map(|digest| async move {
+            let body = client.manifest_body(repository, &digest).await?;
+            Ok::<_, RegistryError>((digest, body.map(|body| blob_list(&body))))
+        })
+        .buffer_unordered(concurrency.max(1))
+        .try_collect()
+        .await;
     match read {
         Ok(read) => {
             for (digest, blobs) in read {
@@ -175,8 +174,11 @@ pub fn add_bodies(index: &mut BlobIndex, bodies: HashMap<String, Body>) {
     }
 }
 
-/// A body's blobs (digest, size).
-fn blob_list(body: &ManifestBody) -> Vec<(Digest, u64)> {
+/// A manifest's blobs (digest, size).
+pub type Blobs = Vec<(Digest, u64)>;
+
+/// A body's blobs.
+fn blob_list(body: &ManifestBody) -> Blobs {
     body.blob_sizes()
         .map(|(blob, size)| (Digest::from(blob), size))
         .collect()
@@ -184,7 +186,7 @@ fn blob_list(body: &ManifestBody) -> Vec<(Digest, u64)> {
 
 /// Adds one manifest to `index`: its blobs, or unknown when its body is gone (`None`); no
 /// longer unread.
-fn add_blobs(index: &mut BlobIndex, digest: Digest, blobs: Option<Vec<(Digest, u64)>>) {
+fn add_blobs(index: &mut BlobIndex, digest: Digest, blobs: Option<Blobs>) {
     index.unread.remove(&digest);
     match blobs {
         Some(blobs) => index.insert(digest, blobs),
