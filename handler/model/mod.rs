@@ -314,6 +314,39 @@ mod tests {
     }
 
     #[test]
+    fn a_listed_item_writes_back_as_it_was_received() {
+        let odd = [
+            (
+                "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+                "2018-09-06T06:17:20.9983915Z",
+            ),
+            ("sha256:ABC", "2024-01-01T00:00:00+02:00"),
+            ("sha512:a b\"c", "2024-01-01T00:00:00.100-05:30"),
+            ("", "not a time"),
+        ];
+        for (digest, time) in odd {
+            let json = serde_json::json!({
+                "name": "v1",
+                "digest": digest,
+                "lastUpdateTime": time,
+                "changeableAttributes": {"deleteEnabled": true},
+            });
+            let tag: TagAttributes = serde_json::from_value(json.clone()).unwrap();
+            assert_eq!(serde_json::to_value(&tag).unwrap(), json);
+            let json = serde_json::json!({
+                "digest": digest,
+                "imageSize": 7,
+                "lastUpdateTime": time,
+                "mediaType": DOCKER_MANIFEST,
+                "tags": ["v1", "odd tag"],
+                "changeableAttributes": {},
+            });
+            let manifest: ManifestAttributes = serde_json::from_value(json.clone()).unwrap();
+            assert_eq!(serde_json::to_value(&manifest).unwrap(), json);
+        }
+    }
+
+    #[test]
     fn untagged_manifests_have_no_tags() {
         let m: ManifestAttributes =
             serde_json::from_str(r#"{"digest":"sha256:a","tags":null}"#).unwrap();
