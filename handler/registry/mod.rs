@@ -18,7 +18,7 @@ pub use transport::{
 };
 
 use crate::model::{
-    CatalogPage, Interner, ManifestAttributes, ManifestBody, ManifestPage, SingleManifest,
+    self, CatalogPage, Interner, ManifestAttributes, ManifestBody, ManifestPage, SingleManifest,
     SingleTag, TagAttributes, TagPage,
 };
 use crate::outbound::{self, OutboundError};
@@ -326,7 +326,7 @@ impl RegistryClient {
                 let mut manifests = page.manifests.unwrap_or_default();
                 if let Some(shared) = shared.as_deref_mut() {
                     for manifest in &mut manifests {
-                        crate::model::share_manifest(shared, manifest);
+                        model::share_manifest(shared, manifest);
                     }
                 }
                 Ok(manifests)
@@ -344,13 +344,8 @@ impl RegistryClient {
     ) -> Result<Option<ManifestBody>, RegistryError> {
         let context = format!("reading manifest {repository}@{digest}");
         let path = manifest_path(repository, digest);
-        self.get_json(
-            &path,
-            repository,
-            &context,
-            Some(crate::model::MANIFEST_ACCEPT),
-        )
-        .await
+        self.get_json(&path, repository, &context, Some(model::MANIFEST_ACCEPT))
+            .await
     }
 
     /// The digests of the manifests whose `subject` is `digest` (OCI referrers API). The
@@ -367,7 +362,7 @@ impl RegistryClient {
             encode_segment(digest)
         );
         let index: Option<ManifestBody> = self
-            .get_json(&path, repository, &context, Some(crate::model::OCI_INDEX))
+            .get_json(&path, repository, &context, Some(model::OCI_INDEX))
             .await?;
         Ok(index
             .map(|i| i.manifests.into_iter().map(|d| d.digest).collect())

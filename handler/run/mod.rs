@@ -375,10 +375,7 @@ async fn untouched_blobs(
         let Some(manifests) = client.list_manifests(name).await? else {
             continue;
         };
-        let digests: Vec<String> = manifests
-            .into_iter()
-            .filter_map(|m| m.digest.map(String::from))
-            .collect();
+        let digests: Vec<_> = manifests.into_iter().filter_map(|m| m.digest).collect();
         let bodies: Vec<Option<crate::model::ManifestBody>> = futures::stream::iter(digests)
             .map(|digest| async move { client.manifest_body(name, &digest).await })
             .buffer_unordered(concurrency.max(1))
