@@ -5,6 +5,8 @@
 //! - the pure core, no I/O: [`policy`] (filters, ages, rules, validated before any
 //!   request) and [`plan`] (the decision on every tag and manifest, with a reason whose
 //!   meaning for safety is decided in one exhaustive `match`, `plan::Verdict`);
+//! - [`model`]: what the registry lists (tags, manifests, bodies) as the planner reads it,
+//!   compact (shared digests and names, integer times), with no I/O;
 //! - [`registry`]: the ACR data-plane client (sign-in, paging, retries, throttling, a
 //!   circuit breaker); it knows nothing of policy;
 //! - [`run`]: one purge, the only stage that drives I/O: catalog → plan every repository →
@@ -32,6 +34,7 @@ pub mod cli;
 pub mod durable;
 pub mod functions;
 pub mod launch;
+pub mod model;
 pub mod outbound;
 pub mod plan;
 pub mod policy;

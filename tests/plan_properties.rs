@@ -4,10 +4,10 @@
 //! the input, nothing that a kept item depends on is deleted, no protection is overridden,
 //! and the tags each rule's filter matches stay within its bounds.
 
+use acr_purge::model::{ManifestAttributes, TagAttributes};
 use acr_purge::plan::fixture::{Listing, Manifest, Time, cosign_tag_of, digest_of};
 use acr_purge::plan::{KeepReason, RepositoryPlan, Verdict};
 use acr_purge::policy::{Ago, Bounds, Filter, Policy, Rule};
-use acr_purge::registry::model::{ManifestAttributes, TagAttributes};
 use chrono::{DateTime, Utc};
 use proptest::prelude::*;
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -151,8 +151,8 @@ fn ranks(registry: &Registry, filter: &Filter) -> HashMap<String, usize> {
         .map(|t| {
             let time = t
                 .last_update_time
-                .as_deref()
-                .and_then(acr_purge::registry::model::parse_time);
+                .as_ref()
+                .and_then(acr_purge::model::Timestamp::instant);
             (time, t.name.as_str())
         })
         .collect();
@@ -277,7 +277,7 @@ proptest! {
             .tags
             .iter()
             .filter(|t| !t.verdict.is_removed())
-            .map(|t| t.digest.clone())
+            .map(|t| t.digest.to_string())
             .collect();
         let mut seen = HashSet::new();
         while let Some(d) = stack.pop() {
@@ -292,7 +292,7 @@ proptest! {
             let source = registry.manifests.iter().find(|x| x.digest.as_deref() == Some(&m.digest)).unwrap();
             // 2. A kept manifest keeps all its children.
             if !m.verdict.is_removed() {
-                for child in registry.children.get(&m.digest).into_iter().flatten() {
+                for child in registry.children.get(m.digest.as_str()).into_iter().flatten() {
                     prop_assert!(!removed(child), "child {child} of kept {} removed", m.digest);
                 }
             }
@@ -309,7 +309,7 @@ proptest! {
                 prop_assert!(m.unlock);
             }
             // 5. Unknown age or type never deleted.
-            let parsed = source.last_update_time.as_deref().and_then(acr_purge::registry::model::parse_time);
+            let parsed = source.last_update_time.as_ref().and_then(acr_purge::model::Timestamp::instant);
             prop_assert!(parsed.is_some() || matches!(m.verdict, Verdict::Delete { reason: acr_purge::plan::DeleteReason::SignatureOfDeleted { .. } }),
                 "{} with unknown age deleted", m.digest);
             prop_assert!(source.media_type.is_some(), "{} without media type deleted", m.digest);
@@ -318,13 +318,13 @@ proptest! {
                 prop_assert!(rules.iter().any(|r| r.purges_manifests() && t < now - r.ago.duration));
             }
             // 7. A referrer of a manifest that stays is never deleted.
-            if let Some(subject) = registry.subjects.get(&m.digest) {
+            if let Some(subject) = registry.subjects.get(m.digest.as_str()) {
                 prop_assert!(!verdict.contains_key(subject.as_str()) || removed(subject), "referrer {} of kept {subject} deleted", m.digest);
             }
             // 8. Deleted parents come first.
             for (parent, list) in &registry.children {
-                if list.contains(&m.digest) && verdict.get(parent.as_str()).is_some_and(|v| v.is_delete()) {
-                    prop_assert!(m.after.contains(parent), "{} not ordered after parent {parent}", m.digest);
+                if list.iter().any(|d| *d == m.digest) && verdict.get(parent.as_str()).is_some_and(|v| v.is_delete()) {
+                    prop_assert!(m.after.iter().any(|a| a == parent), "{} not ordered after parent {parent}", m.digest);
                 }
             }
         }
@@ -335,7 +335,7 @@ proptest! {
                 // 9. Deleted tags are old enough for some tag rule (or beyond its maxTags),
                 //    unlocked or include-locked, not protected, and never a cosign tag of a
                 //    manifest that stays.
-                let t = acr_purge::registry::model::parse_time(source.last_update_time.as_deref().unwrap()).unwrap();
+                let t = source.last_update_time.as_ref().unwrap().instant().unwrap();
                 let beyond_max = matches!(reason, acr_purge::plan::DeleteReason::BeyondMaxTags { .. });
                 prop_assert!(beyond_max || rules.iter().any(|r| !r.untagged_only && t < now - r.ago.duration));
                 prop_assert!(!source.changeable_attributes.is_locked() || rules.iter().any(|r| r.include_locked));
@@ -367,7 +367,7 @@ proptest! {
             let rank = ranks(&registry, &Filter::parse(&format!("r:{tags}")).unwrap());
             let mut left = 0usize;
             for tag in &plan.tags {
-                let Some(&r) = rank.get(&tag.name) else { continue };
+                let Some(&r) = rank.get(tag.name.as_str()) else { continue };
                 let kept = !tag.verdict.is_removed();
                 left += usize::from(kept);
                 if let Some(min) = b.min_tags.filter(|m| r <= *m) {
@@ -379,7 +379,7 @@ proptest! {
                     // this rule's --include-locked, or its unknown age.
                     let source = registry.tags.iter().find(|t| t.name == tag.name).unwrap();
                     let locked = source.changeable_attributes.is_locked() && !rule.include_locked;
-                    let unknown_age = source.last_update_time.as_deref().and_then(acr_purge::registry::model::parse_time).is_none();
+                    let unknown_age = source.last_update_time.as_ref().and_then(acr_purge::model::Timestamp::instant).is_none();
                     prop_assert!(
                         reason.is_protection() || matches!(reason, KeepReason::KeptByMinTags { .. }) || locked || unknown_age,
                         "rule {number}: tag {} ranked {r} beyond maxTags {max} kept for {}", tag.name, reason.name()

@@ -8,7 +8,7 @@
 use crate::support::oci_push::{Pusher, digest_of};
 use crate::support::process::HandlerCommand;
 use crate::support::registry_server::{RegistryOptions, RegistryServer};
-use acr_purge::registry::model::{DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST};
+use acr_purge::model::{DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST};
 use acr_purge::registry::{
     ClientOptions, Credentials, DeleteStatus, Endpoint, RegistryClient, RegistryError, RetryPolicy,
     no_check,

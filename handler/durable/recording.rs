@@ -148,7 +148,7 @@ impl DurableRun {
             Outcome::Deleted | Outcome::AlreadyGone | Outcome::NotAllowed => None,
         };
         let (kind, tag) = match item {
-            Item::Tag(t) => ("tag", Some(t.decision.name.clone())),
+            Item::Tag(t) => ("tag", Some(t.decision.name.to_string())),
             Item::Manifest(_) => ("manifest", None),
         };
         let verdict = item.verdict();
@@ -164,7 +164,7 @@ impl DurableRun {
             kind: kind.into(),
             tag,
             digest: item.digest().to_string(),
-            tags: item.tags().to_vec(),
+            tags: item.tags().iter().map(|t| t.to_string()).collect(),
             rule,
             reason: verdict.explain(),
             outcome: outcome.name().into(),

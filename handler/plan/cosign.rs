@@ -4,6 +4,7 @@
 //! manifest, the signature's manifest goes with it, after it.
 
 use super::{Body, DeleteReason, KeepReason, ManifestDecision, TagDecision, Verdict};
+use crate::model::Digest;
 use std::collections::HashMap;
 
 /// The manifest a cosign-style tag belongs to (`sha256-<hex>.sig` → `sha256:<hex>`).
@@ -31,7 +32,7 @@ pub(super) fn settle(
     bodies: &HashMap<String, Body>,
     referrers: &HashMap<String, Vec<String>>,
 ) {
-    let index: HashMap<String, usize> = manifests
+    let index: HashMap<Digest, usize> = manifests
         .iter()
         .enumerate()
         .map(|(i, m)| (m.digest.clone(), i))
@@ -69,9 +70,9 @@ pub(super) fn settle(
             let Some(&m) = index.get(&signature) else {
                 continue;
             };
-            let refers_to_kept = match bodies.get(&signature) {
+            let refers_to_kept = match bodies.get(signature.as_str()) {
                 Some(Body::Found(body)) => body.subject.as_ref().is_some_and(|s| {
-                    index.contains_key(&s.digest) && !removed(manifests, &s.digest)
+                    index.contains_key(s.digest.as_str()) && !removed(manifests, &s.digest)
                 }),
                 _ => false,
             };
@@ -79,12 +80,14 @@ pub(super) fn settle(
                 list.iter()
                     .any(|p| index.contains_key(*p) && !removed(manifests, p))
             });
-            let has_kept_referrer = referrers.get(&signature).is_some_and(|list| {
+            let has_kept_referrer = referrers.get(signature.as_str()).is_some_and(|list| {
                 list.iter().any(|r| {
-                    index.get(r).is_some_and(|&i| match &manifests[i].verdict {
-                        Verdict::Keep { reason } => reason.must_survive_subject(),
-                        _ => false,
-                    })
+                    index
+                        .get(r.as_str())
+                        .is_some_and(|&i| match &manifests[i].verdict {
+                            Verdict::Keep { reason } => reason.must_survive_subject(),
+                            _ => false,
+                        })
                 })
             });
             if refers_to_kept
@@ -102,10 +105,12 @@ pub(super) fn settle(
                     },
                 };
             }
-            if !decision.after.contains(&subject) {
-                decision.after.push(subject);
+            if !decision.after.iter().any(|a| *a == subject) {
+                decision.after.push(Digest::from(subject));
             }
-            tags[t].verdict = Verdict::Cascade { via: signature };
+            tags[t].verdict = Verdict::Cascade {
+                via: signature.to_string(),
+            };
             changed = true;
         }
         if !changed {
@@ -121,7 +126,7 @@ pub(super) fn settle(
         };
         tags[t].verdict = Verdict::keep(if removed(manifests, &subject) {
             KeepReason::SignatureManifestKept {
-                manifest: tags[t].digest.clone(),
+                manifest: tags[t].digest.to_string(),
             }
         } else {
             KeepReason::SignatureOfKept { subject }

@@ -8,6 +8,7 @@
 //! item count as pulled, never as unpulled.
 
 use super::KeepReason;
+use crate::model::Timestamp;
 use crate::policy::Severity;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -162,7 +163,7 @@ impl Evidence {
     pub(super) fn keeps_digest(
         &self,
         digest: &str,
-        updated: Option<&str>,
+        updated: Option<&Timestamp>,
         tags_now: &[(&str, &str)],
         ranks: &HashMap<String, usize>,
     ) -> Option<KeepReason> {
@@ -179,7 +180,7 @@ impl Evidence {
 
     /// Why a tag must stay because a workload refers to it by name, or because it was
     /// `updated` within the in-use grace.
-    pub(super) fn keeps_tag(&self, tag: &str, updated: Option<&str>) -> Option<KeepReason> {
+    pub(super) fn keeps_tag(&self, tag: &str, updated: Option<&Timestamp>) -> Option<KeepReason> {
         match self.in_use.as_ref().and_then(|u| u.tags.get(tag)) {
             Some(resource) => Some(KeepReason::InUse {
                 resource: resource.clone(),
@@ -190,9 +191,9 @@ impl Evidence {
 
     /// [`KeepReason::InUseGrace`] when `updated` is after the grace's cut-off. A missing or
     /// unreadable time is not fresh here: the eligibility ladder keeps it for that.
-    fn fresh(&self, updated: Option<&str>) -> Option<KeepReason> {
+    fn fresh(&self, updated: Option<&Timestamp>) -> Option<KeepReason> {
         let cutoff = self.fresh_after?;
-        let at = crate::registry::model::parse_time(updated?)?;
+        let at = updated?.instant()?;
         (at > cutoff).then_some(KeepReason::InUseGrace { cutoff })
     }
 

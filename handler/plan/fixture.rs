@@ -7,11 +7,11 @@
 //! before the listing's `now`, and tags come back in ACR's server order (newest first).
 
 use super::{Body, Draft, Evidence, RepositoryPlan, Scope};
-use crate::policy::{MatchError, Policy};
-use crate::registry::model::{
-    ChangeableAttributes, DOCKER_MANIFEST, Descriptor, ManifestAttributes, ManifestBody, OCI_INDEX,
-    OCI_MANIFEST, TagAttributes,
+use crate::model::{
+    ChangeableAttributes, DOCKER_MANIFEST, Descriptor, ManifestAttributes, ManifestBody, MediaType,
+    OCI_INDEX, OCI_MANIFEST, TagAttributes, TagName,
 };
+use crate::policy::{MatchError, Policy};
 use chrono::{DateTime, TimeDelta, Utc};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -203,9 +203,9 @@ impl Listing {
                         Time::Raw(_) | Time::Missing => None,
                     };
                     let tag = TagAttributes {
-                        name: t.name.clone(),
-                        digest: m.digest.clone(),
-                        last_update_time: self.text(&t.updated),
+                        name: t.name.as_str().into(),
+                        digest: m.digest.as_str().into(),
+                        last_update_time: self.text(&t.updated).map(|t| t.as_str().into()),
                         changeable_attributes: lock(t.locked),
                     };
                     (sort, tag)
@@ -222,12 +222,12 @@ impl Listing {
             .manifests
             .iter()
             .map(|m| {
-                let tags: Vec<String> = m.tags.iter().map(|t| t.name.clone()).collect();
+                let tags: Vec<TagName> = m.tags.iter().map(|t| t.name.as_str().into()).collect();
                 ManifestAttributes {
-                    digest: Some(m.digest.clone()),
+                    digest: Some(m.digest.as_str().into()),
                     image_size: None,
-                    last_update_time: self.text(&m.updated),
-                    media_type: m.media_type.clone(),
+                    last_update_time: self.text(&m.updated).map(|t| t.as_str().into()),
+                    media_type: m.media_type.as_deref().map(MediaType::from),
                     tags: (!tags.is_empty()).then_some(tags),
                     changeable_attributes: lock(m.locked),
                 }

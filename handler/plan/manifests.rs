@@ -17,7 +17,7 @@
 
 use super::scope::{Item, rank_newest_first, timestamp};
 use super::{Body, DeleteReason, KeepReason, ManifestDecision, Scope, TagDecision, Verdict};
-use crate::registry::model::{self, ManifestAttributes};
+use crate::model::{self, Digest, ManifestAttributes, TagName};
 use chrono::{DateTime, Utc};
 use std::collections::{HashMap, HashSet};
 
@@ -41,7 +41,7 @@ pub(super) fn candidates(
     scope: &Scope,
     manifests: &[ManifestAttributes],
     deleted_tags: &HashSet<&str>,
-) -> HashMap<String, Candidate> {
+) -> HashMap<Digest, Candidate> {
     let mut found = HashMap::new();
     let untagged = untagged_ranks(scope, manifests, deleted_tags);
     for manifest in manifests {
@@ -51,9 +51,9 @@ pub(super) fn candidates(
         if has_remaining_tags(manifest, deleted_tags) {
             continue;
         }
-        let time = timestamp(manifest.last_update_time.as_deref());
+        let time = timestamp(manifest.last_update_time.as_ref());
         let locked = manifest.changeable_attributes.is_locked();
-        let names: Vec<&str> = manifest.tag_names().iter().map(String::as_str).collect();
+        let names: Vec<&str> = manifest.tag_names().iter().map(|t| t.as_str()).collect();
         let item = Item {
             evidence: &scope.evidence,
             tags: &names,
@@ -116,7 +116,7 @@ fn untagged_ranks<'m>(
         .filter(|m| !has_remaining_tags(m, deleted_tags))
         .filter_map(|m| {
             let digest = m.digest.as_deref()?;
-            Some((timestamp(m.last_update_time.as_deref()).ok(), digest))
+            Some((timestamp(m.last_update_time.as_ref()).ok(), digest))
         })
         .collect();
     let ranks = rank_newest_first(&dangling);
@@ -143,7 +143,7 @@ fn has_remaining_tags(manifest: &ManifestAttributes, deleted_tags: &HashSet<&str
 /// candidate that may carry a `subject`.
 pub(super) fn bodies_needed(
     manifests: &[ManifestAttributes],
-    candidates: &HashMap<String, Candidate>,
+    candidates: &HashMap<Digest, Candidate>,
 ) -> Vec<String> {
     manifests
         .iter()
@@ -154,7 +154,7 @@ pub(super) fn bodies_needed(
                 Some(t) if model::is_index(t) => true,
                 Some(t) => model::may_have_subject(t) && candidates.contains_key(digest),
             };
-            needed.then(|| digest.clone())
+            needed.then(|| digest.to_string())
         })
         .collect()
 }
@@ -171,7 +171,7 @@ pub(super) fn decide(
     scope: &Scope,
     manifests: Vec<ManifestAttributes>,
     tags: &[TagDecision],
-    mut candidates: HashMap<String, Candidate>,
+    mut candidates: HashMap<Digest, Candidate>,
     bodies: &HashMap<String, Body>,
     referrers: &HashMap<String, Vec<String>>,
     locked_signatures: &HashMap<String, String>,
@@ -193,14 +193,14 @@ pub(super) fn decide(
         manifests.iter().filter_map(|m| m.digest.as_deref()),
         &tags_now,
     );
-    let mut states: HashMap<String, State> = HashMap::new();
+    let mut states: HashMap<Digest, State> = HashMap::new();
     for manifest in &manifests {
         let Some(digest) = &manifest.digest else {
             continue;
         };
         if let Some(reason) = scope.evidence.keeps_digest(
             digest,
-            manifest.last_update_time.as_deref(),
+            manifest.last_update_time.as_ref(),
             &tags_now,
             &ranks,
         ) {
@@ -208,14 +208,17 @@ pub(super) fn decide(
             states.insert(digest.clone(), State::Keep(reason));
             continue;
         }
-        let state = match (candidates.remove(digest), locked_signatures.get(digest)) {
+        let state = match (
+            candidates.remove(digest),
+            locked_signatures.get(digest.as_str()),
+        ) {
             (Some(_), Some(tag)) => State::Keep(KeepReason::SignatureLocked { tag: tag.clone() }),
             (Some(candidate), None) => screen(manifest, candidate, bodies, &present),
             (None, _) => State::Keep(keep_reason(scope, manifest, &deleted_tags)),
         };
         states.insert(digest.clone(), state);
     }
-    let kept: Vec<String> = kept_digests(&states);
+    let kept: Vec<Digest> = kept_digests(&states);
     protect_children(&mut states, bodies, kept);
     keep_subjects_of_kept_referrers(&mut states, bodies, referrers);
     let by_keep = apply_keep(scope, &mut states);
@@ -226,43 +229,40 @@ pub(super) fn decide(
     keep_subjects_of_kept_referrers(&mut states, bodies, referrers);
 
     drop(present);
-    manifests
-        .into_iter()
-        .filter_map(|manifest| {
-            let digest = manifest.digest?;
-            let (verdict, unlock) = match states.remove(&digest)? {
-                State::Keep(reason) => (Verdict::keep(reason), false),
-                State::Candidate(c) => {
-                    let by_age = c.rules.first().map(|&r| scope.rules[r].number);
-                    let beyond = c.beyond.first().map(|&(r, rank, max)| {
-                        let rule = scope.rules[r].number;
-                        (rule, DeleteReason::BeyondMaxUntagged { rule, rank, max })
-                    });
-                    let reason = match (c.orphan_of, by_age, beyond) {
-                        (Some(subject), Some(rule), _) | (Some(subject), None, Some((rule, _))) => {
-                            DeleteReason::OrphanReferrer { rule, subject }
-                        }
-                        (None, Some(rule), _) => DeleteReason::Untagged { rule },
-                        (None, None, Some((_, reason))) => reason,
-                        // A candidate is selected by some rule (see `candidates`).
-                        (_, None, None) => return None,
-                    };
-                    (Verdict::Delete { reason }, c.unlock)
-                }
-            };
-            Some(ManifestDecision {
-                digest,
-                media_type: manifest.media_type,
-                tags: manifest.tags.unwrap_or_default(),
-                last_update_time: manifest.last_update_time,
-                image_size: manifest.image_size,
-                locked: manifest.changeable_attributes.is_locked(),
-                unlock,
-                verdict,
-                after: Vec::new(),
-            })
+    model::filter_map_shrinking(manifests, |manifest| {
+        let digest = manifest.digest?;
+        let (verdict, unlock) = match states.remove(&digest)? {
+            State::Keep(reason) => (Verdict::keep(reason), false),
+            State::Candidate(c) => {
+                let by_age = c.rules.first().map(|&r| scope.rules[r].number);
+                let beyond = c.beyond.first().map(|&(r, rank, max)| {
+                    let rule = scope.rules[r].number;
+                    (rule, DeleteReason::BeyondMaxUntagged { rule, rank, max })
+                });
+                let reason = match (c.orphan_of, by_age, beyond) {
+                    (Some(subject), Some(rule), _) | (Some(subject), None, Some((rule, _))) => {
+                        DeleteReason::OrphanReferrer { rule, subject }
+                    }
+                    (None, Some(rule), _) => DeleteReason::Untagged { rule },
+                    (None, None, Some((_, reason))) => reason,
+                    // A candidate is selected by some rule (see `candidates`).
+                    (_, None, None) => return None,
+                };
+                (Verdict::Delete { reason }, c.unlock)
+            }
+        };
+        Some(ManifestDecision {
+            digest,
+            media_type: manifest.media_type,
+            tags: manifest.tags.unwrap_or_default(),
+            last_update_time: manifest.last_update_time,
+            image_size: manifest.image_size,
+            locked: manifest.changeable_attributes.is_locked(),
+            unlock,
+            verdict,
+            after: Vec::new(),
         })
-        .collect()
+    })
 }
 
 /// Keeps candidates that cannot be deleted safely: unknown type, unreadable body, or a
@@ -305,7 +305,7 @@ fn keep_reason(
     manifest: &ManifestAttributes,
     deleted_tags: &HashSet<&str>,
 ) -> KeepReason {
-    let remaining: Vec<String> = manifest
+    let remaining: Vec<TagName> = manifest
         .tag_names()
         .iter()
         .filter(|t| !deleted_tags.contains(t.as_str()))
@@ -314,9 +314,9 @@ fn keep_reason(
     if !remaining.is_empty() {
         return KeepReason::Tagged { tags: remaining };
     }
-    let time = timestamp(manifest.last_update_time.as_deref());
+    let time = timestamp(manifest.last_update_time.as_ref());
     let locked = manifest.changeable_attributes.is_locked();
-    let names: Vec<&str> = manifest.tag_names().iter().map(String::as_str).collect();
+    let names: Vec<&str> = manifest.tag_names().iter().map(|t| t.as_str()).collect();
     let item = Item {
         evidence: &scope.evidence,
         tags: &names,
@@ -333,8 +333,8 @@ fn keep_reason(
     best
 }
 
-fn kept_digests(states: &HashMap<String, State>) -> Vec<String> {
-    let mut kept: Vec<String> = states
+fn kept_digests(states: &HashMap<Digest, State>) -> Vec<Digest> {
+    let mut kept: Vec<Digest> = states
         .iter()
         .filter(|(_, s)| matches!(s, State::Keep(_)))
         .map(|(d, _)| d.clone())
@@ -347,16 +347,16 @@ fn kept_digests(states: &HashMap<String, State>) -> Vec<String> {
 /// for a weak reason (a referrer, its age) is marked as an index child, so that deleting its
 /// subject cannot take it away.
 fn protect_children(
-    states: &mut HashMap<String, State>,
+    states: &mut HashMap<Digest, State>,
     bodies: &HashMap<String, Body>,
-    mut work: Vec<String>,
+    mut work: Vec<Digest>,
 ) {
     while let Some(parent) = work.pop() {
-        let Some(Body::Found(body)) = bodies.get(&parent) else {
+        let Some(Body::Found(body)) = bodies.get(parent.as_str()) else {
             continue;
         };
         for child in &body.manifests {
-            let Some(state) = states.get_mut(&child.digest) else {
+            let Some(state) = states.get_mut(child.digest.as_str()) else {
                 continue;
             };
             let weak = match state {
@@ -365,9 +365,9 @@ fn protect_children(
             };
             if weak {
                 *state = State::Keep(KeepReason::IndexChild {
-                    parent: parent.clone(),
+                    parent: parent.to_string(),
                 });
-                work.push(child.digest.clone());
+                work.push(Digest::from(child.digest.as_str()));
             }
         }
     }
@@ -377,17 +377,17 @@ fn protect_children(
 /// referrer that must stay (tagged, locked, an index child, kept by `--keep`…) stays as well,
 /// and so do its children. Repeated until nothing changes.
 fn keep_subjects_of_kept_referrers(
-    states: &mut HashMap<String, State>,
+    states: &mut HashMap<Digest, State>,
     bodies: &HashMap<String, Body>,
     referrers: &HashMap<String, Vec<String>>,
 ) {
     loop {
-        let blocked: Vec<(String, String)> = states
+        let blocked: Vec<(Digest, String)> = states
             .iter()
             .filter(|(_, s)| matches!(s, State::Candidate(_)))
             .filter_map(|(subject, _)| {
-                let referrer = referrers.get(subject)?.iter().find(
-                    |r| matches!(states.get(*r), Some(State::Keep(reason)) if reason.must_survive_subject()),
+                let referrer = referrers.get(subject.as_str())?.iter().find(
+                    |r| matches!(states.get(r.as_str()), Some(State::Keep(reason)) if reason.must_survive_subject()),
                 )?;
                 Some((subject.clone(), referrer.clone()))
             })
@@ -412,10 +412,10 @@ fn keep_subjects_of_kept_referrers(
 /// tie-break). Referrers never count: acr purge never considers them, so an orphan
 /// signature must not push a real image out of its slot. A candidate stays when every rule
 /// that selects it keeps it. Returns the digests newly kept.
-fn apply_keep(scope: &Scope, states: &mut HashMap<String, State>) -> Vec<String> {
-    let mut kept_by: HashMap<String, Vec<(usize, usize)>> = HashMap::new();
+fn apply_keep(scope: &Scope, states: &mut HashMap<Digest, State>) -> Vec<Digest> {
+    let mut kept_by: HashMap<Digest, Vec<(usize, usize)>> = HashMap::new();
     for (r, rule) in scope.rules.iter().enumerate().filter(|(_, r)| r.keep > 0) {
-        let mut mine: Vec<(&String, DateTime<Utc>)> = states
+        let mut mine: Vec<(&Digest, DateTime<Utc>)> = states
             .iter()
             .filter_map(|(d, s)| match s {
                 State::Candidate(c) if c.rules.contains(&r) && c.orphan_of.is_none() => {
@@ -460,10 +460,10 @@ fn apply_keep(scope: &Scope, states: &mut HashMap<String, State>) -> Vec<String>
 /// selects it. Returns the digests newly kept.
 fn apply_min(
     scope: &Scope,
-    states: &mut HashMap<String, State>,
+    states: &mut HashMap<Digest, State>,
     manifests: &[ManifestAttributes],
     deleted_tags: &HashSet<&str>,
-) -> Vec<String> {
+) -> Vec<Digest> {
     let ranks = untagged_ranks(scope, manifests, deleted_tags);
     let mut newly_kept = Vec::new();
     for (rule, ranks) in scope.rules.iter().zip(&ranks) {
@@ -478,7 +478,7 @@ fn apply_min(
                     rule: rule.number,
                     rank,
                 });
-                newly_kept.push(digest.to_string());
+                newly_kept.push(Digest::from(*digest));
             }
         }
     }
@@ -494,14 +494,14 @@ pub(super) fn cascade(
     referrers: &HashMap<String, Vec<String>>,
 ) {
     loop {
-        let removed: HashSet<String> = decisions
+        let removed: HashSet<Digest> = decisions
             .iter()
             .filter(|d| d.verdict.is_removed())
             .map(|d| d.digest.clone())
             .collect();
         let mut via: HashMap<&str, &str> = HashMap::new();
         for subject in &removed {
-            for referrer in referrers.get(subject).into_iter().flatten() {
+            for referrer in referrers.get(subject.as_str()).into_iter().flatten() {
                 via.entry(referrer.as_str()).or_insert(subject.as_str());
             }
         }
@@ -511,7 +511,7 @@ pub(super) fn cascade(
                 continue;
             };
             let subject = match reason {
-                KeepReason::Referrer { subject } if removed.contains(subject) => {
+                KeepReason::Referrer { subject } if removed.contains(subject.as_str()) => {
                     Some(subject.clone())
                 }
                 reason if !reason.must_survive_subject() => {
@@ -532,14 +532,14 @@ pub(super) fn cascade(
 
 /// Records, for each deleted manifest, the deleted indexes that list it: they go first.
 pub(super) fn order(decisions: &mut [ManifestDecision], bodies: &HashMap<String, Body>) {
-    let deleted: HashSet<String> = decisions
+    let deleted: HashSet<Digest> = decisions
         .iter()
         .filter(|d| d.verdict.is_delete())
         .map(|d| d.digest.clone())
         .collect();
-    let mut parents: HashMap<&str, Vec<String>> = HashMap::new();
+    let mut parents: HashMap<&str, Vec<Digest>> = HashMap::new();
     for parent in &deleted {
-        if let Some(Body::Found(body)) = bodies.get(parent) {
+        if let Some(Body::Found(body)) = bodies.get(parent.as_str()) {
             for child in &body.manifests {
                 parents
                     .entry(child.digest.as_str())

@@ -30,8 +30,10 @@ pub use evidence::Evidence;
 pub use scope::Scope;
 pub use verdict::{DeleteReason, KeepReason, Verdict};
 
+use crate::model::{
+    Digest, ManifestAttributes, ManifestBody, MediaType, TagAttributes, TagName, Timestamp,
+};
 use crate::policy::MatchError;
-use crate::registry::model::{ManifestAttributes, ManifestBody, TagAttributes};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
@@ -40,11 +42,11 @@ use std::collections::HashMap;
 #[serde(rename_all = "camelCase")]
 pub struct TagDecision {
     /// Tag name.
-    pub name: String,
+    pub name: TagName,
     /// The manifest it points to.
-    pub digest: String,
+    pub digest: Digest,
     /// Its `lastUpdateTime` as received.
-    pub last_update_time: Option<String>,
+    pub last_update_time: Option<Timestamp>,
     /// Whether it was locked when listed.
     pub locked: bool,
     /// Whether it must be unlocked before deletion (`--include-locked`).
@@ -59,13 +61,13 @@ pub struct TagDecision {
 #[serde(rename_all = "camelCase")]
 pub struct ManifestDecision {
     /// Digest.
-    pub digest: String,
+    pub digest: Digest,
     /// Media type from the listing.
-    pub media_type: Option<String>,
+    pub media_type: Option<MediaType>,
     /// Tags on it when listed.
-    pub tags: Vec<String>,
+    pub tags: Vec<TagName>,
     /// Its `lastUpdateTime` as received.
-    pub last_update_time: Option<String>,
+    pub last_update_time: Option<Timestamp>,
     /// Its `imageSize` as received.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_size: Option<u64>,
@@ -78,7 +80,7 @@ pub struct ManifestDecision {
     pub verdict: Verdict,
     /// Manifests that must be deleted before this one (parent indexes, signed subjects).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub after: Vec<String>,
+    pub after: Vec<Digest>,
 }
 
 /// Everything decided for one repository.
@@ -140,7 +142,7 @@ pub struct Draft {
     scope: Scope,
     tags: Vec<TagDecision>,
     manifests: Vec<ManifestAttributes>,
-    candidates: HashMap<String, manifests::Candidate>,
+    candidates: HashMap<Digest, manifests::Candidate>,
     cosign_pending: Vec<usize>,
 }
 
@@ -161,7 +163,7 @@ impl Draft {
             .iter()
             .filter_map(|m| m.digest.as_deref())
             .collect();
-        let unlisted: std::collections::HashSet<String> = tags
+        let unlisted: std::collections::HashSet<Digest> = tags
             .iter()
             .filter(|t| !in_listing.contains(t.digest.as_str()))
             .map(|t| t.digest.clone())
@@ -191,9 +193,9 @@ impl Draft {
         let mut needed = manifests::bodies_needed(&self.manifests, &self.candidates);
         // Signature manifests may follow their subject: check that they refer to nothing else.
         for &t in &self.cosign_pending {
-            let digest = &self.tags[t].digest;
-            if !needed.contains(digest) {
-                needed.push(digest.clone());
+            let digest = self.tags[t].digest.as_str();
+            if !needed.iter().any(|d| d == digest) {
+                needed.push(digest.to_string());
             }
         }
         needed
@@ -203,12 +205,12 @@ impl Draft {
     /// manifests that may follow their subject): the registry deletes a manifest's
     /// referrers with it.
     pub fn referrers_needed(&self) -> Vec<String> {
-        let mut needed: Vec<String> = self.candidates.keys().cloned().collect();
+        let mut needed: Vec<String> = self.candidates.keys().map(|d| d.to_string()).collect();
         needed.sort();
         for &t in &self.cosign_pending {
-            let digest = &self.tags[t].digest;
-            if !needed.contains(digest) {
-                needed.push(digest.clone());
+            let digest = self.tags[t].digest.as_str();
+            if !needed.iter().any(|d| d == digest) {
+                needed.push(digest.to_string());
             }
         }
         needed
@@ -247,10 +249,10 @@ impl Draft {
             let Some(digest) = &manifest.digest else {
                 continue;
             };
-            if crate::registry::model::could_be_referrer(manifest.media_type.as_deref()) {
+            if crate::model::could_be_referrer(manifest.media_type.as_deref()) {
                 could_be += 1;
-                if !read_anyway.contains(digest) {
-                    extra.push(digest.clone());
+                if !read_anyway.contains(digest.as_str()) {
+                    extra.push(digest.to_string());
                 }
             }
         }
@@ -279,14 +281,14 @@ impl Draft {
             let Some(digest) = &manifest.digest else {
                 continue;
             };
-            if let Some(Body::Found(body)) = bodies.get(digest)
+            if let Some(Body::Found(body)) = bodies.get(digest.as_str())
                 && let Some(subject) = &body.subject
                 && needed.contains(&subject.digest)
             {
                 found
                     .entry(subject.digest.clone())
                     .or_default()
-                    .push(digest.clone());
+                    .push(digest.to_string());
             }
         }
         for list in found.values_mut() {
@@ -354,7 +356,7 @@ fn locked_signatures(tags: &[TagDecision], pending: &[usize]) -> HashMap<String,
     for &t in pending {
         let tag = &tags[t];
         if let Some(subject) = cosign_subject(&tag.name).filter(|_| tag.locked) {
-            found.entry(subject).or_insert_with(|| tag.name.clone());
+            found.entry(subject).or_insert_with(|| tag.name.to_string());
         }
     }
     found

@@ -3,8 +3,8 @@
 
 use super::evidence::Evidence;
 use super::{KeepReason, cosign_subject};
+use crate::model::{TagAttributes, Timestamp};
 use crate::policy::{MatchError, Policy, Rule, TagMatcher};
-use crate::registry::model::TagAttributes;
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 
@@ -163,14 +163,14 @@ pub(super) struct Item<'a> {
 }
 
 /// Parses a timestamp into a keep reason when it is missing or unreadable.
-pub(super) fn timestamp(value: Option<&str>) -> Result<DateTime<Utc>, KeepReason> {
+pub(super) fn timestamp(value: Option<&Timestamp>) -> Result<DateTime<Utc>, KeepReason> {
     match value {
         None => Err(KeepReason::TimestampMissing),
-        Some(text) => crate::registry::model::parse_time(text).ok_or_else(|| {
-            KeepReason::TimestampUnreadable {
-                value: text.to_string(),
-            }
-        }),
+        Some(time) => time
+            .instant()
+            .ok_or_else(|| KeepReason::TimestampUnreadable {
+                value: time.to_string(),
+            }),
     }
 }
 

@@ -16,8 +16,8 @@
 use super::cosign::cosign_subject;
 use super::scope::{Item, rank_newest_first, timestamp};
 use super::{DeleteReason, KeepReason, Scope, TagDecision, Verdict};
+use crate::model::TagAttributes;
 use crate::policy::MatchError;
-use crate::registry::model::TagAttributes;
 
 /// Decides every tag; also returns the indexes of cosign tags left pending.
 pub(super) fn decide(
@@ -37,7 +37,7 @@ pub(super) fn decide(
             Verdict::keep(KeepReason::Protected { pattern })
         } else if let Some(reason) = scope
             .evidence
-            .keeps_tag(&tag.name, tag.last_update_time.as_deref())
+            .keeps_tag(&tag.name, tag.last_update_time.as_ref())
         {
             Verdict::keep(reason)
         } else if let Some(subject) = cosign_subject(&tag.name).filter(|s| known_manifest(s)) {
@@ -86,7 +86,7 @@ fn bound_ranks(
                 continue;
             }
             if matcher.first_match(&tag.name)?.is_some() {
-                let time = timestamp(tag.last_update_time.as_deref()).ok();
+                let time = timestamp(tag.last_update_time.as_ref()).ok();
                 ranked.push((time, tag.name.as_str()));
                 at.push(i);
             }
@@ -145,7 +145,7 @@ fn evaluate(
 ) -> Result<(Verdict, bool), MatchError> {
     let mut delete = None;
     let mut keep = KeepReason::NotSelected;
-    let time = timestamp(tag.last_update_time.as_deref());
+    let time = timestamp(tag.last_update_time.as_ref());
     let names = [tag.name.as_str()];
     let item = Item {
         evidence: &scope.evidence,

@@ -423,7 +423,7 @@ fn tag_decisions(listing: &Listing, policy: &Policy) -> Vec<(String, String)> {
     let plan = listing.plan("r", policy).expect("plan").expect("covered");
     plan.tags
         .iter()
-        .map(|t| (t.name.clone(), decision(&t.verdict)))
+        .map(|t| (t.name.to_string(), decision(&t.verdict)))
         .collect()
 }
 
@@ -500,7 +500,7 @@ fn tags_with_the_same_time_rank_by_name_whatever_the_server_order() {
         let got: BTreeSet<(String, String)> = plan
             .tags
             .iter()
-            .map(|t| (t.name.clone(), decision(&t.verdict)))
+            .map(|t| (t.name.to_string(), decision(&t.verdict)))
             .collect();
         let want: BTreeSet<(String, String)> =
             expect(&[("x", "keep:keptByMinTags"), ("y", "delete:matched")])

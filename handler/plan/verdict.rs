@@ -202,7 +202,7 @@ pub enum KeepReason {
         /// The tags it keeps (`keptTags`: a manifest's own `tags` are those it was listed
         /// with).
         #[serde(rename = "keptTags")]
-        tags: Vec<String>,
+        tags: Vec<crate::model::TagName>,
     },
     /// A child of an index that stays.
     IndexChild {
@@ -599,7 +599,9 @@ pub(super) fn every_keep_reason() -> Vec<KeepReason> {
         KeepReason::SignatureOfKept { subject: t() },
         KeepReason::SignatureManifestKept { manifest: t() },
         KeepReason::SignatureLocked { tag: t() },
-        KeepReason::Tagged { tags: vec![t()] },
+        KeepReason::Tagged {
+            tags: vec![t().into()],
+        },
         KeepReason::IndexChild { parent: t() },
         KeepReason::Referrer { subject: t() },
         KeepReason::KeptReferrer { referrer: t() },

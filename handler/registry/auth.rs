@@ -90,7 +90,7 @@ impl Credentials {
 
 /// What a request needs access to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(crate) enum Scope {
+pub(crate) enum TokenScope {
     /// The repository catalog.
     Catalog,
     /// One repository (read, delete, metadata).
@@ -155,7 +155,7 @@ impl Authenticator {
     pub async fn header(
         &self,
         transport: &Transport,
-        scope: &Scope,
+        scope: &TokenScope,
     ) -> Result<Option<String>, RegistryError> {
         match &self.kind {
             Kind::Anonymous => Ok(None),
@@ -173,7 +173,7 @@ impl Authenticator {
     }
 
     /// Drops cached tokens after a 401, so the next request fetches new ones.
-    pub async fn invalidate(&self, scope: &Scope) {
+    pub async fn invalidate(&self, scope: &TokenScope) {
         if let Kind::Bearer(bearer) = &self.kind {
             let key = bearer.scope_string(scope);
             bearer.access.lock().await.remove(&key);
@@ -205,13 +205,13 @@ impl Authenticator {
 }
 
 impl Bearer {
-    fn scope_string(&self, scope: &Scope) -> String {
+    fn scope_string(&self, scope: &TokenScope) -> String {
         if !self.abac.load(Ordering::Relaxed) {
             return "registry:catalog:* repository:*:*".to_string();
         }
         match scope {
-            Scope::Catalog => "registry:catalog:*".to_string(),
-            Scope::Repository(repo) => self
+            TokenScope::Catalog => "registry:catalog:*".to_string(),
+            TokenScope::Repository(repo) => self
                 .batches
                 .lock()
                 .ok()
@@ -223,7 +223,7 @@ impl Bearer {
     async fn access_token(
         &self,
         transport: &Transport,
-        scope: &Scope,
+        scope: &TokenScope,
     ) -> Result<String, RegistryError> {
         // The refresh token tells whether the registry is ABAC, which shapes the scope.
         self.refresh_token(transport, false).await?;

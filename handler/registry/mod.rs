@@ -4,7 +4,6 @@
 mod auth;
 mod endpoint;
 mod error;
-pub mod model;
 pub mod pacing;
 mod paging;
 mod transport;
@@ -18,13 +17,13 @@ pub use transport::{
     no_check,
 };
 
-use crate::outbound::{self, OutboundError};
-use auth::{Authenticator, Scope};
-use error::{decode, error_chain, short_body, unexpected};
-use model::{
-    CatalogPage, ManifestAttributes, ManifestBody, ManifestPage, SingleManifest, SingleTag,
-    TagAttributes, TagPage,
+use crate::model::{
+    self, CatalogPage, Interner, ManifestAttributes, ManifestBody, ManifestPage, SingleManifest,
+    SingleTag, TagAttributes, TagPage,
 };
+use crate::outbound::{self, OutboundError};
+use auth::{Authenticator, TokenScope};
+use error::{decode, error_chain, short_body, unexpected};
 use reqwest::{Method, Response, StatusCode};
 use transport::Transport;
 
@@ -219,12 +218,12 @@ impl RegistryClient {
         let mut names = pages
             .collect(
                 self,
-                &Scope::Catalog,
+                &TokenScope::Catalog,
                 |bytes| {
                     let page: CatalogPage = serde_json::from_slice(bytes)?;
                     Ok(page.repositories.unwrap_or_default())
                 },
-                |name| name.clone(),
+                |name| name.as_str(),
             )
             .await?
             .unwrap_or_default();
@@ -283,12 +282,12 @@ impl RegistryClient {
         paging::Pager::new(first, LIST_PAGE_SIZE, context)
             .collect(
                 self,
-                &Scope::Repository(repository.to_string()),
+                &TokenScope::Repository(repository.to_string()),
                 |bytes| {
                     let page: TagPage = serde_json::from_slice(bytes)?;
                     Ok(page.tags.unwrap_or_default())
                 },
-                |tag| tag.name.clone(),
+                |tag| tag.name.as_str(),
             )
             .await
     }
@@ -298,6 +297,17 @@ impl RegistryClient {
     pub async fn list_manifests(
         &self,
         repository: &str,
+    ) -> Result<Option<Vec<ManifestAttributes>>, RegistryError> {
+        self.list_manifests_sharing(repository, None).await
+    }
+
+    /// [`RegistryClient::list_manifests`], each manifest holding the digest and tag names
+    /// `shared` holds (the tag listing's, [`crate::model::share_tags`]) instead of copies,
+    /// as each page arrives.
+    pub async fn list_manifests_sharing(
+        &self,
+        repository: &str,
+        mut shared: Option<&mut Interner>,
     ) -> Result<Option<Vec<ManifestAttributes>>, RegistryError> {
         let first = format!(
             "/acr/v1/{}/_manifests?n={LIST_PAGE_SIZE}",
@@ -310,12 +320,18 @@ impl RegistryClient {
         )
         .collect(
             self,
-            &Scope::Repository(repository.to_string()),
+            &TokenScope::Repository(repository.to_string()),
             |bytes| {
                 let page: ManifestPage = serde_json::from_slice(bytes)?;
-                Ok(page.manifests.unwrap_or_default())
+                let mut manifests = page.manifests.unwrap_or_default();
+                if let Some(shared) = shared.as_deref_mut() {
+                    for manifest in &mut manifests {
+                        model::share_manifest(shared, manifest);
+                    }
+                }
+                Ok(manifests)
             },
-            |m| m.digest.clone().unwrap_or_default(),
+            |m| m.digest.as_deref().unwrap_or_default(),
         )
         .await
     }
@@ -471,7 +487,7 @@ impl RegistryClient {
         context: &str,
         mut check: impl FnMut() -> Checked<'c, T>,
     ) -> Result<Result<DeleteStatus, T>, RegistryError> {
-        let scope = Scope::Repository(repository.to_string());
+        let scope = TokenScope::Repository(repository.to_string());
         let request = Request {
             method: Method::DELETE,
             path,
@@ -504,7 +520,7 @@ impl RegistryClient {
         self.send_scoped(
             method,
             path,
-            &Scope::Repository(repository.to_string()),
+            &TokenScope::Repository(repository.to_string()),
             context,
             accept,
             json,
@@ -518,7 +534,7 @@ impl RegistryClient {
         &self,
         method: Method,
         path: &str,
-        scope: &Scope,
+        scope: &TokenScope,
         context: &str,
         accept: Option<&str>,
         json: Option<&serde_json::Value>,
@@ -607,7 +623,7 @@ impl RegistryClient {
 struct Request<'a> {
     method: Method,
     path: &'a str,
-    scope: &'a Scope,
+    scope: &'a TokenScope,
     context: &'a str,
     accept: Option<&'a str>,
     json: Option<&'a serde_json::Value>,
@@ -623,15 +639,15 @@ fn build_http(options: &ClientOptions) -> Result<reqwest::Client, RegistryError>
 
 /// The path as a low-cardinality template for telemetry: the repository and the item are
 /// replaced by placeholders and the query is dropped.
-fn route_template(path: &str, scope: &Scope) -> String {
+fn route_template(path: &str, scope: &TokenScope) -> String {
     let path = path.split('?').next().unwrap_or(path);
     let mut route = match scope {
-        Scope::Repository(repository) => path.replacen(
+        TokenScope::Repository(repository) => path.replacen(
             &format!("/{}/", encode_repo(repository)),
             "/{repository}/",
             1,
         ),
-        Scope::Catalog => path.to_string(),
+        TokenScope::Catalog => path.to_string(),
     };
     for (marker, placeholder) in [
         ("/manifests/", "{reference}"),
@@ -703,7 +719,7 @@ mod tests {
 
     #[test]
     fn route_templates_hide_names() {
-        let repo = Scope::Repository("team/app".to_string());
+        let repo = TokenScope::Repository("team/app".to_string());
         assert_eq!(
             route_template("/acr/v1/team/app/_tags?n=100&orderby=timedesc", &repo),
             "/acr/v1/{repository}/_tags"
@@ -717,7 +733,7 @@ mod tests {
             "/acr/v1/{repository}/_tags/{tag}"
         );
         assert_eq!(
-            route_template("/v2/_catalog?n=100", &Scope::Catalog),
+            route_template("/v2/_catalog?n=100", &TokenScope::Catalog),
             "/v2/_catalog"
         );
     }

@@ -8,7 +8,7 @@
 //! is an error rather than an endless loop.
 
 use super::RegistryClient;
-use super::auth::Scope;
+use super::auth::TokenScope;
 use super::error::{RegistryError, error_chain, unexpected};
 use reqwest::{Method, StatusCode};
 use std::collections::HashSet;
@@ -33,9 +33,9 @@ impl Pager {
     pub async fn collect<T>(
         &self,
         client: &RegistryClient,
-        scope: &Scope,
-        parse: impl Fn(&[u8]) -> serde_json::Result<Vec<T>>,
-        key: impl Fn(&T) -> String,
+        scope: &TokenScope,
+        mut parse: impl FnMut(&[u8]) -> serde_json::Result<Vec<T>>,
+        key: impl Fn(&T) -> &str,
     ) -> Result<Option<Vec<T>>, RegistryError> {
         let mut items = Vec::new();
         // Items seen, as two independent 64-bit fingerprints rather than names, so that a
@@ -80,11 +80,13 @@ impl Pager {
             let mut last_key = String::new();
             let mut fresh = 0;
             for item in page {
-                last_key = key(&item);
+                let item_key = key(&item);
                 let fingerprint = (
-                    fingerprints.0.hash_one(&last_key),
-                    fingerprints.1.hash_one(&last_key),
+                    fingerprints.0.hash_one(item_key),
+                    fingerprints.1.hash_one(item_key),
                 );
+                last_key.clear();
+                last_key.push_str(item_key);
                 if seen.insert(fingerprint) {
                     fresh += 1;
                     items.push(item);

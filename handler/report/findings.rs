@@ -207,7 +207,7 @@ fn fate(repo: &RepositoryReport, digest: &str, dry_run: bool) -> Option<Fate> {
         .tags
         .iter()
         .filter(|t| t.decision.digest == digest)
-        .map(|t| t.decision.name.clone())
+        .map(|t| t.decision.name.to_string())
         .collect();
     if let Some(manifest) = repo.manifests.iter().find(|m| m.decision.digest == digest) {
         let verdict = &manifest.decision.verdict;
@@ -219,7 +219,12 @@ fn fate(repo: &RepositoryReport, digest: &str, dry_run: bool) -> Option<Fate> {
             _ => gone(verdict, manifest.outcome.as_ref()),
         };
         let tags = match tags.is_empty() {
-            true => manifest.decision.tags.clone(),
+            true => manifest
+                .decision
+                .tags
+                .iter()
+                .map(|t| t.to_string())
+                .collect(),
             false => tags,
         };
         return Some(match (removed, verdict, &manifest.outcome) {

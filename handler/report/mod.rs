@@ -14,6 +14,7 @@ pub use error::{
 };
 pub use storage::{BlobIndex, StorageFreed};
 
+use crate::model::filter_map_shrinking;
 use crate::plan::{ManifestDecision, RepositoryPlan, TagDecision, Verdict};
 use crate::registry::StatsSnapshot;
 use chrono::{DateTime, Utc};
@@ -179,22 +180,18 @@ impl RepositoryReport {
         RepositoryReport {
             repository: plan.repository,
             status: RepositoryStatus::Done,
-            tags: plan
-                .tags
-                .into_iter()
-                .map(|decision| TagReport {
+            tags: filter_map_shrinking(plan.tags, |decision| {
+                Some(TagReport {
                     decision,
                     outcome: None,
                 })
-                .collect(),
-            manifests: plan
-                .manifests
-                .into_iter()
-                .map(|decision| ManifestReport {
+            }),
+            manifests: filter_map_shrinking(plan.manifests, |decision| {
+                Some(ManifestReport {
                     decision,
                     outcome: None,
                 })
-                .collect(),
+            }),
             items_omitted: 0,
             storage: None,
             blobs: None,
@@ -438,7 +435,7 @@ impl<'a> Item<'a> {
     }
 
     /// The tags it carries: a tag's own name, a manifest's tags when listed.
-    pub fn tags(self) -> &'a [String] {
+    pub fn tags(self) -> &'a [crate::model::TagName] {
         match self {
             Item::Tag(t) => std::slice::from_ref(&t.decision.name),
             Item::Manifest(m) => &m.decision.tags,

@@ -7,6 +7,7 @@
 //! not counted.
 
 use super::{Outcome, RepositoryReport};
+use crate::model::{Digest, Interner};
 use crate::plan::Verdict;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
@@ -45,26 +46,42 @@ impl StorageFreed {
     }
 }
 
-/// The blobs of one repository's manifests, read for the storage figures.
+/// The blobs of one repository's manifests, read for the storage figures. Digests are
+/// shared with the plan, and each blob digest is held once however many manifests list
+/// it ([`BlobIndex::blob`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BlobIndex {
     /// Manifest digest → its blobs (digest, size).
-    pub blobs: HashMap<String, Vec<(String, u64)>>,
+    pub blobs: HashMap<Digest, Vec<(Digest, u64)>>,
     /// Manifests whose body could not be read.
-    pub unknown: HashSet<String>,
+    pub unknown: HashSet<Digest>,
     /// Manifests whose bodies were not read yet: a removed one left unread counts by its
     /// `imageSize` only, a kept one lets the blobs it shares with removed ones count as
     /// freed.
-    pub unread: HashSet<String>,
+    pub unread: HashSet<Digest>,
+    /// Every blob digest indexed, once.
+    interner: Interner,
+}
+
+impl BlobIndex {
+    /// Adds a manifest's blobs, sharing each blob digest with the manifests already
+    /// indexed that list it.
+    pub fn insert(&mut self, manifest: Digest, blobs: impl IntoIterator<Item = (Digest, u64)>) {
+        let blobs = blobs
+            .into_iter()
+            .map(|(blob, size)| (self.interner.intern(blob), size))
+            .collect();
+        self.blobs.insert(manifest, blobs);
+    }
 }
 
 /// The removed and remaining blobs of one repository, for [`ExactStorage`].
 #[derive(Debug, Clone, Default)]
 pub struct BlobSplit {
     /// Blobs of removed manifests that no remaining manifest here references.
-    pub removed: HashMap<String, u64>,
+    pub removed: HashMap<Digest, u64>,
     /// Blobs of the manifests that stay.
-    pub remaining: HashSet<String>,
+    pub remaining: HashSet<Digest>,
 }
 
 /// Whether a manifest is gone after the run: planned removed (dry run), or deleted (or
@@ -133,8 +150,8 @@ pub fn repository_storage(repo: &RepositoryReport, dry_run: bool) -> (StorageFre
 /// manifest left in any repository references it.
 #[derive(Debug, Default)]
 pub struct ExactStorage {
-    removed: HashMap<String, u64>,
-    remaining: HashSet<String>,
+    removed: HashMap<Digest, u64>,
+    remaining: HashSet<Digest>,
 }
 
 impl ExactStorage {
@@ -146,7 +163,7 @@ impl ExactStorage {
 
     /// Adds the blobs of a repository nothing was removed from.
     pub fn add_untouched(&mut self, blobs: impl IntoIterator<Item = String>) {
-        self.remaining.extend(blobs);
+        self.remaining.extend(blobs.into_iter().map(Digest::from));
     }
 
     /// Bytes of the removed blobs that nothing in the registry references any more.
@@ -190,8 +207,11 @@ mod tests {
     fn exact_storage_frees_only_blobs_nothing_references() {
         let mut exact = ExactStorage::default();
         let split = |removed: &[(&str, u64)], remaining: &[&str]| BlobSplit {
-            removed: removed.iter().map(|(b, s)| (b.to_string(), *s)).collect(),
-            remaining: remaining.iter().map(|b| b.to_string()).collect(),
+            removed: removed
+                .iter()
+                .map(|(b, s)| (Digest::from(*b), *s))
+                .collect(),
+            remaining: remaining.iter().map(|b| Digest::from(*b)).collect(),
         };
         exact.add(split(&[("base", 100), ("a", 10)], &["x"]));
         exact.add(split(&[("b", 20)], &[]));

@@ -76,15 +76,14 @@ pub(super) async fn untouched_blobs(
         let Some(manifests) = client.list_manifests(name).await? else {
             continue;
         };
-        let digests: Vec<String> = manifests.into_iter().filter_map(|m| m.digest).collect();
-        let bodies: Vec<Option<crate::registry::model::ManifestBody>> =
-            futures::stream::iter(digests)
-                .map(|digest| async move { client.manifest_body(name, &digest).await })
-                .buffer_unordered(concurrency.max(1))
-                .collect::<Vec<_>>()
-                .await
-                .into_iter()
-                .collect::<Result<_, _>>()?;
+        let digests: Vec<_> = manifests.into_iter().filter_map(|m| m.digest).collect();
+        let bodies: Vec<Option<crate::model::ManifestBody>> = futures::stream::iter(digests)
+            .map(|digest| async move { client.manifest_body(name, &digest).await })
+            .buffer_unordered(concurrency.max(1))
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<Result<_, _>>()?;
         for body in bodies.into_iter().flatten() {
             blobs.extend(body.blob_sizes().map(|(b, _)| b.to_string()));
         }

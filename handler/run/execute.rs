@@ -28,6 +28,7 @@ use super::{Lines, StopSignal};
 /// Whether the run is stopping (checked before each deletion starts).
 pub type Stopping<'a> = &'a (dyn Fn() -> bool + Sync);
 use super::inventory::add_bodies;
+use crate::model::Digest;
 use crate::plan::{Body, Verdict};
 use crate::registry::{DeleteStatus, Precheck, RegistryClient, RegistryError};
 use crate::report::text::{ItemName, Kind, Line, Reference};
@@ -94,7 +95,7 @@ pub async fn execute(
         },
     )
     .await;
-    let mut finished: HashMap<String, bool> = HashMap::new();
+    let mut finished: HashMap<Digest, bool> = HashMap::new();
     let mut whole_done = Vec::new();
     for (job, mut attempt) in done {
         add_read_bodies(&mut report.blobs, &mut attempt);
@@ -597,7 +598,7 @@ fn storage_reads(report: &RepositoryReport) -> HashMap<String, Vec<String>> {
             queue.extend(removed_with.get(digest).into_iter().flatten().copied());
         }
         if !digests.is_empty() {
-            reads.insert(m.decision.digest.clone(), digests);
+            reads.insert(m.decision.digest.to_string(), digests);
         }
     }
     reads
@@ -612,7 +613,7 @@ async fn read_for_storage(
     reads: &HashMap<String, Vec<String>>,
     manifest: &ManifestReport,
 ) -> HashMap<String, Body> {
-    let Some(digests) = reads.get(&manifest.decision.digest) else {
+    let Some(digests) = reads.get(manifest.decision.digest.as_str()) else {
         return HashMap::new();
     };
     let bodies = digests

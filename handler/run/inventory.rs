@@ -12,6 +12,7 @@
 //! the first DELETE. Repositories where only tags are deleted free nothing and cost no
 //! read; `--no-storage` skips them all.
 
+use crate::model::{Digest, ManifestBody};
 use crate::plan::{Body, Draft, ReferrerSource, RepositoryPlan, Scope};
 use crate::registry::{RateCard, RegistryClient, RegistryError};
 use crate::report::{BlobIndex, PlanError};
@@ -37,7 +38,7 @@ pub async fn plan_repository(
     count_storage: bool,
     known_blobs: KnownBlobs,
 ) -> Result<Option<Planned>, PlanError> {
-    let tags = if scope.needs_tags() {
+    let mut tags = if scope.needs_tags() {
         match client.list_tags(repository).await? {
             Some(tags) => tags,
             None => return Ok(None),
@@ -46,7 +47,12 @@ pub async fn plan_repository(
         Vec::new()
     };
     let manifests = if scope.needs_manifests(&tags) {
-        match client.list_manifests(repository).await? {
+        // The manifests share the tags' digests and names (one copy of each in memory).
+        let mut shared = crate::model::share_tags(&mut tags);
+        match client
+            .list_manifests_sharing(repository, Some(&mut shared))
+            .await?
+        {
             Some(manifests) => Some(manifests),
             None => return Ok(None),
         }
@@ -99,7 +105,7 @@ async fn read_bodies(
 }
 
 /// The blobs of a manifest by its digest, as a run reads and remembers them.
-pub type KnownBlobs = HashMap<String, Vec<(String, u64)>>;
+pub type KnownBlobs = HashMap<Digest, Blobs>;
 
 /// The storage figures' index at planning time: the blobs of the bodies the plan read (an
 /// index has none of its own) and those `known` from an earlier run; every other manifest
@@ -107,7 +113,7 @@ pub type KnownBlobs = HashMap<String, Vec<(String, u64)>>;
 fn blob_index(
     plan: &RepositoryPlan,
     bodies: HashMap<String, Body>,
-    known: KnownBlobs,
+    mut known: KnownBlobs,
 ) -> BlobIndex {
     let mut index = BlobIndex::default();
     add_bodies(&mut index, bodies);
@@ -116,10 +122,8 @@ fn blob_index(
         if index.blobs.contains_key(digest) || index.unknown.contains(digest) {
             continue;
         }
-        match known.get(digest) {
-            Some(blobs) => {
-                index.blobs.insert(digest.clone(), blobs.clone());
-            }
+        match known.remove(digest) {
+            Some(blobs) => index.insert(digest.clone(), blobs),
             None => {
                 index.unread.insert(digest.clone());
             }
@@ -134,11 +138,25 @@ pub async fn read_unread_blobs(
     client: &RegistryClient,
     repository: &str,
     index: &mut BlobIndex,
-    digests: Vec<String>,
+    digests: Vec<Digest>,
 ) {
     let concurrency = client.read_concurrency();
-    match read_bodies(client, repository, digests, concurrency).await {
-        Ok(bodies) => add_bodies(index, bodies),
+    // Each body is reduced to its blobs as it arrives (a repository may have a hundred
+    // thousand to read); they join the index once every read succeeded.
+    let read: Result<Vec<(Digest, Option<Blobs>)>, RegistryError> = futures::stream::iter(digests)
+        .map(|digest| async move {
+            let body = client.manifest_body(repository, &digest).await?;
+            Ok::<_, RegistryError>((digest, body.map(|body| blob_list(&body))))
+        })
+        .buffer_unordered(concurrency.max(1))
+        .try_collect()
+        .await;
+    match read {
+        Ok(read) => {
+            for (digest, blobs) in read {
+                add_blobs(index, digest, blobs);
+            }
+        }
         Err(error) => {
             tracing::warn!(%error, repository, "reading manifests for the storage figures failed");
         }
@@ -148,18 +166,32 @@ pub async fn read_unread_blobs(
 /// Adds read bodies to `index`: their blobs, or unknown when gone; no longer unread.
 pub fn add_bodies(index: &mut BlobIndex, bodies: HashMap<String, Body>) {
     for (digest, body) in bodies {
-        index.unread.remove(&digest);
-        match body {
-            Body::Found(body) => {
-                let blobs = body
-                    .blob_sizes()
-                    .map(|(blob, size)| (blob.to_string(), size))
-                    .collect();
-                index.blobs.insert(digest, blobs);
-            }
-            Body::Missing => {
-                index.unknown.insert(digest);
-            }
+        let blobs = match body {
+            Body::Found(body) => Some(blob_list(&body)),
+            Body::Missing => None,
+        };
+        add_blobs(index, Digest::from(digest), blobs);
+    }
+}
+
+/// A manifest's blobs (digest, size).
+pub type Blobs = Vec<(Digest, u64)>;
+
+/// A body's blobs.
+fn blob_list(body: &ManifestBody) -> Blobs {
+    body.blob_sizes()
+        .map(|(blob, size)| (Digest::from(blob), size))
+        .collect()
+}
+
+/// Adds one manifest to `index`: its blobs, or unknown when its body is gone (`None`); no
+/// longer unread.
+fn add_blobs(index: &mut BlobIndex, digest: Digest, blobs: Option<Blobs>) {
+    index.unread.remove(&digest);
+    match blobs {
+        Some(blobs) => index.insert(digest, blobs),
+        None => {
+            index.unknown.insert(digest);
         }
     }
 }

@@ -222,10 +222,10 @@ async fn read_unread(
     let Some(index) = repo.blobs.as_mut() else {
         return;
     };
-    let present: Vec<String> = index
+    let present: Vec<crate::model::Digest> = index
         .unread
         .iter()
-        .filter(|d| !gone.contains(*d))
+        .filter(|d| !gone.contains(d.as_str()))
         .cloned()
         .collect();
     if !present.is_empty() && !stopping() {
@@ -234,7 +234,7 @@ async fn read_unread(
     let staying: inventory::KnownBlobs = index
         .blobs
         .iter()
-        .filter(|(digest, _)| !gone.contains(*digest))
+        .filter(|(digest, _)| !gone.contains(digest.as_str()))
         .map(|(digest, blobs)| (digest.clone(), blobs.clone()))
         .collect();
     stages

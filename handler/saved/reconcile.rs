@@ -17,6 +17,7 @@
 //! of both plans and is as consistent as the fresh one.
 
 use super::SavedRepository;
+use crate::model::{Digest, TagName, Timestamp};
 use crate::plan::{KeepReason, ManifestDecision, RepositoryPlan, TagDecision, Verdict};
 use std::collections::{HashMap, HashSet};
 
@@ -76,13 +77,13 @@ pub fn reconcile(saved: &SavedRepository, mut fresh: RepositoryPlan) -> Reposito
 
     // Propagate until stable: a manifest whose prerequisites or companions are blocked is
     // blocked; what goes with a blocked manifest stays.
-    let manifest_at: HashMap<String, usize> = fresh
+    let manifest_at: HashMap<Digest, usize> = fresh
         .manifests
         .iter()
         .enumerate()
         .map(|(i, m)| (m.digest.clone(), i))
         .collect();
-    let tag_at: HashMap<String, usize> = fresh
+    let tag_at: HashMap<TagName, usize> = fresh
         .tags
         .iter()
         .enumerate()
@@ -96,7 +97,7 @@ pub fn reconcile(saved: &SavedRepository, mut fresh: RepositoryPlan) -> Reposito
             }
             if let Verdict::Cascade { via } = &manifest.verdict
                 && manifest_at
-                    .get(via)
+                    .get(via.as_str())
                     .is_some_and(|m| manifest_block.contains_key(m))
             {
                 let why = format!("{via}, which it would be removed with, is kept");
@@ -123,7 +124,7 @@ pub fn reconcile(saved: &SavedRepository, mut fresh: RepositoryPlan) -> Reposito
             if let Verdict::Cascade { via } = &tag.verdict
                 && !tag_block.contains_key(&i)
                 && manifest_at
-                    .get(via)
+                    .get(via.as_str())
                     .is_some_and(|m| manifest_block.contains_key(m))
             {
                 tag_block.insert(
@@ -205,10 +206,13 @@ fn manifest_change(planned: &ManifestDecision, now: &ManifestDecision) -> Option
 /// A changed `lastUpdateTime` (described as `updated`), else a changed lock.
 fn time_or_lock_change(
     updated: &str,
-    (planned_time, planned_locked): (&Option<String>, bool),
-    (now_time, now_locked): (&Option<String>, bool),
+    (planned_time, planned_locked): (&Option<Timestamp>, bool),
+    (now_time, now_locked): (&Option<Timestamp>, bool),
 ) -> Option<String> {
-    let shown = |time: &Option<String>| time.clone().unwrap_or_else(|| "none".to_string());
+    let shown = |time: &Option<Timestamp>| {
+        time.as_ref()
+            .map_or_else(|| "none".to_string(), Timestamp::to_string)
+    };
     if planned_time != now_time {
         return Some(format!(
             "{updated} (lastUpdateTime {} → {})",
@@ -228,8 +232,8 @@ fn time_or_lock_change(
 fn blocked_by(
     manifest: &ManifestDecision,
     fresh: &RepositoryPlan,
-    manifest_at: &HashMap<String, usize>,
-    tag_at: &HashMap<String, usize>,
+    manifest_at: &HashMap<Digest, usize>,
+    tag_at: &HashMap<TagName, usize>,
     blocked: impl Fn(Kind, usize) -> bool,
 ) -> Option<String> {
     for digest in &manifest.after {
@@ -240,7 +244,7 @@ fn blocked_by(
             return Some(format!("{digest}, which must be deleted first, is kept"));
         }
     }
-    let own_tags: HashSet<&str> = manifest.tags.iter().map(String::as_str).collect();
+    let own_tags: HashSet<&str> = manifest.tags.iter().map(|t| t.as_str()).collect();
     for name in &own_tags {
         if let Some(&j) = tag_at.get(*name)
             && (blocked(Kind::Tag, j) || !fresh.tags[j].verdict.is_removed())

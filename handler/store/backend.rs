@@ -58,6 +58,9 @@ pub enum LeaseHandle {
     File(std::fs::File),
 }
 
+/// What produces an object's bytes for [`Backend::write_from`].
+pub type WriteFn<'a> = dyn Fn(&mut dyn std::io::Write) -> std::io::Result<()> + Sync + 'a;
+
 /// The storage under a run store.
 #[async_trait]
 pub trait Backend: Send + Sync {
@@ -72,6 +75,19 @@ pub trait Backend: Send + Sync {
     async fn read_chunks(&self, name: &str) -> Result<Option<Chunks>, StoreError>;
     /// Writes an object whole, replacing any.
     async fn write(&self, name: &str, data: Vec<u8>) -> Result<(), StoreError>;
+    /// Writes an object whole from what `write` produces, replacing any. This takes the
+    /// bytes whole; a backend that can stream them to its storage does (a repository's
+    /// plan can be hundreds of megabytes of JSON).
+    async fn write_from(&self, name: &str, write: &WriteFn<'_>) -> Result<(), StoreError> {
+        let mut bytes = Vec::new();
+        write(&mut bytes).map_err(|e| StoreError {
+            location: self.location(),
+            action: format!("writing {name}"),
+            error: e.to_string(),
+            kind: StoreErrorKind::Storage,
+        })?;
+        self.write(name, bytes).await
+    }
     /// Appends to an object, creating it if missing.
     async fn append(&self, name: &str, data: Vec<u8>) -> Result<(), StoreError>;
     /// Removes an object (none is fine).

@@ -3,7 +3,9 @@
 //! kernel releases when its holder exits or is killed, so a dead run never blocks the
 //! next one.
 
-use super::backend::{Acquired, Backend, CHUNK, Chunks, LeaseHandle, StoreError, StoreErrorKind};
+use super::backend::{
+    Acquired, Backend, CHUNK, Chunks, LeaseHandle, StoreError, StoreErrorKind, WriteFn,
+};
 use async_trait::async_trait;
 use futures::StreamExt;
 use std::fs::{File, OpenOptions, TryLockError};
@@ -113,6 +115,23 @@ impl Backend for DirBackend {
         std::fs::write(&partial, data)
             .and_then(|()| std::fs::rename(&partial, &path))
             .map_err(|e| self.error(format!("writing {name}"), e))
+    }
+
+    async fn write_from(&self, name: &str, write: &WriteFn<'_>) -> Result<(), StoreError> {
+        let path = self.path(name);
+        self.parent_dir(&path, name)?;
+        // Streamed to the file beside, then renamed over, as `write` does.
+        let partial = path.with_extension(format!("partial-{}", std::process::id()));
+        let written = File::create(&partial).and_then(|file| {
+            let mut out = std::io::BufWriter::new(file);
+            write(&mut out)?;
+            out.into_inner().map(drop).map_err(|e| e.into_error())
+        });
+        if let Err(e) = written.and_then(|()| std::fs::rename(&partial, &path)) {
+            let _ = std::fs::remove_file(&partial);
+            return Err(self.error(format!("writing {name}"), e));
+        }
+        Ok(())
     }
 
     async fn append(&self, name: &str, data: Vec<u8>) -> Result<(), StoreError> {

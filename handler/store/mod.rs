@@ -137,6 +137,19 @@ impl RunStore {
         self.backend.write(name, bytes).await
     }
 
+    /// [`Store::write_json`] streamed where the backend can: the JSON of a repository of a
+    /// million images (its plan, its manifests' blobs) is not held whole beside them.
+    async fn write_streamed(
+        &self,
+        name: &str,
+        value: &(impl Serialize + Sync),
+    ) -> Result<(), StoreError> {
+        let write = |out: &mut dyn std::io::Write| {
+            serde_json::to_writer_pretty(out, value).map_err(std::io::Error::from)
+        };
+        self.backend.write_from(name, &write).await
+    }
+
     fn corrupt(&self, name: &str, error: serde_json::Error) -> StoreError {
         StoreError {
             location: self.location(),
@@ -195,7 +208,7 @@ impl RunStore {
         repository: &str,
         blobs: &crate::run::inventory::KnownBlobs,
     ) -> Result<(), StoreError> {
-        self.write_json(&blobs_name(registry, repository), blobs)
+        self.write_streamed(&blobs_name(registry, repository), blobs)
             .await
     }
 
@@ -351,10 +364,10 @@ impl RunStore {
         &self,
         run_id: &str,
         repository: &str,
-        plan: &impl Serialize,
+        plan: &(impl Serialize + Sync),
     ) -> Result<(), StoreError> {
         let name = self.run_object(run_id, &plan_name(repository))?;
-        self.write_json(&name, plan).await
+        self.write_streamed(&name, plan).await
     }
 
     /// A repository's plan in a run, if written.

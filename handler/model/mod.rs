@@ -1,7 +1,20 @@
 //! The ACR and OCI payloads the engine reads, leniently typed: unknown fields are ignored
 //! and every field the service may omit is optional. Only the fields the engine uses are
 //! kept (a listing of a million tags is held while its repository is planned), so
-//! `createdTime`, `architecture`, `os` and `configMediaType` are not read.
+//! `createdTime`, `architecture`, `os` and `configMediaType` are not read, and what is kept
+//! is compact: digests and tag names shared ([`Shared`]), times as integers
+//! ([`Timestamp`]), media types as an enum ([`MediaType`]), each written back exactly as
+//! received. The registry client parses these; the planner reads them without the client.
+
+mod media;
+mod shared;
+mod shrinking;
+mod time;
+
+pub use media::MediaType;
+pub use shared::{Digest, Interner, Shared, TagName};
+pub use shrinking::filter_map_shrinking;
+pub use time::Timestamp;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -120,13 +133,13 @@ impl ChangeableAttributes {
 #[serde(rename_all = "camelCase")]
 pub struct TagAttributes {
     /// The tag name.
-    pub name: String,
+    pub name: TagName,
     /// The manifest digest it points to.
     #[serde(default)]
-    pub digest: String,
+    pub digest: Digest,
     /// When the tag was last pushed or moved; this is what `--ago` compares.
     #[serde(default)]
-    pub last_update_time: Option<String>,
+    pub last_update_time: Option<Timestamp>,
     /// Lock attributes.
     #[serde(default)]
     pub changeable_attributes: ChangeableAttributes,
@@ -138,19 +151,19 @@ pub struct TagAttributes {
 pub struct ManifestAttributes {
     /// The manifest digest (`sha256:…`).
     #[serde(default)]
-    pub digest: Option<String>,
+    pub digest: Option<Digest>,
     /// Size in bytes of the image.
     #[serde(default)]
     pub image_size: Option<u64>,
     /// When the manifest was last updated; `--ago` for untagged manifests compares this.
     #[serde(default)]
-    pub last_update_time: Option<String>,
+    pub last_update_time: Option<Timestamp>,
     /// The manifest media type; absent on some old manifests.
     #[serde(default)]
-    pub media_type: Option<String>,
+    pub media_type: Option<MediaType>,
     /// Tags on the manifest; absent or null when untagged.
     #[serde(default)]
-    pub tags: Option<Vec<String>>,
+    pub tags: Option<Vec<TagName>>,
     /// Lock attributes.
     #[serde(default)]
     pub changeable_attributes: ChangeableAttributes,
@@ -158,8 +171,30 @@ pub struct ManifestAttributes {
 
 impl ManifestAttributes {
     /// The manifest's tags (empty when untagged).
-    pub fn tag_names(&self) -> &[String] {
+    pub fn tag_names(&self) -> &[TagName] {
         self.tags.as_deref().unwrap_or(&[])
+    }
+}
+
+/// Shares the digests and names a tag listing repeats (several tags on one image) and
+/// returns them, for the manifest listing to share ([`share_manifest`]).
+pub fn share_tags(tags: &mut [TagAttributes]) -> Interner {
+    let mut shared = Interner::default();
+    for tag in tags {
+        shared.share(&mut tag.digest);
+        shared.share(&mut tag.name);
+    }
+    shared
+}
+
+/// Makes a listed manifest hold the digest and tag names `shared` already holds (those of
+/// its tags) instead of copies of its own.
+pub fn share_manifest(shared: &mut Interner, manifest: &mut ManifestAttributes) {
+    if let Some(digest) = manifest.digest.as_mut() {
+        shared.share(digest);
+    }
+    for name in manifest.tags.iter_mut().flatten() {
+        shared.share(name);
     }
 }
 
@@ -275,6 +310,39 @@ mod tests {
             "2024-01-01T24:00:00Z",
         ] {
             assert!(parse_time(lenient).is_none(), "{lenient:?}");
+        }
+    }
+
+    #[test]
+    fn a_listed_item_writes_back_as_it_was_received() {
+        let odd = [
+            (
+                "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+                "2018-09-06T06:17:20.9983915Z",
+            ),
+            ("sha256:ABC", "2024-01-01T00:00:00+02:00"),
+            ("sha512:a b\"c", "2024-01-01T00:00:00.100-05:30"),
+            ("", "not a time"),
+        ];
+        for (digest, time) in odd {
+            let json = serde_json::json!({
+                "name": "v1",
+                "digest": digest,
+                "lastUpdateTime": time,
+                "changeableAttributes": {"deleteEnabled": true},
+            });
+            let tag: TagAttributes = serde_json::from_value(json.clone()).unwrap();
+            assert_eq!(serde_json::to_value(&tag).unwrap(), json);
+            let json = serde_json::json!({
+                "digest": digest,
+                "imageSize": 7,
+                "lastUpdateTime": time,
+                "mediaType": DOCKER_MANIFEST,
+                "tags": ["v1", "odd tag"],
+                "changeableAttributes": {},
+            });
+            let manifest: ManifestAttributes = serde_json::from_value(json.clone()).unwrap();
+            assert_eq!(serde_json::to_value(&manifest).unwrap(), json);
         }
     }
 
