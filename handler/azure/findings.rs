@@ -33,7 +33,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// The assessment keys read: the registry-image vulnerability assessment powered by
 /// Microsoft Defender Vulnerability Management (`c0b7cfc6-…`, the documented key), and the
-/// newer key of "[Preview] Container images in Azure registry should have vulnerability
+/// newer key of "\[Preview\] Container images in Azure registry should have vulnerability
 /// findings resolved" (`33422d8f-…`, Defender for Cloud's "Container recommendations"
 /// reference, learn.microsoft.com/azure/defender-for-cloud/recommendations-reference-container,
 /// which names it the successor of `c0b7cfc6-…`).

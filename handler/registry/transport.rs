@@ -219,7 +219,7 @@ pub(crate) fn share(card: &RateCard, category: Category) -> usize {
     }
 }
 
-/// What a check just before a request decided ([`Transport::execute_checked`]).
+/// What a check just before a request decided (`Transport::execute_checked`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Precheck<T> {
     /// Send the request now.
@@ -228,7 +228,7 @@ pub enum Precheck<T> {
     Abort(T),
 }
 
-/// A check before a request ([`Transport::execute_checked`]): a boxed future, so that
+/// A check before a request (`Transport::execute_checked`): a boxed future, so that
 /// checks that read the registry through the same client stay `Send`.
 pub type Checked<'a, T> = std::pin::Pin<
     Box<dyn std::future::Future<Output = Result<Precheck<T>, RegistryError>> + Send + 'a>,

@@ -216,7 +216,9 @@ fn fate(repo: &RepositoryReport, digest: &str, dry_run: bool) -> Option<Fate> {
             Verdict::Cascade { via } if !dry_run => repo.manifests.iter().any(|m| {
                 &m.decision.digest == via && m.outcome.as_ref().is_some_and(Outcome::is_gone)
             }),
-            _ => gone(verdict, manifest.outcome.as_ref()),
+            Verdict::Cascade { .. } | Verdict::Delete { .. } | Verdict::Keep { .. } => {
+                gone(verdict, manifest.outcome.as_ref())
+            }
         };
         let tags = match tags.is_empty() {
             true => manifest
@@ -271,6 +273,6 @@ fn kept_tag_reason(repo: &RepositoryReport, digest: &str) -> Option<String> {
         .filter(|t| t.decision.digest == digest)
         .find_map(|t| match &t.decision.verdict {
             Verdict::Keep { reason } => Some(reason.name().to_string()),
-            _ => None,
+            Verdict::Delete { .. } | Verdict::Cascade { .. } => None,
         })
 }

@@ -48,7 +48,7 @@ impl StorageFreed {
 
 /// The blobs of one repository's manifests, read for the storage figures. Digests are
 /// shared with the plan, and each blob digest is held once however many manifests list
-/// it ([`BlobIndex::blob`]).
+/// it (`BlobIndex::blob`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BlobIndex {
     /// Manifest digest → its blobs (digest, size).
