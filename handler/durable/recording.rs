@@ -5,7 +5,7 @@
 
 use super::DurableRun;
 use crate::report::{Item, Outcome, RepositoryReport, RepositoryStatus};
-use crate::run::inventory::KnownBlobs;
+use crate::run::inventory::{KnownBlobs, Staying};
 use crate::run::{Journal, JournalError};
 use crate::store::AuditLine;
 use async_trait::async_trait;
@@ -101,7 +101,7 @@ impl Journal for DurableRun {
         }
     }
 
-    async fn remember_blobs(&self, repository: &str, blobs: KnownBlobs) {
+    async fn remember_blobs(&self, repository: &str, blobs: Staying<'_>) {
         let registry = &self.record.registry;
         if let Err(error) = self
             .store

@@ -17,7 +17,8 @@ use crate::plan::{Body, Draft, ReferrerSource, RepositoryPlan, Scope};
 use crate::registry::{RateCard, RegistryClient, RegistryError};
 use crate::report::{BlobIndex, PlanError};
 use futures::{StreamExt, TryStreamExt};
-use std::collections::HashMap;
+use serde::{Serialize, Serializer};
+use std::collections::{HashMap, HashSet};
 
 /// A repository's plan and, when it removes manifests, the blobs of its manifests read so
 /// far (the kept manifests whose bodies are still to read are in [`BlobIndex::unread`]).
@@ -106,6 +107,35 @@ async fn read_bodies(
 
 /// The blobs of a manifest by its digest, as a run reads and remembers them.
 pub type KnownBlobs = HashMap<Digest, Blobs>;
+
+/// The blobs of the manifests that stay, borrowed from the storage figures' index for the
+/// run store: written as a [`KnownBlobs`] map, without a copy of the index's lists.
+pub struct Staying<'a> {
+    /// Manifest digest → its blobs, every manifest the index read.
+    blobs: &'a HashMap<Digest, Blobs>,
+    /// The manifests that are gone (deleted, or removed with one), left out.
+    gone: &'a HashSet<String>,
+}
+
+impl<'a> Staying<'a> {
+    /// The manifests of `blobs` that are not `gone`.
+    pub fn new(blobs: &'a HashMap<Digest, Blobs>, gone: &'a HashSet<String>) -> Staying<'a> {
+        Staying { blobs, gone }
+    }
+
+    /// The staying manifests and their blobs.
+    pub fn iter(&self) -> impl Iterator<Item = (&'a Digest, &'a Blobs)> + '_ {
+        self.blobs
+            .iter()
+            .filter(|(digest, _)| !self.gone.contains(digest.as_str()))
+    }
+}
+
+impl Serialize for Staying<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.iter())
+    }
+}
 
 /// The storage figures' index at planning time: the blobs of the bodies the plan read (an
 /// index has none of its own) and those `known` from an earlier run; every other manifest
