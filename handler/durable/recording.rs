@@ -143,8 +143,8 @@ impl DurableRun {
         let outcome = item.outcome()?;
         let detail = match outcome {
             Outcome::Stopped => return None,
-            Outcome::Skipped { why } => Some(why.clone()),
-            Outcome::Failed { error } => Some(error.clone()),
+            Outcome::Skipped { why } => Some(String::clone(why)),
+            Outcome::Failed { error } => Some(String::clone(error)),
             Outcome::Deleted | Outcome::AlreadyGone | Outcome::NotAllowed => None,
         };
         let (kind, tag) = match item {
