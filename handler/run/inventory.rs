@@ -171,24 +171,37 @@ pub async fn read_unread_blobs(
     digests: Vec<Digest>,
 ) {
     let concurrency = client.read_concurrency();
-    // Each body is reduced to its blobs as it arrives (a repository may have a hundred
-    // thousand to read); they join the index once every read succeeded.
-    let read: Result<Vec<(Digest, Option<Blobs>)>, RegistryError> = futures::stream::iter(digests)
+    // Each body is reduced to its blobs and joins the index as it arrives (a repository may
+    // have a hundred thousand to read: no list of them all is held on the side); a failed
+    // read takes back what this call added, so that all or none of them join.
+    index.blobs.reserve(digests.len());
+    let mut reads = futures::stream::iter(digests.iter().cloned())
         .map(|digest| async move {
             let body = client.manifest_body(repository, &digest).await?;
             Ok::<_, RegistryError>((digest, body.map(|body| blob_list(&body))))
         })
-        .buffer_unordered(concurrency.max(1))
-        .try_collect()
-        .await;
-    match read {
-        Ok(read) => {
-            for (digest, blobs) in read {
-                add_blobs(index, digest, blobs);
+        .buffer_unordered(concurrency.max(1));
+    while let Some(read) = reads.next().await {
+        match read {
+            Ok((digest, blobs)) => add_blobs(index, digest, blobs),
+            Err(error) => {
+                drop(reads);
+                unread_again(index, &digests);
+                tracing::warn!(%error, repository, "reading manifests for the storage figures failed");
+                return;
             }
         }
-        Err(error) => {
-            tracing::warn!(%error, repository, "reading manifests for the storage figures failed");
+    }
+}
+
+/// Takes back what a failed [`read_unread_blobs`] added: `digests` (every one unread when it
+/// began) are unread again.
+fn unread_again(index: &mut BlobIndex, digests: &[Digest]) {
+    for digest in digests {
+        if !index.unread.contains(digest) {
+            index.blobs.remove(digest);
+            index.unknown.remove(digest);
+            index.unread.insert(digest.clone());
         }
     }
 }
@@ -232,5 +245,32 @@ fn reads_per_referrers_call(card: &RateCard) -> f64 {
         (Some(read), Some(referrers)) => read / referrers,
         (None, Some(_)) => f64::INFINITY,
         (_, None) => 0.0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_read_leaves_every_manifest_of_the_call_unread() {
+        let digests: Vec<Digest> = ["sha256:a", "sha256:b", "sha256:c"]
+            .map(Digest::from)
+            .to_vec();
+        let mut index = BlobIndex::default();
+        index.insert(Digest::from("sha256:kept"), [(Digest::from("blob"), 1)]);
+        index.unread.extend(digests.iter().cloned());
+        // Two reads arrived (one body, one gone) before the third failed.
+        add_blobs(
+            &mut index,
+            digests[0].clone(),
+            Some(vec![(Digest::from("blob"), 1)]),
+        );
+        add_blobs(&mut index, digests[1].clone(), None);
+        unread_again(&mut index, &digests);
+        assert_eq!(index.unread, digests.iter().cloned().collect());
+        assert!(index.unknown.is_empty());
+        let read: Vec<&str> = index.blobs.keys().map(Digest::as_str).collect();
+        assert_eq!(read, ["sha256:kept"], "what an earlier call read stays");
     }
 }
