@@ -5,7 +5,7 @@
 
 use super::DurableRun;
 use crate::report::{Item, Outcome, RepositoryReport, RepositoryStatus};
-use crate::run::inventory::KnownBlobs;
+use crate::run::inventory::{KnownBlobs, Staying};
 use crate::run::{Journal, JournalError};
 use crate::store::AuditLine;
 use async_trait::async_trait;
@@ -101,7 +101,7 @@ impl Journal for DurableRun {
         }
     }
 
-    async fn remember_blobs(&self, repository: &str, blobs: KnownBlobs) {
+    async fn remember_blobs(&self, repository: &str, blobs: Staying<'_>) {
         let registry = &self.record.registry;
         if let Err(error) = self
             .store
@@ -143,8 +143,8 @@ impl DurableRun {
         let outcome = item.outcome()?;
         let detail = match outcome {
             Outcome::Stopped => return None,
-            Outcome::Skipped { why } => Some(why.clone()),
-            Outcome::Failed { error } => Some(error.clone()),
+            Outcome::Skipped { why } => Some(String::clone(why)),
+            Outcome::Failed { error } => Some(String::clone(error)),
             Outcome::Deleted | Outcome::AlreadyGone | Outcome::NotAllowed => None,
         };
         let (kind, tag) = match item {

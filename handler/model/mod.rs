@@ -188,13 +188,17 @@ pub fn share_tags(tags: &mut [TagAttributes]) -> Interner {
 }
 
 /// Makes a listed manifest hold the digest and tag names `shared` already holds (those of
-/// its tags) instead of copies of its own.
+/// its tags) instead of copies of its own, and its tag list no longer than it is (read
+/// from JSON, a one-tag list has room for four).
 pub fn share_manifest(shared: &mut Interner, manifest: &mut ManifestAttributes) {
     if let Some(digest) = manifest.digest.as_mut() {
         shared.share(digest);
     }
-    for name in manifest.tags.iter_mut().flatten() {
-        shared.share(name);
+    if let Some(tags) = manifest.tags.as_mut() {
+        tags.shrink_to_fit();
+        for name in tags {
+            shared.share(name);
+        }
     }
 }
 

@@ -7,14 +7,16 @@ use chrono::{DateTime, FixedOffset, TimeZone, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt::{self, Write};
 
-/// A `lastUpdateTime` as received: 16 bytes for a timestamp that parses, the text otherwise.
+/// A `lastUpdateTime` as received: 16 bytes for a timestamp that parses, the text otherwise
+/// (behind one thin pointer, so that it fits beside the parsed form's spare zone values:
+/// 16 bytes either way, `Option` included).
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Timestamp(Repr);
 
 #[derive(Clone, PartialEq, Eq, Hash)]
 enum Repr {
     Parsed(Parsed),
-    Raw(Box<str>),
+    Raw(Box<Box<str>>),
 }
 
 /// The parts of a timestamp that [`Timestamp::parse`] read.
@@ -47,7 +49,7 @@ impl Timestamp {
     pub fn parse(text: &str) -> Timestamp {
         match parsed(text) {
             Some(parsed) => Timestamp(Repr::Parsed(parsed)),
-            None => Timestamp(Repr::Raw(text.into())),
+            None => Timestamp(Repr::Raw(Box::new(text.into()))),
         }
     }
 
@@ -151,6 +153,12 @@ impl From<&str> for Timestamp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_timestamp_is_16_bytes_parsed_raw_or_absent() {
+        assert_eq!(std::mem::size_of::<Timestamp>(), 16);
+        assert_eq!(std::mem::size_of::<Option<Timestamp>>(), 16);
+    }
 
     #[test]
     fn writes_back_exactly_what_it_read() {

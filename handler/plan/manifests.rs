@@ -305,13 +305,15 @@ fn keep_reason(
     manifest: &ManifestAttributes,
     deleted_tags: &HashSet<&str>,
 ) -> KeepReason {
-    let remaining: Vec<TagName> = manifest
+    let mut remaining: Vec<TagName> = manifest
         .tag_names()
         .iter()
         .filter(|t| !deleted_tags.contains(t.as_str()))
         .cloned()
         .collect();
     if !remaining.is_empty() {
+        // Kept for the whole run (`keptTags`): no room for four where one is left.
+        remaining.shrink_to_fit();
         return KeepReason::Tagged { tags: remaining };
     }
     let time = timestamp(manifest.last_update_time.as_ref());

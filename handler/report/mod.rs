@@ -33,8 +33,8 @@ pub enum Outcome {
     NotAllowed,
     /// Not attempted because something changed or an earlier step failed.
     Skipped {
-        /// Why.
-        why: String,
+        /// Why (boxed, as `error`: rare, and every item's outcome slot stays 16 bytes).
+        why: Box<String>,
     },
     /// Not attempted because the run or its repository was stopping (shutdown, deadline, a
     /// registry that stopped answering). Reported as skipped, with [`Outcome::STOPPED`] as
@@ -43,7 +43,7 @@ pub enum Outcome {
     /// The request failed.
     Failed {
         /// The error.
-        error: String,
+        error: Box<String>,
     },
 }
 
@@ -461,14 +461,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn report_items_stay_small() {
+        // Issue 26: every listed item is one of these for the whole run (at most 400 bytes
+        // an item at peak, everything included); a field that grows them shows here.
+        use std::mem::size_of;
+        assert_eq!(size_of::<Option<Outcome>>(), 16);
+        assert!(size_of::<TagReport>() <= 120, "{}", size_of::<TagReport>());
+        assert!(
+            size_of::<ManifestReport>() <= 184,
+            "{}",
+            size_of::<ManifestReport>()
+        );
+    }
+
+    #[test]
     fn outcome_names_are_their_serde_tags() {
         for outcome in [
             Outcome::Deleted,
             Outcome::AlreadyGone,
             Outcome::NotAllowed,
-            Outcome::Skipped { why: "w".into() },
+            Outcome::Skipped {
+                why: Box::new("w".into()),
+            },
             Outcome::Stopped,
-            Outcome::Failed { error: "e".into() },
+            Outcome::Failed {
+                error: Box::new("e".into()),
+            },
         ] {
             let value = serde_json::to_value(&outcome).unwrap();
             assert_eq!(value["status"], outcome.name());
@@ -483,11 +501,15 @@ mod tests {
             r#"{"status":"skipped","why":"not attempted: the purge stopped first"}"#
         );
         assert_eq!(
-            json(&Outcome::Skipped { why: "w".into() }),
+            json(&Outcome::Skipped {
+                why: Box::new("w".into())
+            }),
             r#"{"status":"skipped","why":"w"}"#
         );
         assert_eq!(
-            json(&Outcome::Failed { error: "e".into() }),
+            json(&Outcome::Failed {
+                error: Box::new("e".into())
+            }),
             r#"{"status":"failed","error":"e"}"#
         );
         assert_eq!(json(&Outcome::AlreadyGone), r#"{"status":"alreadyGone"}"#);

@@ -149,7 +149,7 @@ pub async fn execute(
         if ready.is_empty() {
             for i in later {
                 report.manifests[i].outcome = Some(Outcome::Skipped {
-                    why: "its dependencies form a cycle".to_string(),
+                    why: Box::new("its dependencies form a cycle".to_string()),
                 });
             }
             break;
@@ -176,6 +176,7 @@ pub async fn execute(
                     };
                     out(Line::Skipped(reference, &why).to_string());
                     finished.insert(m.digest.clone(), false);
+                    let why = Box::new(why);
                     report.manifests[i].outcome = Some(Outcome::Skipped { why });
                 }
                 None => runnable.push(i),
@@ -343,7 +344,7 @@ impl Attempt {
         Attempt {
             error: Some(error.clone()),
             ..Attempt::ended(Outcome::Failed {
-                error: error.to_string(),
+                error: Box::new(error.to_string()),
             })
         }
     }
@@ -356,7 +357,7 @@ impl Attempt {
 
     fn skipped(why: &str) -> Attempt {
         Attempt::ended(Outcome::Skipped {
-            why: why.to_string(),
+            why: Box::new(why.to_string()),
         })
     }
 

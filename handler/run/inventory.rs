@@ -17,7 +17,8 @@ use crate::plan::{Body, Draft, ReferrerSource, RepositoryPlan, Scope};
 use crate::registry::{RateCard, RegistryClient, RegistryError};
 use crate::report::{BlobIndex, PlanError};
 use futures::{StreamExt, TryStreamExt};
-use std::collections::HashMap;
+use serde::{Serialize, Serializer};
+use std::collections::{HashMap, HashSet};
 
 /// A repository's plan and, when it removes manifests, the blobs of its manifests read so
 /// far (the kept manifests whose bodies are still to read are in [`BlobIndex::unread`]).
@@ -107,6 +108,35 @@ async fn read_bodies(
 /// The blobs of a manifest by its digest, as a run reads and remembers them.
 pub type KnownBlobs = HashMap<Digest, Blobs>;
 
+/// The blobs of the manifests that stay, borrowed from the storage figures' index for the
+/// run store: written as a [`KnownBlobs`] map, without a copy of the index's lists.
+pub struct Staying<'a> {
+    /// Manifest digest → its blobs, every manifest the index read.
+    blobs: &'a HashMap<Digest, Blobs>,
+    /// The manifests that are gone (deleted, or removed with one), left out.
+    gone: &'a HashSet<String>,
+}
+
+impl<'a> Staying<'a> {
+    /// The manifests of `blobs` that are not `gone`.
+    pub fn new(blobs: &'a HashMap<Digest, Blobs>, gone: &'a HashSet<String>) -> Staying<'a> {
+        Staying { blobs, gone }
+    }
+
+    /// The staying manifests and their blobs.
+    pub fn iter(&self) -> impl Iterator<Item = (&'a Digest, &'a Blobs)> + '_ {
+        self.blobs
+            .iter()
+            .filter(|(digest, _)| !self.gone.contains(digest.as_str()))
+    }
+}
+
+impl Serialize for Staying<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.iter())
+    }
+}
+
 /// The storage figures' index at planning time: the blobs of the bodies the plan read (an
 /// index has none of its own) and those `known` from an earlier run; every other manifest
 /// of the plan is left in [`BlobIndex::unread`].
@@ -141,24 +171,37 @@ pub async fn read_unread_blobs(
     digests: Vec<Digest>,
 ) {
     let concurrency = client.read_concurrency();
-    // Each body is reduced to its blobs as it arrives (a repository may have a hundred
-    // thousand to read); they join the index once every read succeeded.
-    let read: Result<Vec<(Digest, Option<Blobs>)>, RegistryError> = futures::stream::iter(digests)
+    // Each body is reduced to its blobs and joins the index as it arrives (a repository may
+    // have a hundred thousand to read: no list of them all is held on the side); a failed
+    // read takes back what this call added, so that all or none of them join.
+    index.blobs.reserve(digests.len());
+    let mut reads = futures::stream::iter(digests.iter().cloned())
         .map(|digest| async move {
             let body = client.manifest_body(repository, &digest).await?;
             Ok::<_, RegistryError>((digest, body.map(|body| blob_list(&body))))
         })
-        .buffer_unordered(concurrency.max(1))
-        .try_collect()
-        .await;
-    match read {
-        Ok(read) => {
-            for (digest, blobs) in read {
-                add_blobs(index, digest, blobs);
+        .buffer_unordered(concurrency.max(1));
+    while let Some(read) = reads.next().await {
+        match read {
+            Ok((digest, blobs)) => add_blobs(index, digest, blobs),
+            Err(error) => {
+                drop(reads);
+                unread_again(index, &digests);
+                tracing::warn!(%error, repository, "reading manifests for the storage figures failed");
+                return;
             }
         }
-        Err(error) => {
-            tracing::warn!(%error, repository, "reading manifests for the storage figures failed");
+    }
+}
+
+/// Takes back what a failed [`read_unread_blobs`] added: `digests` (every one unread when it
+/// began) are unread again.
+fn unread_again(index: &mut BlobIndex, digests: &[Digest]) {
+    for digest in digests {
+        if !index.unread.contains(digest) {
+            index.blobs.remove(digest);
+            index.unknown.remove(digest);
+            index.unread.insert(digest.clone());
         }
     }
 }
@@ -202,5 +245,32 @@ fn reads_per_referrers_call(card: &RateCard) -> f64 {
         (Some(read), Some(referrers)) => read / referrers,
         (None, Some(_)) => f64::INFINITY,
         (_, None) => 0.0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_read_leaves_every_manifest_of_the_call_unread() {
+        let digests: Vec<Digest> = ["sha256:a", "sha256:b", "sha256:c"]
+            .map(Digest::from)
+            .to_vec();
+        let mut index = BlobIndex::default();
+        index.insert(Digest::from("sha256:kept"), [(Digest::from("blob"), 1)]);
+        index.unread.extend(digests.iter().cloned());
+        // Two reads arrived (one body, one gone) before the third failed.
+        add_blobs(
+            &mut index,
+            digests[0].clone(),
+            Some(vec![(Digest::from("blob"), 1)]),
+        );
+        add_blobs(&mut index, digests[1].clone(), None);
+        unread_again(&mut index, &digests);
+        assert_eq!(index.unread, digests.iter().cloned().collect());
+        assert!(index.unknown.is_empty());
+        let read: Vec<&str> = index.blobs.keys().map(Digest::as_str).collect();
+        assert_eq!(read, ["sha256:kept"], "what an earlier call read stays");
     }
 }

@@ -8,7 +8,7 @@
 //! stops, so no deletion goes unrecorded beyond the repository in flight (whose plan, on
 //! record, lets the next invocation reconcile it).
 
-use super::inventory::KnownBlobs;
+use super::inventory::{KnownBlobs, Staying};
 use crate::report::RepositoryReport;
 use async_trait::async_trait;
 
@@ -57,7 +57,7 @@ pub trait Journal: Send + Sync {
 
     /// Remembers the blobs of the manifests that stay in `repository`, for the next run.
     /// Best effort: a failure only costs the next run its reads.
-    async fn remember_blobs(&self, _repository: &str, _blobs: KnownBlobs) {}
+    async fn remember_blobs(&self, _repository: &str, _blobs: Staying<'_>) {}
 }
 
 /// The journal of a run that records nothing.

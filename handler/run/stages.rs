@@ -231,12 +231,8 @@ async fn read_unread(
     if !present.is_empty() && !stopping() {
         inventory::read_unread_blobs(stages.client, &repo.repository, index, present).await;
     }
-    let staying: inventory::KnownBlobs = index
-        .blobs
-        .iter()
-        .filter(|(digest, _)| !gone.contains(digest.as_str()))
-        .map(|(digest, blobs)| (digest.clone(), blobs.clone()))
-        .collect();
+    // Borrowed from the index, not copied: a repository may keep a hundred thousand lists.
+    let staying = inventory::Staying::new(&index.blobs, &gone);
     stages
         .journal
         .remember_blobs(&repo.repository, staying)

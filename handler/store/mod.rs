@@ -206,7 +206,7 @@ impl RunStore {
         &self,
         registry: &str,
         repository: &str,
-        blobs: &crate::run::inventory::KnownBlobs,
+        blobs: &crate::run::inventory::Staying<'_>,
     ) -> Result<(), StoreError> {
         self.write_streamed(&blobs_name(registry, repository), blobs)
             .await
