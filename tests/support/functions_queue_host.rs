@@ -17,8 +17,8 @@
 //!   "ExpirationTime", "Id", "InsertionTime", "NextVisibleTime", "PopReceipt", "sys"}}`: the
 //!   trigger's binding data less `QueueTrigger` (keys ending in "trigger" are dropped), times
 //!   as ISO 8601 with their offset (learn "Azure Functions custom handlers", *Request
-//!   payload*, its queue example; /work/shared/research/azure.md A3 for `sys` and the
-//!   filtering);
+//!   payload*, its queue example; the Functions host's `ScriptInvocationContextExtensions`
+//!   (Azure/azure-functions-host) for `sys` and the filtering);
 //! - a 2xx answer: each element of `Outputs.purges` (the queue output binding on the same
 //!   queue) is written as a new message (an object as its JSON text: `messageEncoding:
 //!   none`), then the message is deleted;
