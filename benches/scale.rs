@@ -1,7 +1,7 @@
 //! Purges at scale: `cargo bench --bench scale` (`BENCH_ONLY=<label part>` runs only the
 //! scenarios whose label contains it; `BENCH_QUICK=1` runs the small ones; `BENCH_NO_STATE=1`
 //! runs without the run store, `BENCH_NO_STORAGE=1` without the storage figures' body reads,
-//! to compare).
+//! to compare; `BENCH_WRAPPER="heaptrack -o /tmp/purge"` runs the handler under a profiler).
 //!
 //! The `dry run` scenarios list and plan one large repository (`--dry-run`): what the plan
 //! costs in memory, printed as peak RSS per listed item (a tag or a manifest). The
@@ -275,7 +275,16 @@ impl Served {
             .as_ref()
             .map_or("unlimited".to_string(), |(_, text)| text.clone());
         let started = Instant::now();
-        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_handler"));
+        // BENCH_WRAPPER="heaptrack -o /tmp/purge" runs the handler under a profiler.
+        let mut command = match std::env::var("BENCH_WRAPPER") {
+            Ok(wrapper) => {
+                let mut words = wrapper.split_whitespace();
+                let mut command = std::process::Command::new(words.next().unwrap_or("env"));
+                command.args(words).arg(env!("CARGO_BIN_EXE_handler"));
+                command
+            }
+            Err(_) => std::process::Command::new(env!("CARGO_BIN_EXE_handler")),
+        };
         if let Some(state) = state {
             command.env("PURGE_STATE_DIR", state);
         }
