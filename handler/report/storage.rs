@@ -7,7 +7,7 @@
 //! not counted.
 
 use super::{Outcome, RepositoryReport};
-use crate::model::{Digest, Interner};
+use crate::model::{BlobDigest, Digest};
 use crate::plan::Verdict;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
@@ -46,32 +46,72 @@ impl StorageFreed {
     }
 }
 
-/// The blobs of one repository's manifests, read for the storage figures. Digests are
-/// shared with the plan, and each blob digest is held once however many manifests list
-/// it (`BlobIndex::blob`).
+/// One blob a manifest references: its digest and size in bytes.
+pub type Blob = (BlobDigest, u64);
+
+/// The blobs of one repository's manifests, read for the storage figures: each read
+/// manifest's digest (shared with the plan) and its blobs, one list after another in one
+/// vector (48 bytes a blob, 24 a manifest; a repository may have a million).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BlobIndex {
-    /// Manifest digest → its blobs (digest, size).
-    pub blobs: HashMap<Digest, Vec<(Digest, u64)>>,
+    /// Each manifest read, in the order read, with the end of its blobs in `blobs`.
+    read: Vec<(Digest, usize)>,
+    /// The read manifests' blobs, in the same order.
+    blobs: Vec<Blob>,
     /// Manifests whose body could not be read.
     pub unknown: HashSet<Digest>,
     /// Manifests whose bodies were not read yet: a removed one left unread counts by its
     /// `imageSize` only, a kept one lets the blobs it shares with removed ones count as
     /// freed.
     pub unread: HashSet<Digest>,
-    /// Every blob digest indexed, once.
-    interner: Interner,
+}
+
+/// How far a [`BlobIndex`] had read, to take back what was added since
+/// ([`BlobIndex::truncate`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mark {
+    read: usize,
+    blobs: usize,
 }
 
 impl BlobIndex {
-    /// Adds a manifest's blobs, sharing each blob digest with the manifests already
-    /// indexed that list it.
-    pub fn insert(&mut self, manifest: Digest, blobs: impl IntoIterator<Item = (Digest, u64)>) {
-        let blobs = blobs
-            .into_iter()
-            .map(|(blob, size)| (self.interner.intern(blob), size))
-            .collect();
-        self.blobs.insert(manifest, blobs);
+    /// Adds a manifest's blobs.
+    pub fn insert(&mut self, manifest: Digest, blobs: impl IntoIterator<Item = Blob>) {
+        self.blobs.extend(blobs);
+        self.read.push((manifest, self.blobs.len()));
+    }
+
+    /// Every manifest read, with its blobs, in the order read.
+    pub fn iter(&self) -> impl Iterator<Item = (&Digest, &[Blob])> {
+        let starts = std::iter::once(0).chain(self.read.iter().map(|(_, end)| *end));
+        self.read
+            .iter()
+            .zip(starts)
+            .map(|((digest, end), start)| (digest, &self.blobs[start..*end]))
+    }
+
+    /// How many manifests were read.
+    pub fn len(&self) -> usize {
+        self.read.len()
+    }
+
+    /// Whether no manifest was read.
+    pub fn is_empty(&self) -> bool {
+        self.read.is_empty()
+    }
+
+    /// Where the index stands now.
+    pub fn mark(&self) -> Mark {
+        Mark {
+            read: self.read.len(),
+            blobs: self.blobs.len(),
+        }
+    }
+
+    /// Forgets the manifests read since `mark`.
+    pub fn truncate(&mut self, mark: Mark) {
+        self.read.truncate(mark.read);
+        self.blobs.truncate(mark.blobs);
     }
 }
 
@@ -79,9 +119,9 @@ impl BlobIndex {
 #[derive(Debug, Clone, Default)]
 pub struct BlobSplit {
     /// Blobs of removed manifests that no remaining manifest here references.
-    pub removed: HashMap<Digest, u64>,
-    /// Blobs of the manifests that stay.
-    pub remaining: HashSet<Digest>,
+    pub removed: HashMap<BlobDigest, u64>,
+    /// Blobs of the manifests that stay (only gathered for `--exact-storage`).
+    pub remaining: HashSet<BlobDigest>,
 }
 
 /// Whether a manifest is gone after the run: planned removed (dry run), or deleted (or
@@ -113,35 +153,46 @@ pub(crate) fn removed_manifests(repo: &RepositoryReport, dry_run: bool) -> HashS
 }
 
 /// The storage one repository frees, counting blobs shared with other repositories as
-/// freed; also the split for [`ExactStorage`].
-pub fn repository_storage(repo: &RepositoryReport, dry_run: bool) -> (StorageFreed, BlobSplit) {
+/// freed; also, for [`ExactStorage`] (`exact`), the split. Only the removed manifests'
+/// blobs are gathered; each list of what stays is walked once, taking out what it shares.
+pub fn repository_storage(
+    repo: &RepositoryReport,
+    dry_run: bool,
+    exact: bool,
+) -> (StorageFreed, BlobSplit) {
     let Some(index) = &repo.blobs else {
         return (StorageFreed::default(), BlobSplit::default());
     };
     let gone = removed_manifests(repo, dry_run);
     let mut storage = StorageFreed::default();
-    let mut split = BlobSplit::default();
     for manifest in &repo.manifests {
         let digest = manifest.decision.digest.as_str();
-        let blobs = index.blobs.get(digest).map(Vec::as_slice).unwrap_or(&[]);
         if gone.contains(digest) {
             storage.at_most_bytes += manifest.decision.image_size.unwrap_or(0);
             if index.unknown.contains(digest) || index.unread.contains(digest) {
                 storage.unknown_manifests += 1;
             }
-            for (blob, size) in blobs {
-                split.removed.insert(blob.clone(), *size);
-            }
-        } else {
-            if index.unread.contains(digest) {
-                storage.kept_unread += 1;
-            }
-            split.remaining.extend(blobs.iter().map(|(b, _)| b.clone()));
+        } else if index.unread.contains(digest) {
+            storage.kept_unread += 1;
         }
     }
-    split
-        .removed
-        .retain(|blob, _| !split.remaining.contains(blob));
+    let mut split = BlobSplit::default();
+    for (digest, blobs) in index.iter() {
+        if gone.contains(digest.as_str()) {
+            split.removed.extend(blobs.iter().cloned());
+        }
+    }
+    for (digest, blobs) in index.iter() {
+        if gone.contains(digest.as_str()) {
+            continue;
+        }
+        for (blob, _) in blobs {
+            split.removed.remove(blob);
+            if exact {
+                split.remaining.insert(blob.clone());
+            }
+        }
+    }
     storage.freed_bytes = split.removed.values().sum();
     (storage, split)
 }
@@ -150,8 +201,8 @@ pub fn repository_storage(repo: &RepositoryReport, dry_run: bool) -> (StorageFre
 /// manifest left in any repository references it.
 #[derive(Debug, Default)]
 pub struct ExactStorage {
-    removed: HashMap<Digest, u64>,
-    remaining: HashSet<Digest>,
+    removed: HashMap<BlobDigest, u64>,
+    remaining: HashSet<BlobDigest>,
 }
 
 impl ExactStorage {
@@ -162,8 +213,8 @@ impl ExactStorage {
     }
 
     /// Adds the blobs of a repository nothing was removed from.
-    pub fn add_untouched(&mut self, blobs: impl IntoIterator<Item = String>) {
-        self.remaining.extend(blobs.into_iter().map(Digest::from));
+    pub fn add_untouched(&mut self, blobs: impl IntoIterator<Item = BlobDigest>) {
+        self.remaining.extend(blobs);
     }
 
     /// Bytes of the removed blobs that nothing in the registry references any more.
@@ -209,13 +260,13 @@ mod tests {
         let split = |removed: &[(&str, u64)], remaining: &[&str]| BlobSplit {
             removed: removed
                 .iter()
-                .map(|(b, s)| (Digest::from(*b), *s))
+                .map(|(b, s)| (BlobDigest::from(*b), *s))
                 .collect(),
-            remaining: remaining.iter().map(|b| Digest::from(*b)).collect(),
+            remaining: remaining.iter().map(|b| BlobDigest::from(*b)).collect(),
         };
         exact.add(split(&[("base", 100), ("a", 10)], &["x"]));
         exact.add(split(&[("b", 20)], &[]));
-        exact.add_untouched(["base".to_string()]);
+        exact.add_untouched([BlobDigest::from("base")]);
         assert_eq!(exact.freed_bytes(), 30);
     }
 }

@@ -64,7 +64,7 @@ pub(super) async fn untouched_blobs(
     report: &RunReport,
     catalog: &[String],
     concurrency: usize,
-) -> Result<Vec<String>, RegistryError> {
+) -> Result<Vec<crate::model::BlobDigest>, RegistryError> {
     let read: HashSet<&str> = report
         .repositories
         .iter()
@@ -85,7 +85,7 @@ pub(super) async fn untouched_blobs(
             .into_iter()
             .collect::<Result<_, _>>()?;
         for body in bodies.into_iter().flatten() {
-            blobs.extend(body.blob_sizes().map(|(b, _)| b.to_string()));
+            blobs.extend(body.blob_sizes().map(|(b, _)| crate::model::BlobDigest::new(b)));
         }
     }
     Ok(blobs)

@@ -12,12 +12,14 @@
 //! the first DELETE. Repositories where only tags are deleted free nothing and cost no
 //! read; `--no-storage` skips them all.
 
-use crate::model::{Digest, ManifestBody};
+use crate::model::{BlobDigest, Digest, ManifestBody};
 use crate::plan::{Body, Draft, ReferrerSource, RepositoryPlan, Scope};
 use crate::registry::{RateCard, RegistryClient, RegistryError};
+use crate::report::storage::{Blob, Mark};
 use crate::report::{BlobIndex, PlanError};
 use futures::{StreamExt, TryStreamExt};
-use serde::{Serialize, Serializer};
+use serde::de::{MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::{HashMap, HashSet};
 
 /// A repository's plan and, when it removes manifests, the blobs of its manifests read so
@@ -105,27 +107,88 @@ async fn read_bodies(
         .await
 }
 
-/// The blobs of a manifest by its digest, as a run reads and remembers them.
-pub type KnownBlobs = HashMap<Digest, Blobs>;
+/// The blobs of the manifests an earlier run read, as the run store remembers them (a JSON
+/// map from manifest digest to `[blob digest, size]` pairs), held as compactly as the
+/// storage figures' index: manifest digests as [`BlobDigest`]s (no text allocation), every
+/// list in one vector.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KnownBlobs {
+    /// Manifest → where its blobs are in `blobs` (start, end).
+    lists: HashMap<BlobDigest, (usize, usize)>,
+    blobs: Vec<Blob>,
+}
+
+impl KnownBlobs {
+    /// None known.
+    pub fn new() -> KnownBlobs {
+        KnownBlobs::default()
+    }
+
+    /// Adds (or replaces) a manifest's blobs.
+    pub fn insert(&mut self, manifest: &str, blobs: impl IntoIterator<Item = Blob>) {
+        let start = self.blobs.len();
+        self.blobs.extend(blobs);
+        self.lists
+            .insert(BlobDigest::new(manifest), (start, self.blobs.len()));
+    }
+
+    /// The blobs of `manifest`, when known.
+    pub fn get(&self, manifest: &str) -> Option<&[Blob]> {
+        let (start, end) = self.lists.get(&BlobDigest::new(manifest))?;
+        self.blobs.get(*start..*end)
+    }
+
+    /// How many manifests are known.
+    pub fn len(&self) -> usize {
+        self.lists.len()
+    }
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.lists.is_empty()
+    }
+}
+
+impl<'de> Deserialize<'de> for KnownBlobs {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<KnownBlobs, D::Error> {
+        struct Lists;
+        impl<'de> Visitor<'de> for Lists {
+            type Value = KnownBlobs;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a map from manifest digest to its [blob digest, size] pairs")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<KnownBlobs, A::Error> {
+                let mut known = KnownBlobs::new();
+                while let Some((manifest, blobs)) =
+                    map.next_entry::<std::borrow::Cow<'de, str>, Vec<Blob>>()?
+                {
+                    known.insert(&manifest, blobs);
+                }
+                Ok(known)
+            }
+        }
+        deserializer.deserialize_map(Lists)
+    }
+}
 
 /// The blobs of the manifests that stay, borrowed from the storage figures' index for the
-/// run store: written as a [`KnownBlobs`] map, without a copy of the index's lists.
+/// run store: written as the map [`KnownBlobs`] reads, without a copy of the index's lists.
 pub struct Staying<'a> {
-    /// Manifest digest → its blobs, every manifest the index read.
-    blobs: &'a HashMap<Digest, Blobs>,
+    /// Every manifest the index read, with its blobs.
+    index: &'a BlobIndex,
     /// The manifests that are gone (deleted, or removed with one), left out.
     gone: &'a HashSet<String>,
 }
 
 impl<'a> Staying<'a> {
-    /// The manifests of `blobs` that are not `gone`.
-    pub fn new(blobs: &'a HashMap<Digest, Blobs>, gone: &'a HashSet<String>) -> Staying<'a> {
-        Staying { blobs, gone }
+    /// The manifests of `index` that are not `gone`.
+    pub fn new(index: &'a BlobIndex, gone: &'a HashSet<String>) -> Staying<'a> {
+        Staying { index, gone }
     }
 
     /// The staying manifests and their blobs.
-    pub fn iter(&self) -> impl Iterator<Item = (&'a Digest, &'a Blobs)> + '_ {
-        self.blobs
+    pub fn iter(&self) -> impl Iterator<Item = (&'a Digest, &'a [Blob])> + '_ {
+        self.index
             .iter()
             .filter(|(digest, _)| !self.gone.contains(digest.as_str()))
     }
@@ -140,20 +203,26 @@ impl Serialize for Staying<'_> {
 /// The storage figures' index at planning time: the blobs of the bodies the plan read (an
 /// index has none of its own) and those `known` from an earlier run; every other manifest
 /// of the plan is left in [`BlobIndex::unread`].
-fn blob_index(
-    plan: &RepositoryPlan,
-    bodies: HashMap<String, Body>,
-    mut known: KnownBlobs,
-) -> BlobIndex {
+fn blob_index(plan: &RepositoryPlan, bodies: HashMap<String, Body>, known: KnownBlobs) -> BlobIndex {
     let mut index = BlobIndex::default();
-    add_bodies(&mut index, bodies);
+    let mut read = HashSet::with_capacity(bodies.len());
+    for (digest, body) in bodies {
+        let digest = Digest::from(digest);
+        match body {
+            Body::Found(body) => index.insert(digest.clone(), blob_list(&body)),
+            Body::Missing => {
+                index.unknown.insert(digest.clone());
+            }
+        }
+        read.insert(digest);
+    }
     for manifest in &plan.manifests {
         let digest = &manifest.digest;
-        if index.blobs.contains_key(digest) || index.unknown.contains(digest) {
+        if read.contains(digest) {
             continue;
         }
-        match known.remove(digest) {
-            Some(blobs) => index.insert(digest.clone(), blobs),
+        match known.get(digest) {
+            Some(blobs) => index.insert(digest.clone(), blobs.iter().cloned()),
             None => {
                 index.unread.insert(digest.clone());
             }
@@ -174,7 +243,7 @@ pub async fn read_unread_blobs(
     // Each body is reduced to its blobs and joins the index as it arrives (a repository may
     // have a hundred thousand to read: no list of them all is held on the side); a failed
     // read takes back what this call added, so that all or none of them join.
-    index.blobs.reserve(digests.len());
+    let mark = index.mark();
     let mut reads = futures::stream::iter(digests.iter().cloned())
         .map(|digest| async move {
             let body = client.manifest_body(repository, &digest).await?;
@@ -186,7 +255,7 @@ pub async fn read_unread_blobs(
             Ok((digest, blobs)) => add_blobs(index, digest, blobs),
             Err(error) => {
                 drop(reads);
-                unread_again(index, &digests);
+                unread_again(index, mark, &digests);
                 tracing::warn!(%error, repository, "reading manifests for the storage figures failed");
                 return;
             }
@@ -194,19 +263,18 @@ pub async fn read_unread_blobs(
     }
 }
 
-/// Takes back what a failed [`read_unread_blobs`] added: `digests` (every one unread when it
-/// began) are unread again.
-fn unread_again(index: &mut BlobIndex, digests: &[Digest]) {
+/// Takes back what a failed [`read_unread_blobs`] added since `mark`: `digests` (every one
+/// unread when it began) are unread again.
+fn unread_again(index: &mut BlobIndex, mark: Mark, digests: &[Digest]) {
+    index.truncate(mark);
     for digest in digests {
-        if !index.unread.contains(digest) {
-            index.blobs.remove(digest);
-            index.unknown.remove(digest);
-            index.unread.insert(digest.clone());
-        }
+        index.unknown.remove(digest);
+        index.unread.insert(digest.clone());
     }
 }
 
-/// Adds read bodies to `index`: their blobs, or unknown when gone; no longer unread.
+/// Adds bodies read during the deletions to `index`: their blobs, or unknown when gone; no
+/// longer unread.
 pub fn add_bodies(index: &mut BlobIndex, bodies: HashMap<String, Body>) {
     for (digest, body) in bodies {
         let blobs = match body {
@@ -217,20 +285,20 @@ pub fn add_bodies(index: &mut BlobIndex, bodies: HashMap<String, Body>) {
     }
 }
 
-/// A manifest's blobs (digest, size).
-pub type Blobs = Vec<(Digest, u64)>;
-
 /// A body's blobs.
-fn blob_list(body: &ManifestBody) -> Blobs {
+fn blob_list(body: &ManifestBody) -> Vec<Blob> {
     body.blob_sizes()
-        .map(|(blob, size)| (Digest::from(blob), size))
+        .map(|(blob, size)| (BlobDigest::new(blob), size))
         .collect()
 }
 
-/// Adds one manifest to `index`: its blobs, or unknown when its body is gone (`None`); no
-/// longer unread.
-fn add_blobs(index: &mut BlobIndex, digest: Digest, blobs: Option<Blobs>) {
-    index.unread.remove(&digest);
+/// Adds one unread manifest to `index`: its blobs, or unknown when its body is gone
+/// (`None`); no longer unread. A manifest that was not unread is already in (read twice):
+/// it is not added again.
+fn add_blobs(index: &mut BlobIndex, digest: Digest, blobs: Option<Vec<Blob>>) {
+    if !index.unread.remove(&digest) {
+        return;
+    }
     match blobs {
         Some(blobs) => index.insert(digest, blobs),
         None => {
@@ -258,19 +326,60 @@ mod tests {
             .map(Digest::from)
             .to_vec();
         let mut index = BlobIndex::default();
-        index.insert(Digest::from("sha256:kept"), [(Digest::from("blob"), 1)]);
+        index.insert(Digest::from("sha256:kept"), [(BlobDigest::from("blob"), 1)]);
         index.unread.extend(digests.iter().cloned());
+        let mark = index.mark();
         // Two reads arrived (one body, one gone) before the third failed.
         add_blobs(
             &mut index,
             digests[0].clone(),
-            Some(vec![(Digest::from("blob"), 1)]),
+            Some(vec![(BlobDigest::from("blob"), 1)]),
         );
         add_blobs(&mut index, digests[1].clone(), None);
-        unread_again(&mut index, &digests);
+        assert_eq!(index.len(), 2);
+        unread_again(&mut index, mark, &digests);
         assert_eq!(index.unread, digests.iter().cloned().collect());
         assert!(index.unknown.is_empty());
-        let read: Vec<&str> = index.blobs.keys().map(Digest::as_str).collect();
+        let read: Vec<&str> = index.iter().map(|(d, _)| d.as_str()).collect();
         assert_eq!(read, ["sha256:kept"], "what an earlier call read stays");
+    }
+
+    #[test]
+    fn a_manifest_read_twice_joins_the_index_once() {
+        let mut index = BlobIndex::default();
+        let digest = Digest::from("sha256:a");
+        index.unread.insert(digest.clone());
+        let blobs = vec![(BlobDigest::from("blob"), 1)];
+        add_blobs(&mut index, digest.clone(), Some(blobs.clone()));
+        add_blobs(&mut index, digest, Some(blobs));
+        assert_eq!(index.len(), 1);
+    }
+
+    #[test]
+    fn known_blobs_read_the_map_the_run_store_writes() {
+        let blob = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+        let mut index = BlobIndex::default();
+        index.insert(Digest::from("sha256:m1"), [(BlobDigest::from(blob), 7)]);
+        index.insert(
+            Digest::from("sha256:m2"),
+            [(BlobDigest::from("odd:blob"), 1), (BlobDigest::from(blob), 7)],
+        );
+        index.insert(Digest::from("sha256:gone"), [(BlobDigest::from("x"), 3)]);
+        let gone = HashSet::from(["sha256:gone".to_string()]);
+        let json = serde_json::to_string(&Staying::new(&index, &gone)).unwrap();
+        let known: KnownBlobs = serde_json::from_str(&json).unwrap();
+        assert_eq!(known.len(), 2);
+        let written: Vec<(String, u64)> = known
+            .get("sha256:m2")
+            .unwrap()
+            .iter()
+            .map(|(b, s)| (b.to_string(), *s))
+            .collect();
+        assert_eq!(written, [("odd:blob".to_string(), 1), (blob.to_string(), 7)]);
+        assert_eq!(known.get("sha256:m1").map(<[Blob]>::len), Some(1));
+        assert!(known.get("sha256:gone").is_none());
+        let again = serde_json::to_value(Staying::new(&index, &gone)).unwrap();
+        assert_eq!(again, serde_json::from_str::<serde_json::Value>(&json).unwrap());
+        assert_eq!(again["sha256:m1"], serde_json::json!([[blob, 7]]));
     }
 }

@@ -92,7 +92,7 @@ pub(super) async fn pipeline(
             p.finish(index);
         }
         if repo.blobs.is_some() {
-            let (storage, split) = repository_storage(&repo, options.dry_run);
+            let (storage, split) = repository_storage(&repo, options.dry_run, exact.is_some());
             repo.storage = Some(storage);
             repo.blobs = None;
             if let Some(exact) = exact.as_deref_mut() {

@@ -232,7 +232,7 @@ async fn read_unread(
         inventory::read_unread_blobs(stages.client, &repo.repository, index, present).await;
     }
     // Borrowed from the index, not copied: a repository may keep a hundred thousand lists.
-    let staying = inventory::Staying::new(&index.blobs, &gone);
+    let staying = inventory::Staying::new(index, &gone);
     stages
         .journal
         .remember_blobs(&repo.repository, staying)

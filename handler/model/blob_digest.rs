@@ -1,0 +1,121 @@
+//! A blob digest held as its 32 bytes: the storage figures hold every blob of a repository
+//! (two or more per image), and `sha256:` with 64 lowercase hex digits (every digest ACR
+//! stores) takes 32 bytes inline where its text took a 71-byte allocation. Any other text is
+//! kept as it came. Either way it is written back as the very text it was read from.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt::{self, Write};
+
+/// A blob (config, layer) digest: 32 bytes for a lowercase `sha256:` digest, the text
+/// otherwise. Two digests are equal when their texts are.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub enum BlobDigest {
+    /// `sha256:` and these bytes as 64 lowercase hex digits.
+    Sha256([u8; 32]),
+    /// Any other text, as received.
+    Other(Box<str>),
+}
+
+impl BlobDigest {
+    /// Reads `text`: compact when it is a lowercase `sha256:` digest, kept as text otherwise.
+    pub fn new(text: &str) -> BlobDigest {
+        match sha256_bytes(text) {
+            Some(bytes) => BlobDigest::Sha256(bytes),
+            None => BlobDigest::Other(text.into()),
+        }
+    }
+}
+
+/// The 32 bytes of `sha256:<64 lowercase hex digits>`; `None` for any other text (an
+/// uppercase digit would not write back as received).
+fn sha256_bytes(text: &str) -> Option<[u8; 32]> {
+    let hex = text.strip_prefix("sha256:")?.as_bytes();
+    if hex.len() != 64 {
+        return None;
+    }
+    let nibble = |digit: u8| match digit {
+        b'0'..=b'9' => Some(digit - b'0'),
+        b'a'..=b'f' => Some(digit - b'a' + 10),
+        _ => None,
+    };
+    let mut bytes = [0u8; 32];
+    for (byte, pair) in bytes.iter_mut().zip(hex.chunks_exact(2)) {
+        *byte = (nibble(pair[0])? << 4) | nibble(pair[1])?;
+    }
+    Some(bytes)
+}
+
+impl fmt::Display for BlobDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BlobDigest::Sha256(bytes) => {
+                f.write_str("sha256:")?;
+                bytes.iter().try_for_each(|b| write!(f, "{b:02x}"))
+            }
+            BlobDigest::Other(text) => f.write_str(text),
+        }
+    }
+}
+
+impl fmt::Debug for BlobDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_char('"')?;
+        fmt::Display::fmt(self, f)?;
+        f.write_char('"')
+    }
+}
+
+impl From<&str> for BlobDigest {
+    fn from(text: &str) -> BlobDigest {
+        BlobDigest::new(text)
+    }
+}
+
+impl Serialize for BlobDigest {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for BlobDigest {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<BlobDigest, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        Ok(BlobDigest::new(&text))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::BlobDigest;
+
+    const SHA: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn a_lowercase_sha256_digest_takes_32_bytes_and_writes_back_as_read() {
+        let digest = BlobDigest::new(SHA);
+        assert!(matches!(digest, BlobDigest::Sha256(_)));
+        assert_eq!(digest.to_string(), SHA);
+        let json = serde_json::to_string(&digest).unwrap();
+        assert_eq!(json, format!("\"{SHA}\""));
+        assert_eq!(serde_json::from_str::<BlobDigest>(&json).unwrap(), digest);
+        assert_eq!(std::mem::size_of::<BlobDigest>(), 40);
+    }
+
+    #[test]
+    fn any_other_text_is_kept_as_text_and_never_equals_a_different_one() {
+        let upper = SHA.to_uppercase().replace("SHA256", "sha256");
+        for text in [
+            upper.as_str(),
+            "sha512:abc",
+            "sha256:0123",
+            &SHA[..SHA.len() - 1],
+            "",
+        ] {
+            let digest = BlobDigest::new(text);
+            assert!(matches!(digest, BlobDigest::Other(_)), "{text}");
+            assert_eq!(digest.to_string(), text);
+            assert_ne!(digest, BlobDigest::new(SHA));
+        }
+        assert_eq!(BlobDigest::new(SHA), BlobDigest::from(SHA));
+    }
+}
