@@ -161,7 +161,8 @@ pub(super) fn bodies_needed(
 
 enum State {
     Keep(KeepReason),
-    Candidate(Candidate),
+    /// Boxed: one manifest in ten may be a candidate, and every manifest has a state.
+    Candidate(Box<Candidate>),
 }
 
 /// Decides every listed manifest. `locked_signatures` maps a manifest to a locked cosign
@@ -279,7 +280,7 @@ fn screen(
         return State::Keep(KeepReason::NoMediaType);
     };
     if !model::may_have_subject(media_type) {
-        return State::Candidate(candidate);
+        return State::Candidate(Box::new(candidate));
     }
     let digest = manifest.digest.as_deref().unwrap_or_default();
     match bodies.get(digest) {
@@ -289,11 +290,11 @@ fn screen(
                     subject: subject.digest.clone(),
                 })
             }
-            Some(subject) => State::Candidate(Candidate {
+            Some(subject) => State::Candidate(Box::new(Candidate {
                 orphan_of: Some(subject.digest.clone()),
                 ..candidate
-            }),
-            None => State::Candidate(candidate),
+            })),
+            None => State::Candidate(Box::new(candidate)),
         },
         _ => State::Keep(KeepReason::BodyUnavailable),
     }

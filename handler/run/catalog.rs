@@ -85,7 +85,10 @@ pub(super) async fn untouched_blobs(
             .into_iter()
             .collect::<Result<_, _>>()?;
         for body in bodies.into_iter().flatten() {
-            blobs.extend(body.blob_sizes().map(|(b, _)| crate::model::BlobDigest::new(b)));
+            blobs.extend(
+                body.blob_sizes()
+                    .map(|(b, _)| crate::model::BlobDigest::new(b)),
+            );
         }
     }
     Ok(blobs)

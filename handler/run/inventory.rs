@@ -203,7 +203,11 @@ impl Serialize for Staying<'_> {
 /// The storage figures' index at planning time: the blobs of the bodies the plan read (an
 /// index has none of its own) and those `known` from an earlier run; every other manifest
 /// of the plan is left in [`BlobIndex::unread`].
-fn blob_index(plan: &RepositoryPlan, bodies: HashMap<String, Body>, known: KnownBlobs) -> BlobIndex {
+fn blob_index(
+    plan: &RepositoryPlan,
+    bodies: HashMap<String, Body>,
+    known: KnownBlobs,
+) -> BlobIndex {
     let mut index = BlobIndex::default();
     let mut read = HashSet::with_capacity(bodies.len());
     for (digest, body) in bodies {
@@ -362,7 +366,10 @@ mod tests {
         index.insert(Digest::from("sha256:m1"), [(BlobDigest::from(blob), 7)]);
         index.insert(
             Digest::from("sha256:m2"),
-            [(BlobDigest::from("odd:blob"), 1), (BlobDigest::from(blob), 7)],
+            [
+                (BlobDigest::from("odd:blob"), 1),
+                (BlobDigest::from(blob), 7),
+            ],
         );
         index.insert(Digest::from("sha256:gone"), [(BlobDigest::from("x"), 3)]);
         let gone = HashSet::from(["sha256:gone".to_string()]);
@@ -375,11 +382,17 @@ mod tests {
             .iter()
             .map(|(b, s)| (b.to_string(), *s))
             .collect();
-        assert_eq!(written, [("odd:blob".to_string(), 1), (blob.to_string(), 7)]);
+        assert_eq!(
+            written,
+            [("odd:blob".to_string(), 1), (blob.to_string(), 7)]
+        );
         assert_eq!(known.get("sha256:m1").map(<[Blob]>::len), Some(1));
         assert!(known.get("sha256:gone").is_none());
         let again = serde_json::to_value(Staying::new(&index, &gone)).unwrap();
-        assert_eq!(again, serde_json::from_str::<serde_json::Value>(&json).unwrap());
+        assert_eq!(
+            again,
+            serde_json::from_str::<serde_json::Value>(&json).unwrap()
+        );
         assert_eq!(again["sha256:m1"], serde_json::json!([[blob, 7]]));
     }
 }

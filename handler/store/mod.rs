@@ -139,13 +139,20 @@ impl RunStore {
 
     /// [`Store::write_json`] streamed where the backend can: the JSON of a repository of a
     /// million images (its plan, its manifests' blobs) is not held whole beside them.
+    /// `pretty` indents it for people to read; a cache only the handler reads is written
+    /// compact (a fifth smaller).
     async fn write_streamed(
         &self,
         name: &str,
         value: &(impl Serialize + Sync),
+        pretty: bool,
     ) -> Result<(), StoreError> {
         let write = |out: &mut dyn std::io::Write| {
-            serde_json::to_writer_pretty(out, value).map_err(std::io::Error::from)
+            match pretty {
+                true => serde_json::to_writer_pretty(out, value),
+                false => serde_json::to_writer(out, value),
+            }
+            .map_err(std::io::Error::from)
         };
         self.backend.write_from(name, &write).await
     }
@@ -208,7 +215,7 @@ impl RunStore {
         repository: &str,
         blobs: &crate::run::inventory::Staying<'_>,
     ) -> Result<(), StoreError> {
-        self.write_streamed(&blobs_name(registry, repository), blobs)
+        self.write_streamed(&blobs_name(registry, repository), blobs, false)
             .await
     }
 
@@ -367,7 +374,7 @@ impl RunStore {
         plan: &(impl Serialize + Sync),
     ) -> Result<(), StoreError> {
         let name = self.run_object(run_id, &plan_name(repository))?;
-        self.write_streamed(&name, plan).await
+        self.write_streamed(&name, plan, true).await
     }
 
     /// A repository's plan in a run, if written.
