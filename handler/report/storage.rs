@@ -50,13 +50,15 @@ impl StorageFreed {
 pub type Blob = (BlobDigest, u64);
 
 /// The blobs of one repository's manifests, read for the storage figures: each read
-/// manifest's digest (shared with the plan) and its blobs, one list after another in one
-/// vector (48 bytes a blob, 24 a manifest; a repository may have a million).
+/// manifest's digest (shared with the plan) and where its blobs are in one vector of them
+/// all (48 bytes a blob, 24 a manifest; a repository may have a million). A list an
+/// earlier run remembered is pointed into where it was read, not copied.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BlobIndex {
-    /// Each manifest read, in the order read, with the end of its blobs in `blobs`.
-    read: Vec<(Digest, usize)>,
-    /// The read manifests' blobs, in the same order.
+    /// Each manifest read, in the order read, with where its blobs are in `blobs` (start,
+    /// end).
+    read: Vec<(Digest, u32, u32)>,
+    /// The blobs of the read manifests (and of remembered ones no longer listed).
     blobs: Vec<Blob>,
     /// Manifests whose body could not be read.
     pub unknown: HashSet<Digest>,
@@ -75,19 +77,44 @@ pub struct Mark {
 }
 
 impl BlobIndex {
-    /// Adds a manifest's blobs.
+    /// An index whose blob vector starts as `blobs` (lists remembered by an earlier run, for
+    /// [`BlobIndex::point`]).
+    pub fn adopting(blobs: Vec<Blob>) -> BlobIndex {
+        BlobIndex {
+            blobs,
+            ..BlobIndex::default()
+        }
+    }
+
+    /// Adds a manifest's blobs; past 2³² blobs in all, it is left unread instead.
     pub fn insert(&mut self, manifest: Digest, blobs: impl IntoIterator<Item = Blob>) {
+        let start = self.blobs.len();
         self.blobs.extend(blobs);
-        self.read.push((manifest, self.blobs.len()));
+        match (u32::try_from(start), u32::try_from(self.blobs.len())) {
+            (Ok(start), Ok(end)) => self.read.push((manifest, start, end)),
+            _ => {
+                self.blobs.truncate(start);
+                self.unread.insert(manifest);
+            }
+        }
+    }
+
+    /// Adds a manifest whose blobs are already in the vector, at `start..end`.
+    pub fn point(&mut self, manifest: Digest, start: u32, end: u32) {
+        match (start as usize) <= (end as usize) && (end as usize) <= self.blobs.len() {
+            true => self.read.push((manifest, start, end)),
+            false => {
+                self.unread.insert(manifest);
+            }
+        }
     }
 
     /// Every manifest read, with its blobs, in the order read.
     pub fn iter(&self) -> impl Iterator<Item = (&Digest, &[Blob])> {
-        let starts = std::iter::once(0).chain(self.read.iter().map(|(_, end)| *end));
-        self.read
-            .iter()
-            .zip(starts)
-            .map(|((digest, end), start)| (digest, &self.blobs[start..*end]))
+        self.read.iter().map(|(digest, start, end)| {
+            let blobs = self.blobs.get(*start as usize..*end as usize);
+            (digest, blobs.unwrap_or(&[]))
+        })
     }
 
     /// How many manifests were read.
@@ -252,6 +279,25 @@ mod tests {
         assert_eq!(human_bytes(1023), "1023 B");
         assert_eq!(human_bytes(1536), "1.5 KiB");
         assert_eq!(human_bytes(13_314_398_618), "12.4 GiB");
+    }
+
+    #[test]
+    fn remembered_lists_are_pointed_into_and_a_bad_range_leaves_the_manifest_unread() {
+        let blob = |b: &str, size| (BlobDigest::from(b), size);
+        let mut index = BlobIndex::adopting(vec![blob("a", 1), blob("b", 2), blob("c", 3)]);
+        index.point(Digest::from("sha256:m2"), 1, 3);
+        index.insert(Digest::from("sha256:m1"), [blob("d", 4)]);
+        index.point(Digest::from("sha256:bad"), 2, 9);
+        let lists: Vec<(&str, Vec<u64>)> = index
+            .iter()
+            .map(|(d, blobs)| (d.as_str(), blobs.iter().map(|(_, s)| *s).collect()))
+            .collect();
+        assert_eq!(lists, [("sha256:m2", vec![2, 3]), ("sha256:m1", vec![4])]);
+        assert!(index.unread.contains("sha256:bad"));
+        let mark = index.mark();
+        index.insert(Digest::from("sha256:m3"), [blob("e", 5)]);
+        index.truncate(mark);
+        assert_eq!(index.len(), 2);
     }
 
     #[test]

@@ -33,13 +33,15 @@ pub struct Planned {
 }
 
 /// Lists `repository` and plans it. `Ok(None)` when the repository does not exist.
+/// `known_blobs` (what an earlier run remembered) is awaited only once the plan is made, and
+/// only when it removes manifests: the remembered lists are never held beside the listing.
 pub async fn plan_repository(
     client: &RegistryClient,
     repository: &str,
     scope: Scope,
     concurrency: usize,
     count_storage: bool,
-    known_blobs: KnownBlobs,
+    known_blobs: impl std::future::Future<Output = KnownBlobs>,
 ) -> Result<Option<Planned>, PlanError> {
     let mut tags = if scope.needs_tags() {
         match client.list_tags(repository).await? {
@@ -86,7 +88,7 @@ pub async fn plan_repository(
     let plan = draft.finish(&bodies, &referrers);
     let blobs = match count_storage && plan.manifests.iter().any(|m| m.verdict.is_removed()) {
         false => None,
-        true => Some(blob_index(&plan, bodies, known_blobs)),
+        true => Some(blob_index(&plan, bodies, known_blobs.await)),
     };
     Ok(Some(Planned { plan, blobs }))
 }
@@ -114,7 +116,7 @@ async fn read_bodies(
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KnownBlobs {
     /// Manifest → where its blobs are in `blobs` (start, end).
-    lists: HashMap<BlobDigest, (usize, usize)>,
+    lists: HashMap<BlobDigest, (u32, u32)>,
     blobs: Vec<Blob>,
 }
 
@@ -124,18 +126,23 @@ impl KnownBlobs {
         KnownBlobs::default()
     }
 
-    /// Adds (or replaces) a manifest's blobs.
+    /// Adds (or replaces) a manifest's blobs; past 2³² blobs in all, it is left out (read
+    /// again).
     pub fn insert(&mut self, manifest: &str, blobs: impl IntoIterator<Item = Blob>) {
         let start = self.blobs.len();
         self.blobs.extend(blobs);
-        self.lists
-            .insert(BlobDigest::new(manifest), (start, self.blobs.len()));
+        match (u32::try_from(start), u32::try_from(self.blobs.len())) {
+            (Ok(start), Ok(end)) => {
+                self.lists.insert(BlobDigest::new(manifest), (start, end));
+            }
+            _ => self.blobs.truncate(start),
+        }
     }
 
     /// The blobs of `manifest`, when known.
     pub fn get(&self, manifest: &str) -> Option<&[Blob]> {
         let (start, end) = self.lists.get(&BlobDigest::new(manifest))?;
-        self.blobs.get(*start..*end)
+        self.blobs.get(*start as usize..*end as usize)
     }
 
     /// How many manifests are known.
@@ -208,7 +215,10 @@ fn blob_index(
     bodies: HashMap<String, Body>,
     known: KnownBlobs,
 ) -> BlobIndex {
-    let mut index = BlobIndex::default();
+    // The remembered lists become the index's own, not copies: each manifest of the plan
+    // that an earlier run read points into them.
+    let KnownBlobs { lists, blobs } = known;
+    let mut index = BlobIndex::adopting(blobs);
     let mut read = HashSet::with_capacity(bodies.len());
     for (digest, body) in bodies {
         let digest = Digest::from(digest);
@@ -225,8 +235,8 @@ fn blob_index(
         if read.contains(digest) {
             continue;
         }
-        match known.get(digest) {
-            Some(blobs) => index.insert(digest.clone(), blobs.iter().cloned()),
+        match lists.get(&BlobDigest::new(digest)) {
+            Some(&(start, end)) => index.point(digest.clone(), start, end),
             None => {
                 index.unread.insert(digest.clone());
             }

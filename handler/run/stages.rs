@@ -78,9 +78,11 @@ pub(super) async fn plan_stage(
     let (client, options, journal) = (stages.client, stages.options, stages.journal);
     let scope = scope.with_evidence(stages.gathered.for_repository(name));
     let span = tracing::info_span!("plan repository", purge.repository = name);
-    let known_blobs = match options.count_storage {
-        true => journal.known_blobs(name).await,
-        false => inventory::KnownBlobs::new(),
+    let known_blobs = async {
+        match options.count_storage {
+            true => journal.known_blobs(name).await,
+            false => inventory::KnownBlobs::new(),
+        }
     };
     let planning = plan_repository(
         client,
