@@ -4,7 +4,8 @@
 //! to compare; `BENCH_WRAPPER="heaptrack -o /tmp/purge"` runs the handler under a profiler).
 //!
 //! The `dry run` scenarios list and plan one large repository (`--dry-run`): what the plan
-//! costs in memory, printed as peak RSS per listed item (a tag or a manifest). The
+//! costs in memory, printed as peak RSS per listed item (a tag or a manifest), then again
+//! with the run store the first wrote (the blobs of every manifest remembered). The
 //! `second run` scenario purges the same registry three times, each on a fresh copy: with
 //! the storage figures and a new run store, again with that run store (every manifest's
 //! blobs were seen), and with `--no-storage`; it prints the reads the figures add to each.
@@ -203,7 +204,7 @@ fn wait_with_rss(mut child: std::process::Child) -> (bool, f64) {
     }
 }
 
-/// One `handler purge` against a fresh copy of the scenario's registry.
+/// One `handler purge` against the scenario's registry.
 struct Outcome {
     ok: bool,
     rss: f64,
@@ -211,20 +212,6 @@ struct Outcome {
     loaded: Duration,
     stats: acr_emulator::RateStats,
     deleted: usize,
-}
-
-/// Serves a fresh copy of the scenario's registry and runs `handler purge --ago 1d` on it,
-/// recording in `state` (`None`: `--no-state`), with `--no-storage` when `no_storage`.
-fn purge(
-    scenario: &Scenario,
-    runtime: &tokio::runtime::Runtime,
-    state: Option<&std::path::Path>,
-    no_storage: bool,
-) -> Outcome {
-    let served = Served::new(scenario, runtime);
-    let outcome = served.purge(scenario, "1d", state, no_storage);
-    served.shutdown(runtime);
-    outcome
 }
 
 /// A generated registry served by the emulator.
@@ -358,12 +345,18 @@ fn run(scenario: &Scenario, runtime: &tokio::runtime::Runtime) {
     let no_state = std::env::var("BENCH_NO_STATE").is_ok();
     // The storage figures read every manifest body of a purged repository (reads).
     let no_storage = std::env::var("BENCH_NO_STORAGE").is_ok();
-    let run = purge(
+    // A dry run is run again on the same registry with the run store the first one wrote
+    // (its blobs are remembered by registry and repository).
+    let again_too = scenario.dry_run && !no_state && !no_storage;
+    let served = Served::new(scenario, runtime);
+    let run = served.purge(
         scenario,
-        runtime,
+        "1d",
         (!no_state).then_some(state.path()),
         no_storage,
     );
+    let again = again_too.then(|| served.purge(scenario, "1d", Some(state.path()), false));
+    served.shutdown(runtime);
     let (ok, rss, wall, stats, deleted) = (run.ok, run.rss, run.wall, &run.stats, run.deleted);
     let per =
         |c: &acr_emulator::CategoryStats| format!("{} ({})", c.allowed + c.throttled, c.throttled);
@@ -430,6 +423,17 @@ fn run(scenario: &Scenario, runtime: &tokio::runtime::Runtime) {
     }
     if scenario.second_run && !no_state && !no_storage {
         second_run(scenario, runtime);
+    }
+    if let Some(again) = again {
+        // Every manifest's blobs are remembered: the figures read no body and hold the
+        // remembered lists instead.
+        println!(
+            "  again with the blobs remembered: {}, peak RSS {:.0} MB ({:.0} bytes per item), {} reads",
+            if again.ok { "exit 0" } else { "FAILED" },
+            again.rss,
+            again.rss * 1024.0 * 1024.0 / in_flight as f64,
+            reads(&again.stats)
+        );
     }
 }
 

@@ -18,8 +18,6 @@ use crate::registry::{RateCard, RegistryClient, RegistryError};
 use crate::report::storage::{Blob, Mark};
 use crate::report::{BlobIndex, PlanError};
 use futures::{StreamExt, TryStreamExt};
-use serde::de::{MapAccess, Visitor};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::{HashMap, HashSet};
 
 /// A repository's plan and, when it removes manifests, the blobs of its manifests read so
@@ -109,8 +107,8 @@ async fn read_bodies(
         .await
 }
 
-/// The blobs of the manifests an earlier run read, as the run store remembers them (a JSON
-/// map from manifest digest to `[blob digest, size]` pairs), held as compactly as the
+/// The blobs of the manifests an earlier run read, as the run store remembers them (a line
+/// a manifest, see [`Staying::write_lines`]), held as compactly as the
 /// storage figures' index: manifest digests as [`BlobDigest`]s (no text allocation), every
 /// list in one vector.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -145,6 +143,14 @@ impl KnownBlobs {
         self.blobs.get(*start as usize..*end as usize)
     }
 
+    /// Adds the manifest of one line the run store remembered ([`Staying::write_lines`]).
+    pub fn read_line(&mut self, line: &[u8]) -> Result<(), serde_json::Error> {
+        let (manifest, blobs): (std::borrow::Cow<'_, str>, Vec<Blob>) =
+            serde_json::from_slice(line)?;
+        self.insert(&manifest, blobs);
+        Ok(())
+    }
+
     /// How many manifests are known.
     pub fn len(&self) -> usize {
         self.lists.len()
@@ -156,30 +162,8 @@ impl KnownBlobs {
     }
 }
 
-impl<'de> Deserialize<'de> for KnownBlobs {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<KnownBlobs, D::Error> {
-        struct Lists;
-        impl<'de> Visitor<'de> for Lists {
-            type Value = KnownBlobs;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a map from manifest digest to its [blob digest, size] pairs")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<KnownBlobs, A::Error> {
-                let mut known = KnownBlobs::new();
-                while let Some((manifest, blobs)) =
-                    map.next_entry::<std::borrow::Cow<'de, str>, Vec<Blob>>()?
-                {
-                    known.insert(&manifest, blobs);
-                }
-                Ok(known)
-            }
-        }
-        deserializer.deserialize_map(Lists)
-    }
-}
-
 /// The blobs of the manifests that stay, borrowed from the storage figures' index for the
-/// run store: written as the map [`KnownBlobs`] reads, without a copy of the index's lists.
+/// run store: written as the lines [`KnownBlobs`] reads, without a copy of the index's lists.
 pub struct Staying<'a> {
     /// Every manifest the index read, with its blobs.
     index: &'a BlobIndex,
@@ -199,11 +183,15 @@ impl<'a> Staying<'a> {
             .iter()
             .filter(|(digest, _)| !self.gone.contains(digest.as_str()))
     }
-}
 
-impl Serialize for Staying<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_map(self.iter())
+    /// Writes one line a manifest, `["<digest>",[["<blob digest>",<size>],…]]`, for
+    /// [`KnownBlobs::read_line`].
+    pub fn write_lines(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        for entry in self.iter() {
+            serde_json::to_writer(&mut *out, &entry)?;
+            out.write_all(b"\n")?;
+        }
+        Ok(())
     }
 }
 
@@ -370,7 +358,7 @@ mod tests {
     }
 
     #[test]
-    fn known_blobs_read_the_map_the_run_store_writes() {
+    fn known_blobs_read_the_lines_the_run_store_writes() {
         let blob = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
         let mut index = BlobIndex::default();
         index.insert(Digest::from("sha256:m1"), [(BlobDigest::from(blob), 7)]);
@@ -383,26 +371,29 @@ mod tests {
         );
         index.insert(Digest::from("sha256:gone"), [(BlobDigest::from("x"), 3)]);
         let gone = HashSet::from(["sha256:gone".to_string()]);
-        let json = serde_json::to_string(&Staying::new(&index, &gone)).unwrap();
-        let known: KnownBlobs = serde_json::from_str(&json).unwrap();
+        let mut written = Vec::new();
+        Staying::new(&index, &gone)
+            .write_lines(&mut written)
+            .unwrap();
+        let text = String::from_utf8(written).unwrap();
+        assert_eq!(
+            text.lines().next(),
+            Some(format!(r#"["sha256:m1",[["{blob}",7]]]"#).as_str())
+        );
+        let mut known = KnownBlobs::new();
+        for line in text.lines() {
+            known.read_line(line.as_bytes()).unwrap();
+        }
+        assert!(known.read_line(b"{not a line").is_err());
         assert_eq!(known.len(), 2);
-        let written: Vec<(String, u64)> = known
+        let m2: Vec<(String, u64)> = known
             .get("sha256:m2")
             .unwrap()
             .iter()
             .map(|(b, s)| (b.to_string(), *s))
             .collect();
-        assert_eq!(
-            written,
-            [("odd:blob".to_string(), 1), (blob.to_string(), 7)]
-        );
+        assert_eq!(m2, [("odd:blob".to_string(), 1), (blob.to_string(), 7)]);
         assert_eq!(known.get("sha256:m1").map(<[Blob]>::len), Some(1));
         assert!(known.get("sha256:gone").is_none());
-        let again = serde_json::to_value(Staying::new(&index, &gone)).unwrap();
-        assert_eq!(
-            again,
-            serde_json::from_str::<serde_json::Value>(&json).unwrap()
-        );
-        assert_eq!(again["sha256:m1"], serde_json::json!([[blob, 7]]));
     }
 }

@@ -38,7 +38,12 @@ pub struct AuditReading {
 impl AuditReading {
     /// Takes line `number` (`None`: longer than [`MAX_LINE`]); `last`: the log ends without a
     /// newline after it.
-    fn take(&mut self, number: u64, line: Option<&[u8]>, last: bool) -> Option<AuditLine> {
+    pub(super) fn take(
+        &mut self,
+        number: u64,
+        line: Option<&[u8]>,
+        last: bool,
+    ) -> Option<AuditLine> {
         let Some(line) = line else {
             self.note_corrupt(number);
             return None;
@@ -98,7 +103,8 @@ impl AuditReading {
     }
 }
 
-/// Splits chunks into lines, holding at most one line (of at most [`MAX_LINE`] bytes).
+/// Splits chunks into lines, holding at most one line (of at most [`MAX_LINE`] bytes): for
+/// every object the store reads line by line (the audit log, the remembered blobs).
 #[derive(Default)]
 pub(super) struct Splitter {
     partial: Vec<u8>,
@@ -107,20 +113,21 @@ pub(super) struct Splitter {
 }
 
 impl Splitter {
-    /// Feeds a chunk; `each` hears every complete line.
+    /// Feeds a chunk; `each` hears every complete line: its number (from 1) and its bytes
+    /// (`None`: longer than [`MAX_LINE`]), and `false` (not the object's unended last line).
     pub(super) fn feed(
         &mut self,
         mut chunk: &[u8],
-        reading: &mut AuditReading,
-        each: &mut impl FnMut(AuditLine),
+        each: &mut impl FnMut(u64, Option<&[u8]>, bool),
     ) {
         while let Some(end) = chunk.iter().position(|b| *b == b'\n') {
             self.push(&chunk[..end]);
             self.number += 1;
-            let line = (!self.overlong).then_some(self.partial.as_slice());
-            if let Some(parsed) = reading.take(self.number, line, false) {
-                each(parsed);
-            }
+            each(
+                self.number,
+                (!self.overlong).then_some(self.partial.as_slice()),
+                false,
+            );
             self.partial.clear();
             self.overlong = false;
             chunk = &chunk[end + 1..];
@@ -128,16 +135,13 @@ impl Splitter {
         self.push(chunk);
     }
 
-    /// Ends the log: a last line without a newline is taken too.
-    pub(super) fn finish(mut self, reading: &mut AuditReading, each: &mut impl FnMut(AuditLine)) {
+    /// Ends the object: a last line without a newline is heard too, with `true`.
+    pub(super) fn finish(self, each: &mut impl FnMut(u64, Option<&[u8]>, bool)) {
         if self.partial.is_empty() && !self.overlong {
             return;
         }
-        self.number += 1;
         let line = (!self.overlong).then_some(self.partial.as_slice());
-        if let Some(parsed) = reading.take(self.number, line, true) {
-            each(parsed);
-        }
+        each(self.number + 1, line, true);
     }
 
     fn push(&mut self, bytes: &[u8]) {

@@ -139,20 +139,13 @@ impl RunStore {
 
     /// [`Store::write_json`] streamed where the backend can: the JSON of a repository of a
     /// million images (its plan, its manifests' blobs) is not held whole beside them.
-    /// `pretty` indents it for people to read; a cache only the handler reads is written
-    /// compact (a fifth smaller).
     async fn write_streamed(
         &self,
         name: &str,
         value: &(impl Serialize + Sync),
-        pretty: bool,
     ) -> Result<(), StoreError> {
         let write = |out: &mut dyn std::io::Write| {
-            match pretty {
-                true => serde_json::to_writer_pretty(out, value),
-                false => serde_json::to_writer(out, value),
-            }
-            .map_err(std::io::Error::from)
+            serde_json::to_writer_pretty(out, value).map_err(std::io::Error::from)
         };
         self.backend.write_from(name, &write).await
     }
@@ -200,22 +193,52 @@ impl RunStore {
     /// The blobs of `repository`'s manifests that an earlier run read (digest → blobs):
     /// a manifest's blobs never change for its digest, so the storage figures read only the
     /// bodies not seen before.
+    ///
+    /// One manifest a line, read chunk by chunk (a repository of a million images remembers
+    /// a quarter of a gigabyte of them: never held whole beside what they are read into). A
+    /// line that does not read is left out (its manifest's body is read again), and said.
     pub async fn known_blobs(
         &self,
         registry: &str,
         repository: &str,
     ) -> Result<Option<crate::run::inventory::KnownBlobs>, StoreError> {
-        self.read_json(&blobs_name(registry, repository)).await
+        use futures::TryStreamExt;
+        let name = blobs_name(registry, repository);
+        let Some(mut chunks) = self.backend.read_chunks(&name).await? else {
+            return Ok(None);
+        };
+        let mut known = crate::run::inventory::KnownBlobs::new();
+        let mut unread = 0u64;
+        let mut lines = audit::Splitter::default();
+        let mut take = |_, line: Option<&[u8]>, _| {
+            if line.is_none_or(|line| known.read_line(line).is_err()) {
+                unread += 1;
+            }
+        };
+        while let Some(chunk) = chunks.try_next().await? {
+            lines.feed(&chunk, &mut take);
+        }
+        lines.finish(&mut take);
+        if unread > 0 {
+            let location = self.location();
+            tracing::warn!(
+                "run store ({location}): {name}: {unread} lines did not read; their manifests are read again"
+            );
+        }
+        Ok(Some(known))
     }
 
-    /// Remembers the blobs of `repository`'s manifests (those that stay after a run).
+    /// Remembers the blobs of `repository`'s manifests (those that stay after a run), one
+    /// manifest a line.
     pub async fn write_known_blobs(
         &self,
         registry: &str,
         repository: &str,
         blobs: &crate::run::inventory::Staying<'_>,
     ) -> Result<(), StoreError> {
-        self.write_streamed(&blobs_name(registry, repository), blobs, false)
+        let write = |out: &mut dyn std::io::Write| blobs.write_lines(out);
+        self.backend
+            .write_from(&blobs_name(registry, repository), &write)
             .await
     }
 
@@ -374,7 +397,7 @@ impl RunStore {
         plan: &(impl Serialize + Sync),
     ) -> Result<(), StoreError> {
         let name = self.run_object(run_id, &plan_name(repository))?;
-        self.write_streamed(&name, plan, true).await
+        self.write_streamed(&name, plan).await
     }
 
     /// A repository's plan in a run, if written.
@@ -418,10 +441,15 @@ impl RunStore {
             return Ok(reading);
         };
         let mut lines = audit::Splitter::default();
+        let mut take = |number, line: Option<&[u8]>, last| {
+            if let Some(parsed) = reading.take(number, line, last) {
+                each(parsed);
+            }
+        };
         while let Some(chunk) = chunks.try_next().await? {
-            lines.feed(&chunk, &mut reading, &mut each);
+            lines.feed(&chunk, &mut take);
         }
-        lines.finish(&mut reading, &mut each);
+        lines.finish(&mut take);
         if let Some(left_out) = reading.left_out() {
             let location = self.location();
             match reading.corrupt {
@@ -554,10 +582,11 @@ fn deployed_name(registry: &str) -> String {
     format!("registries/{}/deployed.json", segment(registry))
 }
 
-/// `registries/{registry}/blobs/{repository}.json`: the storage figures' memory.
+/// `registries/{registry}/blobs/{repository}.jsonl`: the storage figures' memory, a line
+/// a manifest.
 fn blobs_name(registry: &str, repository: &str) -> String {
     format!(
-        "registries/{}/blobs/{}.json",
+        "registries/{}/blobs/{}.jsonl",
         segment(registry),
         segment(repository)
     )
