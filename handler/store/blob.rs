@@ -3,14 +3,16 @@
 //! blobs, appends go to append blobs (in blocks of at most 4 MiB), and a lease is a blob
 //! lease, which expires when its holder stops renewing it.
 
-use super::backend::{Acquired, Backend, CHUNK, Chunks, LeaseHandle, StoreError, StoreErrorKind};
+use super::backend::{
+    Acquired, Backend, CHUNK, Chunks, LeaseHandle, StoreError, StoreErrorKind, WriteFn,
+};
 use async_trait::async_trait;
 use azure_core::credentials::TokenCredential;
 use azure_core::http::{RequestContent, StatusCode, Url};
 use azure_storage_blob::models::{
     AppendBlobClientCreateOptions, BlobClientAcquireLeaseResultHeaders, BlobClientDownloadOptions,
     BlobClientGetPropertiesResultHeaders, BlobClientUploadOptions,
-    BlobContainerClientListBlobsOptions, LeaseState,
+    BlobContainerClientListBlobsOptions, BlockLookupList, LeaseState,
 };
 use azure_storage_blob::{BlobContainerClient, BlobContainerClientOptions};
 use futures::{StreamExt, TryStreamExt};
@@ -19,6 +21,9 @@ use std::sync::{Arc, Mutex};
 
 /// The most an append blob takes in one block.
 const MAX_APPEND_BLOCK: usize = 4 * 1024 * 1024;
+
+/// The size of each block an object streamed in ([`Backend::write_from`]) is sent in.
+const STAGE_BLOCK: usize = 4 * 1024 * 1024;
 
 /// A blob container holding run stores' objects.
 pub struct BlobBackend {
@@ -69,6 +74,50 @@ impl BlobBackend {
         })
     }
 
+    fn io_error(&self, action: String, error: &std::io::Error) -> StoreError {
+        StoreError {
+            location: self.url.clone(),
+            action,
+            error: error.to_string(),
+            kind: StoreErrorKind::Storage,
+        }
+    }
+
+    /// Sends the spooled object `file` as blocks of [`STAGE_BLOCK`] bytes, then commits them
+    /// in order as blob `name` (replacing any): it becomes visible whole or not at all.
+    async fn write_blocks(&self, name: &str, file: &mut std::fs::File) -> Result<(), StoreError> {
+        use std::io::Read;
+        let blob = self.container.blob_client(name).block_blob_client();
+        let mut ids = Vec::new();
+        loop {
+            let mut block = Vec::with_capacity(STAGE_BLOCK);
+            (&mut *file)
+                .take(STAGE_BLOCK as u64)
+                .read_to_end(&mut block)
+                .map_err(|e| self.io_error(format!("reading back {name}"), &e))?;
+            if block.is_empty() {
+                break;
+            }
+            // Block ids of one length (the service requires it), in order.
+            let id = format!("block-{:08}", ids.len()).into_bytes();
+            let length = block.len() as u64;
+            blob.stage_block(&id, length, RequestContent::from(block), None)
+                .await
+                .map_err(|e| self.error(format!("writing {name}"), &e))?;
+            ids.push(id);
+        }
+        let list = BlockLookupList {
+            latest: Some(ids),
+            ..BlockLookupList::default()
+        };
+        let list = RequestContent::try_from(list)
+            .map_err(|e| self.error(format!("writing {name}"), &e))?;
+        blob.commit_block_list(list, None)
+            .await
+            .map(drop)
+            .map_err(|e| self.error(format!("writing {name}"), &e))
+    }
+
     fn error(&self, action: String, error: &azure_core::Error) -> StoreError {
         StoreError {
             location: self.url.clone(),
@@ -86,6 +135,37 @@ impl BlobBackend {
             Err(e) if status(&e) == Some(StatusCode::Conflict) => Ok(()),
             Err(e) => Err(self.error(format!("creating {name}"), &e)),
         }
+    }
+}
+
+/// A file in the system's temporary folder, removed when dropped, for an object on its way
+/// to the store.
+struct Spool {
+    path: std::path::PathBuf,
+}
+
+impl Spool {
+    fn new() -> Spool {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let file = format!("acr-purge-{}-{n}.partial", std::process::id());
+        Spool {
+            path: std::env::temp_dir().join(file),
+        }
+    }
+
+    fn create(&self) -> std::io::Result<std::fs::File> {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&self.path)
+    }
+}
+
+impl Drop for Spool {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
     }
 }
 
@@ -155,6 +235,36 @@ impl Backend for BlobBackend {
             .await
             .map(|_| ())
             .map_err(|e| self.error(format!("writing {name}"), &e))
+    }
+
+    /// The writer runs to a local file first (it is synchronous, and a repository's plan can
+    /// be hundreds of megabytes); an object of one block is then uploaded whole, a larger one
+    /// a block at a time: never held whole in memory.
+    async fn write_from(&self, name: &str, write: &WriteFn<'_>) -> Result<(), StoreError> {
+        use std::io::{Read, Seek, Write};
+        let spool = Spool::new();
+        let mut file = spool
+            .create()
+            .and_then(|file| {
+                let mut out = std::io::BufWriter::new(file);
+                write(&mut out)?;
+                out.flush()?;
+                let mut file = out.into_inner().map_err(|e| e.into_error())?;
+                file.rewind()?;
+                Ok(file)
+            })
+            .map_err(|e| self.io_error(format!("writing {name}"), &e))?;
+        let length = file
+            .metadata()
+            .map_err(|e| self.io_error(format!("writing {name}"), &e))?
+            .len();
+        if length > STAGE_BLOCK as u64 {
+            return self.write_blocks(name, &mut file).await;
+        }
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)
+            .map_err(|e| self.io_error(format!("reading back {name}"), &e))?;
+        self.write(name, bytes).await
     }
 
     async fn append(&self, name: &str, data: Vec<u8>) -> Result<(), StoreError> {
