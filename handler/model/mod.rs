@@ -6,11 +6,13 @@
 //! ([`Timestamp`]), media types as an enum ([`MediaType`]), each written back exactly as
 //! received. The registry client parses these; the planner reads them without the client.
 
+mod lists;
 mod media;
 mod shared;
 mod shrinking;
 mod time;
 
+pub use lists::{RareList, TagList};
 pub use media::MediaType;
 pub use shared::{Digest, Interner, Shared, TagName};
 pub use shrinking::filter_map_shrinking;
