@@ -502,26 +502,14 @@ impl KeepReason {
             KeepReason::KeptByMinUntagged { rule, rank } => format!(
                 "kept by minUntaggedManifests of rule {rule} (most recent #{rank} untagged)"
             ),
-            KeepReason::OverDeletionLimit(limit) => {
-                let OverLimit {
-                    limit,
-                    count,
-                    total,
-                } = &**limit;
-                format!(
-                    "the plan would take away {count} of the repository's {total} tagged images, over --max-deletions {limit}: nothing here is deleted"
-                )
-            }
-            KeepReason::OverRunDeletionLimit(limit) => {
-                let OverLimit {
-                    limit,
-                    count,
-                    total,
-                } = &**limit;
-                format!(
-                    "the run's plans would take away {count} of the {total} tagged images it covers, over --max-run-deletions {limit}: nothing in the run is deleted"
-                )
-            }
+            KeepReason::OverDeletionLimit(over) => format!(
+                "the plan would take away {} of the repository's {} tagged images, over --max-deletions {}: nothing here is deleted",
+                over.count, over.total, over.limit
+            ),
+            KeepReason::OverRunDeletionLimit(over) => format!(
+                "the run's plans would take away {} of the {} tagged images it covers, over --max-run-deletions {}: nothing in the run is deleted",
+                over.count, over.total, over.limit
+            ),
             KeepReason::Protected { pattern } => format!("protected by {pattern:?}"),
             KeepReason::SignatureOfKept { subject } => {
                 format!("cosign signature of {subject}, which is kept")

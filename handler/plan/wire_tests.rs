@@ -2,16 +2,10 @@
 //! its payloads were boxed and shared (`items.golden.jsonl`, written by the code before that
 //! change), items written then read back the same, and each item's size is pinned.
 
-use super::fixture::{Listing, Manifest};
 use super::verdict::{every_delete_reason, every_keep_reason};
 use super::{KeepReason, ManifestDecision, TagDecision, Verdict};
-use crate::policy::{Policy, Rule, RuleSpec};
-use chrono::Utc;
 use serde_json::json;
 use std::mem::size_of;
-
-/// Two days, in minutes.
-const DAYS: i64 = 2 * 24 * 60;
 
 const GOLDEN: &str = include_str!("items.golden.jsonl");
 
@@ -110,68 +104,4 @@ fn plan_items_stay_small() {
         "{}",
         size_of::<ManifestDecision>()
     );
-}
-
-/// Deletes the tags `filter` matches (older than a day), and untagged manifests.
-fn purge(filter: &str) -> Policy {
-    let rule = Rule::build(RuleSpec {
-        filters: &[filter.to_string()],
-        ago: Some("1d"),
-        keep: 0,
-        untagged: true,
-        untagged_only: false,
-        include_locked: false,
-        not_pulled_for: None,
-        vulnerable_min: None,
-        bounds: Default::default(),
-    })
-    .expect("a valid rule");
-    Policy {
-        rules: vec![rule],
-        ..Policy::default()
-    }
-}
-
-#[test]
-fn a_manifest_keeping_all_its_tags_shares_them_with_kept_tags() {
-    let listing = Listing::new(Utc::now())
-        .with(
-            Manifest::image("whole")
-                .age(DAYS)
-                .tag("keep-a", DAYS)
-                .tag("keep-b", DAYS),
-        )
-        .with(
-            Manifest::image("part")
-                .age(DAYS)
-                .tag("keep-c", DAYS)
-                .tag("old", DAYS),
-        );
-    let plan = listing
-        .plan("r", &purge("r:^old$"))
-        .expect("filters evaluate")
-        .expect("the policy covers r");
-    let kept = |name: &str| {
-        let manifest = plan
-            .manifests
-            .iter()
-            .find(|m| listing.name_of(&m.digest) == Some(name))
-            .expect("in the plan");
-        match &manifest.verdict {
-            Verdict::Keep {
-                reason: KeepReason::Tagged { tags },
-            } => (manifest.tags.clone(), tags.clone()),
-            other => panic!("{name}: {other:?}"),
-        }
-    };
-    let (listed, kept_tags) = kept("whole");
-    assert_eq!(kept_tags, listed);
-    assert!(kept_tags.shares(&listed), "one allocation for both");
-    let (listed, kept_tags) = kept("part");
-    assert_eq!(listed.len(), 2);
-    assert_eq!(
-        kept_tags.iter().map(|t| t.as_str()).collect::<Vec<_>>(),
-        ["keep-c"]
-    );
-    assert!(!kept_tags.shares(&listed));
 }
