@@ -231,7 +231,7 @@ pub(super) fn decide(
     drop(present);
     model::filter_map_shrinking(manifests, |manifest| {
         let digest = manifest.digest?;
-        let (mut verdict, unlock) = match states.remove(&digest)? {
+        let (verdict, unlock) = match states.remove(&digest)? {
             State::Keep(reason) => (Verdict::keep(reason), false),
             State::Candidate(c) => {
                 let by_age = c.rules.first().map(|&r| scope.rules[r].number);
@@ -254,7 +254,7 @@ pub(super) fn decide(
                 (Verdict::Delete { reason }, c.unlock)
             }
         };
-        let tags = listed_tags(manifest.tags, &mut verdict);
+        let tags = listed_tags(manifest.tags, &verdict);
         Some(ManifestDecision {
             digest,
             media_type: manifest.media_type,
@@ -271,7 +271,7 @@ pub(super) fn decide(
 
 /// A manifest's listed tags, as one allocation shared with its `keptTags` when it keeps
 /// them all (the common case: one allocation a tagged manifest, not two).
-fn listed_tags(listed: Option<Vec<TagName>>, verdict: &mut Verdict) -> TagList {
+fn listed_tags(listed: Option<Vec<TagName>>, verdict: &Verdict) -> TagList {
     match verdict {
         Verdict::Keep {
             reason: KeepReason::Tagged { tags: kept },
