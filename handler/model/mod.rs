@@ -7,12 +7,14 @@
 //! received. The registry client parses these; the planner reads them without the client.
 
 mod blob_digest;
+mod lists;
 mod media;
 mod shared;
 mod shrinking;
 mod time;
 
 pub use blob_digest::BlobDigest;
+pub use lists::{RareList, TagList};
 pub use media::MediaType;
 pub use shared::{Digest, Interner, Shared, TagName};
 pub use shrinking::filter_map_shrinking;

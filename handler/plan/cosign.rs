@@ -101,7 +101,7 @@ pub(super) fn settle(
             if !decision.verdict.is_delete() {
                 decision.verdict = Verdict::Delete {
                     reason: DeleteReason::SignatureOfDeleted {
-                        subject: subject.clone(),
+                        subject: Digest::from(&subject),
                     },
                 };
             }
@@ -109,7 +109,7 @@ pub(super) fn settle(
                 decision.after.push(Digest::from(subject));
             }
             tags[t].verdict = Verdict::Cascade {
-                via: signature.to_string(),
+                via: Digest::from(signature),
             };
             changed = true;
         }
@@ -126,10 +126,12 @@ pub(super) fn settle(
         };
         tags[t].verdict = Verdict::keep(if removed(manifests, &subject) {
             KeepReason::SignatureManifestKept {
-                manifest: tags[t].digest.to_string(),
+                manifest: tags[t].digest.clone(),
             }
         } else {
-            KeepReason::SignatureOfKept { subject }
+            KeepReason::SignatureOfKept {
+                subject: subject.into(),
+            }
         });
     }
 }

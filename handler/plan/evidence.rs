@@ -169,7 +169,7 @@ impl Evidence {
     ) -> Option<KeepReason> {
         if let Some(resource) = self.in_use(digest, tags_now) {
             return Some(KeepReason::InUse {
-                resource: resource.clone(),
+                resource: resource.as_str().into(),
             });
         }
         ranks
@@ -183,7 +183,7 @@ impl Evidence {
     pub(super) fn keeps_tag(&self, tag: &str, updated: Option<&Timestamp>) -> Option<KeepReason> {
         match self.in_use.as_ref().and_then(|u| u.tags.get(tag)) {
             Some(resource) => Some(KeepReason::InUse {
-                resource: resource.clone(),
+                resource: resource.as_str().into(),
             }),
             None => self.fresh(updated),
         }
@@ -203,9 +203,11 @@ impl Evidence {
     pub(super) fn vulnerable(&self, min: Severity, digest: &str) -> Result<(), KeepReason> {
         match &self.findings {
             None => Err(KeepReason::FindingsUnknown {
-                why: "no findings were read".to_string(),
+                why: "no findings were read".into(),
             }),
-            Some(Findings::Unknown(why)) => Err(KeepReason::FindingsUnknown { why: why.clone() }),
+            Some(Findings::Unknown(why)) => Err(KeepReason::FindingsUnknown {
+                why: why.as_str().into(),
+            }),
             Some(Findings::Known(worst)) => match worst.get(digest) {
                 Some(severity) if *severity >= min => Ok(()),
                 _ => Err(KeepReason::NotVulnerable { min }),
@@ -221,10 +223,10 @@ impl Evidence {
         tags: &[&str],
         digest: &str,
     ) -> Result<(), KeepReason> {
-        let unknown = |why: String| Err(KeepReason::PullsUnknown { why });
+        let unknown = |why: &str| Err(KeepReason::PullsUnknown { why: why.into() });
         match &self.pulls {
-            None => unknown("no pull logs were read".to_string()),
-            Some(Pulls::Unknown(why)) => unknown(why.clone()),
+            None => unknown("no pull logs were read"),
+            Some(Pulls::Unknown(why)) => unknown(why),
             Some(Pulls::Known {
                 since,
                 by_digest,
@@ -233,11 +235,11 @@ impl Evidence {
                 match since {
                     None => {
                         return unknown(
-                            "the pull logs hold no event of the registry in the window".to_string(),
+                            "the pull logs hold no event of the registry in the window",
                         );
                     }
                     Some(since) if *since > window_start => {
-                        return unknown(format!(
+                        return unknown(&format!(
                             "the pull logs start at {}, after the window's start {}",
                             since.format("%Y-%m-%dT%H:%M:%SZ"),
                             window_start.format("%Y-%m-%dT%H:%M:%SZ")
@@ -345,7 +347,7 @@ mod tests {
         assert_eq!(reason(&plan, "c"), Some("inUse"));
         let tag_b = plan.tags.iter().find(|t| t.name == "b").expect("tag b");
         assert!(
-            matches!(&tag_b.verdict, Verdict::Keep { reason: KeepReason::InUse { resource } } if resource == "/apps/web"),
+            matches!(&tag_b.verdict, Verdict::Keep { reason: KeepReason::InUse { resource } } if &**resource == "/apps/web"),
             "{tag_b:?}"
         );
         // Without the evidence, all four go: the protection is what keeps them.

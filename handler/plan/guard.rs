@@ -15,7 +15,7 @@
 //! `RunError::OverDeletionLimit` (exit 1, HTTP 500, an error span: the failed-run alert
 //! fires), or be `Partial` when other problems occurred too. A dry run fails the same way.
 
-use super::{KeepReason, RepositoryPlan, Verdict};
+use super::{KeepReason, OverLimit, RepositoryPlan, Verdict};
 use crate::policy::DeletionLimit;
 use std::collections::BTreeMap;
 
@@ -38,11 +38,11 @@ pub fn enforce(plan: &mut RepositoryPlan, limit: DeletionLimit) -> Option<KeepRe
     if count <= limit.allowed(total) {
         return None;
     }
-    let reason = KeepReason::OverDeletionLimit {
+    let reason = KeepReason::OverDeletionLimit(Box::new(OverLimit {
         limit: limit.to_string(),
         count,
         total,
-    };
+    }));
     refuse(plan, &reason);
     Some(reason)
 }
@@ -75,10 +75,12 @@ pub fn over_run_limit<'p>(
 ) -> Option<KeepReason> {
     let (count, _) = run_taken_away(plans, before);
     let total = images;
-    (count > limit.allowed(total)).then(|| KeepReason::OverRunDeletionLimit {
-        limit: limit.to_string(),
-        count,
-        total,
+    (count > limit.allowed(total)).then(|| {
+        KeepReason::OverRunDeletionLimit(Box::new(OverLimit {
+            limit: limit.to_string(),
+            count,
+            total,
+        }))
     })
 }
 

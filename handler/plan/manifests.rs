@@ -17,7 +17,7 @@
 
 use super::scope::{Item, rank_newest_first, timestamp};
 use super::{Body, DeleteReason, KeepReason, ManifestDecision, Scope, TagDecision, Verdict};
-use crate::model::{self, Digest, ManifestAttributes, TagName};
+use crate::model::{self, Digest, ManifestAttributes, TagList, TagName};
 use chrono::{DateTime, Utc};
 use std::collections::{HashMap, HashSet};
 
@@ -175,7 +175,7 @@ pub(super) fn decide(
     mut candidates: HashMap<Digest, Candidate>,
     bodies: &HashMap<String, Body>,
     referrers: &HashMap<String, Vec<String>>,
-    locked_signatures: &HashMap<String, String>,
+    locked_signatures: &HashMap<String, TagName>,
 ) -> Vec<ManifestDecision> {
     let deleted_tags: HashSet<&str> = tags
         .iter()
@@ -242,7 +242,10 @@ pub(super) fn decide(
                 });
                 let reason = match (c.orphan_of, by_age, beyond) {
                     (Some(subject), Some(rule), _) | (Some(subject), None, Some((rule, _))) => {
-                        DeleteReason::OrphanReferrer { rule, subject }
+                        DeleteReason::OrphanReferrer {
+                            rule,
+                            subject: subject.into(),
+                        }
                     }
                     (None, Some(rule), _) => DeleteReason::Untagged { rule },
                     (None, None, Some((_, reason))) => reason,
@@ -252,18 +255,30 @@ pub(super) fn decide(
                 (Verdict::Delete { reason }, c.unlock)
             }
         };
+        let tags = listed_tags(manifest.tags, &verdict);
         Some(ManifestDecision {
             digest,
             media_type: manifest.media_type,
-            tags: manifest.tags.unwrap_or_default(),
+            tags,
             last_update_time: manifest.last_update_time,
             image_size: manifest.image_size,
             locked: manifest.changeable_attributes.is_locked(),
             unlock,
             verdict,
-            after: Vec::new(),
+            after: Default::default(),
         })
     })
+}
+
+/// A manifest's listed tags, as one allocation shared with its `keptTags` when it keeps
+/// them all (the common case: one allocation a tagged manifest, not two).
+fn listed_tags(listed: Option<Vec<TagName>>, verdict: &Verdict) -> TagList {
+    match verdict {
+        Verdict::Keep {
+            reason: KeepReason::Tagged { tags: kept },
+        } if **kept == *listed.as_deref().unwrap_or_default() => kept.clone(),
+        _ => TagList::from(listed),
+    }
 }
 
 /// Keeps candidates that cannot be deleted safely: unknown type, unreadable body, or a
@@ -287,7 +302,7 @@ fn screen(
         Some(Body::Found(body)) => match &body.subject {
             Some(subject) if present.contains(subject.digest.as_str()) => {
                 State::Keep(KeepReason::Referrer {
-                    subject: subject.digest.clone(),
+                    subject: Digest::from(&subject.digest),
                 })
             }
             Some(subject) => State::Candidate(Box::new(Candidate {
@@ -306,15 +321,15 @@ fn keep_reason(
     manifest: &ManifestAttributes,
     deleted_tags: &HashSet<&str>,
 ) -> KeepReason {
-    let mut remaining: Vec<TagName> = manifest
+    let remaining: TagList = manifest
         .tag_names()
         .iter()
         .filter(|t| !deleted_tags.contains(t.as_str()))
         .cloned()
         .collect();
     if !remaining.is_empty() {
-        // Kept for the whole run (`keptTags`): no room for four where one is left.
-        remaining.shrink_to_fit();
+        // Kept for the whole run (`keptTags`), held at its length; the manifest's own
+        // `tags` share it when it keeps them all (`listed_tags`).
         return KeepReason::Tagged { tags: remaining };
     }
     let time = timestamp(manifest.last_update_time.as_ref());
@@ -368,7 +383,7 @@ fn protect_children(
             };
             if weak {
                 *state = State::Keep(KeepReason::IndexChild {
-                    parent: parent.to_string(),
+                    parent: parent.clone(),
                 });
                 work.push(Digest::from(child.digest.as_str()));
             }
@@ -402,7 +417,9 @@ fn keep_subjects_of_kept_referrers(
         for (subject, referrer) in blocked {
             states.insert(
                 subject.clone(),
-                State::Keep(KeepReason::KeptReferrer { referrer }),
+                State::Keep(KeepReason::KeptReferrer {
+                    referrer: referrer.into(),
+                }),
             );
             kept.push(subject);
         }
@@ -502,10 +519,10 @@ pub(super) fn cascade(
             .filter(|d| d.verdict.is_removed())
             .map(|d| d.digest.clone())
             .collect();
-        let mut via: HashMap<&str, &str> = HashMap::new();
+        let mut via: HashMap<&str, &Digest> = HashMap::new();
         for subject in &removed {
             for referrer in referrers.get(subject.as_str()).into_iter().flatten() {
-                via.entry(referrer.as_str()).or_insert(subject.as_str());
+                via.entry(referrer.as_str()).or_insert(subject);
             }
         }
         let mut changed = false;
@@ -518,7 +535,7 @@ pub(super) fn cascade(
                     Some(subject.clone())
                 }
                 reason if !reason.must_survive_subject() => {
-                    via.get(decision.digest.as_str()).map(|s| s.to_string())
+                    via.get(decision.digest.as_str()).map(|&s| s.clone())
                 }
                 _ => None,
             };

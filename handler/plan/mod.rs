@@ -24,20 +24,23 @@ mod tags;
 #[cfg(test)]
 mod tests;
 mod verdict;
+#[cfg(test)]
+mod wire_tests;
 
 pub use cosign::cosign_subject;
 pub use evidence::Evidence;
 pub use scope::Scope;
-pub use verdict::{DeleteReason, KeepReason, Verdict};
+pub use verdict::{DeleteReason, KeepReason, OverLimit, Verdict};
 
 use crate::model::{
-    Digest, ManifestAttributes, ManifestBody, MediaType, TagAttributes, TagName, Timestamp,
+    Digest, ManifestAttributes, ManifestBody, MediaType, RareList, TagAttributes, TagList, TagName,
+    Timestamp,
 };
 use crate::policy::MatchError;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
-/// The decision on one tag.
+/// The decision on one tag: 88 bytes, pinned by a unit test.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TagDecision {
@@ -56,7 +59,8 @@ pub struct TagDecision {
     pub verdict: Verdict,
 }
 
-/// The decision on one manifest.
+/// The decision on one manifest: 128 bytes, pinned by a unit test (a repository may hold a
+/// million of them).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ManifestDecision {
@@ -64,8 +68,8 @@ pub struct ManifestDecision {
     pub digest: Digest,
     /// Media type from the listing.
     pub media_type: Option<MediaType>,
-    /// Tags on it when listed.
-    pub tags: Vec<TagName>,
+    /// Tags on it when listed (shared with its `keptTags` when it keeps them all).
+    pub tags: TagList,
     /// Its `lastUpdateTime` as received.
     pub last_update_time: Option<Timestamp>,
     /// Its `imageSize` as received.
@@ -79,8 +83,8 @@ pub struct ManifestDecision {
     #[serde(flatten)]
     pub verdict: Verdict,
     /// Manifests that must be deleted before this one (parent indexes, signed subjects).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub after: Vec<Digest>,
+    #[serde(default, skip_serializing_if = "<[Digest]>::is_empty")]
+    pub after: RareList<Digest>,
 }
 
 /// Everything decided for one repository.
@@ -351,12 +355,12 @@ impl Draft {
 }
 
 /// Signed manifest → a locked cosign signature tag of it (first one, in server order).
-fn locked_signatures(tags: &[TagDecision], pending: &[usize]) -> HashMap<String, String> {
+fn locked_signatures(tags: &[TagDecision], pending: &[usize]) -> HashMap<String, TagName> {
     let mut found = HashMap::new();
     for &t in pending {
         let tag = &tags[t];
         if let Some(subject) = cosign_subject(&tag.name).filter(|_| tag.locked) {
-            found.entry(subject).or_insert_with(|| tag.name.to_string());
+            found.entry(subject).or_insert_with(|| tag.name.clone());
         }
     }
     found

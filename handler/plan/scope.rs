@@ -169,7 +169,7 @@ pub(super) fn timestamp(value: Option<&Timestamp>) -> Result<DateTime<Utc>, Keep
         Some(time) => time
             .instant()
             .ok_or_else(|| KeepReason::TimestampUnreadable {
-                value: time.to_string(),
+                value: time.to_string().into(),
             }),
     }
 }

@@ -34,7 +34,9 @@ pub(super) fn decide(
         let locked = tag.changeable_attributes.is_locked();
         let mut unlock = false;
         let verdict = if let Some(pattern) = protecting(scope, repository, &tag.name)? {
-            Verdict::keep(KeepReason::Protected { pattern })
+            Verdict::keep(KeepReason::Protected {
+                pattern: pattern.into(),
+            })
         } else if let Some(reason) = scope
             .evidence
             .keeps_tag(&tag.name, tag.last_update_time.as_ref())
@@ -42,7 +44,9 @@ pub(super) fn decide(
             Verdict::keep(reason)
         } else if let Some(subject) = cosign_subject(&tag.name).filter(|s| known_manifest(s)) {
             pending.push(decisions.len());
-            Verdict::keep(KeepReason::SignatureOfKept { subject })
+            Verdict::keep(KeepReason::SignatureOfKept {
+                subject: subject.into(),
+            })
         } else {
             let bounds: Vec<Option<usize>> = bound_ranks
                 .iter()
@@ -196,7 +200,7 @@ fn evaluate(
                             delete = Some((
                                 DeleteReason::Matched {
                                     rule: rule.number,
-                                    filter: filter.as_str().to_string(),
+                                    filter: filter.as_str().into(),
                                 },
                                 locked,
                             ));

@@ -4,7 +4,7 @@
 
 use super::fixture::{Listing, Manifest, Time, cosign_tag_of};
 use super::verdict::{every_delete_reason, every_keep_reason};
-use super::{RepositoryPlan, Verdict};
+use super::{KeepReason, RepositoryPlan, Verdict};
 use crate::policy::{Bounds, Filter, Policy, Rule, RuleSpec};
 use chrono::Utc;
 use std::collections::BTreeSet;
@@ -597,4 +597,48 @@ fn max_untagged_spares_index_children_and_keep_does_not_save_from_it() {
     .map(|(n, d)| (n, d.to_string()))
     .collect();
     assert_eq!(got, want);
+}
+
+#[test]
+fn a_manifest_keeping_all_its_tags_shares_them_with_kept_tags() {
+    let listing = Listing::new(Utc::now())
+        .with(
+            Manifest::image("whole")
+                .age(2 * DAY)
+                .tag("keep-a", 2 * DAY)
+                .tag("keep-b", 2 * DAY),
+        )
+        .with(
+            Manifest::image("part")
+                .age(2 * DAY)
+                .tag("keep-c", 2 * DAY)
+                .tag("old", 2 * DAY),
+        );
+    let plan = listing
+        .plan("r", &policy(rule(&["r:^old$"], "1d", 0, true, false)))
+        .expect("filters evaluate")
+        .expect("the policy covers r");
+    let kept = |name: &str| {
+        let manifest = plan
+            .manifests
+            .iter()
+            .find(|m| listing.name_of(&m.digest) == Some(name))
+            .expect("in the plan");
+        match &manifest.verdict {
+            Verdict::Keep {
+                reason: KeepReason::Tagged { tags },
+            } => (manifest.tags.clone(), tags.clone()),
+            other => panic!("{name}: {other:?}"),
+        }
+    };
+    let (listed, kept_tags) = kept("whole");
+    assert_eq!(kept_tags, listed);
+    assert!(kept_tags.shares(&listed), "one allocation for both");
+    let (listed, kept_tags) = kept("part");
+    assert_eq!(listed.len(), 2);
+    assert_eq!(
+        kept_tags.iter().map(|t| t.as_str()).collect::<Vec<_>>(),
+        ["keep-c"]
+    );
+    assert!(!kept_tags.shares(&listed));
 }

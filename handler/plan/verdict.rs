@@ -4,10 +4,12 @@
 //! wildcard, so a new reason does not compile until someone has decided what it means for
 //! safety.
 
+use crate::model::{Digest, TagList, TagName};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-/// The fate of one tag or manifest.
+/// The fate of one tag or manifest: 32 bytes (every reason's text is boxed or shared, and
+/// the deletion limits are behind one pointer), pinned by a unit test.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "decision", rename_all = "camelCase")]
 pub enum Verdict {
@@ -27,7 +29,7 @@ pub enum Verdict {
     /// manifest; a referrer that the registry deletes with its subject).
     Cascade {
         /// The manifest whose deletion removes it.
-        via: String,
+        via: Digest,
     },
 }
 
@@ -60,7 +62,7 @@ pub enum DeleteReason {
         /// The rule (1-based).
         rule: usize,
         /// The filter that matched.
-        filter: String,
+        filter: Box<str>,
     },
     /// A manifest has no tag left, is older than the cut-off and nothing references it.
     Untagged {
@@ -72,7 +74,7 @@ pub enum DeleteReason {
     /// cut-off.
     SignatureOfDeleted {
         /// The signed manifest.
-        subject: String,
+        subject: Digest,
     },
     /// An untagged referrer (signature, SBOM, attestation) whose subject is not in the
     /// repository, older than the rule's cut-off: swept as untagged (acr purge never
@@ -81,7 +83,7 @@ pub enum DeleteReason {
         /// The rule (1-based).
         rule: usize,
         /// The absent subject.
-        subject: String,
+        subject: Digest,
     },
     /// A tag the rule's filter matches, ranked beyond its `maxTags` most recent: deleted
     /// even when younger than the cut-off or among its `--keep`.
@@ -127,7 +129,7 @@ pub enum KeepReason {
     /// The timestamp cannot be parsed, so the age is unknown.
     TimestampUnreadable {
         /// The value as received.
-        value: String,
+        value: Box<str>,
     },
     /// Locked (`deleteEnabled` or `writeEnabled` false) and `--include-locked` not given.
     Locked,
@@ -155,69 +157,57 @@ pub enum KeepReason {
         rank: usize,
     },
     /// The plan would take away more of the repository's tagged images than
-    /// `--max-deletions` allows: nothing in the repository is deleted.
-    OverDeletionLimit {
-        /// The limit (`5`, `50%`).
-        limit: String,
-        /// Tagged images the plan would take away.
-        count: u64,
-        /// Tagged images in the repository.
-        total: u64,
-    },
+    /// `--max-deletions` allows: nothing in the repository is deleted. `count` is the
+    /// tagged images the plan would take away, `total` those in the repository.
+    OverDeletionLimit(Box<OverLimit>),
     /// The run's plans together would take away more of the tagged images it covers than
-    /// `--max-run-deletions` allows: nothing in the run is deleted.
-    OverRunDeletionLimit {
-        /// The limit (`5`, `50%`).
-        limit: String,
-        /// Tagged images the run's plans would take away (with what earlier invocations of
-        /// a resumed run took away).
-        count: u64,
-        /// Tagged images the run covers.
-        total: u64,
-    },
+    /// `--max-run-deletions` allows: nothing in the run is deleted. `count` is the tagged
+    /// images the run's plans would take away (with what earlier invocations of a resumed
+    /// run took away), `total` those the run covers.
+    OverRunDeletionLimit(Box<OverLimit>),
     /// The tag matches a `protect` pattern.
     Protected {
         /// The pattern.
-        pattern: String,
+        pattern: Box<str>,
     },
     /// A cosign-style signature tag of a manifest that stays.
     SignatureOfKept {
         /// The signed manifest.
-        subject: String,
+        subject: Digest,
     },
     /// A cosign-style signature tag whose own manifest stays (locked, referenced, or
     /// tagged otherwise) although the signed manifest is deleted.
     SignatureManifestKept {
         /// The signature's manifest.
-        manifest: String,
+        manifest: Digest,
     },
     /// A cosign-style signature tag of this manifest is locked: the tag is never deleted
     /// (not even with its manifest), so the manifest it signs stays too.
     SignatureLocked {
         /// The locked signature tag.
-        tag: String,
+        tag: TagName,
     },
     /// The manifest still has tags after this run.
     Tagged {
         /// The tags it keeps (`keptTags`: a manifest's own `tags` are those it was listed
-        /// with).
+        /// with; the same allocation as those when it keeps them all).
         #[serde(rename = "keptTags")]
-        tags: Vec<crate::model::TagName>,
+        tags: TagList,
     },
     /// A child of an index that stays.
     IndexChild {
         /// The index.
-        parent: String,
+        parent: Digest,
     },
     /// A referrer (signature, SBOM, attestation) of a manifest that stays.
     Referrer {
         /// The manifest it refers to.
-        subject: String,
+        subject: Digest,
     },
     /// A referrer of this manifest must stay, and deleting a manifest deletes its referrers.
     KeptReferrer {
         /// The referrer that stays.
-        referrer: String,
+        referrer: Digest,
     },
     /// The listing reports no media type, so its kind is unknown (as acr purge).
     NoMediaType,
@@ -227,7 +217,7 @@ pub enum KeepReason {
     /// it now.
     InUse {
         /// The workload's resource id.
-        resource: String,
+        resource: Box<str>,
     },
     /// Among the repository's `keepDeployed` most recently deployed digests.
     RecentlyDeployed {
@@ -250,7 +240,7 @@ pub enum KeepReason {
     /// window), so it counts as pulled.
     PullsUnknown {
         /// Why.
-        why: String,
+        why: Box<str>,
     },
     /// A rule with `vulnerable` selects only images carrying a Defender for Cloud finding at
     /// least `min` severe, and this one carries none.
@@ -262,17 +252,29 @@ pub enum KeepReason {
     /// (an unread answer never means "no findings").
     FindingsUnknown {
         /// Why.
-        why: String,
+        why: Box<str>,
     },
     /// A saved plan being applied deletes it, but the registry changed since the plan was
     /// made (`handler apply`): it is kept and reported.
     Drift {
         /// What changed.
-        detail: String,
+        detail: Box<str>,
     },
     /// The registry now holds it as deletable, but the saved plan being applied does not
     /// delete it (`handler apply` deletes nothing else).
     NotInPlan,
+}
+
+/// A deletion limit that a plan goes over and by how much (boxed in its rare [`KeepReason`]s, so that the
+/// verdict every item holds stays small).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OverLimit {
+    /// The limit (`5`, `50%`).
+    pub limit: String,
+    /// Tagged images the plan (or the run's plans) would take away.
+    pub count: u64,
+    /// Tagged images in the repository (or the run).
+    pub total: u64,
 }
 
 impl DeleteReason {
@@ -341,8 +343,8 @@ impl KeepReason {
             KeepReason::KeptByKeep { .. } => "keptByKeep",
             KeepReason::KeptByMinTags { .. } => "keptByMinTags",
             KeepReason::KeptByMinUntagged { .. } => "keptByMinUntagged",
-            KeepReason::OverDeletionLimit { .. } => "overDeletionLimit",
-            KeepReason::OverRunDeletionLimit { .. } => "overRunDeletionLimit",
+            KeepReason::OverDeletionLimit(_) => "overDeletionLimit",
+            KeepReason::OverRunDeletionLimit(_) => "overRunDeletionLimit",
             KeepReason::Protected { .. } => "protected",
             KeepReason::SignatureOfKept { .. } => "signatureOfKept",
             KeepReason::SignatureManifestKept { .. } => "signatureManifestKept",
@@ -378,9 +380,9 @@ impl KeepReason {
             | KeepReason::Tagged { .. }
             | KeepReason::RecentlyPulled { .. }
             | KeepReason::NotVulnerable { .. } => false,
-            KeepReason::OverDeletionLimit { .. }
+            KeepReason::OverDeletionLimit(_)
             | KeepReason::FindingsUnknown { .. }
-            | KeepReason::OverRunDeletionLimit { .. }
+            | KeepReason::OverRunDeletionLimit(_)
             | KeepReason::InUse { .. }
             | KeepReason::RecentlyDeployed { .. }
             | KeepReason::InUseGrace { .. }
@@ -424,8 +426,8 @@ impl KeepReason {
             | KeepReason::KeptByKeep { .. }
             | KeepReason::KeptByMinTags { .. }
             | KeepReason::KeptByMinUntagged { .. }
-            | KeepReason::OverDeletionLimit { .. }
-            | KeepReason::OverRunDeletionLimit { .. }
+            | KeepReason::OverDeletionLimit(_)
+            | KeepReason::OverRunDeletionLimit(_)
             | KeepReason::Protected { .. }
             | KeepReason::SignatureOfKept { .. }
             | KeepReason::SignatureManifestKept { .. }
@@ -457,8 +459,8 @@ impl KeepReason {
             KeepReason::KeptByKeep { .. }
             | KeepReason::KeptByMinTags { .. }
             | KeepReason::KeptByMinUntagged { .. } => 5,
-            KeepReason::OverDeletionLimit { .. }
-            | KeepReason::OverRunDeletionLimit { .. }
+            KeepReason::OverDeletionLimit(_)
+            | KeepReason::OverRunDeletionLimit(_)
             | KeepReason::Protected { .. }
             | KeepReason::InUse { .. }
             | KeepReason::RecentlyDeployed { .. }
@@ -500,19 +502,13 @@ impl KeepReason {
             KeepReason::KeptByMinUntagged { rule, rank } => format!(
                 "kept by minUntaggedManifests of rule {rule} (most recent #{rank} untagged)"
             ),
-            KeepReason::OverDeletionLimit {
-                limit,
-                count,
-                total,
-            } => format!(
-                "the plan would take away {count} of the repository's {total} tagged images, over --max-deletions {limit}: nothing here is deleted"
+            KeepReason::OverDeletionLimit(over) => format!(
+                "the plan would take away {} of the repository's {} tagged images, over --max-deletions {}: nothing here is deleted",
+                over.count, over.total, over.limit
             ),
-            KeepReason::OverRunDeletionLimit {
-                limit,
-                count,
-                total,
-            } => format!(
-                "the run's plans would take away {count} of the {total} tagged images it covers, over --max-run-deletions {limit}: nothing in the run is deleted"
+            KeepReason::OverRunDeletionLimit(over) => format!(
+                "the run's plans would take away {} of the {} tagged images it covers, over --max-run-deletions {}: nothing in the run is deleted",
+                over.count, over.total, over.limit
             ),
             KeepReason::Protected { pattern } => format!("protected by {pattern:?}"),
             KeepReason::SignatureOfKept { subject } => {
@@ -574,33 +570,37 @@ impl Verdict {
 /// One value of every variant (tests): adding a variant without adding it here fails to
 /// compile in the matches above, and this list is checked against them.
 pub(super) fn every_keep_reason() -> Vec<KeepReason> {
-    let t = || "x".to_string();
+    // A fixed instant, so that their JSON can be compared with `items.golden.jsonl`.
+    let now = || DateTime::from_timestamp(1_700_000_000, 123_000_000).unwrap_or_default();
+    fn t<T: From<&'static str>>() -> T {
+        "x".into()
+    }
     vec![
         KeepReason::NotSelected,
         KeepReason::NoFilterMatch,
-        KeepReason::TooYoung { cutoff: Utc::now() },
+        KeepReason::TooYoung { cutoff: now() },
         KeepReason::TimestampMissing,
         KeepReason::TimestampUnreadable { value: t() },
         KeepReason::Locked,
         KeepReason::KeptByKeep { rule: 1, rank: 1 },
         KeepReason::KeptByMinTags { rule: 1, rank: 1 },
         KeepReason::KeptByMinUntagged { rule: 1, rank: 1 },
-        KeepReason::OverDeletionLimit {
+        KeepReason::OverDeletionLimit(Box::new(OverLimit {
             limit: "50%".to_string(),
             count: 9,
             total: 10,
-        },
-        KeepReason::OverRunDeletionLimit {
+        })),
+        KeepReason::OverRunDeletionLimit(Box::new(OverLimit {
             limit: "50%".to_string(),
             count: 9,
             total: 10,
-        },
+        })),
         KeepReason::Protected { pattern: t() },
         KeepReason::SignatureOfKept { subject: t() },
         KeepReason::SignatureManifestKept { manifest: t() },
         KeepReason::SignatureLocked { tag: t() },
         KeepReason::Tagged {
-            tags: vec![t().into()],
+            tags: TagList::from(vec![t()]),
         },
         KeepReason::IndexChild { parent: t() },
         KeepReason::Referrer { subject: t() },
@@ -609,8 +609,8 @@ pub(super) fn every_keep_reason() -> Vec<KeepReason> {
         KeepReason::BodyUnavailable,
         KeepReason::InUse { resource: t() },
         KeepReason::RecentlyDeployed { rank: 1 },
-        KeepReason::InUseGrace { cutoff: Utc::now() },
-        KeepReason::RecentlyPulled { at: Utc::now() },
+        KeepReason::InUseGrace { cutoff: now() },
+        KeepReason::RecentlyPulled { at: now() },
         KeepReason::PullsUnknown { why: t() },
         KeepReason::NotVulnerable {
             min: crate::policy::Severity::High,
@@ -626,15 +626,15 @@ pub(super) fn every_delete_reason() -> Vec<DeleteReason> {
     vec![
         DeleteReason::Matched {
             rule: 1,
-            filter: "r:.*".to_string(),
+            filter: "r:.*".into(),
         },
         DeleteReason::Untagged { rule: 1 },
         DeleteReason::SignatureOfDeleted {
-            subject: "s".to_string(),
+            subject: "s".into(),
         },
         DeleteReason::OrphanReferrer {
             rule: 1,
-            subject: "s".to_string(),
+            subject: "s".into(),
         },
         DeleteReason::BeyondMaxTags {
             rule: 1,

@@ -190,15 +190,18 @@ fn decide_run(
         }
     }
     let refusal = match reason {
-        KeepReason::OverRunDeletionLimit {
-            limit,
-            count,
-            total,
-        } => Some(RunRefusal {
-            limit,
-            count,
-            total,
-        }),
+        KeepReason::OverRunDeletionLimit(over) => {
+            let crate::plan::OverLimit {
+                limit,
+                count,
+                total,
+            } = *over;
+            Some(RunRefusal {
+                limit,
+                count,
+                total,
+            })
+        }
         _ => None,
     };
     (staged, refusal, images)

@@ -231,15 +231,11 @@ fn repository_refusal(repo: &RepositoryReport) -> Option<Refusal> {
 /// The refusal a [`KeepReason::OverDeletionLimit`] stands for.
 pub(super) fn refusal_of(repository: &str, reason: &KeepReason) -> Option<Refusal> {
     match reason {
-        KeepReason::OverDeletionLimit {
-            limit,
-            count,
-            total,
-        } => Some(Refusal {
+        KeepReason::OverDeletionLimit(over) => Some(Refusal {
             repository: repository.to_string(),
-            limit: limit.clone(),
-            count: *count,
-            total: *total,
+            limit: over.limit.clone(),
+            count: over.count,
+            total: over.total,
         }),
         _ => None,
     }

@@ -166,7 +166,9 @@ impl Block {
     fn reason(self) -> KeepReason {
         match self {
             Block::NotInPlan => KeepReason::NotInPlan,
-            Block::Drift(detail) => KeepReason::Drift { detail },
+            Block::Drift(detail) => KeepReason::Drift {
+                detail: detail.into(),
+            },
         }
     }
 }
