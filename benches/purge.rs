@@ -1,10 +1,12 @@
 //! Throughput figures: `cargo bench --bench purge` (set `BENCH_SCALE=N` to multiply sizes).
 //!
-//! 1. The planner alone, in memory: one repository of multi-arch images.
+//! 1. The planner alone, in memory: one repository of multi-arch images, without and with
+//!    in-use protection.
 //! 2. Whole runs against the ACR emulator over loopback HTTP with a simulated round trip,
 //!    at several `--concurrency` values: wall time, requests sent, items deleted per second.
 
 use acr_emulator::{Emulator, ManifestSeed, RepoSeed, Seed, TagSeed};
+use acr_purge::plan::evidence::{Evidence, InUse};
 use acr_purge::plan::fixture::{Listing, Manifest, Snapshot};
 use acr_purge::plan::{Draft, Scope};
 use acr_purge::policy::{Ago, Filter, Policy, Rule};
@@ -37,8 +39,9 @@ fn policy(untagged: bool) -> Policy {
     }
 }
 
-/// Planner throughput over `images` multi-arch images (an index and two children each).
-fn bench_planner(images: usize) {
+/// Planner throughput over `images` multi-arch images (an index and two children each);
+/// with `in_use`, in-use protection is on (a workload runs the newest image by its tag).
+fn bench_planner(images: usize, in_use: bool) {
     let now = chrono::Utc::now();
     let mut listing = Listing::new(now);
     for i in 0..images {
@@ -62,15 +65,31 @@ fn bench_planner(images: usize) {
     // Timed: the planner itself, from the listings to the plan (reading bodies and
     // referrers is I/O in a run, so they are ready here, as the registry would serve them).
     let started = Instant::now();
-    let scope = Scope::new(&policy, "app", now)
+    let mut scope = Scope::new(&policy, "app", now)
         .expect("filters evaluate")
         .expect("covered");
+    if in_use {
+        let workload = "/subscriptions/s/resourceGroups/g/providers/Microsoft.App/containerApps/a";
+        let tag = format!("build-{}", images - 1);
+        scope = scope.with_evidence(Evidence {
+            in_use: Some(InUse {
+                tags: [(tag, workload.to_string())].into(),
+                ..InUse::default()
+            }),
+            ..Evidence::default()
+        });
+    }
     let draft = Draft::new("app", scope, tags, Some(manifests)).expect("draft");
     let plan = draft.finish(&bodies, &referrers);
     let elapsed = started.elapsed();
     let deleted = plan.manifests_to_delete().count();
     println!(
-        "planner: {} manifests ({images} multi-arch images) planned in {:.1} ms ({:.0} manifests/s); {} to delete",
+        "planner{}: {} manifests ({images} multi-arch images) planned in {:.1} ms ({:.0} manifests/s); {} to delete",
+        if in_use {
+            " (in-use protection on)"
+        } else {
+            ""
+        },
         3 * images,
         elapsed.as_secs_f64() * 1e3,
         (3 * images) as f64 / elapsed.as_secs_f64(),
@@ -135,7 +154,8 @@ async fn bench_run(
 
 fn main() {
     let scale = scale();
-    bench_planner(20_000 * scale);
+    bench_planner(20_000 * scale, false);
+    bench_planner(20_000 * scale, true);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -109,13 +109,17 @@ pub enum Pulls {
     Unknown(String),
 }
 
+/// Digest → the workload that runs it through a tag pointing to it now
+/// ([`Evidence::in_use_by_tag`]).
+pub(super) type InUseByTag<'a> = HashMap<&'a str, &'a String>;
+
 impl Evidence {
     /// The `keepDeployed` most recently deployed of the `present` digests, ranked (1 = the
     /// latest): those running now first, then the history's, newest first.
     pub(super) fn deployed_ranks<'a>(
         &self,
         present: impl Iterator<Item = &'a str>,
-        tags_now: &[(&str, &str)],
+        tags_now: &InUseByTag<'_>,
     ) -> HashMap<String, usize> {
         if self.keep_deployed == 0 {
             return HashMap::new();
@@ -137,18 +141,33 @@ impl Evidence {
             .collect()
     }
 
+    /// The digests that a tag pointing to them now (`tags_now`: tag, digest, in server
+    /// order) has a workload run: digest → the workload of its first such tag. One pass
+    /// over the tags, so that each manifest is then looked up, not matched against every
+    /// tag (a repository of 100,000 images would take 10¹⁰ comparisons).
+    pub(super) fn in_use_by_tag<'t>(
+        &'t self,
+        tags_now: impl Iterator<Item = (&'t str, &'t str)>,
+    ) -> InUseByTag<'t> {
+        let Some(in_use) = self.in_use.as_ref().filter(|u| !u.tags.is_empty()) else {
+            return InUseByTag::new();
+        };
+        let mut found = InUseByTag::new();
+        for (tag, digest) in tags_now {
+            if let Some(resource) = in_use.tags.get(tag) {
+                found.entry(digest).or_insert(resource);
+            }
+        }
+        found
+    }
+
     /// The workload running `digest`, by digest or by a tag that points to it now.
-    fn in_use(&self, digest: &str, tags_now: &[(&str, &str)]) -> Option<&String> {
+    fn in_use<'s>(&'s self, digest: &str, tags_now: &InUseByTag<'s>) -> Option<&'s String> {
         let in_use = self.in_use.as_ref()?;
         in_use
             .digests
             .get(digest)
-            .or_else(|| {
-                tags_now
-                    .iter()
-                    .filter(|(_, d)| *d == digest)
-                    .find_map(|(t, _)| in_use.tags.get(*t))
-            })
+            .or_else(|| tags_now.get(digest).copied())
             .or_else(|| {
                 self.deployed_via
                     .get(digest)?
@@ -164,7 +183,7 @@ impl Evidence {
         &self,
         digest: &str,
         updated: Option<&Timestamp>,
-        tags_now: &[(&str, &str)],
+        tags_now: &InUseByTag<'_>,
         ranks: &HashMap<String, usize>,
     ) -> Option<KeepReason> {
         if let Some(resource) = self.in_use(digest, tags_now) {

@@ -186,10 +186,9 @@ pub(super) fn decide(
         .iter()
         .filter_map(|m| m.digest.as_deref())
         .collect();
-    let tags_now: Vec<(&str, &str)> = tags
-        .iter()
-        .map(|t| (t.name.as_str(), t.digest.as_str()))
-        .collect();
+    let tags_now = scope
+        .evidence
+        .in_use_by_tag(tags.iter().map(|t| (t.name.as_str(), t.digest.as_str())));
     let ranks = scope.evidence.deployed_ranks(
         manifests.iter().filter_map(|m| m.digest.as_deref()),
         &tags_now,
