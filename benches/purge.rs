@@ -1,13 +1,13 @@
 //! Throughput figures: `cargo bench --bench purge` (set `BENCH_SCALE=N` to multiply sizes).
 //!
-//! 1. The planner alone, in memory: one repository of multi-arch images, without and with
-//!    in-use protection.
+//! 1. The planner alone, in memory: one repository of multi-arch images, as they are, with
+//!    in-use protection on, and all signed with cosign.
 //! 2. Whole runs against the ACR emulator over loopback HTTP with a simulated round trip,
 //!    at several `--concurrency` values: wall time, requests sent, items deleted per second.
 
 use acr_emulator::{Emulator, ManifestSeed, RepoSeed, Seed, TagSeed};
 use acr_purge::plan::evidence::{Evidence, InUse};
-use acr_purge::plan::fixture::{Listing, Manifest, Snapshot};
+use acr_purge::plan::fixture::{Listing, Manifest, Snapshot, cosign_tag_of};
 use acr_purge::plan::{Draft, Scope};
 use acr_purge::policy::{Ago, Filter, Policy, Rule};
 use acr_purge::registry::{ClientOptions, Endpoint, RateCard, RegistryClient};
@@ -39,9 +39,18 @@ fn policy(untagged: bool) -> Policy {
     }
 }
 
-/// Planner throughput over `images` multi-arch images (an index and two children each);
-/// with `in_use`, in-use protection is on (a workload runs the newest image by its tag).
-fn bench_planner(images: usize, in_use: bool) {
+/// What a planner benchmark adds to its multi-arch images.
+#[derive(Clone, Copy, PartialEq)]
+enum Extra {
+    Nothing,
+    /// In-use protection on: a workload runs the newest image by its tag.
+    InUse,
+    /// Every image signed with cosign (a `sha256-<hex>.sig` tag on a signature manifest).
+    Signed,
+}
+
+/// Planner throughput over `images` multi-arch images (an index and two children each).
+fn bench_planner(images: usize, extra: Extra) {
     let now = chrono::Utc::now();
     let mut listing = Listing::new(now);
     for i in 0..images {
@@ -54,6 +63,10 @@ fn bench_planner(images: usize, in_use: bool) {
                 .age(age)
                 .tag(&format!("build-{i}"), age),
         );
+        if extra == Extra::Signed {
+            let signature = Manifest::image(&format!("i{i}-sig")).age(age);
+            listing.push(signature.tag(&cosign_tag_of(&format!("i{i}")), age));
+        }
     }
     let Snapshot {
         tags,
@@ -68,7 +81,7 @@ fn bench_planner(images: usize, in_use: bool) {
     let mut scope = Scope::new(&policy, "app", now)
         .expect("filters evaluate")
         .expect("covered");
-    if in_use {
+    if extra == Extra::InUse {
         let workload = "/subscriptions/s/resourceGroups/g/providers/Microsoft.App/containerApps/a";
         let tag = format!("build-{}", images - 1);
         scope = scope.with_evidence(Evidence {
@@ -80,19 +93,23 @@ fn bench_planner(images: usize, in_use: bool) {
         });
     }
     let draft = Draft::new("app", scope, tags, Some(manifests)).expect("draft");
+    // What a run asks the draft before it reads (the bodies and referrers it needs).
+    let wanted = draft.bodies_needed().len();
+    let source = draft.referrer_source(20.0);
     let plan = draft.finish(&bodies, &referrers);
     let elapsed = started.elapsed();
+    std::hint::black_box((wanted, source));
     let deleted = plan.manifests_to_delete().count();
     println!(
         "planner{}: {} manifests ({images} multi-arch images) planned in {:.1} ms ({:.0} manifests/s); {} to delete",
-        if in_use {
-            " (in-use protection on)"
-        } else {
-            ""
+        match extra {
+            Extra::Nothing => "",
+            Extra::InUse => " (in-use protection on)",
+            Extra::Signed => " (every image signed)",
         },
-        3 * images,
+        plan.manifests.len(),
         elapsed.as_secs_f64() * 1e3,
-        (3 * images) as f64 / elapsed.as_secs_f64(),
+        plan.manifests.len() as f64 / elapsed.as_secs_f64(),
         deleted
     );
 }
@@ -154,8 +171,9 @@ async fn bench_run(
 
 fn main() {
     let scale = scale();
-    bench_planner(20_000 * scale, false);
-    bench_planner(20_000 * scale, true);
+    bench_planner(20_000 * scale, Extra::Nothing);
+    bench_planner(20_000 * scale, Extra::InUse);
+    bench_planner(20_000 * scale, Extra::Signed);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -194,15 +194,9 @@ impl Draft {
 
     /// Digests whose bodies [`Draft::finish`] needs.
     pub fn bodies_needed(&self) -> Vec<String> {
-        let mut needed = manifests::bodies_needed(&self.manifests, &self.candidates);
+        let needed = manifests::bodies_needed(&self.manifests, &self.candidates);
         // Signature manifests may follow their subject: check that they refer to nothing else.
-        for &t in &self.cosign_pending {
-            let digest = self.tags[t].digest.as_str();
-            if !needed.iter().any(|d| d == digest) {
-                needed.push(digest.to_string());
-            }
-        }
-        needed
+        self.with_signature_manifests(needed)
     }
 
     /// Digests whose referrers [`Draft::finish`] needs (deletion candidates and signature
@@ -211,9 +205,18 @@ impl Draft {
     pub fn referrers_needed(&self) -> Vec<String> {
         let mut needed: Vec<String> = self.candidates.keys().map(|d| d.to_string()).collect();
         needed.sort();
+        self.with_signature_manifests(needed)
+    }
+
+    /// `needed` followed by the manifests of the pending cosign signature tags that it does
+    /// not hold yet, in tag order. A set answers "held yet?" (a repository whose every image
+    /// is signed has as many signatures as images: a scan of the list for each would be
+    /// quadratic).
+    fn with_signature_manifests(&self, mut needed: Vec<String>) -> Vec<String> {
+        let mut held: std::collections::HashSet<String> = needed.iter().cloned().collect();
         for &t in &self.cosign_pending {
             let digest = self.tags[t].digest.as_str();
-            if !needed.iter().any(|d| d == digest) {
+            if held.insert(digest.to_string()) {
                 needed.push(digest.to_string());
             }
         }
