@@ -7,8 +7,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt::{self, Write};
 
 /// A blob (config, layer) digest: 32 bytes for a lowercase `sha256:` digest, the text
-/// otherwise. Two digests are equal when their texts are.
-#[derive(Clone, PartialEq, Eq, Hash)]
+/// otherwise. Two digests are equal when their texts are; the order is only for look-ups.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum BlobDigest {
     /// `sha256:` and these bytes as 64 lowercase hex digits.
     Sha256([u8; 32]),
