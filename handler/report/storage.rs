@@ -68,6 +68,23 @@ pub struct BlobIndex {
     pub unread: HashSet<Digest>,
 }
 
+/// Appends `list` to `blobs`, the one vector that holds many manifests' lists, and says
+/// where it went (start, end); past 2³² blobs in all, nothing is appended (`None`).
+pub fn append_list(
+    blobs: &mut Vec<Blob>,
+    list: impl IntoIterator<Item = Blob>,
+) -> Option<(u32, u32)> {
+    let start = blobs.len();
+    blobs.extend(list);
+    match (u32::try_from(start), u32::try_from(blobs.len())) {
+        (Ok(start), Ok(end)) => Some((start, end)),
+        _ => {
+            blobs.truncate(start);
+            None
+        }
+    }
+}
+
 /// How far a [`BlobIndex`] had read, to take back what was added since
 /// ([`BlobIndex::truncate`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,12 +105,9 @@ impl BlobIndex {
 
     /// Adds a manifest's blobs; past 2³² blobs in all, it is left unread instead.
     pub fn insert(&mut self, manifest: Digest, blobs: impl IntoIterator<Item = Blob>) {
-        let start = self.blobs.len();
-        self.blobs.extend(blobs);
-        match (u32::try_from(start), u32::try_from(self.blobs.len())) {
-            (Ok(start), Ok(end)) => self.read.push((manifest, start, end)),
-            _ => {
-                self.blobs.truncate(start);
+        match append_list(&mut self.blobs, blobs) {
+            Some((start, end)) => self.read.push((manifest, start, end)),
+            None => {
                 self.unread.insert(manifest);
             }
         }

@@ -15,7 +15,7 @@
 use crate::model::{BlobDigest, Digest, ManifestBody};
 use crate::plan::{Body, Draft, ReferrerSource, RepositoryPlan, Scope};
 use crate::registry::{RateCard, RegistryClient, RegistryError};
-use crate::report::storage::{Blob, Mark};
+use crate::report::storage::{Blob, Mark, append_list};
 use crate::report::{BlobIndex, PlanError};
 use futures::{StreamExt, TryStreamExt};
 use std::collections::{HashMap, HashSet};
@@ -129,14 +129,9 @@ impl KnownBlobs {
     /// Adds (or replaces) a manifest's blobs; past 2³² blobs in all, it is left out (read
     /// again).
     pub fn insert(&mut self, manifest: &str, blobs: impl IntoIterator<Item = Blob>) {
-        let start = self.blobs.len();
-        self.blobs.extend(blobs);
-        match (u32::try_from(start), u32::try_from(self.blobs.len())) {
-            (Ok(start), Ok(end)) => {
-                self.lists.push((BlobDigest::new(manifest), start, end));
-                self.sorted = false;
-            }
-            _ => self.blobs.truncate(start),
+        if let Some((start, end)) = append_list(&mut self.blobs, blobs) {
+            self.lists.push((BlobDigest::new(manifest), start, end));
+            self.sorted = false;
         }
     }
 

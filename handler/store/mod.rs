@@ -202,23 +202,17 @@ impl RunStore {
         registry: &str,
         repository: &str,
     ) -> Result<Option<crate::run::inventory::KnownBlobs>, StoreError> {
-        use futures::TryStreamExt;
         let name = blobs_name(registry, repository);
-        let Some(mut chunks) = self.backend.read_chunks(&name).await? else {
-            return Ok(None);
-        };
         let mut known = crate::run::inventory::KnownBlobs::new();
         let mut unread = 0u64;
-        let mut lines = audit::Splitter::default();
         let mut take = |_, line: Option<&[u8]>, _| {
             if line.is_none_or(|line| known.read_line(line).is_err()) {
                 unread += 1;
             }
         };
-        while let Some(chunk) = chunks.try_next().await? {
-            lines.feed(&chunk, &mut take);
+        if !self.each_line(&name, &mut take).await? {
+            return Ok(None);
         }
-        lines.finish(&mut take);
         if unread > 0 {
             let location = self.location();
             tracing::warn!(
@@ -434,22 +428,16 @@ impl RunStore {
         run_id: &str,
         mut each: impl FnMut(AuditLine) + Send,
     ) -> Result<AuditReading, StoreError> {
-        use futures::TryStreamExt;
         let name = self.run_object(run_id, AUDIT)?;
         let mut reading = AuditReading::default();
-        let Some(mut chunks) = self.backend.read_chunks(&name).await? else {
-            return Ok(reading);
-        };
-        let mut lines = audit::Splitter::default();
         let mut take = |number, line: Option<&[u8]>, last| {
             if let Some(parsed) = reading.take(number, line, last) {
                 each(parsed);
             }
         };
-        while let Some(chunk) = chunks.try_next().await? {
-            lines.feed(&chunk, &mut take);
+        if !self.each_line(&name, &mut take).await? {
+            return Ok(reading);
         }
-        lines.finish(&mut take);
         if let Some(left_out) = reading.left_out() {
             let location = self.location();
             match reading.corrupt {
@@ -458,6 +446,26 @@ impl RunStore {
             }
         }
         Ok(reading)
+    }
+
+    /// Hands each line of object `name` to `each` (its number, its bytes or `None` past
+    /// [`audit::MAX_LINE`], and whether it is an unended last line), reading the object a
+    /// chunk at a time; `false` when there is no such object.
+    async fn each_line(
+        &self,
+        name: &str,
+        each: &mut (impl FnMut(u64, Option<&[u8]>, bool) + Send),
+    ) -> Result<bool, StoreError> {
+        use futures::TryStreamExt;
+        let Some(mut chunks) = self.backend.read_chunks(name).await? else {
+            return Ok(false);
+        };
+        let mut lines = audit::Splitter::default();
+        while let Some(chunk) = chunks.try_next().await? {
+            lines.feed(&chunk, each);
+        }
+        lines.finish(each);
+        Ok(true)
     }
 
     /// A run's audit lines, all of them in memory (for a run's own use: what it recorded).
