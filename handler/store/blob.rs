@@ -138,34 +138,61 @@ impl BlobBackend {
     }
 }
 
-/// A file in the system's temporary folder, removed when dropped, for an object on its way
-/// to the store.
+/// An object on its way to the store: held in memory up to one block ([`STAGE_BLOCK`]),
+/// beyond that spilled to a file in the system's temporary folder, removed when dropped.
+#[derive(Default)]
 struct Spool {
-    path: std::path::PathBuf,
+    bytes: Vec<u8>,
+    /// The file spilled to, once the object outgrew one block.
+    path: Option<std::path::PathBuf>,
+    out: Option<std::io::BufWriter<std::fs::File>>,
 }
 
 impl Spool {
-    fn new() -> Spool {
+    /// Moves what is held to a new temporary file, which takes the rest.
+    fn spill(&mut self) -> std::io::Result<()> {
+        use std::io::Write;
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let file = format!("acr-purge-{}-{n}.partial", std::process::id());
-        Spool {
-            path: std::env::temp_dir().join(file),
-        }
-    }
-
-    fn create(&self) -> std::io::Result<std::fs::File> {
-        std::fs::OpenOptions::new()
+        let name = format!("acr-purge-{}-{n}.partial", std::process::id());
+        let path = std::env::temp_dir().join(name);
+        let file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
             .create_new(true)
-            .open(&self.path)
+            .open(&path)?;
+        self.path = Some(path);
+        let mut out = std::io::BufWriter::new(file);
+        out.write_all(&std::mem::take(&mut self.bytes))?;
+        self.out = Some(out);
+        Ok(())
+    }
+}
+
+impl std::io::Write for Spool {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if self.out.is_none() && self.bytes.len() + data.len() > STAGE_BLOCK {
+            self.spill()?;
+        }
+        match self.out.as_mut() {
+            Some(out) => out.write(data),
+            None => {
+                self.bytes.extend_from_slice(data);
+                Ok(data.len())
+            }
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.as_mut().map_or(Ok(()), std::io::Write::flush)
     }
 }
 
 impl Drop for Spool {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        if let Some(path) = &self.path {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
 
@@ -237,34 +264,24 @@ impl Backend for BlobBackend {
             .map_err(|e| self.error(format!("writing {name}"), &e))
     }
 
-    /// The writer runs to a local file first (it is synchronous, and a repository's plan can
-    /// be hundreds of megabytes); an object of one block is then uploaded whole, a larger one
-    /// a block at a time: never held whole in memory.
+    /// The writer's output is held in memory up to one block, then uploaded whole; a larger
+    /// object (a repository's plan can be hundreds of megabytes; the writer is synchronous)
+    /// goes to a local file and is sent a block at a time: never held whole in memory.
     async fn write_from(&self, name: &str, write: &WriteFn<'_>) -> Result<(), StoreError> {
-        use std::io::{Read, Seek, Write};
-        let spool = Spool::new();
-        let mut file = spool
-            .create()
-            .and_then(|file| {
-                let mut out = std::io::BufWriter::new(file);
-                write(&mut out)?;
-                out.flush()?;
-                let mut file = out.into_inner().map_err(|e| e.into_error())?;
-                file.rewind()?;
-                Ok(file)
-            })
+        use std::io::{Seek, Write};
+        let mut spool = Spool::default();
+        write(&mut spool)
+            .and_then(|()| spool.flush())
             .map_err(|e| self.io_error(format!("writing {name}"), &e))?;
-        let length = file
-            .metadata()
-            .map_err(|e| self.io_error(format!("writing {name}"), &e))?
-            .len();
-        if length > STAGE_BLOCK as u64 {
-            return self.write_blocks(name, &mut file).await;
-        }
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes)
-            .map_err(|e| self.io_error(format!("reading back {name}"), &e))?;
-        self.write(name, bytes).await
+        let Some(out) = spool.out.take() else {
+            return self.write(name, std::mem::take(&mut spool.bytes)).await;
+        };
+        let mut file = out
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .and_then(|mut file| file.rewind().map(|()| file))
+            .map_err(|e| self.io_error(format!("writing {name}"), &e))?;
+        self.write_blocks(name, &mut file).await
     }
 
     async fn append(&self, name: &str, data: Vec<u8>) -> Result<(), StoreError> {
