@@ -2,8 +2,9 @@
 //! items take tens of megabytes, and each step from listing to plan to report maps them.
 
 /// `items` mapped in order through `f` (dropping those it maps to `None`). The items are
-/// taken from the back and the source is shrunk as it empties, so the memory of both is
-/// about that of the larger, not their sum.
+/// taken from the back (`f` sees the last item first, which callers that walk a parallel
+/// vector rely on) and the source is shrunk as it empties, so the memory of both is about
+/// that of the larger, not their sum.
 pub fn filter_map_shrinking<T, U>(mut items: Vec<T>, mut f: impl FnMut(T) -> Option<U>) -> Vec<U> {
     /// How many taken items the source may keep room for before it is shrunk.
     const STEP: usize = 4096;
@@ -33,5 +34,11 @@ mod tests {
             .collect();
         assert_eq!(mapped, want);
         assert!(filter_map_shrinking(Vec::<u8>::new(), Some).is_empty());
+        let mut seen = Vec::new();
+        filter_map_shrinking(vec![1, 2, 3], |i| {
+            seen.push(i);
+            Some(i)
+        });
+        assert_eq!(seen, [3, 2, 1], "the last item first");
     }
 }

@@ -16,6 +16,7 @@
 //! saved by `--keep`; then a candidate ranked within a rule's `minUntaggedManifests` stays.
 
 use super::scope::{Item, rank_newest_first, timestamp};
+use super::states::States;
 use super::{Body, DeleteReason, KeepReason, ManifestDecision, Scope, TagDecision, Verdict};
 use crate::model::{self, Digest, ManifestAttributes, TagList, TagName};
 use chrono::{DateTime, Utc};
@@ -159,9 +160,12 @@ pub(super) fn bodies_needed(
         .collect()
 }
 
-enum State {
+/// Where a manifest's decision stands.
+pub(super) enum State {
+    /// Kept, for this reason.
     Keep(KeepReason),
-    /// Boxed: one manifest in ten may be a candidate, and every manifest has a state.
+    /// Still to delete, unless something keeps it. Boxed: one manifest in ten may be a
+    /// candidate, and every manifest has a state.
     Candidate(Box<Candidate>),
 }
 
@@ -182,20 +186,19 @@ pub(super) fn decide(
         .filter(|t| t.verdict.is_delete())
         .map(|t| t.name.as_str())
         .collect();
-    let present: HashSet<&str> = manifests
-        .iter()
-        .filter_map(|m| m.digest.as_deref())
-        .collect();
     let tags_now = scope
         .evidence
         .in_use_by_tag(tags.iter().map(|t| (t.name.as_str(), t.digest.as_str())));
-    let ranks = scope.evidence.deployed_ranks(
-        manifests.iter().filter_map(|m| m.digest.as_deref()),
-        &tags_now,
-    );
-    let mut states: HashMap<Digest, State> = HashMap::new();
-    for manifest in &manifests {
-        let Some(digest) = &manifest.digest else {
+    let mut states = States::new(&manifests);
+    let ranks = scope
+        .evidence
+        .deployed_ranks(states.by_digest.digests(), &tags_now);
+    for (position, manifest) in manifests.iter().enumerate() {
+        let Some(digest) = manifest
+            .digest
+            .as_ref()
+            .filter(|_| states.by_digest.decides_at(position))
+        else {
             continue;
         };
         if let Some(reason) = scope.evidence.keeps_digest(
@@ -205,7 +208,7 @@ pub(super) fn decide(
             &ranks,
         ) {
             candidates.remove(digest);
-            states.insert(digest.clone(), State::Keep(reason));
+            states.set(position, State::Keep(reason));
             continue;
         }
         let state = match (
@@ -213,10 +216,10 @@ pub(super) fn decide(
             locked_signatures.get(digest.as_str()),
         ) {
             (Some(_), Some(tag)) => State::Keep(KeepReason::SignatureLocked { tag: tag.clone() }),
-            (Some(candidate), None) => screen(manifest, candidate, bodies, &present),
+            (Some(candidate), None) => screen(manifest, candidate, bodies, &states),
             (None, _) => State::Keep(keep_reason(scope, manifest, &deleted_tags)),
         };
-        states.insert(digest.clone(), state);
+        states.set(position, state);
     }
     let kept: Vec<Digest> = kept_digests(&states);
     protect_children(&mut states, bodies, kept);
@@ -228,10 +231,12 @@ pub(super) fn decide(
     protect_children(&mut states, bodies, by_min);
     keep_subjects_of_kept_referrers(&mut states, bodies, referrers);
 
-    drop(present);
+    let mut states = states.into_vec();
     model::filter_map_shrinking(manifests, |manifest| {
+        // Mapped from the last manifest to the first: each takes its own state.
+        let state = states.pop().flatten();
         let digest = manifest.digest?;
-        let (verdict, unlock) = match states.remove(&digest)? {
+        let (verdict, unlock) = match state? {
             State::Keep(reason) => (Verdict::keep(reason), false),
             State::Candidate(c) => {
                 let by_age = c.rules.first().map(|&r| scope.rules[r].number);
@@ -288,7 +293,7 @@ fn screen(
     manifest: &ManifestAttributes,
     candidate: Candidate,
     bodies: &HashMap<String, Body>,
-    present: &HashSet<&str>,
+    states: &States<'_>,
 ) -> State {
     let Some(media_type) = manifest.media_type.as_deref() else {
         return State::Keep(KeepReason::NoMediaType);
@@ -299,7 +304,7 @@ fn screen(
     let digest = manifest.digest.as_deref().unwrap_or_default();
     match bodies.get(digest) {
         Some(Body::Found(body)) => match &body.subject {
-            Some(subject) if present.contains(subject.digest.as_str()) => {
+            Some(subject) if states.by_digest.contains(subject.digest.as_str()) => {
                 State::Keep(KeepReason::Referrer {
                     subject: Digest::from(&subject.digest),
                 })
@@ -350,7 +355,7 @@ fn keep_reason(
     best
 }
 
-fn kept_digests(states: &HashMap<Digest, State>) -> Vec<Digest> {
+fn kept_digests(states: &States<'_>) -> Vec<Digest> {
     let mut kept: Vec<Digest> = states
         .iter()
         .filter(|(_, s)| matches!(s, State::Keep(_)))
@@ -364,7 +369,7 @@ fn kept_digests(states: &HashMap<Digest, State>) -> Vec<Digest> {
 /// for a weak reason (a referrer, its age) is marked as an index child, so that deleting its
 /// subject cannot take it away.
 fn protect_children(
-    states: &mut HashMap<Digest, State>,
+    states: &mut States<'_>,
     bodies: &HashMap<String, Body>,
     mut work: Vec<Digest>,
 ) {
@@ -394,7 +399,7 @@ fn protect_children(
 /// referrer that must stay (tagged, locked, an index child, kept by `--keep`…) stays as well,
 /// and so do its children. Repeated until nothing changes.
 fn keep_subjects_of_kept_referrers(
-    states: &mut HashMap<Digest, State>,
+    states: &mut States<'_>,
     bodies: &HashMap<String, Body>,
     referrers: &HashMap<String, Vec<String>>,
 ) {
@@ -414,12 +419,11 @@ fn keep_subjects_of_kept_referrers(
         }
         let mut kept = Vec::new();
         for (subject, referrer) in blocked {
-            states.insert(
-                subject.clone(),
-                State::Keep(KeepReason::KeptReferrer {
+            if let Some(state) = states.get_mut(&subject) {
+                *state = State::Keep(KeepReason::KeptReferrer {
                     referrer: referrer.into(),
-                }),
-            );
+                });
+            }
             kept.push(subject);
         }
         kept.sort();
@@ -431,7 +435,7 @@ fn keep_subjects_of_kept_referrers(
 /// tie-break). Referrers never count: acr purge never considers them, so an orphan
 /// signature must not push a real image out of its slot. A candidate stays when every rule
 /// that selects it keeps it. Returns the digests newly kept.
-fn apply_keep(scope: &Scope, states: &mut HashMap<Digest, State>) -> Vec<Digest> {
+fn apply_keep(scope: &Scope, states: &mut States<'_>) -> Vec<Digest> {
     let mut kept_by: HashMap<Digest, Vec<(usize, usize)>> = HashMap::new();
     for (r, rule) in scope.rules.iter().enumerate().filter(|(_, r)| r.keep > 0) {
         let mut mine: Vec<(&Digest, DateTime<Utc>)> = states
@@ -479,7 +483,7 @@ fn apply_keep(scope: &Scope, states: &mut HashMap<Digest, State>) -> Vec<Digest>
 /// selects it. Returns the digests newly kept.
 fn apply_min(
     scope: &Scope,
-    states: &mut HashMap<Digest, State>,
+    states: &mut States<'_>,
     manifests: &[ManifestAttributes],
     deleted_tags: &HashSet<&str>,
 ) -> Vec<Digest> {

@@ -20,6 +20,7 @@ pub mod fixture;
 pub mod guard;
 mod manifests;
 mod scope;
+mod states;
 mod tags;
 #[cfg(test)]
 mod tests;
@@ -161,12 +162,9 @@ impl Draft {
     ) -> Result<Draft, MatchError> {
         let listed = manifests.is_some();
         let manifests = manifests.unwrap_or_default();
-        // The manifests known to exist: those listed, and those tags point to (borrowed,
-        // not copied: a repository may hold a million of them).
-        let in_listing: std::collections::HashSet<&str> = manifests
-            .iter()
-            .filter_map(|m| m.digest.as_deref())
-            .collect();
+        // The manifests known to exist: those listed, and those tags point to (looked up by
+        // position, not copied: a repository may hold a million of them).
+        let in_listing = states::ByDigest::new(&manifests);
         let unlisted: std::collections::HashSet<Digest> = tags
             .iter()
             .filter(|t| !in_listing.contains(t.digest.as_str()))
