@@ -2,6 +2,9 @@
 //! (two or more per image), and `sha256:` with 64 lowercase hex digits (every digest ACR
 //! stores) takes 32 bytes inline where its text took a 71-byte allocation. Any other text is
 //! kept as it came. Either way it is written back as the very text it was read from.
+//!
+//! Where only sameness counts (the storage figures' index), a blob is held as its
+//! [`BlobKey`]: a 64-bit fingerprint, 8 bytes.
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt::{self, Write};
@@ -22,6 +25,54 @@ impl BlobDigest {
         match sha256_bytes(text) {
             Some(bytes) => BlobDigest::Sha256(bytes),
             None => BlobDigest::Other(text.into()),
+        }
+    }
+}
+
+/// A blob digest's 64-bit fingerprint, for the storage figures' index (8 bytes where a
+/// [`BlobDigest`] takes 40): of a lowercase `sha256:` digest its first 8 bytes (the digest is
+/// already a uniform hash), of any other text a fixed 64-bit hash of the text. (A registry's
+/// digests are content hashes; a made-up one, such as a zero-padded counter, would not
+/// spread over its first 8 bytes.)
+///
+/// The trade: the storage figures are a report, never a deletion decision, and two
+/// different blobs sharing a fingerprint (a chance of about n²/2⁶⁵ among n blobs, under one
+/// in a million for millions of blobs) could only make one removed blob count as shared
+/// (not freed). Fingerprints are never persisted: they are computed anew from the text each
+/// run, so the hash of other text need only be the same within one process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct BlobKey(u64);
+
+impl BlobKey {
+    /// The fingerprint of the digest `text` (the same as of [`BlobDigest::new`]`(text)`).
+    pub fn new(text: &str) -> BlobKey {
+        match sha256_bytes(text) {
+            Some(bytes) => BlobKey::of_sha256(&bytes),
+            None => BlobKey::of_other(text),
+        }
+    }
+
+    fn of_sha256(bytes: &[u8; 32]) -> BlobKey {
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&bytes[..8]);
+        BlobKey(u64::from_be_bytes(first))
+    }
+
+    fn of_other(text: &str) -> BlobKey {
+        use std::hash::Hasher;
+        // Keyless (`new`, not `RandomState`): the same text gives the same fingerprint
+        // throughout the run.
+        let mut hasher = std::hash::DefaultHasher::new();
+        hasher.write(text.as_bytes());
+        BlobKey(hasher.finish())
+    }
+}
+
+impl From<&BlobDigest> for BlobKey {
+    fn from(digest: &BlobDigest) -> BlobKey {
+        match digest {
+            BlobDigest::Sha256(bytes) => BlobKey::of_sha256(bytes),
+            BlobDigest::Other(text) => BlobKey::of_other(text),
         }
     }
 }
@@ -86,7 +137,7 @@ impl<'de> Deserialize<'de> for BlobDigest {
 
 #[cfg(test)]
 mod tests {
-    use super::BlobDigest;
+    use super::{BlobDigest, BlobKey};
 
     const SHA: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
@@ -117,5 +168,22 @@ mod tests {
             assert_ne!(digest, BlobDigest::new(SHA));
         }
         assert_eq!(BlobDigest::new(SHA), BlobDigest::from(SHA));
+    }
+
+    #[test]
+    fn a_fingerprint_is_the_first_8_bytes_of_a_sha256_digest_and_a_hash_of_other_text() {
+        assert_eq!(BlobKey::new(SHA), BlobKey(0x0123_4567_89ab_cdef));
+        let upper = SHA.to_uppercase().replace("SHA256", "sha256");
+        for text in [SHA, upper.as_str(), "sha512:abc", "odd:blob", ""] {
+            assert_eq!(
+                BlobKey::new(text),
+                BlobKey::from(&BlobDigest::new(text)),
+                "{text}"
+            );
+            assert_eq!(BlobKey::new(text), BlobKey::new(text), "{text}");
+        }
+        assert_ne!(BlobKey::new(&upper), BlobKey::new(SHA));
+        assert_ne!(BlobKey::new("odd:a"), BlobKey::new("odd:b"));
+        assert_eq!(std::mem::size_of::<BlobKey>(), 8);
     }
 }
