@@ -22,6 +22,7 @@ pub mod blob;
 pub mod dir;
 mod records;
 pub mod run_id;
+pub mod spool;
 
 pub use audit::AuditReading;
 pub use backend::{Acquired, Backend, CHUNK, Chunks, LeaseHandle, StoreError, StoreErrorKind};
