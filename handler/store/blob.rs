@@ -412,3 +412,29 @@ impl Backend for BlobBackend {
         Ok(Some(self.read(name).await?.unwrap_or_default()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Seek, Write};
+
+    #[test]
+    fn an_object_past_one_block_spills_to_a_temp_file_read_back_whole_and_removed() {
+        let mut spool = Spool::default();
+        spool.write_all(b"small").unwrap();
+        assert!(spool.out.is_none(), "held in memory up to a block");
+        let big = vec![7u8; STAGE_BLOCK];
+        spool.write_all(&big).unwrap();
+        spool.flush().unwrap();
+        let out = spool.out.take().expect("spilled");
+        let mut file = out.into_inner().map_err(|e| e.into_error()).unwrap();
+        let path = file.path().to_path_buf();
+        file.rewind().unwrap();
+        let mut back = Vec::new();
+        file.read_to_end(&mut back).unwrap();
+        assert_eq!(back.len(), 5 + STAGE_BLOCK);
+        assert_eq!(&back[..5], b"small");
+        drop(file);
+        assert!(!path.exists(), "removed when dropped");
+    }
+}
