@@ -30,10 +30,9 @@ impl BlobDigest {
 }
 
 /// A blob digest's 64-bit fingerprint, for the storage figures' index (8 bytes where a
-/// [`BlobDigest`] takes 40): of a lowercase `sha256:` digest its first 8 bytes (the digest is
-/// already a uniform hash), of any other text a fixed 64-bit hash of the text. (A registry's
-/// digests are content hashes; a made-up one, such as a zero-padded counter, would not
-/// spread over its first 8 bytes.)
+/// [`BlobDigest`] takes 40): a fixed 64-bit hash of a lowercase `sha256:` digest's 32 bytes,
+/// or of any other text (all of it: a made-up digest, such as a zero-padded counter,
+/// differs only at its end).
 ///
 /// The trade: the storage figures are a report, never a deletion decision, and two
 /// different blobs sharing a fingerprint (a chance of about n²/2⁶⁵ among n blobs, under one
@@ -52,18 +51,23 @@ impl BlobKey {
         }
     }
 
+    /// All 32 bytes are hashed, not only the first 8: digests made up by hand (test
+    /// fixtures, `sha256:000…0001`) differ only at their end.
     fn of_sha256(bytes: &[u8; 32]) -> BlobKey {
-        let mut first = [0u8; 8];
-        first.copy_from_slice(&bytes[..8]);
-        BlobKey(u64::from_be_bytes(first))
+        BlobKey::hashed(0, bytes)
     }
 
     fn of_other(text: &str) -> BlobKey {
+        BlobKey::hashed(1, text.as_bytes())
+    }
+
+    /// A keyless hash (`new`, not `RandomState`: the same text gives the same fingerprint
+    /// throughout the run) of `kind` then `bytes`.
+    fn hashed(kind: u8, bytes: &[u8]) -> BlobKey {
         use std::hash::Hasher;
-        // Keyless (`new`, not `RandomState`): the same text gives the same fingerprint
-        // throughout the run.
         let mut hasher = std::hash::DefaultHasher::new();
-        hasher.write(text.as_bytes());
+        hasher.write_u8(kind);
+        hasher.write(bytes);
         BlobKey(hasher.finish())
     }
 }
@@ -171,8 +175,12 @@ mod tests {
     }
 
     #[test]
-    fn a_fingerprint_is_the_first_8_bytes_of_a_sha256_digest_and_a_hash_of_other_text() {
-        assert_eq!(BlobKey::new(SHA), BlobKey(0x0123_4567_89ab_cdef));
+    fn a_fingerprint_hashes_the_whole_digest() {
+        // Zero-padded counters differ only in their last bytes.
+        let counter = |n: u32| format!("sha256:{n:064x}");
+        let keys: std::collections::HashSet<BlobKey> =
+            (0..1000).map(|n| BlobKey::new(&counter(n))).collect();
+        assert_eq!(keys.len(), 1000);
         let upper = SHA.to_uppercase().replace("SHA256", "sha256");
         for text in [SHA, upper.as_str(), "sha512:abc", "odd:blob", ""] {
             assert_eq!(

@@ -393,8 +393,7 @@ mod tests {
         (BlobDigest::from(text), size)
     }
 
-    /// A lowercase `sha256:` digest, of `n` (a real hash, as a registry's digests are: a
-    /// zero-padded counter would share its first 8 bytes, the fingerprint, with every other).
+    /// A lowercase `sha256:` digest, of `n` (a real hash, as a registry's digests are).
     fn sha(n: u64) -> String {
         use sha2::Digest as _;
         let hash = sha2::Sha256::digest(n.to_le_bytes());
