@@ -13,7 +13,7 @@ mod shared;
 mod shrinking;
 mod time;
 
-pub use blob_digest::BlobDigest;
+pub use blob_digest::{BlobDigest, BlobKey};
 pub use lists::{RareList, TagList};
 pub use media::MediaType;
 pub use shared::{Digest, Interner, Shared, TagName};

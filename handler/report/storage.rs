@@ -5,10 +5,19 @@
 //! `--exact-storage` reads every repository ([`ExactStorage`]). The listing's `imageSize`
 //! of the removed manifests is the upper bound. Manifest bodies themselves (a few KiB) are
 //! not counted.
+//!
+//! Blobs are told apart by their 64-bit fingerprints ([`BlobKey`]: 16 bytes a blob with its
+//! size, where the digest took 48), not their digests: a repository of a million images
+//! holds a few million. The trade is deliberate: these figures are a report, never a
+//! deletion decision, and two different blobs sharing a fingerprint (a chance of about
+//! n²/2⁶⁵ among n blobs, under one in a million for millions) could only make one removed
+//! blob count as shared, so not freed. The full lists, which the run store remembers for
+//! the next run, wait on local disk ([`LineSpool`]), not in memory.
 
 use super::{Outcome, RepositoryReport};
-use crate::model::{BlobDigest, Digest};
+use crate::model::{BlobDigest, BlobKey, Digest};
 use crate::plan::Verdict;
+use crate::store::spool::LineSpool;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 
@@ -46,20 +55,37 @@ impl StorageFreed {
     }
 }
 
-/// One blob a manifest references: its digest and size in bytes.
+/// One blob a manifest references, as read and remembered: its digest and size in bytes.
 pub type Blob = (BlobDigest, u64);
+
+/// One blob as the index holds it: its fingerprint and size in bytes (16 bytes where a
+/// [`Blob`] takes 48).
+pub type KeyedBlob = (BlobKey, u64);
 
 /// The blobs of one repository's manifests, read for the storage figures: each read
 /// manifest's digest (shared with the plan) and where its blobs are in one vector of them
-/// all (48 bytes a blob, 24 a manifest; a repository may have a million). A list an
-/// earlier run remembered is pointed into where it was read, not copied.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// all, as fingerprints (16 bytes a blob, 28 a manifest; a repository may have a million).
+/// A list an earlier run remembered is pointed into where it was read, not copied.
+///
+/// The full lists (blob digests as text, for the run store to remember) are not held: each
+/// list joins a [`LineSpool`] on disk as the line the run store will hold, and
+/// [`BlobIndex::write_lines`] copies those of the manifests wanted.
+///
+/// Two indexes are equal when they hold the same manifests with the same blobs (by
+/// fingerprint) and the same unknown and unread ones; their spooled lines are not compared.
+/// A clone shares the spool.
+#[derive(Debug, Clone, Default)]
 pub struct BlobIndex {
     /// Each manifest read, in the order read, with where its blobs are in `blobs` (start,
     /// end).
     read: Vec<(Digest, u32, u32)>,
+    /// The line of `lists` each manifest of `read` is spooled as, in the same order.
+    lines: Vec<u32>,
     /// The blobs of the read manifests (and of remembered ones no longer listed).
-    blobs: Vec<Blob>,
+    blobs: Vec<KeyedBlob>,
+    /// The full lists, one line a manifest (more than the index holds: lists remembered for
+    /// manifests no longer listed, and reads taken back).
+    lists: LineSpool,
     /// Manifests whose body could not be read.
     pub unknown: HashSet<Digest>,
     /// Manifests whose bodies were not read yet: a removed one left unread counts by its
@@ -68,14 +94,19 @@ pub struct BlobIndex {
     pub unread: HashSet<Digest>,
 }
 
+impl PartialEq for BlobIndex {
+    fn eq(&self, other: &BlobIndex) -> bool {
+        self.iter().eq(other.iter()) && self.unknown == other.unknown && self.unread == other.unread
+    }
+}
+
+impl Eq for BlobIndex {}
+
 /// Appends `list` to `blobs`, the one vector that holds many manifests' lists, and says
 /// where it went (start, end); past 2³² blobs in all, nothing is appended (`None`).
-pub fn append_list(
-    blobs: &mut Vec<Blob>,
-    list: impl IntoIterator<Item = Blob>,
-) -> Option<(u32, u32)> {
+pub fn append_list(blobs: &mut Vec<KeyedBlob>, list: &[Blob]) -> Option<(u32, u32)> {
     let start = blobs.len();
-    blobs.extend(list);
+    blobs.extend(list.iter().map(|(blob, size)| (BlobKey::from(blob), *size)));
     match (u32::try_from(start), u32::try_from(blobs.len())) {
         (Ok(start), Ok(end)) => Some((start, end)),
         _ => {
@@ -83,6 +114,15 @@ pub fn append_list(
             None
         }
     }
+}
+
+/// Appends the line the run store remembers `manifest`'s `blobs` as,
+/// `["<manifest>",[["<blob digest>",<size>],…]]`, to `lists`, and says its number (`None`
+/// past 2³² lines).
+pub fn spool_list(lists: &LineSpool, manifest: &str, blobs: &[Blob]) -> Option<u32> {
+    let line = lists
+        .push(|out| serde_json::to_writer(out, &(manifest, blobs)).map_err(std::io::Error::from));
+    u32::try_from(line).ok()
 }
 
 /// How far a [`BlobIndex`] had read, to take back what was added since
@@ -94,41 +134,93 @@ pub struct Mark {
 }
 
 impl BlobIndex {
-    /// An index whose blob vector starts as `blobs` (lists remembered by an earlier run, for
-    /// [`BlobIndex::point`]).
-    pub fn adopting(blobs: Vec<Blob>) -> BlobIndex {
+    /// An index whose blob vector starts as `blobs` and whose spool as `lists` (lists
+    /// remembered by an earlier run, for [`BlobIndex::point`]).
+    pub fn adopting(blobs: Vec<KeyedBlob>, lists: LineSpool) -> BlobIndex {
         BlobIndex {
             blobs,
+            lists,
             ..BlobIndex::default()
         }
     }
 
-    /// Adds a manifest's blobs; past 2³² blobs in all, it is left unread instead.
-    pub fn insert(&mut self, manifest: Digest, blobs: impl IntoIterator<Item = Blob>) {
-        match append_list(&mut self.blobs, blobs) {
-            Some((start, end)) => self.read.push((manifest, start, end)),
+    /// Adds a manifest's blobs (their fingerprints here, their list to the spool); past 2³²
+    /// blobs or lines in all, it is left unread instead.
+    pub fn insert(&mut self, manifest: Digest, blobs: &[Blob]) {
+        let added = append_list(&mut self.blobs, blobs).and_then(|(start, end)| {
+            match spool_list(&self.lists, &manifest, blobs) {
+                Some(line) => Some((start, end, line)),
+                None => {
+                    self.blobs.truncate(start as usize);
+                    None
+                }
+            }
+        });
+        match added {
+            Some((start, end, line)) => {
+                self.read.push((manifest, start, end));
+                self.lines.push(line);
+            }
             None => {
                 self.unread.insert(manifest);
             }
         }
     }
 
-    /// Adds a manifest whose blobs are already in the vector, at `start..end`.
-    pub fn point(&mut self, manifest: Digest, start: u32, end: u32) {
-        match (start as usize) <= (end as usize) && (end as usize) <= self.blobs.len() {
-            true => self.read.push((manifest, start, end)),
+    /// Adds a manifest whose blobs are already in the vector, at `start..end`, and whose
+    /// list is line `line` of the spool.
+    pub fn point(&mut self, manifest: Digest, start: u32, end: u32, line: u32) {
+        let fits = (start as usize) <= (end as usize)
+            && (end as usize) <= self.blobs.len()
+            && (line as usize) < self.lists.len();
+        match fits {
+            true => {
+                self.read.push((manifest, start, end));
+                self.lines.push(line);
+            }
             false => {
                 self.unread.insert(manifest);
             }
         }
     }
 
-    /// Every manifest read, with its blobs, in the order read.
-    pub fn iter(&self) -> impl Iterator<Item = (&Digest, &[Blob])> {
+    /// Every manifest read, with its blobs' fingerprints, in the order read.
+    pub fn iter(&self) -> impl Iterator<Item = (&Digest, &[KeyedBlob])> {
         self.read.iter().map(|(digest, start, end)| {
             let blobs = self.blobs.get(*start as usize..*end as usize);
             (digest, blobs.unwrap_or(&[]))
         })
+    }
+
+    /// Writes the spooled line of each manifest read that `keep` keeps, once, in the order
+    /// spooled: `["<manifest>",[["<blob digest>",<size>],…]]` and a newline.
+    pub fn write_lines(
+        &self,
+        keep: impl Fn(&str) -> bool,
+        out: &mut dyn std::io::Write,
+    ) -> std::io::Result<()> {
+        let mut wanted = vec![false; self.lists.len()];
+        for ((digest, _, _), line) in self.read.iter().zip(&self.lines) {
+            if keep(digest.as_str())
+                && let Some(want) = wanted.get_mut(*line as usize)
+            {
+                *want = true;
+            }
+        }
+        self.lists
+            .each_line(|number, line| match wanted.get(number) {
+                Some(true) => {
+                    out.write_all(line)?;
+                    out.write_all(b"\n")
+                }
+                _ => Ok(()),
+            })
+    }
+
+    /// Where the full lists are spooled, once one is.
+    #[cfg(test)]
+    pub(crate) fn spool_path(&self) -> Option<std::path::PathBuf> {
+        self.lists.path()
     }
 
     /// How many manifests were read.
@@ -149,9 +241,11 @@ impl BlobIndex {
         }
     }
 
-    /// Forgets the manifests read since `mark`.
+    /// Forgets the manifests read since `mark` (their spooled lines stay, unused: they are
+    /// never written).
     pub fn truncate(&mut self, mark: Mark) {
         self.read.truncate(mark.read);
+        self.lines.truncate(mark.read);
         self.blobs.truncate(mark.blobs);
     }
 }
@@ -160,9 +254,9 @@ impl BlobIndex {
 #[derive(Debug, Clone, Default)]
 pub struct BlobSplit {
     /// Blobs of removed manifests that no remaining manifest here references.
-    pub removed: HashMap<BlobDigest, u64>,
+    pub removed: HashMap<BlobKey, u64>,
     /// Blobs of the manifests that stay (only gathered for `--exact-storage`).
-    pub remaining: HashSet<BlobDigest>,
+    pub remaining: HashSet<BlobKey>,
 }
 
 /// Whether a manifest is gone after the run: planned removed (dry run), or deleted (or
@@ -220,7 +314,7 @@ pub fn repository_storage(
     let mut split = BlobSplit::default();
     for (digest, blobs) in index.iter() {
         if gone.contains(digest.as_str()) {
-            split.removed.extend(blobs.iter().cloned());
+            split.removed.extend(blobs.iter().copied());
         }
     }
     for (digest, blobs) in index.iter() {
@@ -230,7 +324,7 @@ pub fn repository_storage(
         for (blob, _) in blobs {
             split.removed.remove(blob);
             if exact {
-                split.remaining.insert(blob.clone());
+                split.remaining.insert(*blob);
             }
         }
     }
@@ -242,8 +336,8 @@ pub fn repository_storage(
 /// manifest left in any repository references it.
 #[derive(Debug, Default)]
 pub struct ExactStorage {
-    removed: HashMap<BlobDigest, u64>,
-    remaining: HashSet<BlobDigest>,
+    removed: HashMap<BlobKey, u64>,
+    remaining: HashSet<BlobKey>,
 }
 
 impl ExactStorage {
@@ -254,7 +348,7 @@ impl ExactStorage {
     }
 
     /// Adds the blobs of a repository nothing was removed from.
-    pub fn add_untouched(&mut self, blobs: impl IntoIterator<Item = BlobDigest>) {
+    pub fn add_untouched(&mut self, blobs: impl IntoIterator<Item = BlobKey>) {
         self.remaining.extend(blobs);
     }
 
@@ -295,38 +389,204 @@ mod tests {
         assert_eq!(human_bytes(13_314_398_618), "12.4 GiB");
     }
 
+    fn blob(text: &str, size: u64) -> Blob {
+        (BlobDigest::from(text), size)
+    }
+
+    /// A lowercase `sha256:` digest, of `n` (a real hash, as a registry's digests are).
+    fn sha(n: u64) -> String {
+        use sha2::Digest as _;
+        let hash = sha2::Sha256::digest(n.to_le_bytes());
+        let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+        format!("sha256:{hex}")
+    }
+
+    /// What `index` writes for the manifests not in `gone`, a line each.
+    fn written(index: &BlobIndex, gone: &[&str]) -> Vec<String> {
+        let mut out = Vec::new();
+        index.write_lines(|d| !gone.contains(&d), &mut out).unwrap();
+        String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn a_blob_takes_16_bytes_in_the_index() {
+        assert_eq!(std::mem::size_of::<KeyedBlob>(), 16);
+        assert_eq!(std::mem::size_of::<Blob>(), 48, "as read, before");
+        // A manifest: its entry and its spooled line's number.
+        assert_eq!(std::mem::size_of::<(Digest, u32, u32)>() + 4, 28);
+    }
+
     #[test]
     fn remembered_lists_are_pointed_into_and_a_bad_range_leaves_the_manifest_unread() {
-        let blob = |b: &str, size| (BlobDigest::from(b), size);
-        let mut index = BlobIndex::adopting(vec![blob("a", 1), blob("b", 2), blob("c", 3)]);
-        index.point(Digest::from("sha256:m2"), 1, 3);
-        index.insert(Digest::from("sha256:m1"), [blob("d", 4)]);
-        index.point(Digest::from("sha256:bad"), 2, 9);
+        // An earlier run's lists: line 0 (blobs 0..1), line 1 (blobs 1..3).
+        let lists = LineSpool::new();
+        let mut blobs = Vec::new();
+        for (manifest, list) in [
+            ("sha256:m0", vec![blob("a", 1)]),
+            ("sha256:m2", vec![blob("b", 2), blob("c", 3)]),
+        ] {
+            append_list(&mut blobs, &list);
+            spool_list(&lists, manifest, &list);
+        }
+        let mut index = BlobIndex::adopting(blobs, lists);
+        index.point(Digest::from("sha256:m2"), 1, 3, 1);
+        index.insert(Digest::from("sha256:m1"), &[blob("d", 4)]);
+        index.point(Digest::from("sha256:bad"), 2, 9, 0);
+        index.point(Digest::from("sha256:badline"), 0, 1, 9);
         let lists: Vec<(&str, Vec<u64>)> = index
             .iter()
             .map(|(d, blobs)| (d.as_str(), blobs.iter().map(|(_, s)| *s).collect()))
             .collect();
         assert_eq!(lists, [("sha256:m2", vec![2, 3]), ("sha256:m1", vec![4])]);
         assert!(index.unread.contains("sha256:bad"));
+        assert!(index.unread.contains("sha256:badline"));
+        assert_eq!(
+            written(&index, &[]),
+            [
+                r#"["sha256:m2",[["b",2],["c",3]]]"#,
+                r#"["sha256:m1",[["d",4]]]"#
+            ],
+            "the lines in use, in the order spooled; m0's is not"
+        );
+    }
+
+    #[test]
+    fn a_read_taken_back_is_never_written() {
+        let mut index = BlobIndex::default();
+        index.insert(Digest::from("sha256:m1"), &[blob("a", 1)]);
         let mark = index.mark();
-        index.insert(Digest::from("sha256:m3"), [blob("e", 5)]);
+        index.insert(Digest::from("sha256:m3"), &[blob("e", 5)]);
         index.truncate(mark);
-        assert_eq!(index.len(), 2);
+        assert_eq!(index.len(), 1);
+        // Read again later (a second call): the new line is written, once.
+        index.insert(Digest::from("sha256:m3"), &[blob("f", 6)]);
+        assert_eq!(
+            written(&index, &[]),
+            [r#"["sha256:m1",[["a",1]]]"#, r#"["sha256:m3",[["f",6]]]"#]
+        );
+    }
+
+    #[test]
+    fn gone_manifests_are_left_out_and_digests_are_written_as_read() {
+        let mut index = BlobIndex::default();
+        let (b1, b2) = (sha(1), sha(2));
+        index.insert(
+            Digest::from("sha256:kept"),
+            &[blob(&b1, 7), blob("odd:Blob", 1)],
+        );
+        index.insert(Digest::from("sha256:gone"), &[blob(&b2, 3)]);
+        index.insert(Digest::from("sha256:empty"), &[]);
+        assert_eq!(
+            written(&index, &["sha256:gone"]),
+            [
+                format!(r#"["sha256:kept",[["{b1}",7],["odd:Blob",1]]]"#),
+                r#"["sha256:empty",[]]"#.to_string()
+            ]
+        );
+    }
+
+    #[test]
+    fn indexes_with_the_same_lists_are_equal_and_a_clone_shares_the_spool() {
+        let (mut a, mut b) = (BlobIndex::default(), BlobIndex::default());
+        a.insert(Digest::from("sha256:m"), &[blob("x", 1)]);
+        b.insert(Digest::from("sha256:m"), &[blob("x", 1)]);
+        assert_eq!(a, b);
+        b.unread.insert(Digest::from("sha256:n"));
+        assert_ne!(a, b);
+        let mut clone = a.clone();
+        clone.insert(Digest::from("sha256:c"), &[blob("y", 2)]);
+        assert_eq!(written(&a, &[]), [r#"["sha256:m",[["x",1]]]"#]);
+        assert_eq!(written(&clone, &[]).len(), 2);
+    }
+
+    /// The plan of `manifests` (digest, removed, image size) as a report.
+    fn report(manifests: &[(&str, bool, u64)]) -> RepositoryReport {
+        let manifests: Vec<serde_json::Value> = manifests
+            .iter()
+            .map(|(digest, removed, size)| {
+                let mut item = serde_json::json!({
+                    "digest": digest, "tags": [], "imageSize": size, "locked": false,
+                    "unlock": false, "decision": "keep", "reason": "notSelected",
+                });
+                if *removed {
+                    item["decision"] = "delete".into();
+                    item["reason"] = "untagged".into();
+                    item["rule"] = 1.into();
+                }
+                item
+            })
+            .collect();
+        let plan = serde_json::json!({
+            "repository": "r", "tags": [], "manifests": manifests,
+            "purgesTags": false, "purgesManifests": true,
+        });
+        RepositoryReport::planned(serde_json::from_value(plan).unwrap())
+    }
+
+    #[test]
+    fn fingerprints_give_the_freed_bytes_the_digests_gave() {
+        // 300 images over shared bases: a removed image frees its own layer, not the base
+        // it shares with one that stays; odd (non-sha256) digests too.
+        let mut manifests = Vec::new();
+        let mut lists = Vec::new();
+        for image in 0..300u64 {
+            let base = sha(1_000_000 + image % 7);
+            let own = match image % 5 {
+                0 => format!("odd:{image}"),
+                _ => sha(image),
+            };
+            let removed = image % 3 == 0;
+            manifests.push((sha(2_000_000 + image), removed, 1000));
+            lists.push(vec![blob(&base, 100 + image % 7), blob(&own, image)]);
+        }
+        let items: Vec<(&str, bool, u64)> = manifests
+            .iter()
+            .map(|(digest, removed, size)| (digest.as_str(), *removed, *size))
+            .collect();
+        let mut repo = report(&items);
+        let mut index = BlobIndex::default();
+        for ((digest, _, _), list) in manifests.iter().zip(&lists) {
+            index.insert(Digest::from(digest.as_str()), list);
+        }
+        repo.blobs = Some(index);
+        // The reference: by digest, as before fingerprints.
+        let mut removed: HashMap<&BlobDigest, u64> = HashMap::new();
+        for ((_, gone, _), list) in manifests.iter().zip(&lists) {
+            if *gone {
+                removed.extend(list.iter().map(|(b, s)| (b, *s)));
+            }
+        }
+        for ((_, gone, _), list) in manifests.iter().zip(&lists) {
+            if !gone {
+                for (b, _) in list {
+                    removed.remove(b);
+                }
+            }
+        }
+        let reference: u64 = removed.values().sum();
+        let (storage, split) = repository_storage(&repo, true, true);
+        assert_eq!(storage.freed_bytes, reference);
+        assert_eq!(storage.at_most_bytes, 100 * 1000);
+        assert!(reference > 0 && !split.remaining.is_empty());
+        let mut exact = ExactStorage::default();
+        exact.add(split);
+        assert_eq!(exact.freed_bytes(), reference);
     }
 
     #[test]
     fn exact_storage_frees_only_blobs_nothing_references() {
         let mut exact = ExactStorage::default();
         let split = |removed: &[(&str, u64)], remaining: &[&str]| BlobSplit {
-            removed: removed
-                .iter()
-                .map(|(b, s)| (BlobDigest::from(*b), *s))
-                .collect(),
-            remaining: remaining.iter().map(|b| BlobDigest::from(*b)).collect(),
+            removed: removed.iter().map(|(b, s)| (BlobKey::new(b), *s)).collect(),
+            remaining: remaining.iter().map(|b| BlobKey::new(b)).collect(),
         };
         exact.add(split(&[("base", 100), ("a", 10)], &["x"]));
         exact.add(split(&[("b", 20)], &[]));
-        exact.add_untouched([BlobDigest::from("base")]);
+        exact.add_untouched([BlobKey::new("base")]);
         assert_eq!(exact.freed_bytes(), 30);
     }
 }

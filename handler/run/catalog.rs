@@ -64,7 +64,7 @@ pub(super) async fn untouched_blobs(
     report: &RunReport,
     catalog: &[String],
     concurrency: usize,
-) -> Result<Vec<crate::model::BlobDigest>, RegistryError> {
+) -> Result<Vec<crate::model::BlobKey>, RegistryError> {
     let read: HashSet<&str> = report
         .repositories
         .iter()
@@ -87,7 +87,7 @@ pub(super) async fn untouched_blobs(
         for body in bodies.into_iter().flatten() {
             blobs.extend(
                 body.blob_sizes()
-                    .map(|(b, _)| crate::model::BlobDigest::new(b)),
+                    .map(|(b, _)| crate::model::BlobKey::new(b)),
             );
         }
     }

@@ -15,8 +15,9 @@
 use crate::model::{BlobDigest, Digest, ManifestBody};
 use crate::plan::{Body, Draft, ReferrerSource, RepositoryPlan, Scope};
 use crate::registry::{RateCard, RegistryClient, RegistryError};
-use crate::report::storage::{Blob, Mark, append_list};
+use crate::report::storage::{Blob, KeyedBlob, Mark, append_list, spool_list};
 use crate::report::{BlobIndex, PlanError};
+use crate::store::spool::LineSpool;
 use futures::{StreamExt, TryStreamExt};
 use std::collections::{HashMap, HashSet};
 
@@ -108,17 +109,26 @@ async fn read_bodies(
 }
 
 /// The blobs of the manifests an earlier run read, as the run store remembers them (a line
-/// a manifest, see [`Staying::write_lines`]), held as compactly as the
-/// storage figures' index: manifest digests as [`BlobDigest`]s (no text allocation), every
-/// list in one vector.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// a manifest, see [`Staying::write_lines`]), held as compactly as the storage figures'
+/// index: manifest digests as [`BlobDigest`]s (exact: a manifest's look-up must be; no text
+/// allocation), blobs as fingerprints in one vector, and each line, as read, in a
+/// [`LineSpool`] on disk for the index to remember again.
+#[derive(Debug, Clone, Default)]
 pub struct KnownBlobs {
-    /// Each manifest with where its blobs are in `blobs` (start, end); sorted by manifest
-    /// before it is looked up (a sorted vector is half the memory of a map of a million).
-    lists: Vec<(BlobDigest, u32, u32)>,
-    blobs: Vec<Blob>,
+    /// Each manifest with where its blobs are in `blobs` (start, end) and its line in
+    /// `lines`; sorted by manifest before it is looked up (a sorted vector is half the
+    /// memory of a map of a million).
+    lists: Vec<Remembered>,
+    blobs: Vec<KeyedBlob>,
+    lines: LineSpool,
     sorted: bool,
 }
+
+/// Where a remembered manifest's blobs are (start, end) and its line.
+type Found = (u32, u32, u32);
+
+/// A remembered manifest and where its blobs are (start, end) and its line.
+type Remembered = (BlobDigest, u32, u32, u32);
 
 impl KnownBlobs {
     /// None known.
@@ -126,12 +136,19 @@ impl KnownBlobs {
         KnownBlobs::default()
     }
 
-    /// Adds (or replaces) a manifest's blobs; past 2³² blobs in all, it is left out (read
-    /// again).
-    pub fn insert(&mut self, manifest: &str, blobs: impl IntoIterator<Item = Blob>) {
-        if let Some((start, end)) = append_list(&mut self.blobs, blobs) {
-            self.lists.push((BlobDigest::new(manifest), start, end));
-            self.sorted = false;
+    /// Adds (or replaces) a manifest's blobs; past 2³² blobs or lines in all, it is left out
+    /// (read again).
+    pub fn insert(&mut self, manifest: &str, blobs: &[Blob]) {
+        let Some((start, end)) = append_list(&mut self.blobs, blobs) else {
+            return;
+        };
+        match spool_list(&self.lines, manifest, blobs) {
+            Some(line) => {
+                self.lists
+                    .push((BlobDigest::new(manifest), start, end, line));
+                self.sorted = false;
+            }
+            None => self.blobs.truncate(start as usize),
         }
     }
 
@@ -146,24 +163,24 @@ impl KnownBlobs {
         }
     }
 
-    /// The blobs of `manifest`, when known.
-    pub fn get(&mut self, manifest: &str) -> Option<&[Blob]> {
+    /// The blobs of `manifest` (their fingerprints and sizes), when known.
+    pub fn get(&mut self, manifest: &str) -> Option<&[KeyedBlob]> {
         self.sort();
-        let (start, end) = find(&self.lists, manifest)?;
+        let (start, end, _) = find(&self.lists, manifest)?;
         self.blobs.get(start as usize..end as usize)
     }
 
-    /// The lists, sorted by manifest ([`find`]), and the blobs they point into.
-    fn into_parts(mut self) -> (Vec<(BlobDigest, u32, u32)>, Vec<Blob>) {
+    /// The lists, sorted by manifest ([`find`]), the blobs they point into and their lines.
+    fn into_parts(mut self) -> (Vec<Remembered>, Vec<KeyedBlob>, LineSpool) {
         self.sort();
-        (self.lists, self.blobs)
+        (self.lists, self.blobs, self.lines)
     }
 
     /// Adds the manifest of one line the run store remembered ([`Staying::write_lines`]).
     pub fn read_line(&mut self, line: &[u8]) -> Result<(), serde_json::Error> {
         let (manifest, blobs): (std::borrow::Cow<'_, str>, Vec<Blob>) =
             serde_json::from_slice(line)?;
-        self.insert(&manifest, blobs);
+        self.insert(&manifest, &blobs);
         Ok(())
     }
 
@@ -178,15 +195,17 @@ impl KnownBlobs {
     }
 }
 
-/// Where the blobs of `manifest` are (start, end) in lists sorted by manifest.
-fn find(lists: &[(BlobDigest, u32, u32)], manifest: &str) -> Option<(u32, u32)> {
+/// Where the blobs of `manifest` are (start, end) and its line, in lists sorted by manifest.
+fn find(lists: &[Remembered], manifest: &str) -> Option<Found> {
     let key = BlobDigest::new(manifest);
-    let at = lists.binary_search_by(|(m, _, _)| m.cmp(&key)).ok()?;
-    lists.get(at).map(|&(_, start, end)| (start, end))
+    let at = lists.binary_search_by(|(m, ..)| m.cmp(&key)).ok()?;
+    lists
+        .get(at)
+        .map(|&(_, start, end, line)| (start, end, line))
 }
 
-/// The blobs of the manifests that stay, borrowed from the storage figures' index for the
-/// run store: written as the lines [`KnownBlobs`] reads, without a copy of the index's lists.
+/// The blobs of the manifests that stay, for the run store: the index's spooled lines of
+/// the manifests it read that are not gone, copied as the lines [`KnownBlobs`] reads.
 pub struct Staying<'a> {
     /// Every manifest the index read, with its blobs.
     index: &'a BlobIndex,
@@ -200,21 +219,13 @@ impl<'a> Staying<'a> {
         Staying { index, gone }
     }
 
-    /// The staying manifests and their blobs.
-    pub fn iter(&self) -> impl Iterator<Item = (&'a Digest, &'a [Blob])> + '_ {
-        self.index
-            .iter()
-            .filter(|(digest, _)| !self.gone.contains(digest.as_str()))
-    }
-
-    /// Writes one line a manifest, `["<digest>",[["<blob digest>",<size>],…]]`, for
-    /// [`KnownBlobs::read_line`].
+    /// Writes one line a staying manifest, `["<digest>",[["<blob digest>",<size>],…]]`, for
+    /// [`KnownBlobs::read_line`]: the list the index holds for it (the latest of a manifest
+    /// remembered twice; none of a read taken back).
     pub fn write_lines(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
-        for entry in self.iter() {
-            serde_json::to_writer(&mut *out, &entry)?;
-            out.write_all(b"\n")?;
-        }
-        Ok(())
+        self.index
+            .write_lines(|digest| !self.gone.contains(digest), out)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("the storage figures' lists: {e}")))
     }
 }
 
@@ -228,13 +239,13 @@ fn blob_index(
 ) -> BlobIndex {
     // The remembered lists become the index's own, not copies: each manifest of the plan
     // that an earlier run read points into them.
-    let (lists, blobs) = known.into_parts();
-    let mut index = BlobIndex::adopting(blobs);
+    let (lists, blobs, lines) = known.into_parts();
+    let mut index = BlobIndex::adopting(blobs, lines);
     let mut read = HashSet::with_capacity(bodies.len());
     for (digest, body) in bodies {
         let digest = Digest::from(digest);
         match body {
-            Body::Found(body) => index.insert(digest.clone(), blob_list(&body)),
+            Body::Found(body) => index.insert(digest.clone(), &blob_list(&body)),
             Body::Missing => {
                 index.unknown.insert(digest.clone());
             }
@@ -247,7 +258,7 @@ fn blob_index(
             continue;
         }
         match find(&lists, digest) {
-            Some((start, end)) => index.point(digest.clone(), start, end),
+            Some((start, end, line)) => index.point(digest.clone(), start, end, line),
             None => {
                 index.unread.insert(digest.clone());
             }
@@ -310,7 +321,7 @@ pub fn add_bodies(index: &mut BlobIndex, bodies: HashMap<String, Body>) {
     }
 }
 
-/// A body's blobs.
+/// A body's blobs, as read (for the index's fingerprints and the spooled line).
 fn blob_list(body: &ManifestBody) -> Vec<Blob> {
     body.blob_sizes()
         .map(|(blob, size)| (BlobDigest::new(blob), size))
@@ -325,7 +336,7 @@ fn add_blobs(index: &mut BlobIndex, digest: Digest, blobs: Option<Vec<Blob>>) {
         return;
     }
     match blobs {
-        Some(blobs) => index.insert(digest, blobs),
+        Some(blobs) => index.insert(digest, &blobs),
         None => {
             index.unknown.insert(digest);
         }
@@ -344,6 +355,22 @@ fn reads_per_referrers_call(card: &RateCard) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::BlobKey;
+
+    fn blob(text: &str, size: u64) -> Blob {
+        (BlobDigest::from(text), size)
+    }
+
+    /// What `staying` writes, a line each.
+    fn lines(staying: &Staying<'_>) -> Vec<String> {
+        let mut written = Vec::new();
+        staying.write_lines(&mut written).unwrap();
+        String::from_utf8(written)
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
 
     #[test]
     fn a_failed_read_leaves_every_manifest_of_the_call_unread() {
@@ -351,15 +378,11 @@ mod tests {
             .map(Digest::from)
             .to_vec();
         let mut index = BlobIndex::default();
-        index.insert(Digest::from("sha256:kept"), [(BlobDigest::from("blob"), 1)]);
+        index.insert(Digest::from("sha256:kept"), &[blob("blob", 1)]);
         index.unread.extend(digests.iter().cloned());
         let mark = index.mark();
         // Two reads arrived (one body, one gone) before the third failed.
-        add_blobs(
-            &mut index,
-            digests[0].clone(),
-            Some(vec![(BlobDigest::from("blob"), 1)]),
-        );
+        add_blobs(&mut index, digests[0].clone(), Some(vec![blob("blob", 1)]));
         add_blobs(&mut index, digests[1].clone(), None);
         assert_eq!(index.len(), 2);
         unread_again(&mut index, mark, &digests);
@@ -367,6 +390,12 @@ mod tests {
         assert!(index.unknown.is_empty());
         let read: Vec<&str> = index.iter().map(|(d, _)| d.as_str()).collect();
         assert_eq!(read, ["sha256:kept"], "what an earlier call read stays");
+        let gone = HashSet::new();
+        assert_eq!(
+            lines(&Staying::new(&index, &gone)),
+            [r#"["sha256:kept",[["blob",1]]]"#],
+            "the read taken back is not remembered"
+        );
     }
 
     #[test]
@@ -374,53 +403,126 @@ mod tests {
         let mut index = BlobIndex::default();
         let digest = Digest::from("sha256:a");
         index.unread.insert(digest.clone());
-        let blobs = vec![(BlobDigest::from("blob"), 1)];
-        add_blobs(&mut index, digest.clone(), Some(blobs.clone()));
-        add_blobs(&mut index, digest, Some(blobs));
+        add_blobs(&mut index, digest.clone(), Some(vec![blob("first", 1)]));
+        add_blobs(&mut index, digest, Some(vec![blob("second", 1)]));
         assert_eq!(index.len(), 1);
+        let gone = HashSet::new();
+        assert_eq!(
+            lines(&Staying::new(&index, &gone)),
+            [r#"["sha256:a",[["first",1]]]"#]
+        );
     }
 
     #[test]
     fn known_blobs_read_the_lines_the_run_store_writes() {
-        let blob = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+        let blob_text = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
         let mut index = BlobIndex::default();
-        index.insert(Digest::from("sha256:m1"), [(BlobDigest::from(blob), 7)]);
+        index.insert(Digest::from("sha256:m1"), &[blob(blob_text, 7)]);
         index.insert(
             Digest::from("sha256:m2"),
-            [
-                (BlobDigest::from("odd:blob"), 1),
-                (BlobDigest::from(blob), 7),
-            ],
+            &[blob("odd:blob", 1), blob(blob_text, 7)],
         );
-        index.insert(Digest::from("sha256:gone"), [(BlobDigest::from("x"), 3)]);
+        index.insert(Digest::from("sha256:gone"), &[blob("x", 3)]);
         let gone = HashSet::from(["sha256:gone".to_string()]);
-        let mut written = Vec::new();
-        Staying::new(&index, &gone)
-            .write_lines(&mut written)
-            .unwrap();
-        let text = String::from_utf8(written).unwrap();
+        let text = lines(&Staying::new(&index, &gone));
         assert_eq!(
-            text.lines().next(),
-            Some(format!(r#"["sha256:m1",[["{blob}",7]]]"#).as_str())
+            text,
+            [
+                format!(r#"["sha256:m1",[["{blob_text}",7]]]"#),
+                format!(r#"["sha256:m2",[["odd:blob",1],["{blob_text}",7]]]"#),
+            ],
+            "the gone manifest is left out"
         );
         let mut known = KnownBlobs::new();
-        for line in text.lines() {
+        for line in &text {
             known.read_line(line.as_bytes()).unwrap();
         }
         assert!(known.read_line(b"{not a line").is_err());
         assert_eq!(known.len(), 2);
         // A manifest remembered twice: the later list is the one read.
-        known.insert("sha256:m1", [(BlobDigest::from("newer"), 9)]);
+        known.insert("sha256:m1", &[blob("newer", 9)]);
         assert_eq!(known.get("sha256:m1").map(|b| b[0].1), Some(9));
         assert_eq!(known.len(), 2);
-        let m2: Vec<(String, u64)> = known
-            .get("sha256:m2")
-            .unwrap()
-            .iter()
-            .map(|(b, s)| (b.to_string(), *s))
-            .collect();
-        assert_eq!(m2, [("odd:blob".to_string(), 1), (blob.to_string(), 7)]);
-        assert_eq!(known.get("sha256:m1").map(<[Blob]>::len), Some(1));
+        let m2 = known.get("sha256:m2").unwrap().to_vec();
+        assert_eq!(
+            m2,
+            [(BlobKey::new("odd:blob"), 1), (BlobKey::new(blob_text), 7)]
+        );
+        assert_eq!(known.get("sha256:m1").map(<[KeyedBlob]>::len), Some(1));
         assert!(known.get("sha256:gone").is_none());
+    }
+
+    /// The plan of `manifests`, every one kept.
+    fn plan(manifests: &[&str]) -> RepositoryPlan {
+        let manifests: Vec<serde_json::Value> = manifests
+            .iter()
+            .map(|digest| {
+                serde_json::json!({
+                    "digest": digest, "tags": [], "locked": false, "unlock": false,
+                    "decision": "keep", "reason": "notSelected",
+                })
+            })
+            .collect();
+        let plan = serde_json::json!({
+            "repository": "r", "tags": [], "manifests": manifests,
+            "purgesTags": false, "purgesManifests": true,
+        });
+        serde_json::from_value(plan).unwrap()
+    }
+
+    #[test]
+    fn remembered_lines_are_written_again_once_the_latest_of_a_manifest_and_only_if_listed() {
+        let mut known = KnownBlobs::new();
+        // Written by an earlier run; m1 twice (the later line wins), m9 no longer listed,
+        // m3's line spaced as an older writer may have (written back canonical).
+        for line in [
+            r#"["sha256:m1",[["old",1]]]"#,
+            r#"["sha256:m9",[["nine",9]]]"#,
+            r#"["sha256:m1",[["new",2]]]"#,
+            r#"[ "sha256:m3", [ ["three", 3] ] ]"#,
+        ] {
+            known.read_line(line.as_bytes()).unwrap();
+        }
+        let plan = plan(&["sha256:m1", "sha256:m2", "sha256:m3", "sha256:m4"]);
+        let bodies = HashMap::from([("sha256:m4".to_string(), Body::Missing)]);
+        let mut index = blob_index(&plan, bodies, known);
+        assert!(index.unread.contains("sha256:m2"));
+        assert!(index.unknown.contains("sha256:m4"));
+        // m2 read later.
+        add_blobs(
+            &mut index,
+            Digest::from("sha256:m2"),
+            Some(vec![blob("two", 5)]),
+        );
+        let sizes: Vec<(&str, u64)> = index
+            .iter()
+            .map(|(d, blobs)| (d.as_str(), blobs.iter().map(|(_, s)| s).sum()))
+            .collect();
+        assert_eq!(
+            sizes,
+            [("sha256:m1", 2), ("sha256:m3", 3), ("sha256:m2", 5)]
+        );
+        let gone = HashSet::new();
+        assert_eq!(
+            lines(&Staying::new(&index, &gone)),
+            [
+                r#"["sha256:m1",[["new",2]]]"#,
+                r#"["sha256:m3",[["three",3]]]"#,
+                r#"["sha256:m2",[["two",5]]]"#,
+            ]
+        );
+        let gone = HashSet::from(["sha256:m1".to_string()]);
+        assert_eq!(lines(&Staying::new(&index, &gone)).len(), 2);
+    }
+
+    #[test]
+    fn the_remembered_lines_spool_is_removed_when_the_index_is_dropped() {
+        let mut known = KnownBlobs::new();
+        known.read_line(br#"["sha256:m1",[["a",1]]]"#).unwrap();
+        let index = blob_index(&plan(&["sha256:m1"]), HashMap::new(), known);
+        let path = index.spool_path().expect("spooled");
+        assert!(path.exists());
+        drop(index);
+        assert!(!path.exists(), "removed with the index");
     }
 }

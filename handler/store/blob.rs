@@ -6,6 +6,7 @@
 use super::backend::{
     Acquired, Backend, CHUNK, Chunks, LeaseHandle, StoreError, StoreErrorKind, WriteFn,
 };
+use super::spool::TempFile;
 use async_trait::async_trait;
 use azure_core::credentials::TokenCredential;
 use azure_core::http::{RequestContent, StatusCode, Url};
@@ -85,7 +86,7 @@ impl BlobBackend {
 
     /// Sends the spooled object `file` as blocks of [`STAGE_BLOCK`] bytes, then commits them
     /// in order as blob `name` (replacing any): it becomes visible whole or not at all.
-    async fn write_blocks(&self, name: &str, file: &mut std::fs::File) -> Result<(), StoreError> {
+    async fn write_blocks(&self, name: &str, file: &mut TempFile) -> Result<(), StoreError> {
         use std::io::Read;
         let blob = self.container.blob_client(name).block_blob_client();
         let mut ids = Vec::new();
@@ -139,30 +140,19 @@ impl BlobBackend {
 }
 
 /// An object on its way to the store: held in memory up to one block ([`STAGE_BLOCK`]),
-/// beyond that spilled to a file in the system's temporary folder, removed when dropped.
+/// beyond that spilled to a [`TempFile`] (removed when dropped).
 #[derive(Default)]
 struct Spool {
     bytes: Vec<u8>,
     /// The file spilled to, once the object outgrew one block.
-    path: Option<std::path::PathBuf>,
-    out: Option<std::io::BufWriter<std::fs::File>>,
+    out: Option<std::io::BufWriter<TempFile>>,
 }
 
 impl Spool {
     /// Moves what is held to a new temporary file, which takes the rest.
     fn spill(&mut self) -> std::io::Result<()> {
         use std::io::Write;
-        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let name = format!("acr-purge-{}-{n}.partial", std::process::id());
-        let path = std::env::temp_dir().join(name);
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)?;
-        self.path = Some(path);
-        let mut out = std::io::BufWriter::new(file);
+        let mut out = std::io::BufWriter::new(TempFile::create("partial")?);
         out.write_all(&std::mem::take(&mut self.bytes))?;
         self.out = Some(out);
         Ok(())
@@ -185,14 +175,6 @@ impl std::io::Write for Spool {
 
     fn flush(&mut self) -> std::io::Result<()> {
         self.out.as_mut().map_or(Ok(()), std::io::Write::flush)
-    }
-}
-
-impl Drop for Spool {
-    fn drop(&mut self) {
-        if let Some(path) = &self.path {
-            let _ = std::fs::remove_file(path);
-        }
     }
 }
 
@@ -428,5 +410,31 @@ impl Backend for BlobBackend {
             return Ok(None);
         }
         Ok(Some(self.read(name).await?.unwrap_or_default()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Seek, Write};
+
+    #[test]
+    fn an_object_past_one_block_spills_to_a_temp_file_read_back_whole_and_removed() {
+        let mut spool = Spool::default();
+        spool.write_all(b"small").unwrap();
+        assert!(spool.out.is_none(), "held in memory up to a block");
+        let big = vec![7u8; STAGE_BLOCK];
+        spool.write_all(&big).unwrap();
+        spool.flush().unwrap();
+        let out = spool.out.take().expect("spilled");
+        let mut file = out.into_inner().map_err(|e| e.into_error()).unwrap();
+        let path = file.path().to_path_buf();
+        file.rewind().unwrap();
+        let mut back = Vec::new();
+        file.read_to_end(&mut back).unwrap();
+        assert_eq!(back.len(), 5 + STAGE_BLOCK);
+        assert_eq!(&back[..5], b"small");
+        drop(file);
+        assert!(!path.exists(), "removed when dropped");
     }
 }

@@ -22,6 +22,7 @@ pub mod blob;
 pub mod dir;
 mod records;
 pub mod run_id;
+pub mod spool;
 
 pub use audit::AuditReading;
 pub use backend::{Acquired, Backend, CHUNK, Chunks, LeaseHandle, StoreError, StoreErrorKind};
@@ -195,8 +196,10 @@ impl RunStore {
     /// bodies not seen before.
     ///
     /// One manifest a line, read chunk by chunk (a repository of a million images remembers
-    /// a quarter of a gigabyte of them: never held whole beside what they are read into). A
-    /// line that does not read is left out (its manifest's body is read again), and said.
+    /// a quarter of a gigabyte of them: never held whole beside what they are read into;
+    /// each line goes on to a spool on local disk, and only its blobs' fingerprints stay in
+    /// memory). A line that does not read is left out (its manifest's body is read again),
+    /// and said.
     pub async fn known_blobs(
         &self,
         registry: &str,
