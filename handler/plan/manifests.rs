@@ -494,7 +494,7 @@ fn apply_min(
             continue;
         };
         for (digest, &rank) in ranks.iter().filter(|(_, r)| **r <= min) {
-            if let Some(state) = states.get_mut(*digest)
+            if let Some(state) = states.get_mut(digest)
                 && matches!(state, State::Candidate(_))
             {
                 *state = State::Keep(KeepReason::KeptByMinUntagged {
