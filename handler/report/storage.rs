@@ -14,7 +14,7 @@
 //! blob count as shared, so not freed. The full lists, which the run store remembers for
 //! the next run, wait on local disk ([`LineSpool`]), not in memory.
 
-use super::{Outcome, RepositoryReport};
+use super::{ManifestReport, Outcome, RepositoryReport};
 use crate::model::{BlobDigest, BlobKey, Digest};
 use crate::plan::Verdict;
 use crate::store::spool::LineSpool;
@@ -71,6 +71,10 @@ pub type KeyedBlob = (BlobKey, u64);
 /// list joins a [`LineSpool`] on disk as the line the run store will hold, and
 /// [`BlobIndex::write_lines`] copies those of the manifests wanted.
 ///
+/// The manifests that stay, read once what is removed is known (most of a repository), are
+/// not held either ([`BlobIndex::add_staying`]): only their line number, and which of the
+/// removed manifests' blobs they reference. A million kept images held 60 bytes each here.
+///
 /// Two indexes are equal when they hold the same manifests with the same blobs (by
 /// fingerprint) and the same unknown and unread ones; their spooled lines are not compared.
 /// A clone shares the spool.
@@ -92,11 +96,21 @@ pub struct BlobIndex {
     /// `imageSize` only, a kept one lets the blobs it shares with removed ones count as
     /// freed.
     pub unread: HashSet<Digest>,
+    /// The lines of `lists` of the manifests added by [`BlobIndex::add_staying`]: they stay,
+    /// so they are remembered, but their blobs are not held.
+    staying: Vec<u32>,
+    /// The removed manifests' blobs that a manifest of `staying` references (not freed),
+    /// each with the position in `staying` of the first that did (to take reads back).
+    shared: HashMap<BlobKey, u32>,
 }
 
 impl PartialEq for BlobIndex {
     fn eq(&self, other: &BlobIndex) -> bool {
-        self.iter().eq(other.iter()) && self.unknown == other.unknown && self.unread == other.unread
+        self.iter().eq(other.iter())
+            && self.unknown == other.unknown
+            && self.unread == other.unread
+            && self.staying.len() == other.staying.len()
+            && self.shared.keys().collect::<HashSet<_>>() == other.shared.keys().collect()
     }
 }
 
@@ -131,6 +145,7 @@ pub fn spool_list(lists: &LineSpool, manifest: &str, blobs: &[Blob]) -> Option<u
 pub struct Mark {
     read: usize,
     blobs: usize,
+    staying: usize,
 }
 
 impl BlobIndex {
@@ -163,6 +178,36 @@ impl BlobIndex {
             }
             None => {
                 self.unread.insert(manifest);
+            }
+        }
+    }
+
+    /// The fingerprints of the blobs of the manifests read that `removed` says are removed.
+    pub fn removed_blobs(&self, removed: impl Fn(&str) -> bool) -> HashSet<BlobKey> {
+        self.iter()
+            .filter(|(digest, _)| removed(digest.as_str()))
+            .flat_map(|(_, blobs)| blobs.iter().map(|(blob, _)| *blob))
+            .collect()
+    }
+
+    /// Adds a manifest that stays, read once what is removed was known: its list goes to the
+    /// spool (to be remembered), and of its blobs only which of `removed` (the removed
+    /// manifests' blobs, [`BlobIndex::removed_blobs`]) it references is held. Past 2³² lines
+    /// it is left unread instead. Not for `--exact-storage`, whose registry-wide figures need
+    /// every blob of what stays ([`BlobIndex::insert`]).
+    pub fn add_staying(&mut self, manifest: Digest, blobs: &[Blob], removed: &HashSet<BlobKey>) {
+        let (Some(line), Ok(at)) = (
+            spool_list(&self.lists, &manifest, blobs),
+            u32::try_from(self.staying.len()),
+        ) else {
+            self.unread.insert(manifest);
+            return;
+        };
+        self.staying.push(line);
+        for (blob, _) in blobs {
+            let key = BlobKey::from(blob);
+            if removed.contains(&key) {
+                self.shared.entry(key).or_insert(at);
             }
         }
     }
@@ -207,6 +252,11 @@ impl BlobIndex {
                 *want = true;
             }
         }
+        for line in &self.staying {
+            if let Some(want) = wanted.get_mut(*line as usize) {
+                *want = true;
+            }
+        }
         self.lists
             .each_line(|number, line| match wanted.get(number) {
                 Some(true) => {
@@ -223,14 +273,14 @@ impl BlobIndex {
         self.lists.path()
     }
 
-    /// How many manifests were read.
+    /// How many manifests were read (those added by [`BlobIndex::add_staying`] included).
     pub fn len(&self) -> usize {
-        self.read.len()
+        self.read.len() + self.staying.len()
     }
 
     /// Whether no manifest was read.
     pub fn is_empty(&self) -> bool {
-        self.read.is_empty()
+        self.len() == 0
     }
 
     /// Where the index stands now.
@@ -238,6 +288,7 @@ impl BlobIndex {
         Mark {
             read: self.read.len(),
             blobs: self.blobs.len(),
+            staying: self.staying.len(),
         }
     }
 
@@ -247,6 +298,8 @@ impl BlobIndex {
         self.read.truncate(mark.read);
         self.lines.truncate(mark.read);
         self.blobs.truncate(mark.blobs);
+        self.staying.truncate(mark.staying);
+        self.shared.retain(|_, at| (*at as usize) < mark.staying);
     }
 }
 
@@ -261,9 +314,8 @@ pub struct BlobSplit {
 
 /// Whether a manifest is gone after the run: planned removed (dry run), or deleted (or
 /// removed with a manifest that was deleted) in a real run.
-pub(crate) fn removed_manifests(repo: &RepositoryReport, dry_run: bool) -> HashSet<&str> {
-    let mut gone: HashSet<&str> = repo
-        .manifests
+pub(crate) fn removed_manifests(manifests: &[ManifestReport], dry_run: bool) -> HashSet<&str> {
+    let mut gone: HashSet<&str> = manifests
         .iter()
         .filter(|m| match dry_run {
             true => m.decision.verdict.is_removed(),
@@ -273,8 +325,7 @@ pub(crate) fn removed_manifests(repo: &RepositoryReport, dry_run: bool) -> HashS
         .collect();
     // Cascades follow their manifest, transitively (a referrer of a referrer).
     loop {
-        let more: Vec<&str> = repo
-            .manifests
+        let more: Vec<&str> = manifests
             .iter()
             .filter(|m| !gone.contains(m.decision.digest.as_str()))
             .filter(|m| matches!(&m.decision.verdict, Verdict::Cascade { via } if gone.contains(via.as_str())))
@@ -298,7 +349,7 @@ pub fn repository_storage(
     let Some(index) = &repo.blobs else {
         return (StorageFreed::default(), BlobSplit::default());
     };
-    let gone = removed_manifests(repo, dry_run);
+    let gone = removed_manifests(&repo.manifests, dry_run);
     let mut storage = StorageFreed::default();
     for manifest in &repo.manifests {
         let digest = manifest.decision.digest.as_str();
@@ -327,6 +378,9 @@ pub fn repository_storage(
                 split.remaining.insert(*blob);
             }
         }
+    }
+    for blob in index.shared.keys() {
+        split.removed.remove(blob);
     }
     storage.freed_bytes = split.removed.values().sum();
     (storage, split)
@@ -575,6 +629,75 @@ mod tests {
         let mut exact = ExactStorage::default();
         exact.add(split);
         assert_eq!(exact.freed_bytes(), reference);
+    }
+
+    #[test]
+    fn manifests_that_stay_count_by_what_they_share_and_are_remembered() {
+        // Two removed images and three that stay, over one shared base; the same freed
+        // bytes whether what stays is held whole or only by what it shares.
+        let base = sha(1);
+        let lists = [
+            (
+                "sha256:gone1",
+                true,
+                vec![blob(&base, 100), blob(&sha(2), 20)],
+            ),
+            ("sha256:gone2", true, vec![blob(&sha(3), 30)]),
+            (
+                "sha256:stay1",
+                false,
+                vec![blob(&base, 100), blob(&sha(4), 40)],
+            ),
+            ("sha256:stay2", false, vec![blob(&sha(3), 30)]),
+            ("sha256:stay3", false, vec![blob(&sha(5), 50)]),
+        ];
+        let items: Vec<(&str, bool, u64)> = lists.iter().map(|(d, r, _)| (*d, *r, 1)).collect();
+        let freed = |index: BlobIndex| {
+            let mut repo = report(&items);
+            repo.blobs = Some(index);
+            repository_storage(&repo, true, false).0.freed_bytes
+        };
+        let mut held = BlobIndex::default();
+        for (digest, _, list) in &lists {
+            held.insert(Digest::from(*digest), list);
+        }
+        let mut counted = BlobIndex::default();
+        for (digest, _, list) in lists.iter().filter(|(_, removed, _)| *removed) {
+            counted.insert(Digest::from(*digest), list);
+        }
+        let removed = counted.removed_blobs(|d| d.starts_with("sha256:gone"));
+        assert_eq!(removed.len(), 3);
+        counted.add_staying(Digest::from("sha256:stay1"), &lists[2].2, &removed);
+        let mark = counted.mark();
+        counted.add_staying(Digest::from("sha256:stay2"), &lists[3].2, &removed);
+        // Only sha(2) is freed: the base and sha(3) stay referenced.
+        assert_eq!(freed(held.clone()), 20);
+        assert_eq!(freed(counted.clone()), 20);
+        assert_eq!(counted.len(), 4);
+        // stay2's read taken back: sha(3) counts as freed again, its line is not written.
+        let mut taken_back = counted.clone();
+        taken_back.truncate(mark);
+        assert_eq!(freed(taken_back.clone()), 50);
+        taken_back.add_staying(Digest::from("sha256:stay3"), &lists[4].2, &removed);
+        assert_eq!(freed(taken_back.clone()), 50);
+        let manifests: Vec<String> = written(&taken_back, &[])
+            .iter()
+            .map(|line| line[2..14].to_string())
+            .collect();
+        assert_eq!(
+            manifests,
+            [
+                "sha256:gone1",
+                "sha256:gone2",
+                "sha256:stay1",
+                "sha256:stay3"
+            ]
+        );
+        assert_eq!(
+            written(&counted, &[]),
+            written(&held, &[])[..4].to_vec(),
+            "the same lines as held whole"
+        );
     }
 
     #[test]

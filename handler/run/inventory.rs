@@ -12,7 +12,7 @@
 //! the first DELETE. Repositories where only tags are deleted free nothing and cost no
 //! read; `--no-storage` skips them all.
 
-use crate::model::{BlobDigest, Digest, ManifestBody};
+use crate::model::{BlobDigest, BlobKey, Digest, ManifestBody};
 use crate::plan::{Body, Draft, ReferrerSource, RepositoryPlan, Scope};
 use crate::registry::{RateCard, RegistryClient, RegistryError};
 use crate::report::storage::{Blob, KeyedBlob, Mark, append_list, spool_list};
@@ -210,12 +210,12 @@ pub struct Staying<'a> {
     /// Every manifest the index read, with its blobs.
     index: &'a BlobIndex,
     /// The manifests that are gone (deleted, or removed with one), left out.
-    gone: &'a HashSet<String>,
+    gone: &'a HashSet<&'a str>,
 }
 
 impl<'a> Staying<'a> {
     /// The manifests of `index` that are not `gone`.
-    pub fn new(index: &'a BlobIndex, gone: &'a HashSet<String>) -> Staying<'a> {
+    pub fn new(index: &'a BlobIndex, gone: &'a HashSet<&'a str>) -> Staying<'a> {
         Staying { index, gone }
     }
 
@@ -267,18 +267,32 @@ fn blob_index(
     index
 }
 
-/// Reads the bodies of `digests` for the storage figures and adds their blobs to `index`.
-/// A read that fails leaves them unread (the figures say what they could not see).
+/// How [`read_unread_blobs`] adds the lists it reads to the index.
+#[derive(Clone, Copy)]
+pub enum Adding<'a> {
+    /// Held whole ([`BlobIndex::insert`]): the removed manifests' own lists, and every list
+    /// under `--exact-storage`.
+    Held,
+    /// Manifests that stay: only which of these removed manifests' blobs they reference is
+    /// held ([`BlobIndex::add_staying`]).
+    Staying(&'a HashSet<BlobKey>),
+}
+
+/// Reads the bodies of `digests` (none of them in [`BlobIndex::unread`] any more) for the
+/// storage figures and adds their blobs to `index` as `adding` says. A read that fails
+/// leaves them all unread (the figures say what they could not see); returns whether they
+/// were all read.
 pub async fn read_unread_blobs(
     client: &RegistryClient,
     repository: &str,
     index: &mut BlobIndex,
-    digests: Vec<Digest>,
-) {
+    digests: &HashSet<Digest>,
+    adding: Adding<'_>,
+) -> bool {
     let concurrency = client.read_concurrency();
     // Each body is reduced to its blobs and joins the index as it arrives (a repository may
-    // have a hundred thousand to read: no list of them all is held on the side); a failed
-    // read takes back what this call added, so that all or none of them join.
+    // have a million to read: no list of them all is held on the side); a failed read takes
+    // back what this call added, so that all or none of them join.
     let mark = index.mark();
     let mut reads = futures::stream::iter(digests.iter().cloned())
         .map(|digest| async move {
@@ -288,20 +302,27 @@ pub async fn read_unread_blobs(
         .buffer_unordered(concurrency.max(1));
     while let Some(read) = reads.next().await {
         match read {
-            Ok((digest, blobs)) => add_blobs(index, digest, blobs),
+            Ok((digest, Some(blobs))) => match adding {
+                Adding::Held => index.insert(digest, &blobs),
+                Adding::Staying(removed) => index.add_staying(digest, &blobs, removed),
+            },
+            Ok((digest, None)) => {
+                index.unknown.insert(digest);
+            }
             Err(error) => {
                 drop(reads);
-                unread_again(index, mark, &digests);
+                unread_again(index, mark, digests);
                 tracing::warn!(%error, repository, "reading manifests for the storage figures failed");
-                return;
+                return false;
             }
         }
     }
+    true
 }
 
 /// Takes back what a failed [`read_unread_blobs`] added since `mark`: `digests` (every one
 /// unread when it began) are unread again.
-fn unread_again(index: &mut BlobIndex, mark: Mark, digests: &[Digest]) {
+fn unread_again(index: &mut BlobIndex, mark: Mark, digests: &HashSet<Digest>) {
     index.truncate(mark);
     for digest in digests {
         index.unknown.remove(digest);
@@ -374,19 +395,23 @@ mod tests {
 
     #[test]
     fn a_failed_read_leaves_every_manifest_of_the_call_unread() {
-        let digests: Vec<Digest> = ["sha256:a", "sha256:b", "sha256:c"]
+        let digests: HashSet<Digest> = ["sha256:a", "sha256:b", "sha256:c"]
             .map(Digest::from)
-            .to_vec();
+            .into();
         let mut index = BlobIndex::default();
         index.insert(Digest::from("sha256:kept"), &[blob("blob", 1)]);
         index.unread.extend(digests.iter().cloned());
         let mark = index.mark();
         // Two reads arrived (one body, one gone) before the third failed.
-        add_blobs(&mut index, digests[0].clone(), Some(vec![blob("blob", 1)]));
-        add_blobs(&mut index, digests[1].clone(), None);
+        add_blobs(
+            &mut index,
+            Digest::from("sha256:a"),
+            Some(vec![blob("blob", 1)]),
+        );
+        add_blobs(&mut index, Digest::from("sha256:b"), None);
         assert_eq!(index.len(), 2);
         unread_again(&mut index, mark, &digests);
-        assert_eq!(index.unread, digests.iter().cloned().collect());
+        assert_eq!(index.unread, digests);
         assert!(index.unknown.is_empty());
         let read: Vec<&str> = index.iter().map(|(d, _)| d.as_str()).collect();
         assert_eq!(read, ["sha256:kept"], "what an earlier call read stays");
@@ -423,7 +448,7 @@ mod tests {
             &[blob("odd:blob", 1), blob(blob_text, 7)],
         );
         index.insert(Digest::from("sha256:gone"), &[blob("x", 3)]);
-        let gone = HashSet::from(["sha256:gone".to_string()]);
+        let gone = HashSet::from(["sha256:gone"]);
         let text = lines(&Staying::new(&index, &gone));
         assert_eq!(
             text,
@@ -511,7 +536,7 @@ mod tests {
                 r#"["sha256:m2",[["two",5]]]"#,
             ]
         );
-        let gone = HashSet::from(["sha256:m1".to_string()]);
+        let gone = HashSet::from(["sha256:m1"]);
         assert_eq!(lines(&Staying::new(&index, &gone)).len(), 2);
     }
 

@@ -3,10 +3,11 @@
 
 use super::execute::execute;
 use super::gather;
-use super::inventory::{self, plan_repository};
+use super::inventory::{self, Adding, plan_repository};
 use super::printer::{print_drift, print_dry_run};
 use super::tally::{Ending, refusal_of};
 use super::{Journal, JournalError, Lines, RunOptions};
+use crate::model::Digest;
 use crate::plan::Scope;
 use crate::registry::RegistryClient;
 use crate::report::text::Line;
@@ -206,39 +207,45 @@ pub(super) async fn execute_stage(
 /// Reads, for the storage figures, the bodies still unread of the manifests that are still
 /// there, once the repository's deletions are done, unless the run is stopping (time goes
 /// to deletions); then tells the journal the blobs of what stays, for the next run.
+///
+/// The removed manifests' bodies come first (a dry run's: a real run read them before each
+/// DELETE), then those of the manifests that stay, of which only the blobs shared with the
+/// removed ones are held (all of them under `--exact-storage`).
 async fn read_unread(
     stages: &Stages<'_>,
     repo: &mut RepositoryReport,
     stopping: &(dyn Fn() -> bool + Sync),
 ) {
-    let dry_run = stages.options.dry_run;
-    // In a real run, what it deleted (or the registry removed with it) cannot be read any
-    // more and is not remembered; a dry run removed nothing.
-    let gone: HashSet<String> = match dry_run {
-        true => HashSet::new(),
-        false => crate::report::storage::removed_manifests(repo, false)
-            .into_iter()
-            .map(str::to_string)
-            .collect(),
-    };
+    let (dry_run, exact) = (stages.options.dry_run, stages.options.exact_storage);
     let Some(index) = repo.blobs.as_mut() else {
         return;
     };
-    let present: Vec<crate::model::Digest> = index
-        .unread
-        .iter()
-        .filter(|d| !gone.contains(d.as_str()))
-        .cloned()
+    // What the figures count as removed: planned (dry run) or deleted (real run).
+    let removed = crate::report::storage::removed_manifests(&repo.manifests, dry_run);
+    // In a real run what is removed is gone: it cannot be read any more and is not
+    // remembered. A dry run removed nothing.
+    let nothing = HashSet::new();
+    let gone = if dry_run { &nothing } else { &removed };
+    // Moved, not copied: a repository may have a million bodies to read.
+    let mut rest = std::mem::take(&mut index.unread);
+    index.unread = rest.extract_if(|d| gone.contains(d.as_str())).collect();
+    let first: HashSet<Digest> = rest
+        .extract_if(|d| exact || removed.contains(d.as_str()))
         .collect();
-    if !present.is_empty() && !stopping() {
-        inventory::read_unread_blobs(stages.client, &repo.repository, index, present).await;
+    let name = repo.repository.as_str();
+    if stopping() {
+        index.unread.extend(first);
+        index.unread.extend(rest);
+    } else if inventory::read_unread_blobs(stages.client, name, index, &first, Adding::Held).await {
+        let removed_blobs = index.removed_blobs(|d| removed.contains(d));
+        let staying = Adding::Staying(&removed_blobs);
+        inventory::read_unread_blobs(stages.client, name, index, &rest, staying).await;
+    } else {
+        index.unread.extend(rest);
     }
-    // Borrowed from the index, not copied: a repository may keep a hundred thousand lists.
-    let staying = inventory::Staying::new(index, &gone);
-    stages
-        .journal
-        .remember_blobs(&repo.repository, staying)
-        .await;
+    // Borrowed from the index, not copied: a repository may keep a million lists.
+    let staying = inventory::Staying::new(index, gone);
+    stages.journal.remember_blobs(name, staying).await;
 }
 
 /// Records a repository with nothing to delete (planned and ended at once).
