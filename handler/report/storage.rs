@@ -139,6 +139,25 @@ pub fn spool_list(lists: &LineSpool, manifest: &str, blobs: &[Blob]) -> Option<u
     u32::try_from(line).ok()
 }
 
+/// Records a manifest that stays, as its spooled `line`, and which of `removed` its `blobs`
+/// reference (in `shared`, with its position in `staying`); `false` past 2³² of them.
+fn stay(
+    staying: &mut Vec<u32>,
+    shared: &mut HashMap<BlobKey, u32>,
+    line: u32,
+    blobs: impl Iterator<Item = BlobKey>,
+    removed: &HashSet<BlobKey>,
+) -> bool {
+    let Ok(at) = u32::try_from(staying.len()) else {
+        return false;
+    };
+    staying.push(line);
+    for blob in blobs.filter(|blob| removed.contains(blob)) {
+        shared.entry(blob).or_insert(at);
+    }
+    true
+}
+
 /// How far a [`BlobIndex`] had read, to take back what was added since
 /// ([`BlobIndex::truncate`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,20 +215,59 @@ impl BlobIndex {
     /// it is left unread instead. Not for `--exact-storage`, whose registry-wide figures need
     /// every blob of what stays ([`BlobIndex::insert`]).
     pub fn add_staying(&mut self, manifest: Digest, blobs: &[Blob], removed: &HashSet<BlobKey>) {
-        let (Some(line), Ok(at)) = (
-            spool_list(&self.lists, &manifest, blobs),
-            u32::try_from(self.staying.len()),
-        ) else {
+        let keys = blobs.iter().map(|(blob, _)| BlobKey::from(blob));
+        let stays = spool_list(&self.lists, &manifest, blobs)
+            .is_some_and(|line| stay(&mut self.staying, &mut self.shared, line, keys, removed));
+        if !stays {
             self.unread.insert(manifest);
-            return;
-        };
-        self.staying.push(line);
-        for (blob, _) in blobs {
-            let key = BlobKey::from(blob);
-            if removed.contains(&key) {
-                self.shared.entry(key).or_insert(at);
-            }
         }
+    }
+
+    /// Adds a manifest that stays whose list an earlier run remembered, at `start..end` of
+    /// the vector and line `line` of the spool, as [`BlobIndex::add_staying`] adds one read:
+    /// its line remembered again, and only which of `removed` it references held. A range
+    /// or line out of bounds leaves it unread.
+    pub fn point_staying(
+        &mut self,
+        manifest: Digest,
+        (start, end, line): (u32, u32, u32),
+        removed: &HashSet<BlobKey>,
+    ) {
+        let stays = match self.blobs.get(start as usize..end as usize) {
+            Some(blobs) if (line as usize) < self.lists.len() => {
+                let keys = blobs.iter().map(|(blob, _)| *blob);
+                stay(&mut self.staying, &mut self.shared, line, keys, removed)
+            }
+            _ => false,
+        };
+        if !stays {
+            self.unread.insert(manifest);
+        }
+    }
+
+    /// Drops the blobs that no manifest held points into (remembered lists of manifests
+    /// that stay, or no longer listed), keeping the rest in order.
+    pub fn compact(&mut self) {
+        let held: usize = self
+            .read
+            .iter()
+            .map(|(_, start, end)| end.saturating_sub(*start) as usize)
+            .sum();
+        if u32::try_from(held).is_err() {
+            return;
+        }
+        let mut blobs = Vec::with_capacity(held);
+        for (_, start, end) in &mut self.read {
+            let list = self
+                .blobs
+                .get(*start as usize..*end as usize)
+                .unwrap_or(&[]);
+            // Both within 2³²: `held` is.
+            *start = blobs.len() as u32;
+            blobs.extend_from_slice(list);
+            *end = blobs.len() as u32;
+        }
+        self.blobs = blobs;
     }
 
     /// Adds a manifest whose blobs are already in the vector, at `start..end`, and whose

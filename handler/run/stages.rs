@@ -91,6 +91,7 @@ pub(super) async fn plan_stage(
         scope,
         options.concurrency,
         options.count_storage,
+        options.exact_storage,
         known_blobs,
     )
     .instrument(span);
