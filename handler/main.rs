@@ -8,7 +8,8 @@ use std::process::ExitCode;
 /// long-lived allocations (digests, tag names) between short-lived ones (listing pages,
 /// manifest bodies), and glibc's heap kept the holes those left: 607 MB peak RSS against
 /// 527 MB with jemalloc, the same code (82 against 83 MB at 100,000 images; 52 against 62
-/// at 50,000, jemalloc's fixed cost). mimalloc was tried before and held more (README).
+/// at 50,000, the pages jemalloc kept after they were freed: see [`JEMALLOC_CONF`]).
+/// mimalloc was tried before and held more (README).
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
