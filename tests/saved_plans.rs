@@ -319,6 +319,59 @@ async fn storage_freed_equals_the_reference_with_shared_layers_indexes_and_refer
     assert_eq!(would_free, exact);
 }
 
+/// Docker images (no body read to plan them) on two shared bases: the stale ones share a
+/// base with images that stay, and one has a layer of its own.
+fn docker_layered() -> Seed {
+    let image = |alias: &str, age: &str, layers: &[(&str, u64)]| {
+        ManifestSeed::docker(alias)
+            .age(age)
+            .tag(TagSeed::new(alias).age(age))
+            .layers(layers)
+    };
+    let app = RepoSeed::new("app")
+        .manifest(image(
+            "v1",
+            "90d",
+            &[("base-a", 1_000_000), ("v1-own", 3_000)],
+        ))
+        .manifest(image(
+            "v2",
+            "60d",
+            &[("base-a", 1_000_000), ("base-b", 500)],
+        ))
+        .manifest(image("v3", "1d", &[("base-a", 1_000_000), ("v3-own", 40)]))
+        .manifest(image("v4", "1d", &[("base-b", 500), ("v4-own", 7)]));
+    Seed::new().repo(app)
+}
+
+#[tokio::test]
+async fn what_stays_is_counted_by_what_it_shares_on_a_first_and_a_second_run() {
+    // The first run reads what stays after its deletions; the second run (after a dry run
+    // remembered every list) reads nothing and counts what stays from the remembered lists.
+    for dry_run_first in [false, true] {
+        let registry = Registry::start(docker_layered()).await;
+        let before = registry.emulator().snapshot();
+        let would_free = match dry_run_first {
+            true => Some(storage_of(&registry, &["--dry-run"]).await.1),
+            false => None,
+        };
+        let (done, freed) = storage_of(&registry, &[]).await;
+        let (per_repository, _) = reference(&before, &registry.emulator().snapshot());
+        // v1 and v2 deleted: v1's own layer and their configs freed, the bases still in use.
+        assert!(
+            (3_000..10_000).contains(&per_repository),
+            "{per_repository}"
+        );
+        assert_eq!(
+            freed, per_repository,
+            "dry run first: {dry_run_first}: {done}"
+        );
+        if let Some(would_free) = would_free {
+            assert_eq!(would_free, freed, "the dry run says what the run frees");
+        }
+    }
+}
+
 #[tokio::test]
 async fn the_text_summary_says_what_is_freed() {
     let registry = Registry::start(layered()).await;
