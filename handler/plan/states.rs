@@ -25,7 +25,9 @@ impl<'m> ByDigest<'m> {
             .filter(|&p| listing[p].digest.is_some())
             .collect();
         // Sorted by digest, the last position of a digest first; then that one is kept.
-        positions.sort_by(|a, b| digest(a).cmp(&digest(b)).then(b.cmp(a)));
+        // In place: positions are distinct, so the order is total without a stable sort's
+        // scratch space.
+        positions.sort_unstable_by(|a, b| digest(a).cmp(&digest(b)).then(b.cmp(a)));
         positions.dedup_by(|later, first| digest(later) == digest(first));
         ByDigest { listing, positions }
     }

@@ -139,6 +139,21 @@ pub fn spool_list(lists: &LineSpool, manifest: &str, blobs: &[Blob]) -> Option<u
     u32::try_from(line).ok()
 }
 
+/// Where a remembered list is: its blobs at `start..end` of the index's vector, and its
+/// `line` of the spool (start, end, line).
+pub type Spooled = (u32, u32, u32);
+
+/// The blobs at `start..end` of `blobs`, when that range and `line` of `lists` are within
+/// bounds.
+fn located<'b>(
+    blobs: &'b [KeyedBlob],
+    lists: &LineSpool,
+    (start, end, line): Spooled,
+) -> Option<&'b [KeyedBlob]> {
+    let blobs = blobs.get(start as usize..end as usize)?;
+    ((line as usize) < lists.len()).then_some(blobs)
+}
+
 /// Records a manifest that stays, as its spooled `line`, and which of `removed` its `blobs`
 /// reference (in `shared`, with its position in `staying`); `false` past 2³² of them.
 fn stay(
@@ -223,23 +238,15 @@ impl BlobIndex {
         }
     }
 
-    /// Adds a manifest that stays whose list an earlier run remembered, at `start..end` of
-    /// the vector and line `line` of the spool, as [`BlobIndex::add_staying`] adds one read:
+    /// Adds a manifest that stays whose list an earlier run remembered, at `at` (blobs
+    /// `start..end` of the vector, `line` of the spool), as [`BlobIndex::add_staying`] adds one read:
     /// its line remembered again, and only which of `removed` it references held. A range
     /// or line out of bounds leaves it unread.
-    pub fn point_staying(
-        &mut self,
-        manifest: Digest,
-        (start, end, line): (u32, u32, u32),
-        removed: &HashSet<BlobKey>,
-    ) {
-        let stays = match self.blobs.get(start as usize..end as usize) {
-            Some(blobs) if (line as usize) < self.lists.len() => {
-                let keys = blobs.iter().map(|(blob, _)| *blob);
-                stay(&mut self.staying, &mut self.shared, line, keys, removed)
-            }
-            _ => false,
-        };
+    pub fn point_staying(&mut self, manifest: Digest, at: Spooled, removed: &HashSet<BlobKey>) {
+        let stays = located(&self.blobs, &self.lists, at).is_some_and(|blobs| {
+            let keys = blobs.iter().map(|(blob, _)| *blob);
+            stay(&mut self.staying, &mut self.shared, at.2, keys, removed)
+        });
         if !stays {
             self.unread.insert(manifest);
         }
@@ -271,17 +278,15 @@ impl BlobIndex {
     }
 
     /// Adds a manifest whose blobs are already in the vector, at `start..end`, and whose
-    /// list is line `line` of the spool.
-    pub fn point(&mut self, manifest: Digest, start: u32, end: u32, line: u32) {
-        let fits = (start as usize) <= (end as usize)
-            && (end as usize) <= self.blobs.len()
-            && (line as usize) < self.lists.len();
-        match fits {
-            true => {
+    /// list is line `line` of the spool; out of bounds, it is left unread.
+    pub fn point(&mut self, manifest: Digest, at: Spooled) {
+        match located(&self.blobs, &self.lists, at) {
+            Some(_) => {
+                let (start, end, line) = at;
                 self.read.push((manifest, start, end));
                 self.lines.push(line);
             }
-            false => {
+            None => {
                 self.unread.insert(manifest);
             }
         }
@@ -545,10 +550,10 @@ mod tests {
             spool_list(&lists, manifest, &list);
         }
         let mut index = BlobIndex::adopting(blobs, lists);
-        index.point(Digest::from("sha256:m2"), 1, 3, 1);
+        index.point(Digest::from("sha256:m2"), (1, 3, 1));
         index.insert(Digest::from("sha256:m1"), &[blob("d", 4)]);
-        index.point(Digest::from("sha256:bad"), 2, 9, 0);
-        index.point(Digest::from("sha256:badline"), 0, 1, 9);
+        index.point(Digest::from("sha256:bad"), (2, 9, 0));
+        index.point(Digest::from("sha256:badline"), (0, 1, 9));
         let lists: Vec<(&str, Vec<u64>)> = index
             .iter()
             .map(|(d, blobs)| (d.as_str(), blobs.iter().map(|(_, s)| *s).collect()))

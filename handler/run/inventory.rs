@@ -15,7 +15,7 @@
 use crate::model::{BlobDigest, BlobKey, Digest, ManifestBody};
 use crate::plan::{Body, Draft, ReferrerSource, RepositoryPlan, Scope};
 use crate::registry::{RateCard, RegistryClient, RegistryError};
-use crate::report::storage::{Blob, KeyedBlob, Mark, append_list, spool_list};
+use crate::report::storage::{Blob, KeyedBlob, Mark, Spooled, append_list, spool_list};
 use crate::report::{BlobIndex, PlanError};
 use crate::store::spool::LineSpool;
 use futures::{StreamExt, TryStreamExt};
@@ -125,9 +125,6 @@ pub struct KnownBlobs {
     sorted: bool,
 }
 
-/// Where a remembered manifest's blobs are (start, end) and its line.
-type Found = (u32, u32, u32);
-
 /// A remembered manifest and where its blobs are (start, end) and its line.
 type Remembered = (BlobDigest, u32, u32, u32);
 
@@ -198,7 +195,7 @@ impl KnownBlobs {
 }
 
 /// Where the blobs of `manifest` are (start, end) and its line, in lists sorted by manifest.
-fn find(lists: &[Remembered], manifest: &str) -> Option<Found> {
+fn find(lists: &[Remembered], manifest: &str) -> Option<Spooled> {
     let key = BlobDigest::new(manifest);
     let at = lists.binary_search_by(|(m, ..)| m.cmp(&key)).ok()?;
     lists
@@ -272,7 +269,7 @@ fn blob_index(
     let mut all_removed_known = true;
     for digest in unread(true) {
         match find(&lists, digest) {
-            Some((start, end, line)) => index.point(digest.clone(), start, end, line),
+            Some(found) => index.point(digest.clone(), found),
             None => {
                 all_removed_known = false;
                 index.unread.insert(digest.clone());
@@ -291,7 +288,7 @@ fn blob_index(
     for digest in unread(false) {
         match (find(&lists, digest), &removed_blobs) {
             (Some(found), Some(removed)) => index.point_staying(digest.clone(), found, removed),
-            (Some((start, end, line)), None) => index.point(digest.clone(), start, end, line),
+            (Some(found), None) => index.point(digest.clone(), found),
             (None, _) => {
                 index.unread.insert(digest.clone());
             }

@@ -227,22 +227,22 @@ async fn read_unread(
     // remembered. A dry run removed nothing.
     let nothing = HashSet::new();
     let gone = if dry_run { &nothing } else { &removed };
-    // Moved, not copied: a repository may have a million bodies to read.
-    let mut rest = std::mem::take(&mut index.unread);
-    index.unread = rest.extract_if(|d| gone.contains(d.as_str())).collect();
-    let first: HashSet<Digest> = rest
-        .extract_if(|d| exact || removed.contains(d.as_str()))
-        .collect();
     let name = repo.repository.as_str();
-    if stopping() {
-        index.unread.extend(first);
-        index.unread.extend(rest);
-    } else if inventory::read_unread_blobs(stages.client, name, index, &first, Adding::Held).await {
-        let removed_blobs = index.removed_blobs(|d| removed.contains(d));
-        let staying = Adding::Staying(&removed_blobs);
-        inventory::read_unread_blobs(stages.client, name, index, &rest, staying).await;
-    } else {
-        index.unread.extend(rest);
+    if !stopping() {
+        // Moved, not copied: a repository may have a million bodies to read.
+        let mut rest = std::mem::take(&mut index.unread);
+        index.unread = rest.extract_if(|d| gone.contains(d.as_str())).collect();
+        let first: HashSet<Digest> = rest
+            .extract_if(|d| exact || removed.contains(d.as_str()))
+            .collect();
+        let client = stages.client;
+        if inventory::read_unread_blobs(client, name, index, &first, Adding::Held).await {
+            let removed_blobs = index.removed_blobs(|d| removed.contains(d));
+            let staying = Adding::Staying(&removed_blobs);
+            inventory::read_unread_blobs(client, name, index, &rest, staying).await;
+        } else {
+            index.unread.extend(rest);
+        }
     }
     // Borrowed from the index, not copied: a repository may keep a million lists.
     let staying = inventory::Staying::new(index, gone);
